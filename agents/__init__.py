@@ -1,0 +1,1 @@
+"""Recurrent-attention agents built on the glimpse core."""
