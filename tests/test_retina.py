@@ -1,0 +1,212 @@
+"""extract_glimpses and GlimpseSensor against a slow, obviously correct per-sample reference."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from glimpse import GlimpseSensor, centers_from_corners_px, extract_glimpses, window_corners_px
+
+
+def reference_glimpse(image: np.ndarray, corner_xy: tuple[int, int], side: int, block: int) -> np.ndarray:
+    """Zero-pad, crop the side x side window at the integer corner, average block x block blocks."""
+    c, h, w = image.shape
+    x0, y0 = corner_xy
+    pad = side + abs(x0) + abs(y0) + 1  # enough zeros for any window, however far off the image
+    padded = np.zeros((c, h + 2 * pad, w + 2 * pad), dtype=np.float64)
+    padded[:, pad : pad + h, pad : pad + w] = image
+    window = padded[:, y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]
+    n = side // block
+    return window.reshape(c, n, block, n, block).mean(axis=(2, 4))
+
+
+def reference_corner(center: float, extent: int, side: int) -> int:
+    """The documented rounding: nearest integer to the exact corner, halves (within 1e-3 px) up."""
+    return math.floor((center + 1.0) / 2.0 * extent - side / 2.0 + 0.5 + 1e-3)
+
+
+def reference_extract(images: torch.Tensor, centers: torch.Tensor, size: int, scales: int, factor: int):
+    imgs = images.double().numpy()
+    if images.dtype == torch.uint8:
+        imgs = imgs / 255.0
+    b, c, h, w = imgs.shape
+    out = np.zeros((b, scales, c, size, size))
+    for i in range(b):
+        x, y = centers[i].double().tolist()
+        for k in range(scales):
+            side = size * factor**k
+            corner = (reference_corner(x, w, side), reference_corner(y, h, side))
+            out[i, k] = reference_glimpse(imgs[i], corner, side, factor**k)
+    return torch.from_numpy(out)
+
+
+def random_images(b, c, h, w, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    if dtype == torch.uint8:
+        return torch.randint(0, 256, (b, c, h, w), generator=g, dtype=torch.uint8)
+    return torch.rand(b, c, h, w, generator=g, dtype=dtype)
+
+
+EDGE_CENTERS = torch.tensor(
+    [[-1, -1], [1, -1], [-1, 1], [1, 1], [-1, 0], [1, 0], [0, -1], [0, 1], [0, 0], [-1.4, 0.2], [0.3, 1.6], [2.5, 2.5]],
+    dtype=torch.float32,
+)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("size,scales,factor", [(4, 1, 2), (5, 2, 2), (6, 3, 2), (3, 4, 2), (5, 3, 3), (4, 2, 3)])
+@pytest.mark.parametrize("hw", [(20, 20), (17, 31), (80, 64)])
+def test_matches_reference_on_every_edge_and_corner(dtype, channels, size, scales, factor, hw):
+    h, w = hw
+    centers = EDGE_CENTERS
+    images = random_images(len(centers), channels, h, w, dtype)
+    out = extract_glimpses(images, centers, size=size, scales=scales, factor=factor)
+    assert out.shape == (len(centers), scales, channels, size, size)
+    assert out.dtype == torch.float32
+    expected = reference_extract(images, centers, size, scales, factor)
+    torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("size,factor", [(4, 2), (5, 2), (3, 3)])
+def test_integer_corners_equal_naive_pad_crop_average(dtype, size, factor):
+    """Corners given as integers (off every edge too) reproduce the naive crop exactly."""
+    h, w, scales = 23, 29, 3
+    g = torch.Generator().manual_seed(1)
+    for k in range(scales):
+        side = size * factor**k
+        corners = torch.stack(
+            [torch.randint(-side, w + 1, (64,), generator=g), torch.randint(-side, h + 1, (64,), generator=g)], 1
+        )
+        # Centre of the scale-k window, computed here independently of the library.
+        centers = torch.stack([(corners[:, 0] + side / 2) / w * 2 - 1, (corners[:, 1] + side / 2) / h * 2 - 1], 1)
+        images = random_images(64, 2, h, w, dtype, seed=k)
+        out = extract_glimpses(images, centers.float(), size=size, scales=scales, factor=factor)[:, k]
+        imgs = images.double().numpy() / (255.0 if dtype == torch.uint8 else 1.0)
+        for i in range(64):
+            naive = reference_glimpse(imgs[i], tuple(corners[i].tolist()), side, factor**k)
+            np.testing.assert_allclose(out[i].double().numpy(), naive, atol=1e-5, rtol=0)
+
+
+def test_half_pixel_corners_round_up():
+    # 6 px wide, size 2: centre x_px = 2.5 puts the exact corner at 1.5, which rounds up to 2.
+    images = torch.arange(6.0).view(1, 1, 1, 6).expand(1, 1, 2, 6).contiguous()
+    x = 2.5 / 6 * 2 - 1
+    out = extract_glimpses(images, torch.tensor([[x, 0.0]]), size=2)
+    assert out[0, 0, 0, 0].tolist() == [2.0, 3.0]
+    assert window_corners_px(torch.tensor([[x, 0.0]]), 2, 6, size=2).tolist() == [[[2, 0]]]
+
+
+def test_factor_one_repeats_the_same_window():
+    images = random_images(3, 1, 10, 10, torch.float32)
+    out = extract_glimpses(images, torch.zeros(3, 2), size=4, scales=3, factor=1)
+    torch.testing.assert_close(out[:, 0], out[:, 2])
+
+
+def test_float64_and_half_precision_keep_their_dtype():
+    for dtype in (torch.float64, torch.bfloat16):
+        images = random_images(2, 1, 12, 12, torch.float32).to(dtype)
+        out = extract_glimpses(images, torch.zeros(2, 2), size=4, scales=2)
+        assert out.dtype == dtype
+        expected = reference_extract(images.float(), torch.zeros(2, 2), 4, 2, 2)
+        torch.testing.assert_close(out.double(), expected, atol=1e-2 if dtype == torch.bfloat16 else 1e-12, rtol=0)
+
+
+def test_window_fully_outside_is_zero():
+    images = torch.ones(1, 1, 8, 8)
+    out = extract_glimpses(images, torch.tensor([[5.0, -5.0]]), size=3, scales=2)
+    assert out.abs().max() == 0
+
+
+def test_gradients_flow_to_images():
+    images = random_images(2, 2, 9, 7, torch.float64).requires_grad_()
+    centers = torch.tensor([[0.1, -0.3], [-0.9, 0.8]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda im: extract_glimpses(im, centers, size=3, scales=2), (images,))
+    # Gradient of the sum of a pixel's glimpse values: each block pixel gets 1/block_area per block covering it.
+    img = torch.zeros(1, 1, 8, 8, requires_grad=True)
+    extract_glimpses(img, torch.zeros(1, 2), size=2, scales=2).sum().backward()
+    assert img.grad[0, 0, 3, 3] == pytest.approx(1 + 0.25)
+    assert img.grad[0, 0, 0, 0] == 0
+
+
+def test_sensor_matches_stateless_and_replace_and_index():
+    images = random_images(5, 3, 30, 40, torch.uint8)
+    centers = torch.rand(5, 2, generator=torch.Generator().manual_seed(3)) * 2.4 - 1.2
+    sensor = GlimpseSensor(images, size=5, scales=3, factor=2)
+    torch.testing.assert_close(sensor(centers), extract_glimpses(images, centers, size=5, scales=3), atol=1e-6, rtol=0)
+    # index: glimpse image 4 twice and image 0 once.
+    index = torch.tensor([4, 0, 4])
+    out = sensor(centers[:3], index=index)
+    expected = extract_glimpses(images[index], centers[:3], size=5, scales=3)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+    # replace: rows 1 and 3 get new images.
+    new = random_images(2, 3, 30, 40, torch.uint8, seed=9)
+    sensor.replace(torch.tensor([1, 3]), new)
+    images2 = images.clone()
+    images2[torch.tensor([1, 3])] = new
+    torch.testing.assert_close(sensor(centers), extract_glimpses(images2, centers, size=5, scales=3), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="replacement images"):
+        sensor.replace(torch.tensor([0]), new[:1].float())
+
+
+def test_centers_from_corners_round_trip():
+    corners = torch.tensor([[-7, 3], [0, 0], [12, -2], [40, 33]])
+    centers = centers_from_corners_px(corners, 30, 40, size=7)
+    assert window_corners_px(centers, 30, 40, size=7)[:, 0].tolist() == corners.tolist()
+
+
+def test_large_image_region_path_matches_reference():
+    images = random_images(4, 3, 120, 150, torch.float32)
+    centers = torch.tensor([[0.0, 0.0], [-0.97, 0.95], [0.5, -1.0], [1.1, 0.2]])
+    out = extract_glimpses(images, centers, size=6, scales=3)
+    torch.testing.assert_close(out.double(), reference_extract(images, centers, 6, 3, 2), atol=1e-5, rtol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    b=st.integers(1, 3),
+    c=st.integers(1, 3),
+    h=st.integers(1, 40),
+    w=st.integers(1, 40),
+    size=st.integers(1, 7),
+    scales=st.integers(1, 3),
+    factor=st.integers(1, 3),
+    uint8=st.booleans(),
+    data=st.data(),
+)
+def test_property_matches_reference(b, c, h, w, size, scales, factor, uint8, data):
+    coords = st.floats(-1.5, 1.5, allow_nan=False, width=32)
+    centers = torch.tensor([[data.draw(coords), data.draw(coords)] for _ in range(b)], dtype=torch.float32)
+    images = random_images(b, c, h, w, torch.uint8 if uint8 else torch.float32, seed=h * 41 + w)
+    out = extract_glimpses(images, centers, size=size, scales=scales, factor=factor)
+    expected = reference_extract(images, centers, size, scales, factor)
+    torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=0)
+    # Property: every output is a mean of values in [0, 1] (zeros outside count), so it stays in [0, 1].
+    assert out.min() >= 0 and out.max() <= 1 + 1e-6
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(images=torch.zeros(2, 8, 8)), ValueError, r"images must be \(B, C, H, W\); got \(2, 8, 8\)"),
+        (dict(images=torch.zeros(2, 1, 8, 8, dtype=torch.int32)), TypeError, "uint8 or floating"),
+        (dict(centers=torch.zeros(3, 2)), ValueError, r"centers must be \(B, 2\); got \(3, 2\)"),
+        (dict(centers=torch.zeros(2, 3)), ValueError, r"centers must be \(B, 2\)"),
+        (dict(centers=torch.tensor([[0.0, float("nan")], [0, 0]])), ValueError, "finite"),
+        (dict(centers=torch.tensor([[0.0, float("inf")], [0, 0]])), ValueError, "finite"),
+        (dict(centers=torch.zeros(2, 2, dtype=torch.long)), TypeError, "floating point"),
+        (dict(size=0), ValueError, "size must be an integer >= 1; got 0"),
+        (dict(scales=0), ValueError, "scales must be an integer >= 1; got 0"),
+        (dict(factor=0), ValueError, "factor must be an integer >= 1; got 0"),
+        (dict(size=2.5), ValueError, "size must be an integer"),
+    ],
+)
+def test_bad_input_is_named(kwargs, error, match):
+    args = dict(images=torch.zeros(2, 1, 8, 8), centers=torch.zeros(2, 2), size=3, scales=1, factor=2)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        extract_glimpses(args.pop("images"), args.pop("centers"), **args)
