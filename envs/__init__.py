@@ -1,0 +1,36 @@
+"""Glimpse environments: datasets, batched task generators, Gymnasium envs and the SB3 bridge.
+
+Importing ``envs`` registers the environment ids with Gymnasium::
+
+    import gymnasium as gym
+    import envs  # noqa: F401  (registers glimpse/...)
+
+    env = gym.make("glimpse/ClutteredMNIST-v0", glimpse_size=12, scales=3)
+    vec = gym.make_vec("glimpse/ClutteredMNIST-v0", num_envs=256, device="cpu")
+"""
+
+import gymnasium as gym
+
+from envs.glimpse_env import TASKS, GlimpseEnv, GlimpseVectorEnv
+
+__all__ = ["GlimpseEnv", "GlimpseVectorEnv", "TASKS", "ENV_IDS"]
+
+#: Registered ids and the task each one runs.
+ENV_IDS = {
+    "glimpse/MNIST-v0": "mnist",
+    "glimpse/TranslatedMNIST-v0": "translated",
+    "glimpse/ClutteredMNIST-v0": "cluttered",
+    "glimpse/MovingMNIST-v0": "moving-mnist",
+    "glimpse/Catch-v0": "catch",
+}
+
+for _id, _task in ENV_IDS.items():
+    if _id not in gym.registry:
+        # No max_episode_steps: episodes end by termination at a length set by the env's own arguments;
+        # pass max_episode_steps to make/make_vec to truncate earlier.
+        gym.register(
+            id=_id,
+            entry_point="envs.glimpse_env:GlimpseEnv",
+            vector_entry_point="envs.glimpse_env:GlimpseVectorEnv",
+            kwargs={"task": _task},
+        )

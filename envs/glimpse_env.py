@@ -1,0 +1,568 @@
+"""Glimpse environments: look at a digit canvas, a video or RAM's Catch through a moving multi-scale retina.
+
+One implementation: :class:`GlimpseVectorEnv` steps ``N`` episodes at once as torch tensors (CPU or CUDA),
+taking every glimpse through :class:`glimpse.GlimpseSensor` / :func:`glimpse.extract_glimpses`.
+:class:`GlimpseEnv` is its ``N = 1`` case with numpy in and out, for ``gymnasium.make`` and checkers.
+
+## Description
+Classification tasks (``mnist``, ``translated``, ``cluttered``) show one canvas per episode; the agent
+moves its glimpse ``num_glimpses`` times and names the digit at the last step (RAM's reward, Mnih et al.
+2014). Video tasks (``moving-mnist``, ``video``) glimpse frame ``t`` at step ``t`` and name the target
+at the end. ``catch`` is RAM's dynamic game: each action moves the paddle and the glimpse together.
+
+## Action Space
+``action_mode="continuous"`` (default): ``Box(-1, 1, (2 + D,), float32)``. ``action[:2]`` is the next
+glimpse centre ``(x, y)`` in ``[-1, 1]`` (outer canvas edges, +y down; values outside are clipped to the
+canvas). ``action[2:]`` are ``D`` decision scores whose argmax is the decision: the class (``D`` = number
+of classes) or, in Catch, the paddle move (``D = 3``: left, stay, right).
+
+``action_mode="discrete"``: ``MultiDiscrete([grid, grid, D])``: the glimpse moves to the centre of grid
+cell ``(column, row)`` of a ``grid x grid`` partition of the canvas (these cells are the "items" of
+item-wise hard attention), and the third entry is the decision.
+
+## Observation Space
+``Dict(glimpse=Box(0, 1, (S, C, g, g), float32), location=Box(-1, 1, (2,), float32))``: the retina's
+``S`` scales of ``g x g`` pixels (scale ``k`` covers ``g * factor**k`` canvas pixels, area-averaged) and
+the centre it was taken at.
+
+## Rewards
+Classification and video: 1 at the last step if the decision equals the label, else 0 (0 at every other
+step; decisions before the last step are ignored). Catch: 1 when the ball reaches the bottom row on the
+paddle, else 0.
+
+## Starting State
+A new canvas/video/game drawn from the env's seed; the first glimpse at the canvas centre
+(``start="center"``) or uniformly random in ``[-1, 1]^2`` (``start="random"``, default).
+
+## Episode End
+Termination: after ``num_glimpses`` steps (classification: the observation after ``reset`` is the first
+glimpse, so the agent has seen ``num_glimpses`` glimpses when it decides; the last step's location only
+produces the final observation), after ``frames`` steps (video), or when the ball reaches the bottom
+row (Catch, ``canvas - 1`` steps). Truncation: at ``max_episode_steps`` if given. The label (or
+``caught``) is in the step's info when an episode ends; in the vector env it is in
+``infos["final_info"]`` with the final observation in ``infos["final_obs"]`` (same-step autoreset).
+
+## Seeding
+Every random number is a counter-based hash of (seed, episode, draw): env ``i`` of
+``make_vec(num_envs=N)`` reset with seed ``s`` plays exactly the episodes of a single env reset with
+seed ``s + i``, on any device. In ``split="test"`` the canvases form a fixed test set: episode ``e`` of
+env ``i`` shows test example ``(s + i + e * N) mod M`` (``M`` = test digits), the same canvas whatever
+the seed or device, so ``N`` envs over ``ceil(M / N)`` episodes each see every test example once.
+
+## Arguments
+See :class:`GlimpseVectorEnv`.
+
+## Version History
+- v0: initial release.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from torch import Tensor
+
+from envs import rng, tasks
+from glimpse import GlimpseSensor, extract_glimpses, window_corners_px
+
+__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TASKS", "TEST_KEY", "render_glimpse"]
+
+TASKS = ("mnist", "translated", "cluttered", "moving-mnist", "video", "catch")
+ACTION_MODES = ("continuous", "discrete")
+# The key that draws the test split's canvases: fixed, so the test set is the same for every seed.
+TEST_KEY = 0x7E57
+# Streams of the env's own draws (the task generators have theirs).
+_STREAM_START = 101
+
+_DEFAULT_CANVAS = {"mnist": 28, "translated": 60, "cluttered": 60, "moving-mnist": 64, "catch": 24}
+
+
+class _Scene:
+    """What the glimpses look at, for all ``N`` envs: one subclass per kind of task."""
+
+    num_decisions: int
+    episode_steps: int
+    shape: tuple[int, int, int]  # (C, H, W)
+    labels: Tensor | None = None
+
+    def start(self, rows: Tensor, keys: Tensor, episodes: Tensor) -> None:
+        """Begin new episodes in ``rows`` ``(K,)``, drawn from ``keys``/``episodes`` ``(K,)``."""
+        raise NotImplementedError
+
+    def advance(self, decisions: Tensor, steps: Tensor) -> tuple[Tensor, Tensor]:
+        """Apply the decisions of step ``steps`` (1-based); return ``(reward (N,) float32, terminated (N,))``."""
+        raise NotImplementedError
+
+    def glimpse(self, centers: Tensor, steps: Tensor) -> Tensor:
+        """Glimpses ``(N, S, C, g, g)`` of what is visible at ``steps``."""
+        raise NotImplementedError
+
+    def frame(self, row: int, step: int) -> Tensor:
+        """The ``(C, H, W)`` picture env ``row`` shows at ``step``, for rendering."""
+        raise NotImplementedError
+
+    def final_info(self, rewards: Tensor) -> dict[str, Tensor]:
+        return {"label": self.labels.clone()}
+
+
+def _judge(decisions: Tensor, labels: Tensor, steps: Tensor, episode_steps: int) -> tuple[Tensor, Tensor]:
+    terminated = steps >= episode_steps
+    return (terminated & (decisions == labels)).to(torch.float32), terminated
+
+
+class _CanvasScene(_Scene):
+    """One still canvas per episode (classification); the sensor's integral images are built at reset."""
+
+    def __init__(self, generate: Callable, num_envs: int, steps: int, retina: dict, shape, num_classes: int):
+        self._generate, self._retina = generate, retina
+        self.episode_steps, self.shape, self.num_decisions = steps, shape, num_classes
+        self.canvases: Tensor | None = None
+        self.sensor: GlimpseSensor | None = None
+
+    def start(self, rows, keys, episodes):
+        canvases, labels = self._generate(keys, episodes)
+        if self.canvases is None:  # the first reset covers every row
+            self.canvases, self.labels = canvases, labels
+            self.sensor = GlimpseSensor(canvases, **self._retina)
+            return
+        self.canvases[rows], self.labels[rows] = canvases, labels
+        self.sensor.replace(rows, canvases)
+
+    def advance(self, decisions, steps):
+        return _judge(decisions, self.labels, steps, self.episode_steps)
+
+    def glimpse(self, centers, steps):
+        return self.sensor(centers)
+
+    def frame(self, row, step):
+        return self.canvases[row]
+
+
+class _VideoScene(_Scene):
+    """``T`` frames per episode; step ``t`` glimpses frame ``t`` (the sensor holds all ``N * T`` frames)."""
+
+    def __init__(self, generate: Callable, num_envs: int, frames: int, retina: dict, shape, num_classes: int):
+        self._generate, self._retina = generate, retina
+        self.episode_steps, self.shape, self.num_decisions = frames, shape, num_classes
+        self.video: Tensor | None = None
+        self.sensor: GlimpseSensor | None = None
+
+    def start(self, rows, keys, episodes):
+        video, labels = self._generate(keys, episodes)  # (K, T, C, H, W)
+        k, t = video.shape[:2]
+        if self.video is None:
+            self.video, self.labels = video, labels
+            self.sensor = GlimpseSensor(video.flatten(0, 1), **self._retina)
+            return
+        self.video[rows], self.labels[rows] = video, labels
+        frame_rows = (rows[:, None] * t + torch.arange(t, device=rows.device)).flatten()
+        self.sensor.replace(frame_rows, video.flatten(0, 1))
+
+    def advance(self, decisions, steps):
+        return _judge(decisions, self.labels, steps, self.episode_steps)
+
+    def glimpse(self, centers, steps):
+        t = self.video.shape[1]
+        index = torch.arange(len(centers), device=centers.device) * t + steps.clamp(max=t - 1)
+        return self.sensor(centers, index=index)
+
+    def frame(self, row, step):
+        return self.video[row, min(step, self.video.shape[1] - 1)]
+
+
+class _CatchScene(_Scene):
+    """RAM's Catch: the screen changes every step, so each glimpse is a one-shot retina call."""
+
+    num_decisions = 3  # paddle: left, stay, right
+
+    def __init__(self, screen: int, retina: dict):
+        self.screen, self._retina = screen, retina
+        self.episode_steps, self.shape = screen - 1, (1, screen, screen)
+        self.state: tasks.CatchState | None = None
+        self._caught: Tensor | None = None
+
+    def start(self, rows, keys, episodes):
+        new = tasks.catch_reset(keys, episodes, screen=self.screen)
+        if self.state is None:
+            self.state = new
+            return
+        for f in fields(new):
+            getattr(self.state, f.name)[rows] = getattr(new, f.name)
+
+    def advance(self, decisions, steps):
+        self.state, done, reward = tasks.catch_step(self.state, decisions - 1, screen=self.screen)
+        return reward.to(torch.float32), done
+
+    def glimpse(self, centers, steps):
+        return extract_glimpses(tasks.catch_render(self.state, screen=self.screen), centers, **self._retina)
+
+    def frame(self, row, step):
+        return tasks.catch_render(self.state, screen=self.screen)[row]
+
+    def final_info(self, rewards):
+        return {"caught": rewards > 0}
+
+
+class GlimpseVectorEnv(VectorEnv):
+    r"""``N`` glimpse episodes stepped together as torch tensors; see the module docstring.
+
+    Observations, rewards, terminations and infos are torch tensors on ``device``; actions may be torch
+    tensors or numpy arrays ``(N, ...)``. Autoreset is same-step (what SB3 expects; see ``envs.sb3``).
+
+    Args:
+        num_envs: number of parallel episodes ``N``.
+        task: one of ``TASKS``.
+        canvas: canvas side in pixels (default: 28 mnist, 60 translated/cluttered, 64 moving-mnist,
+            24 catch; the user video's own size for ``video``).
+        distractors: clutter fragments (cluttered: 4, or 8 on a canvas of 100 or more; moving-mnist: 0).
+        distractor_size: side of each clutter fragment in pixels.
+        glimpse_size: retina side ``g`` in pixels.
+        scales: retina scales ``S``.
+        factor: window growth per scale.
+        num_glimpses: glimpses per classification episode (default 6); video and Catch have one per frame.
+        action_mode: ``"continuous"`` or ``"discrete"``.
+        grid: cells per axis in discrete mode (default ``ceil(canvas / glimpse_size)``).
+        dataset: ``"mnist"`` or ``"fashion-mnist"`` (see ``envs.data.load_digits``).
+        split: ``"train"`` or ``"test"``.
+        data_dir: folder with IDX files (else ``$GLIMPSE_DATA_DIR`` and the default sources).
+        frames: frames per video episode (moving-mnist).
+        digits: moving digits per video (moving-mnist: 1 or 2; the first is the target).
+        video: ``(frames, labels)`` for ``task="video"``: ``(M, T, H, W[, C])`` uint8 or float in [0, 1].
+        start: ``"random"`` or ``"center"``: where the first glimpse is taken.
+        device: torch device of every tensor.
+        render_mode: ``None`` or ``"rgb_array"``.
+        max_episode_steps: truncate episodes at this many steps.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.SAME_STEP, "render_fps": 4}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        *,
+        task: str = "cluttered",
+        canvas: int | None = None,
+        distractors: int | None = None,
+        distractor_size: int = 8,
+        glimpse_size: int = 8,
+        scales: int = 1,
+        factor: int = 2,
+        num_glimpses: int | None = None,
+        action_mode: str = "continuous",
+        grid: int | None = None,
+        dataset: str = "mnist",
+        split: str = "train",
+        data_dir: str | None = None,
+        frames: int = 20,
+        digits: int = 1,
+        video: tuple[Any, Any] | None = None,
+        start: str = "random",
+        device: str | torch.device = "cpu",
+        render_mode: str | None = None,
+        max_episode_steps: int | None = None,
+        _autoreset: bool = True,
+    ) -> None:
+        _require(task in TASKS, f"task must be one of {TASKS}; got {task!r}")
+        _require(action_mode in ACTION_MODES, f"action_mode must be one of {ACTION_MODES}; got {action_mode!r}")
+        _require(start in ("random", "center"), f"start must be 'random' or 'center'; got {start!r}")
+        _require(render_mode in (None, "rgb_array"), f"render_mode must be None or 'rgb_array'; got {render_mode!r}")
+        _require(split in ("train", "test"), f"split must be 'train' or 'test'; got {split!r}")
+        for name, value in (("num_envs", num_envs), ("glimpse_size", glimpse_size), ("scales", scales),
+                            ("factor", factor), ("frames", frames)):
+            _require(_is_positive_int(value), f"{name} must be an integer >= 1; got {value!r}")
+        if num_glimpses is not None:
+            _require(task not in ("moving-mnist", "video", "catch"),
+                     f"num_glimpses does not apply to task {task!r}: it takes one glimpse per frame")
+            _require(_is_positive_int(num_glimpses), f"num_glimpses must be an integer >= 1; got {num_glimpses!r}")
+        if max_episode_steps is not None:
+            _require(_is_positive_int(max_episode_steps),
+                     f"max_episode_steps must be an integer >= 1; got {max_episode_steps!r}")
+
+        self.num_envs = num_envs
+        self.task, self.split, self.start_mode = task, split, start
+        self.device = torch.device(device)
+        self.render_mode = render_mode
+        self.max_episode_steps = max_episode_steps
+        self._autoreset = _autoreset
+        self.retina = dict(size=glimpse_size, scales=scales, factor=factor)
+        self._scene, self._test_set_size = self._make_scene(
+            task, canvas, distractors, distractor_size, num_glimpses or 6, dataset, split, data_dir, frames,
+            digits, video,
+        )
+        channels, height, width = self._scene.shape
+        _require(glimpse_size <= min(height, width),
+                 f"glimpse_size {glimpse_size} is larger than the {height}x{width} canvas")
+        self.canvas_shape = self._scene.shape
+        self.action_mode = action_mode
+        self.grid = grid if grid is not None else max(2, math.ceil(max(height, width) / glimpse_size))
+        _require(_is_positive_int(self.grid), f"grid must be an integer >= 1; got {grid!r}")
+
+        decisions = self._scene.num_decisions
+        if action_mode == "continuous":
+            self.single_action_space = spaces.Box(-1.0, 1.0, (2 + decisions,), np.float32)
+        else:
+            self.single_action_space = spaces.MultiDiscrete([self.grid, self.grid, decisions])
+        self.single_observation_space = spaces.Dict(
+            glimpse=spaces.Box(0.0, 1.0, (scales, channels, glimpse_size, glimpse_size), np.float32),
+            location=spaces.Box(-1.0, 1.0, (2,), np.float32),
+        )
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+
+        self._keys: Tensor | None = None
+        self._episodes = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self._steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self._locations = torch.zeros(num_envs, 2, dtype=torch.float32, device=self.device)
+        self._done = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+
+    # ------------------------------------------------------------------ scenes
+    def _make_scene(self, task, canvas, distractors, distractor_size, num_glimpses, dataset, split, data_dir,
+                    frames, digits, video) -> tuple[_Scene, int | None]:
+        retina = self.retina
+        if task == "catch":
+            screen = canvas if canvas is not None else _DEFAULT_CANVAS["catch"]
+            _require(_is_positive_int(screen) and screen >= 3, f"canvas must be an integer >= 3; got {screen!r}")
+            return _CatchScene(screen, retina), None
+        if task == "video":
+            _require(video is not None, "task='video' needs video=(frames, labels)")
+            source = tasks.as_video_source(*[torch.as_tensor(v) for v in video])
+            source = tasks.VideoSource(source.frames.to(self.device), source.labels.to(self.device))
+            _require(canvas is None, "canvas does not apply to task='video': the frames set the size")
+            shape = tuple(source.frames.shape[-3:])
+            generate = lambda k, e: tasks.video_frames(source.frames, source.labels, k, e)  # noqa: E731
+            classes = int(source.labels.max()) + 1
+            return _VideoScene(generate, self.num_envs, source.frames.shape[1], retina, shape, classes), len(
+                source.labels)
+
+        from envs.data import load_digits  # imported here so that Catch needs no dataset
+
+        data = load_digits(dataset, split, data_dir=data_dir)
+        images, labels = data.images.to(self.device), data.labels.to(self.device)
+        side = canvas if canvas is not None else _DEFAULT_CANVAS[task]
+        if task == "mnist":
+            _require(canvas in (None, 28), f"task='mnist' shows the plain 28x28 digit; got canvas={canvas!r}")
+            generate = lambda k, e: tasks.plain_digits(images, labels, k, e)  # noqa: E731
+        elif task == "translated":
+            generate = lambda k, e: tasks.translated_digits(images, labels, k, e, canvas=side)  # noqa: E731
+        elif task == "cluttered":
+            count = distractors if distractors is not None else (8 if side >= 100 else 4)
+            generate = lambda k, e: tasks.cluttered_digits(  # noqa: E731
+                images, labels, k, e, canvas=side, distractors=count, distractor_size=distractor_size)
+        else:  # moving-mnist
+            generate = lambda k, e: tasks.moving_digits(  # noqa: E731
+                images, labels, k, e, frames=frames, canvas=side, digits=digits,
+                distractors=distractors or 0)
+            return _VideoScene(generate, self.num_envs, frames, retina, (1, side, side), data.num_classes), len(labels)
+        return _CanvasScene(generate, self.num_envs, num_glimpses, retina, (1, side, side), data.num_classes), len(
+            labels)
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        """Start new episodes in every env. ``seed`` ``s`` gives env ``i`` the key ``s + i``."""
+        if seed is not None:
+            if isinstance(seed, int):
+                self._keys = rng.keys_from_seed(seed, self.num_envs, self.device)
+            else:
+                _require(len(seed) == self.num_envs, f"seed list must have {self.num_envs} entries; got {len(seed)}")
+                self._keys = torch.tensor([rng._signed(int(s)) for s in seed], dtype=torch.int64, device=self.device)
+            self._np_random, _ = seeding.np_random(seed if isinstance(seed, int) else int(seed[0]))
+            self._episodes.zero_()
+        elif self._keys is None:
+            self._np_random, drawn = seeding.np_random(None)
+            self._keys = rng.keys_from_seed(int(drawn) % 2**62, self.num_envs, self.device)
+        else:
+            self._episodes += 1
+        rows = torch.arange(self.num_envs, device=self.device)
+        self._start(rows)
+        return self._observe(), {}
+
+    def step(self, actions):
+        if not self._autoreset and bool(self._done.any()):
+            raise RuntimeError("the episode has ended: call reset() before step()")
+        if self._keys is None:
+            raise RuntimeError("call reset() before step()")
+        locations, decisions = self._parse_actions(actions)
+        self._steps += 1
+        rewards, terminated = self._scene.advance(decisions, self._steps)
+        self._locations = locations
+        obs = self._observe()
+        truncated = torch.zeros_like(terminated)
+        if self.max_episode_steps is not None:
+            truncated = (self._steps >= self.max_episode_steps) & ~terminated
+        done = terminated | truncated
+        infos: dict[str, Any] = {}
+        if bool(done.any()):
+            info = self._scene.final_info(rewards)
+            info.update({f"_{k}": done for k in list(info)})
+            if self._autoreset:
+                infos = {"final_obs": {k: v.clone() for k, v in obs.items()}, "_final_obs": done,
+                         "final_info": info, "_final_info": done}
+                rows = done.nonzero().flatten()
+                self._episodes[rows] += 1
+                self._start(rows)
+                fresh = self._observe(rows)
+                for key in obs:
+                    obs[key][rows] = fresh[key]
+            else:
+                infos = info
+                self._done = done
+        return obs, rewards, terminated, truncated, infos
+
+    def render(self) -> np.ndarray | None:
+        """``(N, H', W', 3)`` uint8: each env's current picture, magnified, with its glimpse windows drawn."""
+        if self.render_mode != "rgb_array":
+            return None
+        return np.stack([self._render_row(i) for i in range(self.num_envs)])
+
+    # ------------------------------------------------------------------ internals
+    def _start(self, rows: Tensor) -> None:
+        keys, episodes = self._keys[rows], self._episodes[rows]
+        if self._test_set_size is not None and self.split == "test":
+            # Fixed test set: example j is drawn from (TEST_KEY, j) whatever the seed.
+            example = torch.remainder(keys + episodes * self.num_envs, self._test_set_size)
+            self._scene.start(rows, torch.full_like(keys, TEST_KEY), example)
+        else:
+            self._scene.start(rows, keys, episodes)
+        self._steps[rows] = 0
+        self._done[rows] = False
+        if self.start_mode == "center":
+            self._locations[rows] = 0.0
+        else:
+            self._locations[rows] = (rng.uniform(keys, episodes, _STREAM_START, (2,)) * 2 - 1).to(torch.float32)
+
+    def _observe(self, rows: Tensor | None = None) -> dict[str, Tensor]:
+        glimpses = self._scene.glimpse(self._locations, self._steps)
+        if rows is not None:
+            glimpses = glimpses[rows]
+            return {"glimpse": glimpses, "location": self._locations[rows].clone()}
+        return {"glimpse": glimpses, "location": self._locations.clone()}
+
+    def _parse_actions(self, actions) -> tuple[Tensor, Tensor]:
+        shape = (self.num_envs, *self.single_action_space.shape)
+        if isinstance(actions, np.ndarray) or not isinstance(actions, Tensor):
+            actions = torch.as_tensor(np.asarray(actions))
+        _require(tuple(actions.shape) == shape, f"actions must be {shape}; got {tuple(actions.shape)}")
+        actions = actions.to(self.device)
+        if self.action_mode == "continuous":
+            if not actions.is_floating_point():
+                raise TypeError(f"continuous actions must be floating point; got {actions.dtype}")
+            _require(bool(torch.isfinite(actions).all()), "actions must be finite; got NaN or inf")
+            # Out-of-range locations are clipped to the canvas (documented).
+            return actions[:, :2].clamp(-1.0, 1.0).to(torch.float32), actions[:, 2:].argmax(dim=1)
+        if actions.is_floating_point() or actions.dtype == torch.bool:
+            raise TypeError(f"discrete actions must be integers; got {actions.dtype}")
+        high = torch.as_tensor(self.single_action_space.nvec, device=self.device)
+        _require(bool(((actions >= 0) & (actions < high)).all()),
+                 f"discrete actions must lie in [0, {self.single_action_space.nvec.tolist()}); got out-of-range values")
+        cells = actions[:, :2].to(torch.float32)
+        return (2 * cells + 1) / self.grid - 1, actions[:, 2].long()
+
+    def _render_row(self, row: int) -> np.ndarray:
+        picture = self._scene.frame(row, int(self._steps[row]))
+        return render_glimpse(picture, self._locations[row], **self.retina)
+
+
+WINDOW_COLOURS = ((0, 255, 0), (255, 200, 0), (255, 60, 60), (80, 160, 255))
+
+
+def render_glimpse(picture: Tensor, center: Tensor, *, size: int, scales: int = 1, factor: int = 2,
+                   height_px: int = 256) -> np.ndarray:
+    """An RGB picture of ``picture`` with the retina's windows at ``center`` outlined, finest in green.
+
+    Args:
+        picture: ``(C, H, W)`` uint8 or float in [0, 1] (a canvas or video frame).
+        center: ``(2,)`` glimpse centre ``(x, y)`` in ``[-1, 1]`` (outer edges, ``align_corners=False``).
+        size, scales, factor: the retina, as in :func:`glimpse.extract_glimpses`.
+        height_px: about how tall the returned picture is (nearest-neighbour magnified, integer zoom).
+
+    Returns:
+        ``(H * zoom, W * zoom, 3)`` uint8.
+    """
+    picture = picture.detach().cpu().float()
+    if picture.max() > 1.0:
+        picture = picture / 255.0
+    height, width = picture.shape[-2:]
+    zoom = max(1, height_px // height)
+    gray = picture.mean(0).numpy()
+    image = (np.repeat(np.repeat(gray, zoom, 0), zoom, 1)[..., None].repeat(3, -1) * 255).astype(np.uint8)
+    corners = window_corners_px(center.detach().cpu().view(1, 2).float(), height, width, size=size,
+                                scales=scales, factor=factor)[0]
+    for k, (x0, y0) in enumerate(corners.tolist()):
+        _draw_box(image, x0 * zoom, y0 * zoom, size * factor**k * zoom, WINDOW_COLOURS[k % len(WINDOW_COLOURS)])
+    return image
+
+
+def _draw_box(image: np.ndarray, x0: int, y0: int, side: int, colour: tuple[int, int, int]) -> None:
+    """Outline a square in place, clipped to the image (part of a window may lie off the canvas)."""
+    height, width = image.shape[:2]
+    x1, y1 = x0 + side - 1, y0 + side - 1
+    xa, xb, ya, yb = max(x0, 0), min(x1, width - 1), max(y0, 0), min(y1, height - 1)
+    if xa > xb or ya > yb:
+        return
+    for y in (y0, y1):
+        if 0 <= y < height:
+            image[y, xa : xb + 1] = colour
+    for x in (x0, x1):
+        if 0 <= x < width:
+            image[ya : yb + 1, x] = colour
+
+
+class GlimpseEnv(gym.Env):
+    """A single glimpse episode: the ``N = 1`` case of :class:`GlimpseVectorEnv`, numpy in and out.
+
+    Takes the same keyword arguments as :class:`GlimpseVectorEnv` (but ``num_envs``). See the module
+    docstring for the spaces, rewards and episode end.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(self, **kwargs: Any) -> None:
+        _require("num_envs" not in kwargs, "GlimpseEnv is a single env; use gymnasium.make_vec for num_envs")
+        self._vec = GlimpseVectorEnv(1, _autoreset=False, **kwargs)
+        self.render_mode = self._vec.render_mode
+        self.observation_space = self._vec.single_observation_space
+        self.action_space = self._vec.single_action_space
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is None and self._vec._keys is None:
+            # First reset without a seed: draw the key from this env's np_random.
+            seed = int(self.np_random.integers(2**62))
+        obs, _ = self._vec.reset(seed=seed, options=options)
+        return _unbatch(obs), {}
+
+    def step(self, action):
+        action = np.asarray(action)
+        obs, reward, terminated, truncated, info = self._vec.step(action[None])
+        info = {k: v[0].item() for k, v in info.items() if not k.startswith("_") and bool(info[f"_{k}"][0])}
+        return _unbatch(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
+
+    def render(self) -> np.ndarray | None:
+        frames = self._vec.render()
+        return None if frames is None else frames[0]
+
+    def close(self) -> None:
+        self._vec.close()
+
+
+def _unbatch(obs: dict[str, Tensor]) -> dict[str, np.ndarray]:
+    return {k: v[0].detach().cpu().numpy().astype(np.float32, copy=True) for k, v in obs.items()}
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
