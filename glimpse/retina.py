@@ -24,13 +24,14 @@ How. Block sums come from an integral image (summed-area table): each block is f
 cost of a glimpse does not grow with ``factor**k``. Sums accumulate in ``int32``/``int64`` for ``uint8``
 images (exact) and in ``float64`` for floating images (exact to rounding of the output dtype).
 :class:`GlimpseSensor` builds the table once for a batch of images and then glimpses it many times (an
-episode); :func:`extract_glimpses` first crops, per sample, the one region that holds all of a glimpse's
-windows, so its cost follows the window size rather than the image size.
+episode); :func:`extract_glimpses`, a one-shot call, prefix-sums only along x (and only the rows its
+windows cover, on large images) and sums each block's rows directly.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from glimpse._checks import check_finite, check_positive_int, check_shape
@@ -94,11 +95,21 @@ def window_corners_px(
     """
     size, scales, factor = _check_retina(size, scales, factor)
     _check_centers(centers)
+    return _corners(centers, height, width, _half_sides(size, scales, factor, centers.device))
+
+
+def _half_sides(size: int, scales: int, factor: int, device: torch.device) -> Tensor:
+    """``(1, S, 1)`` float64 half window sides, shaped to broadcast against ``(B, 1, 2)`` centres."""
+    return (size * factor ** torch.arange(scales, dtype=torch.float64, device=device) / 2.0).view(1, -1, 1)
+
+
+def _corners(centers: Tensor, height: int, width: int, half_sides: Tensor) -> Tensor:
     # float64 so that pixel positions of large images round the same way on every device.
-    c = centers.detach().to(torch.float64)
-    c_px = (c + 1.0) / 2.0 * torch.tensor([width, height], dtype=torch.float64, device=c.device)
-    sides = size * factor ** torch.arange(scales, dtype=torch.float64, device=c.device)
-    return torch.floor(c_px[:, None, :] - sides[None, :, None] / 2.0 + 0.5 + _TIE_PX).long()
+    c = centers.detach().to(device=half_sides.device, dtype=torch.float64)
+    x_px = (c[:, 0:1] + 1.0) * (width / 2.0)
+    y_px = (c[:, 1:2] + 1.0) * (height / 2.0)
+    c_px = torch.stack((x_px, y_px), dim=-1)  # (B, 1, 2)
+    return torch.floor(c_px - half_sides + (0.5 + _TIE_PX)).long()  # (B, S, 2)
 
 
 def centers_from_corners_px(corners: Tensor, height: int, width: int, *, size: int) -> Tensor:
@@ -134,9 +145,24 @@ def _accumulator_dtype(images: Tensor) -> torch.dtype:
     return torch.float64
 
 
-def _integral_image(images: Tensor) -> Tensor:
-    """Inclusive 2-D prefix sums ``(B, C, H, W)``: ``out[..., y, x] = images[..., :y+1, :x+1].sum()``."""
-    return images.cumsum(-1, dtype=_accumulator_dtype(images)).cumsum(-2)
+def _integral_table(images: Tensor) -> Tensor:
+    """Exclusive 2-D prefix sums ``(N, C, H + 1, W + 1)``: ``out[..., y, x] = images[..., :y, :x].sum()``.
+
+    The zero top row and left column make every block sum four plain look-ups, with no masking.
+    """
+    n, c, h, w = images.shape
+    acc = _accumulator_dtype(images)
+    if images.requires_grad and torch.is_grad_enabled():
+        return F.pad(images.cumsum(-1, dtype=acc).cumsum(-2), (1, 0, 1, 0))
+    # Without autograd, accumulate in place in the bordered buffer: a third less memory traffic.
+    table = torch.empty((n, c, h + 1, w + 1), dtype=acc, device=images.device)
+    table[..., 0, :] = 0
+    table[..., 1:, 0] = 0
+    inner = table[..., 1:, 1:]
+    inner.copy_(images)
+    inner.cumsum_(-1)
+    inner.cumsum_(-2)
+    return table
 
 
 class GlimpseSensor:
@@ -174,19 +200,21 @@ class GlimpseSensor:
         self.channels = int(images.shape[1])
         self.input_dtype = images.dtype
         self.out_dtype = torch.float32 if images.dtype == torch.uint8 else images.dtype
-        self.integral = _integral_image(images)  # (N, C, H, W)
+        self.table = _integral_table(images)  # (N, C, H + 1, W + 1)
         device = images.device
         blocks = factor ** torch.arange(scales, device=device)  # (S,)
         # Offsets of each block boundary from the window corner: (S, size + 1).
         self._boundaries = blocks[:, None] * torch.arange(size + 1, device=device)
-        scale = 255.0 if images.dtype == torch.uint8 else 1.0
-        self._inv_area = (1.0 / (scale * blocks.to(torch.float64) ** 2)).to(self.integral.dtype
-                                                                            if self.integral.is_floating_point()
-                                                                            else torch.float64)
+        self._half_sides = _half_sides(size, scales, factor, device)
+        # Block sums are exact in the table's dtype; the means are formed in float32 unless float64 is asked for.
+        self._work_dtype = torch.float64 if self.out_dtype == torch.float64 else torch.float32
+        pixel_scale = 255.0 if images.dtype == torch.uint8 else 1.0
+        inv_area = 1.0 / (pixel_scale * blocks.to(torch.float64) ** 2)
+        self._inv_area = inv_area.to(self._work_dtype).view(1, 1, scales, 1, 1)
 
     @property
     def num_images(self) -> int:
-        return int(self.integral.shape[0])
+        return int(self.table.shape[0])
 
     def replace(self, index: Tensor, images: Tensor) -> None:
         """Re-prepare the rows ``index`` ``(K,)`` with new ``images`` ``(K, C, H, W)`` (an env's reset)."""
@@ -196,7 +224,7 @@ class GlimpseSensor:
                 f"replacement images must be {self.input_dtype} (K, {self.channels}, {self.height}, "
                 f"{self.width}); got {images.dtype} {tuple(images.shape)}"
             )
-        self.integral[index] = _integral_image(images)
+        self.table[index] = _integral_table(images)
 
     def __call__(self, centers: Tensor, index: Tensor | None = None) -> Tensor:
         """Glimpse at ``centers`` ``(B, 2)``; ``index`` ``(B,)`` picks the prepared image of each row.
@@ -208,30 +236,27 @@ class GlimpseSensor:
         else:
             _check_centers(centers)
             check_shape(index, "index", "(B,)", (centers.shape[0],))
-        corners = window_corners_px(
-            centers, self.height, self.width, size=self.size, scales=self.scales, factor=self.factor
-        ).to(self.integral.device)
-        return self._glimpse_at(corners, index)
+        return self._glimpse_at(_corners(centers, self.height, self.width, self._half_sides), index)
 
     def _glimpse_at(self, corners: Tensor, index: Tensor | None) -> Tensor:
         """Block means for integer ``corners`` ``(B, S, 2)``; see the class docstring."""
         batch = corners.shape[0]
         h, w, c, n = self.height, self.width, self.channels, self.size + 1
-        # The exclusive table at boundary (y, x) is the inclusive one at (y - 1, x - 1), and 0 on the
-        # top row and left column; clamping the far side to H, W clips windows to the image exactly.
-        xs = (corners[:, :, 0, None] + self._boundaries).clamp(0, w) - 1  # (B, S, n)
-        ys = (corners[:, :, 1, None] + self._boundaries).clamp(0, h) - 1
-        inside = (ys >= 0)[:, :, :, None] & (xs >= 0)[:, :, None, :]  # (B, S, n, n)
-        flat = ys.clamp(min=0)[:, :, :, None] * w + xs.clamp(min=0)[:, :, None, :]  # (B, S, n, n)
+        # Clamping boundaries to [0, H] x [0, W] clips each block to the image: off-image pixels count 0.
+        xs = (corners[:, :, 0, None] + self._boundaries).clamp_(0, w)  # (B, S, n)
+        ys = (corners[:, :, 1, None] + self._boundaries).clamp_(0, h)
+        flat = (ys * (w + 1)).unsqueeze(-1) + xs.unsqueeze(-2)  # (B, S, n, n)
+        plane = (h + 1) * (w + 1)
         if index is None:
-            table = self.integral.reshape(batch, c, h * w)
+            table = self.table.view(batch, c, plane)
             looked_up = table.gather(2, flat.view(batch, 1, -1).expand(batch, c, -1))
         else:
-            rows = (index.to(flat.device)[:, None] * c + torch.arange(c, device=flat.device)) * (h * w)
-            looked_up = self.integral.reshape(-1)[rows[:, :, None] + flat.view(batch, 1, -1)]
-        table_at = looked_up.view(batch, c, self.scales, n, n) * inside[:, None]
-        sums = table_at[..., 1:, 1:] - table_at[..., :-1, 1:] - table_at[..., 1:, :-1] + table_at[..., :-1, :-1]
-        means = sums.to(self._inv_area.dtype) * self._inv_area[:, None, None]  # (B, C, S, size, size)
+            first = (index.to(flat.device)[:, None] * c + torch.arange(c, device=flat.device)) * plane  # (B, C)
+            looked_up = self.table.view(-1)[first[:, :, None] + flat.view(batch, 1, -1)]
+        at = looked_up.view(batch, c, self.scales, n, n)
+        rows = at[..., 1:, :] - at[..., :-1, :]  # (B, C, S, size, n): column prefix sums of block rows
+        sums = rows[..., 1:] - rows[..., :-1]  # (B, C, S, size, size)
+        means = sums.to(self._work_dtype) * self._inv_area
         return means.transpose(1, 2).to(self.out_dtype).contiguous()
 
 
@@ -275,29 +300,57 @@ def extract_glimpses(
     size, scales, factor = _check_retina(size, scales, factor)
     batch, channels, height, width = images.shape
     _check_centers(centers, batch)
-    corners = window_corners_px(centers, height, width, size=size, scales=scales, factor=factor)
-    corners = corners.to(images.device)
-    # Every scale's window lies within [min corner, min corner + largest side): rounding moves a corner
-    # by under half a pixel, so the union spans fewer than side_max + 1 pixels.
-    side = size * factor ** (scales - 1)
-    if side * side >= height * width:
-        sensor = GlimpseSensor(images, size=size, scales=scales, factor=factor)
-        return sensor._glimpse_at(corners, None)
-    origin = corners.min(dim=1).values  # (B, 2)
-    region = _crop_zero_padded(images, origin, side)  # (B, C, side, side)
-    sensor = GlimpseSensor(region, size=size, scales=scales, factor=factor)
-    return sensor._glimpse_at(corners - origin[:, None, :], None)
+    corners = _corners(centers, height, width, _half_sides(size, scales, factor, images.device))
+    return _block_means_from_rows(images, corners, size, scales, factor)
 
 
-def _crop_zero_padded(images: Tensor, origin: Tensor, side: int) -> Tensor:
-    """``(B, C, side, side)`` windows at integer top-left ``origin`` ``(B, 2)``, zero outside the image."""
+def _block_means_from_rows(images: Tensor, corners: Tensor, size: int, scales: int, factor: int) -> Tensor:
+    """One-shot block means: row prefix sums along x, then each block band's rows summed directly.
+
+    Unlike :class:`GlimpseSensor` this builds no 2-D table: a single glimpse needs only the rows its
+    windows cover, so the vertical direction is summed over each block's ``factor**k`` rows instead of
+    scanned over the whole image. When the windows' rows are a small part of the image (large images),
+    only those rows are prefix-summed.
+    """
     batch, channels, height, width = images.shape
-    steps = torch.arange(side, device=images.device)
-    xs = origin[:, 0, None] + steps  # (B, side)
-    ys = origin[:, 1, None] + steps
-    inside = ((ys >= 0) & (ys < height))[:, :, None] & ((xs >= 0) & (xs < width))[:, None, :]
-    flat = ys.clamp(0, height - 1)[:, :, None] * width + xs.clamp(0, width - 1)[:, None, :]  # (B, side, side)
-    crops = images.reshape(batch, channels, height * width).gather(
-        2, flat.view(batch, 1, -1).expand(batch, channels, -1)
-    )
-    return (crops.view(batch, channels, side, side) * inside[:, None]).to(images.dtype)
+    device = images.device
+    acc = _accumulator_dtype(images)
+    side = size * factor ** (scales - 1)
+    # Every scale's rows lie within [min corner, min corner + largest side): rounding moves a corner by
+    # under half a pixel, so the union spans fewer than side + 1 rows.
+    if 2 * side < height:
+        first_row = corners[:, :, 1].min(dim=1).values  # (B,)
+        rows = (first_row[:, None] + torch.arange(side, device=device)).clamp_(0, height - 1)
+        picked = images[torch.arange(batch, device=device)[:, None], :, rows]  # (B, side, C, W)
+        prefix = picked.transpose(1, 2).cumsum(-1, dtype=acc)  # (B, C, side, W)
+        prefix_rows = side
+    else:
+        first_row = torch.zeros(batch, dtype=torch.long, device=device)
+        prefix = images.cumsum(-1, dtype=acc)  # (B, C, H, W): inclusive sums along x
+        prefix_rows = height
+    steps = torch.arange(side, device=device)
+    boundaries = torch.arange(size + 1, device=device)
+    index, inside, layout = [], [], []
+    for k in range(scales):
+        block = factor**k
+        rows = corners[:, k, 1, None] + steps[: size * block]  # (B, s) absolute rows of the window
+        cols = (corners[:, k, 0, None] + block * boundaries).clamp_(0, width)  # (B, n) block edges, exclusive
+        # Exclusive prefix at edge x is the inclusive one at x - 1, and 0 at x = 0; off-image rows are 0.
+        keep = ((rows >= 0) & (rows < height))[:, :, None] & (cols > 0)[:, None, :]
+        local = (rows - first_row[:, None]).clamp_(0, prefix_rows - 1)
+        index.append((local[:, :, None] * width + (cols - 1).clamp_(min=0)[:, None, :]).flatten(1))
+        inside.append(keep.flatten(1))
+        layout.append(block)
+    flat = torch.cat(index, dim=1)  # (B, K)
+    looked_up = prefix.reshape(batch, channels, -1).gather(2, flat[:, None, :].expand(batch, channels, -1))
+    looked_up = looked_up * torch.cat(inside, dim=1)[:, None, :]
+    work = torch.float64 if images.dtype == torch.float64 else torch.float32
+    pixel_scale = 255.0 if images.dtype == torch.uint8 else 1.0
+    means, offset = [], 0
+    for block in layout:
+        count = size * block * (size + 1)
+        bands = looked_up[:, :, offset : offset + count].view(batch, channels, size, block, size + 1).sum(3)
+        offset += count
+        means.append((bands[..., 1:] - bands[..., :-1]).to(work) * (1.0 / (pixel_scale * block * block)))
+    out_dtype = torch.float32 if images.dtype == torch.uint8 else images.dtype
+    return torch.stack(means, dim=1).to(out_dtype)  # (B, S, C, size, size)
