@@ -81,8 +81,9 @@ TASKS = ("mnist", "translated", "cluttered", "moving-mnist", "video", "catch")
 ACTION_MODES = ("continuous", "discrete")
 # The key that draws the test split's canvases: fixed, so the test set is the same for every seed.
 TEST_KEY = 0x7E57
-# Streams of the env's own draws (the task generators have theirs).
-_STREAM_START = 101
+# Streams of the env's own draws, apart from the task generators' (envs.tasks uses 100-199): sharing one
+# would tie the draws together (stream 101 is the target's corner, so the start would point at the digit).
+_STREAM_START = 1000
 
 _DEFAULT_CANVAS = {"mnist": 28, "translated": 60, "cluttered": 60, "moving-mnist": 64, "catch": 24}
 
@@ -336,10 +337,14 @@ class GlimpseVectorEnv(VectorEnv):
         if task == "video":
             _require(video is not None, "task='video' needs video=(frames, labels)")
             source = tasks.as_video_source(*[torch.as_tensor(v) for v in video])
-            source = tasks.VideoSource(source.frames.to(self.device), source.labels.to(self.device))
+            clips = source.frames.to(self.device)
+            if clips.is_floating_point():  # observations are float32 whatever the frames' float dtype
+                clips = clips.to(torch.float32)
+            source = tasks.VideoSource(clips, source.labels.to(self.device))
             _require(canvas is None, "canvas does not apply to task='video': the frames set the size")
             shape = tuple(source.frames.shape[-3:])
-            generate = lambda k, e: tasks.video_frames(source.frames, source.labels, k, e)  # noqa: E731
+            # The validated (M, T, C, H, W) source itself: raw 5-D frames would be read as channels-last again.
+            generate = lambda k, e: tasks.video_frames(source, None, k, e)  # noqa: E731
             classes = int(source.labels.max()) + 1
             return _VideoScene(generate, self.num_envs, source.frames.shape[1], retina, shape, classes), len(
                 source.labels)

@@ -1,0 +1,679 @@
+r"""Episode generators for the glimpse tasks: digit canvases, moving digits, user videos, and RAM's Catch.
+
+Every generator is a pure function of ``(keys, episodes)``: row ``i`` of the output depends only on
+``keys[i]`` and ``episodes[i]`` (through :mod:`envs.rng`), so ``N`` batched envs play exactly the
+episodes of ``N`` single envs, on CPU or CUDA, in one tensor op with no Python loop over the batch.
+
+Conventions (shared with :mod:`glimpse.retina`):
+
+- images are ``(N, C, H, W)``, videos ``(N, T, C, H, W)``; canvases are square, ``canvas x canvas``;
+- a pixel position is ``(x, y)`` = (column, row), +x right, +y down; a *corner* is the integer top-left
+  pixel of a patch on the canvas, so a patch at corner ``(x0, y0)`` covers columns ``[x0, x0 + w)`` and
+  rows ``[y0, y0 + h)``;
+- ``keys`` and ``episodes`` are ``(N,)`` int64 on the target device; every output is on ``keys.device``
+  and the digit tensors you pass must already be there;
+- digit images are ``uint8`` ``(M, H, W)`` (``28 x 28`` for MNIST) with ``(M,)`` integer labels;
+  canvases come back ``uint8`` ``(N, 1, canvas, canvas)``.
+
+Compositing. Every pixel placed on a canvas goes through the retina (:func:`glimpse.extract_glimpses`):
+pasting patch ``p`` at corner ``(x0, y0)`` is the glimpse of ``p`` by a ``canvas x canvas`` window
+whose corner is ``(-x0, -y0)``, which (zeros outside the patch, integer corners) is an exact paste onto
+a zero canvas. Layers are **summed** in ``[0, 255]`` units, rounded to nearest and **clipped** to 255.
+
+Random streams. Each kind of draw has its own stream number (the ``STREAM_*`` constants below), so
+adding a draw never changes the others, and tasks that share a draw agree on it: with the same key and
+episode, :func:`plain_digits`, :func:`translated_digits`, :func:`cluttered_digits` and
+:func:`moving_digits` pick the same target digit, and :func:`translated_digits` and
+:func:`cluttered_digits` the same target position (:func:`moving_digits` draws its start from its own
+stream).
+
+Version History:
+    * v0: plain, translated, cluttered and moving digits, user videos, and Catch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from envs import rng
+from glimpse._checks import check_positive_int, check_shape
+from glimpse.retina import centers_from_corners_px, extract_glimpses
+
+__all__ = [
+    "paste_patches",
+    "plain_digits",
+    "translated_digits",
+    "cluttered_digits",
+    "moving_positions",
+    "moving_digits",
+    "VideoSource",
+    "as_video_source",
+    "video_frames",
+    "CatchState",
+    "catch_reset",
+    "catch_step",
+    "catch_render",
+]
+
+# One stream per kind of draw (see envs/rng.py). Never renumber: that would change every seeded episode.
+STREAM_TARGET_DIGIT = 100  # index of the target digit in the set
+STREAM_TARGET_CORNER = 101  # the target's corner on a static canvas, (x0, y0)
+STREAM_DISTRACTOR_SOURCE = 102  # which other digit each distractor is cut from
+STREAM_DISTRACTOR_CROP = 103  # corner of each distractor's crop inside its source digit
+STREAM_DISTRACTOR_CORNER = 104  # corner of each distractor on the canvas
+STREAM_SECOND_DIGIT = 105  # index of the moving distractor digit (moving_digits with digits=2)
+STREAM_MOVING_START = 106  # start position of each moving digit, a fraction of its range per axis
+STREAM_MOVING_ANGLE = 107  # direction of each moving digit, a fraction of a full turn
+STREAM_VIDEO = 108  # index of the video in a user video source
+STREAM_CATCH_COLUMN = 109  # Catch: the ball's starting column
+STREAM_CATCH_SLOPE = 110  # Catch: the ball's columns per row
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+# Canvas pixels per block of rows sent to the retina at once when pasting (x64 on GPUs).
+_CHUNK_PIXELS = 2**18
+
+
+# ----------------------------------------------------------------------------------------------------
+# Argument checks
+# ----------------------------------------------------------------------------------------------------
+
+
+def _check_keys(keys: Tensor, episodes: Tensor) -> None:
+    check_shape(keys, "keys", "(N,)", (None,))
+    check_shape(episodes, "episodes", "(N,)", (keys.shape[0],))
+    if keys.dtype != torch.int64 or episodes.dtype != torch.int64:
+        raise TypeError(f"keys and episodes must be int64; got {keys.dtype} and {episodes.dtype}")
+    if episodes.device != keys.device:
+        raise ValueError(f"keys and episodes must be on one device; got {keys.device} and {episodes.device}")
+
+
+def _check_digits(images: Tensor, labels: Tensor, keys: Tensor) -> None:
+    check_shape(images, "images", "(M, H, W)")
+    check_shape(labels, "labels", "(M,)", (images.shape[0],))
+    if images.dtype != torch.uint8:
+        raise TypeError(f"images must be uint8 (M, H, W); got {images.dtype}")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer tensor (M,); got {labels.dtype}")
+    if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
+        raise ValueError(f"images must hold at least one non-empty digit; got {tuple(images.shape)}")
+    if images.device != keys.device or labels.device != keys.device:
+        raise ValueError(
+            f"images and labels must be on keys.device ({keys.device}); got {images.device} and "
+            f"{labels.device}: move the digit set once with .to(device), not every episode"
+        )
+
+
+def _check_canvas(canvas: object, images: Tensor) -> int:
+    canvas = check_positive_int(canvas, "canvas")
+    height, width = int(images.shape[1]), int(images.shape[2])
+    if canvas < max(height, width):
+        raise ValueError(f"canvas must be >= the digit size ({height}x{width}) so a digit fits inside; got {canvas}")
+    return canvas
+
+
+def _check_distractors(distractors: object, distractor_size: object, images: Tensor) -> tuple[int, int]:
+    if isinstance(distractors, bool) or not isinstance(distractors, int) or distractors < 0:
+        raise ValueError(f"distractors must be an integer >= 0; got {distractors!r}")
+    side = min(int(images.shape[1]), int(images.shape[2]))
+    if isinstance(distractor_size, bool) or not isinstance(distractor_size, int) or not 1 <= distractor_size <= side:
+        raise ValueError(f"distractor_size must be an integer in [1, {side}] (the digit side); got {distractor_size!r}")
+    if distractors > 0 and images.shape[0] < 2:
+        raise ValueError(
+            f"distractors are cut from digits other than the target, so the set needs >= 2 digits; "
+            f"got {images.shape[0]}"
+        )
+    return distractors, distractor_size
+
+
+# ----------------------------------------------------------------------------------------------------
+# Compositing through the retina
+# ----------------------------------------------------------------------------------------------------
+
+
+def _paste_sum(patches: Tensor, corners: Tensor, canvas: int) -> Tensor:
+    """Sum of the pasted patches, float32 ``(B, canvas, canvas)`` in ``[0, 255]`` units, unclipped.
+
+    ``patches`` ``(B, K, h, w)`` uint8, or float in ``[0, 1]``; ``corners`` ``(B, K, 2)`` integer ``(x0, y0)``.
+    """
+    batch, count, height, width = patches.shape
+    out = torch.zeros(batch, canvas, canvas, dtype=torch.float32, device=patches.device)
+    if batch * count == 0:
+        return out
+    # The canvas-sized window of the patch whose corner is (-x0, -y0) is the patch pasted at (x0, y0).
+    centers = centers_from_corners_px(-corners.reshape(batch * count, 2), height, width, size=canvas)
+    centers = centers.to(patches.device).view(batch, count, 2)
+    # Rows go through the retina in blocks of about _CHUNK_PIXELS canvas pixels: the same result, but
+    # the retina's per-pixel temporaries stay cache-sized (twice as fast on CPU) and peak memory bounded.
+    budget = _CHUNK_PIXELS if patches.device.type == "cpu" else 64 * _CHUNK_PIXELS
+    rows = max(1, budget // (count * canvas * canvas))
+    for start in range(0, batch, rows):
+        block = patches[start : start + rows]
+        b = block.shape[0]
+        pasted = extract_glimpses(
+            block.reshape(b * count, 1, height, width), centers[start : start + rows].reshape(b * count, 2), size=canvas
+        )  # (b*K, 1, 1, canvas, canvas) in [0, 1]
+        out[start : start + b] = pasted.view(b, count, canvas, canvas).to(torch.float32).sum(dim=1) * 255.0
+    return out
+
+
+def _to_uint8(layers: Tensor) -> Tensor:
+    """Round a float sum in ``[0, 255]`` units to nearest and clip it to ``[0, 255]`` as uint8."""
+    return layers.round().clamp_(0.0, 255.0).to(torch.uint8)
+
+
+def paste_patches(patches: Tensor, corners: Tensor, canvas: int) -> Tensor:
+    r"""Paste ``K`` patches per row onto a zero canvas, summed and clipped to 255.
+
+    Conventions:
+
+    - ``patches``: ``(B, K, h, w)``, uint8, or floating point in ``[0, 1]`` (read as ``255 * value``).
+    - ``corners``: ``(B, K, 2)`` integer ``(x0, y0)`` = (column, row) of each patch's top-left pixel on the
+      canvas; patch ``k`` covers columns ``[x0, x0 + w)`` and rows ``[y0, y0 + h)``. Corners may put a
+      patch partly or wholly off the canvas: the part outside is dropped.
+    - Output: uint8 ``(B, 1, canvas, canvas)``: the sum of the pasted patches in ``[0, 255]`` units,
+      rounded to nearest and clipped to 255. A uint8 patch at an integer corner is reproduced exactly.
+
+    The paste goes through the retina: the ``canvas x canvas`` glimpse of the patch whose window
+    corner is ``(-x0, -y0)`` (zeros outside the patch).
+
+    Args:
+        patches: the patches, ``K`` per row.
+        corners: where each patch goes.
+        canvas: side of the square canvas in pixels.
+
+    Returns:
+        ``(B, 1, canvas, canvas)`` uint8 canvases.
+
+    Example:
+        >>> p = torch.full((1, 2, 2, 2), 200, dtype=torch.uint8)
+        >>> paste_patches(p, torch.tensor([[[0, 0], [1, 1]]]), 3)[0, 0]
+        tensor([[200, 200,   0],
+                [200, 255, 200],
+                [  0, 200, 200]], dtype=torch.uint8)
+    """
+    check_shape(patches, "patches", "(B, K, h, w)")
+    check_shape(corners, "corners", "(B, K, 2)", (patches.shape[0], patches.shape[1], 2))
+    canvas = check_positive_int(canvas, "canvas")
+    if patches.dtype != torch.uint8 and patches.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"patches must be uint8 or floating point in [0, 1]; got {patches.dtype}")
+    if corners.dtype.is_floating_point or corners.dtype.is_complex or corners.dtype == torch.bool:
+        raise TypeError(f"corners must be integer (x0, y0) pixels; got {corners.dtype}")
+    if patches.shape[2] == 0 or patches.shape[3] == 0:
+        raise ValueError(f"patches must not be empty; got {tuple(patches.shape)}")
+    if patches.is_floating_point() and patches.numel() > 0:
+        low, high = float(patches.min()), float(patches.max())
+        if not (0.0 <= low and high <= 1.0):  # also catches NaN
+            raise ValueError(f"float patches must lie in [0, 1]; got values in [{low}, {high}]")
+    return _to_uint8(_paste_sum(patches, corners.to(torch.int64), canvas))[:, None]
+
+
+def _inside_corners(
+    keys: Tensor, episodes: Tensor, stream: int, shape: tuple[int, ...], room: tuple[int, int]
+) -> Tensor:
+    """Uniform integer corners ``(N, *shape, 2)`` with ``x0 in [0, room_x]`` and ``y0 in [0, room_y]``."""
+    high = torch.tensor([room[0] + 1, room[1] + 1], device=keys.device)
+    return rng.integers(keys, episodes, stream, high, (*shape, 2))
+
+
+def _distractor_layer(
+    images: Tensor, target: Tensor, keys: Tensor, episodes: Tensor, count: int, size: int, canvas: int
+) -> Tensor:
+    """``count`` ``size x size`` fragments of digits other than ``target`` ``(N,)``, pasted fully inside.
+
+    Returns the float32 ``(N, canvas, canvas)`` sum in ``[0, 255]`` units (unclipped).
+    """
+    n = keys.shape[0]
+    num, height, width = (int(s) for s in images.shape)
+    if count == 0 or n == 0:
+        return torch.zeros(n, canvas, canvas, dtype=torch.float32, device=keys.device)
+    # Uniform over the other M - 1 digits: draw from M - 1 and skip the target's index.
+    source = rng.integers(keys, episodes, STREAM_DISTRACTOR_SOURCE, num - 1, (count,))  # (N, D)
+    source = source + (source >= target[:, None]).long()
+    crop = _inside_corners(keys, episodes, STREAM_DISTRACTOR_CROP, (count,), (width - size, height - size))
+    fragments = extract_glimpses(
+        images[source.reshape(-1)][:, None],  # (N*D, 1, H, W)
+        centers_from_corners_px(crop.reshape(-1, 2), height, width, size=size),
+        size=size,
+    ).view(n, count, size, size)  # float32 in [0, 1]
+    where = _inside_corners(keys, episodes, STREAM_DISTRACTOR_CORNER, (count,), (canvas - size, canvas - size))
+    return _paste_sum(fragments, where, canvas)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Static digit canvases
+# ----------------------------------------------------------------------------------------------------
+
+
+def plain_digits(images: Tensor, labels: Tensor, keys: Tensor, episodes: Tensor) -> tuple[Tensor, Tensor]:
+    r"""A uniformly random digit of the set per row, as it is (MNIST: ``28 x 28``).
+
+    Conventions: ``images`` uint8 ``(M, H, W)``, ``labels`` ``(M,)``, ``keys``/``episodes`` ``(N,)``
+    int64, all on one device. Draws: the digit index from ``STREAM_TARGET_DIGIT``.
+
+    Returns:
+        ``(canvases, labels)``: uint8 ``(N, 1, H, W)`` and ``(N,)`` (the labels' dtype).
+
+    Example:
+        >>> imgs, labs = torch.zeros(3, 28, 28, dtype=torch.uint8), torch.tensor([4, 7, 9])
+        >>> x, y = plain_digits(imgs, labs, torch.tensor([0, 1]), torch.tensor([0, 0]))
+        >>> x.shape, x.dtype
+        (torch.Size([2, 1, 28, 28]), torch.uint8)
+    """
+    _check_keys(keys, episodes)
+    _check_digits(images, labels, keys)
+    index = rng.integers(keys, episodes, STREAM_TARGET_DIGIT, int(images.shape[0]))  # (N,)
+    return images[index][:, None], labels[index]
+
+
+def translated_digits(
+    images: Tensor, labels: Tensor, keys: Tensor, episodes: Tensor, *, canvas: int = 60
+) -> tuple[Tensor, Tensor]:
+    r"""Translated MNIST: a random digit at a uniformly random position fully inside a zero canvas.
+
+    Conventions: as :func:`plain_digits`. The corner ``(x0, y0)`` is uniform over the
+    ``(canvas - W + 1) x (canvas - H + 1)`` positions that keep the whole digit inside.
+    Draws: the digit from ``STREAM_TARGET_DIGIT``, the corner from ``STREAM_TARGET_CORNER``.
+
+    Args:
+        canvas: side of the square canvas; at least the digit size. 60 as in RAM (Mnih et al., 2014).
+
+    Returns:
+        ``(canvases, labels)``: uint8 ``(N, 1, canvas, canvas)`` and ``(N,)``.
+    """
+    _check_keys(keys, episodes)
+    _check_digits(images, labels, keys)
+    canvas = _check_canvas(canvas, images)
+    height, width = int(images.shape[1]), int(images.shape[2])
+    index = rng.integers(keys, episodes, STREAM_TARGET_DIGIT, int(images.shape[0]))  # (N,)
+    corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - width, canvas - height))
+    canvases = _to_uint8(_paste_sum(images[index][:, None], corner[:, None], canvas))
+    return canvases[:, None], labels[index]
+
+
+def cluttered_digits(
+    images: Tensor,
+    labels: Tensor,
+    keys: Tensor,
+    episodes: Tensor,
+    *,
+    canvas: int = 60,
+    distractors: int = 4,
+    distractor_size: int = 8,
+) -> tuple[Tensor, Tensor]:
+    r"""Cluttered MNIST after DeepMind's mnist-cluttered: a digit among fragments of other digits.
+
+    The usual settings are ``canvas=60, distractors=4`` and ``canvas=100, distractors=8``, with
+    ``8 x 8`` fragments.
+
+    - The target digit sits at a uniformly random corner that keeps it fully inside the canvas.
+    - Each distractor is a ``distractor_size x distractor_size`` crop, at a uniformly random position
+      fully inside a uniformly random **other** digit of the set (the index is drawn among the
+      ``M - 1`` indices that are not the target's, so a fragment never comes from the target image;
+      it may come from another image of the same class), pasted at a uniformly random position
+      **fully inside** the canvas (fragments never hang off the edge, so every distractor is whole).
+    - Everything is summed and clipped to 255 (see :func:`paste_patches`); fragments may overlap the
+      target and each other.
+
+    Conventions: as :func:`plain_digits`. Draws: the target as :func:`translated_digits` (the same digit
+    and position for the same key and episode); fragments from ``STREAM_DISTRACTOR_SOURCE``,
+    ``STREAM_DISTRACTOR_CROP`` and ``STREAM_DISTRACTOR_CORNER``, each ``(N, distractors)``.
+
+    Args:
+        canvas: side of the square canvas; at least the digit size.
+        distractors: number of fragments, >= 0 (>= 1 needs at least two digits in the set).
+        distractor_size: fragment side in pixels, in ``[1, digit side]``.
+
+    Returns:
+        ``(canvases, labels)``: uint8 ``(N, 1, canvas, canvas)`` and ``(N,)`` (the target's label).
+    """
+    _check_keys(keys, episodes)
+    _check_digits(images, labels, keys)
+    canvas = _check_canvas(canvas, images)
+    distractors, distractor_size = _check_distractors(distractors, distractor_size, images)
+    height, width = int(images.shape[1]), int(images.shape[2])
+    index = rng.integers(keys, episodes, STREAM_TARGET_DIGIT, int(images.shape[0]))  # (N,)
+    corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - width, canvas - height))
+    layers = _paste_sum(images[index][:, None], corner[:, None], canvas)
+    layers += _distractor_layer(images, index, keys, episodes, distractors, distractor_size, canvas)
+    return _to_uint8(layers)[:, None], labels[index]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Moving MNIST
+# ----------------------------------------------------------------------------------------------------
+
+
+def _bounce(unfolded: Tensor, room: Tensor) -> Tensor:
+    """Fold free motion ``unfolded`` into ``[0, room]`` by reflecting at both ends (a triangle wave)."""
+    period = 2.0 * room
+    folded = room - (torch.remainder(unfolded, period.clamp(min=1.0)) - room).abs()
+    return torch.where(room > 0, folded, torch.zeros_like(folded))
+
+
+def moving_positions(
+    keys: Tensor,
+    episodes: Tensor,
+    *,
+    frames: int = 20,
+    canvas: int = 64,
+    digits: int = 1,
+    speed: float = 3.0,
+    digit_size: int | tuple[int, int] = 28,
+) -> Tensor:
+    r"""The continuous top-left positions of the digits of :func:`moving_digits`, every frame.
+
+    Conventions:
+
+    - Output ``(N, frames, digits, 2)`` float64 ``(x, y)`` in pixels; digit ``d`` at frame ``t`` is
+      drawn at the integer corner ``floor(p + 1/2)`` (nearest, halves up) of its position ``p``.
+    - Each axis ranges over ``[0, room]`` with ``room = canvas - digit extent`` on that axis, so a digit
+      is always fully inside the canvas.
+    - Frame 0: ``p`` uniform in ``[0, room)`` per axis (``STREAM_MOVING_START``); direction
+      ``theta`` uniform in ``[0, 2 pi)`` (``STREAM_MOVING_ANGLE``); velocity
+      ``speed * (cos theta, sin theta)`` pixels per frame (+y down).
+    - Motion: ``p += v`` each frame; at an edge the position is reflected about it and that component of
+      ``v`` flips (``p > room`` becomes ``2 room - p``, ``p < 0`` becomes ``-p``), so ``|v_x|`` and ``|v_y|``
+      never change. Computed in closed form (a triangle wave), exact for any speed. Along an axis with
+      no room (the digit spans the canvas) the position stays 0.
+
+    Args:
+        frames: number of frames ``T`` (>= 1).
+        canvas: side of the square canvas.
+        digits: number of moving digits (>= 1).
+        speed: pixels per frame (>= 0), 3.0 by default (Srivastava et al. 2015 move digits a few pixels
+            per frame; 3 crosses a 64 - 28 = 36 px range in 12 frames).
+        digit_size: the digit's side, or ``(height, width)``; at most ``canvas``.
+    """
+    _check_keys(keys, episodes)
+    frames = check_positive_int(frames, "frames")
+    canvas = check_positive_int(canvas, "canvas")
+    digits = check_positive_int(digits, "digits")
+    height, width = (digit_size, digit_size) if isinstance(digit_size, int) else tuple(digit_size)
+    if not (1 <= height <= canvas and 1 <= width <= canvas):
+        raise ValueError(f"digit_size must be in [1, canvas={canvas}]; got {digit_size!r}")
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not (0.0 <= speed < math.inf):
+        raise ValueError(f"speed must be a finite number >= 0 (pixels per frame); got {speed!r}")
+    room = torch.tensor([canvas - width, canvas - height], dtype=torch.float64, device=keys.device)  # (2,)
+    start = rng.uniform(keys, episodes, STREAM_MOVING_START, (digits, 2)) * room  # (N, D, 2)
+    theta = rng.uniform(keys, episodes, STREAM_MOVING_ANGLE, (digits,)) * (2.0 * math.pi)  # (N, D)
+    velocity = float(speed) * torch.stack([torch.cos(theta), torch.sin(theta)], dim=-1)  # (N, D, 2)
+    t = torch.arange(frames, dtype=torch.float64, device=keys.device)[None, :, None, None]  # (1, T, 1, 1)
+    unfolded = start[:, None] + velocity[:, None] * t  # (N, T, D, 2)
+    return _bounce(unfolded, room)
+
+
+def moving_digits(
+    images: Tensor,
+    labels: Tensor,
+    keys: Tensor,
+    episodes: Tensor,
+    *,
+    frames: int = 20,
+    canvas: int = 64,
+    digits: int = 1,
+    distractors: int = 0,
+    distractor_size: int = 8,
+    speed: float = 3.0,
+) -> tuple[Tensor, Tensor]:
+    r"""Moving MNIST (Srivastava et al., 2015): digits bouncing inside a canvas, optionally on clutter.
+
+    - ``digits`` (1 or 2) digits move as :func:`moving_positions` describes: a random start fully
+      inside, a random direction, a fixed ``speed`` in pixels per frame, reflection off the edges, drawn
+      at the rounded integer corner each frame.
+    - The first digit is the **target**: the label is its class. With ``digits=2`` the second digit is
+      a moving distractor, a different image of the set (its index is never the target's; its class may
+      coincide) drawn from ``STREAM_SECOND_DIGIT``.
+    - ``distractors`` static ``distractor_size`` fragments, cut and placed as in
+      :func:`cluttered_digits` (fully inside, never from the target image), are the same in every frame.
+    - Each frame is the sum of its layers, clipped to 255.
+
+    Memory: the video is ``N * T * canvas**2`` bytes (256 episodes of 20 64x64 frames: 21 MB).
+
+    Conventions: as :func:`plain_digits`; the target digit is the same one the static tasks pick for
+    this key and episode.
+
+    Returns:
+        ``(video, labels)``: uint8 ``(N, frames, 1, canvas, canvas)`` and ``(N,)``.
+    """
+    _check_keys(keys, episodes)
+    _check_digits(images, labels, keys)
+    canvas = _check_canvas(canvas, images)
+    if isinstance(digits, bool) or digits not in (1, 2):
+        raise ValueError(f"digits must be 1 or 2; got {digits!r}")
+    if digits == 2 and images.shape[0] < 2:
+        raise ValueError(f"a second moving digit must be another image, so the set needs >= 2; got {images.shape[0]}")
+    distractors, distractor_size = _check_distractors(distractors, distractor_size, images)
+    n, num, height, width = keys.shape[0], int(images.shape[0]), int(images.shape[1]), int(images.shape[2])
+    index = rng.integers(keys, episodes, STREAM_TARGET_DIGIT, num)[:, None]  # (N, 1)
+    if digits == 2:
+        other = rng.integers(keys, episodes, STREAM_SECOND_DIGIT, num - 1)
+        index = torch.cat([index, (other + (other >= index[:, 0]).long())[:, None]], dim=1)  # (N, 2)
+    positions = moving_positions(
+        keys, episodes, frames=frames, canvas=canvas, digits=digits, speed=speed, digit_size=(height, width)
+    )
+    corners = torch.floor(positions + 0.5).long()  # (N, T, D, 2)
+    patches = images[index][:, None].expand(n, frames, digits, height, width)  # (N, T, D, H, W), a view
+    layers = _paste_sum(
+        patches.reshape(n * frames, digits, height, width), corners.reshape(n * frames, digits, 2), canvas
+    ).view(n, frames, canvas, canvas)
+    if distractors > 0:
+        layers += _distractor_layer(images, index[:, 0], keys, episodes, distractors, distractor_size, canvas)[:, None]
+    return _to_uint8(layers)[:, :, None], labels[index[:, 0]]
+
+
+# ----------------------------------------------------------------------------------------------------
+# User videos
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """A validated set of ``M`` labelled videos in the layout the env serves: build with :func:`as_video_source`.
+
+    Attributes:
+        frames: ``(M, T, C, H, W)`` uint8, or floating point in ``[0, 1]``.
+        labels: ``(M,)`` integer labels.
+    """
+
+    frames: Tensor
+    labels: Tensor
+
+    def __post_init__(self) -> None:  # cheap checks only; the value range is checked by as_video_source
+        check_shape(self.frames, "frames", "(M, T, C, H, W)")
+        check_shape(self.labels, "labels", "(M,)", (self.frames.shape[0],))
+        if self.frames.dtype != torch.uint8 and self.frames.dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"frames must be uint8 or floating point in [0, 1]; got {self.frames.dtype}")
+        if self.labels.dtype.is_floating_point or self.labels.dtype.is_complex or self.labels.dtype == torch.bool:
+            raise TypeError(f"labels must be an integer tensor (M,); got {self.labels.dtype}")
+        if any(s == 0 for s in self.frames.shape):
+            raise ValueError(f"frames must hold at least one non-empty video; got {tuple(self.frames.shape)}")
+        if self.labels.device != self.frames.device:
+            raise ValueError(
+                f"frames and labels must be on one device; got {self.frames.device} and {self.labels.device}"
+            )
+
+
+def as_video_source(frames: Tensor, labels: Tensor) -> VideoSource:
+    r"""Validate a user's labelled videos once and lay them out as ``(M, T, C, H, W)``.
+
+    Conventions:
+
+    - ``frames``: ``(M, T, H, W)`` (one channel) or channels-last ``(M, T, H, W, C)``, uint8 or
+      floating point in ``[0, 1]``; the dtype is kept. Channels-first input is not accepted here (a 5-D
+      tensor is read as channels-last); wrap it directly in :class:`VideoSource` instead.
+    - ``labels``: ``(M,)`` integers, one per video, on the frames' device.
+
+    Returns:
+        A :class:`VideoSource` with contiguous ``(M, T, C, H, W)`` frames, to pass to :func:`video_frames`.
+    """
+    if not isinstance(frames, Tensor):
+        raise TypeError(f"frames must be a torch.Tensor (M, T, H, W) or (M, T, H, W, C); got {type(frames).__name__}")
+    if frames.dim() == 4:
+        laid_out = frames[:, :, None]
+    elif frames.dim() == 5:
+        laid_out = frames.permute(0, 1, 4, 2, 3)
+    else:
+        raise ValueError(f"frames must be (M, T, H, W) or (M, T, H, W, C); got {tuple(frames.shape)}")
+    if isinstance(labels, Tensor) and labels.dim() == 1 and labels.shape[0] != frames.shape[0]:
+        raise ValueError(f"labels must have one entry per video: {frames.shape[0]} videos, {labels.shape[0]} labels")
+    source = VideoSource(laid_out.contiguous(), labels)
+    if source.frames.is_floating_point():
+        low, high = float(source.frames.min()), float(source.frames.max())
+        if not (0.0 <= low and high <= 1.0):  # also catches NaN
+            raise ValueError(f"float frames must lie in [0, 1]; got values in [{low}, {high}]")
+    return source
+
+
+def video_frames(
+    frames: Tensor | VideoSource, labels: Tensor | None, keys: Tensor, episodes: Tensor
+) -> tuple[Tensor, Tensor]:
+    r"""A uniformly random labelled video of a user's source per row.
+
+    Conventions:
+
+    - ``frames``: a :class:`VideoSource` from :func:`as_video_source` (validated once; pass
+      ``labels=None``) — the way to use it in an env — or raw ``(M, T, H, W)`` / ``(M, T, H, W, C)``
+      frames with their ``(M,)`` ``labels``, validated and converted on every call.
+    - ``keys``/``episodes``: ``(N,)`` int64 on the source's device. The video index is drawn from
+      ``STREAM_VIDEO``.
+
+    Returns:
+        ``(video, labels)``: ``(N, T, C, H, W)`` in the source's dtype, and ``(N,)``.
+    """
+    _check_keys(keys, episodes)
+    if isinstance(frames, VideoSource):
+        if labels is not None:
+            raise ValueError("a VideoSource carries its labels: pass labels=None")
+        source = frames
+    else:
+        if labels is None:
+            raise ValueError("labels are required with raw frames (or pass a VideoSource from as_video_source)")
+        source = as_video_source(frames, labels)
+    if source.frames.device != keys.device:
+        raise ValueError(f"the video source must be on keys.device ({keys.device}); got {source.frames.device}")
+    index = rng.integers(keys, episodes, STREAM_VIDEO, int(source.frames.shape[0]))  # (N,)
+    return source.frames[index], source.labels[index]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Catch (Mnih et al., 2014)
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatchState:
+    """The state of ``N`` games of Catch; all fields ``(N,)`` on one device.
+
+    Attributes:
+        ball_x: float64 column of the ball's centre, in ``[0, screen - 1]`` (drawn at ``floor(x + 1/2)``).
+        ball_y: int64 row of the ball, 0 (top) to ``screen - 1`` (bottom, the last step).
+        ball_dx: float64 columns the ball moves per row, in ``[-1, 1]``.
+        paddle_x: int64 left column of the 2-pixel paddle on the bottom row, in ``[0, screen - 2]``.
+    """
+
+    ball_x: Tensor
+    ball_y: Tensor
+    ball_dx: Tensor
+    paddle_x: Tensor
+
+
+def _check_screen(screen: object) -> int:
+    if isinstance(screen, bool) or not isinstance(screen, int) or screen < 3:
+        raise ValueError(f"screen must be an integer >= 3 (a 2-pixel paddle and room to move); got {screen!r}")
+    return screen
+
+
+def catch_reset(keys: Tensor, episodes: Tensor, *, screen: int = 24) -> CatchState:
+    r"""Start ``N`` games of RAM's Catch (Mnih et al., 2014, the dynamic environment).
+
+    Starting State:
+        The ball is on the top row (``ball_y = 0``) at a uniformly random integer column in
+        ``[0, screen - 1]`` (``STREAM_CATCH_COLUMN``), with ``ball_dx`` uniform in ``[-1, 1)`` columns per
+        row (``STREAM_CATCH_SLOPE``), i.e. up to 45 degrees either side of straight down. The paddle is
+        centred on the bottom row: ``paddle_x = (screen - 2) // 2`` (columns 11 and 12 of 24).
+
+    Args:
+        keys, episodes: ``(N,)`` int64; the state is on their device.
+        screen: side of the square screen in pixels (24 in the paper).
+    """
+    _check_keys(keys, episodes)
+    screen = _check_screen(screen)
+    column = rng.integers(keys, episodes, STREAM_CATCH_COLUMN, screen).to(torch.float64)
+    slope = rng.uniform(keys, episodes, STREAM_CATCH_SLOPE) * 2.0 - 1.0
+    return CatchState(
+        ball_x=column,
+        ball_y=torch.zeros_like(keys),
+        ball_dx=slope,
+        paddle_x=torch.full_like(keys, (screen - 2) // 2),
+    )
+
+
+def catch_step(state: CatchState, move: Tensor, *, screen: int = 24) -> tuple[CatchState, Tensor, Tensor]:
+    r"""Advance ``N`` games of Catch by one step.
+
+    Action Space:
+        ``move`` ``(N,)`` int64 in ``{-1, 0, +1}``: move the paddle one column left, stay, or right. The
+        paddle is clamped to the screen (``paddle_x`` in ``[0, screen - 2]``).
+
+    Ball motion:
+        Each step the ball moves down one row and ``ball_dx`` columns: ``x' = x + dx``. It bounces off
+        the side walls, which are the centre lines of columns 0 and ``screen - 1``: if
+        ``x' > screen - 1`` then ``x' = 2 (screen - 1) - x'`` and ``dx = -dx``; if ``x' < 0`` then
+        ``x' = -x'`` and ``dx = -dx``. A ball that lands exactly on a wall keeps its ``dx`` and reflects
+        on the next step, so either way it retraces its path: from column 20 with ``dx = +1`` on a
+        24-wide screen the columns are 20, 21, 22, 23, 22, 21, ... (the ``dx`` flips on step 4). Since
+        ``|dx| <= 1 <= screen - 1`` one reflection always suffices, so ``x`` stays in ``[0, screen - 1]``.
+
+    Rewards:
+        On the step the ball reaches the bottom row: 1 if its column ``floor(x + 1/2)`` is one of the
+        paddle's two columns (after this step's move), else 0. Every other step: 0.
+
+    Episode End:
+        Terminates when the ball reaches the bottom row, ``screen - 1`` steps after the reset. No
+        truncation. Stepping a finished game is an error: reset it first.
+
+    Returns:
+        ``(state, done, reward)``: the new :class:`CatchState`, ``(N,)`` bool, ``(N,)`` float32.
+    """
+    screen = _check_screen(screen)
+    check_shape(move, "move", "(N,)", (state.ball_x.shape[0],))
+    if move.dtype != torch.int64:
+        raise TypeError(f"move must be int64 in {{-1, 0, +1}}; got {move.dtype}")
+    bad_move, ended = ((move < -1) | (move > 1)).any(), (state.ball_y >= screen - 1).any()
+    if bool(bad_move | ended):  # one device sync per step for both checks
+        if bool(bad_move):
+            raise ValueError(f"move must be -1, 0 or +1; got values {sorted(set(move.unique().tolist()))}")
+        raise ValueError("some games have already ended (ball on the bottom row): reset them before stepping")
+    wall = float(screen - 1)
+    paddle_x = (state.paddle_x + move.to(state.paddle_x.device)).clamp(0, screen - 2)
+    x = state.ball_x + state.ball_dx
+    right, left = x > wall, x < 0.0
+    x = torch.where(right, 2.0 * wall - x, torch.where(left, -x, x))
+    dx = torch.where(right | left, -state.ball_dx, state.ball_dx)
+    y = state.ball_y + 1
+    done = y == screen - 1
+    column = torch.floor(x + 0.5).long()
+    caught = (column == paddle_x) | (column == paddle_x + 1)
+    reward = (done & caught).to(torch.float32)
+    return CatchState(ball_x=x, ball_y=y, ball_dx=dx, paddle_x=paddle_x), done, reward
+
+
+def catch_render(state: CatchState, *, screen: int = 24) -> Tensor:
+    r"""Draw ``N`` games of Catch: ``(N, 1, screen, screen)`` uint8, ball and paddle pixels 255, else 0.
+
+    The ball is the pixel at column ``floor(ball_x + 1/2)``, row ``ball_y``; the paddle the pixels at
+    columns ``paddle_x`` and ``paddle_x + 1`` of the bottom row (they may coincide with the ball).
+    """
+    screen = _check_screen(screen)
+    n = state.ball_x.shape[0]
+    ball = state.ball_y * screen + torch.floor(state.ball_x + 0.5).long()  # (N,) flat pixel index
+    bottom = (screen - 1) * screen + state.paddle_x
+    where = torch.stack([ball, bottom, bottom + 1], dim=1)  # (N, 3)
+    image = torch.zeros(n, screen * screen, dtype=torch.uint8, device=state.ball_x.device)
+    image.scatter_(1, where, 255)
+    return image.view(n, 1, screen, screen)
