@@ -75,7 +75,7 @@ from torch import Tensor
 from envs import rng, tasks
 from glimpse import GlimpseSensor, extract_glimpses, window_corners_px
 
-__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TASKS", "TEST_KEY", "render_glimpse"]
+__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TASKS", "TEST_KEY", "render_glimpse", "render_path"]
 
 TASKS = ("mnist", "translated", "cluttered", "moving-mnist", "video", "catch")
 ACTION_MODES = ("continuous", "discrete")
@@ -349,8 +349,9 @@ class GlimpseVectorEnv(VectorEnv):
             return _VideoScene(generate, self.num_envs, source.frames.shape[1], retina, shape, classes), len(
                 source.labels)
 
-        from envs.data import load_digits  # imported here so that Catch needs no dataset
+        from envs.data import NAMES, load_digits  # imported here so that Catch needs no dataset
 
+        _require(dataset in NAMES, f"dataset must be one of {NAMES}; got {dataset!r}")
         data = load_digits(dataset, split, data_dir=data_dir)
         images, labels = data.images.to(self.device), data.labels.to(self.device)
         side = canvas if canvas is not None else _DEFAULT_CANVAS[task]
@@ -422,6 +423,43 @@ class GlimpseVectorEnv(VectorEnv):
                 infos = info
                 self._done = done
         return obs, rewards, terminated, truncated, infos
+
+    def scene(self) -> tuple[Tensor, Tensor | None]:
+        """What the current episodes show, without a retina: for full-image baselines and plots.
+
+        Returns ``(pictures, labels)``: canvases ``(N, C, H, W)`` (uint8 for the digit tasks) for
+        classification, the videos ``(N, T, C, H, W)`` for video tasks, the current screens for Catch
+        (``labels`` None there).
+        """
+        scene = self._scene
+        if isinstance(scene, _CanvasScene):
+            return scene.canvases, scene.labels
+        if isinstance(scene, _VideoScene):
+            return scene.video, scene.labels
+        return tasks.catch_render(scene.state, screen=scene.screen), None
+
+    @property
+    def episode_steps(self) -> int:
+        """Steps of every episode (they all end together unless ``max_episode_steps`` truncates)."""
+        return self._scene.episode_steps
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The random state between episodes: each env's key and episode count (for exact resumption)."""
+        if self._keys is None:
+            raise RuntimeError("call reset() before state_dict()")
+        if bool((self._steps != 0).any()):
+            raise RuntimeError("state_dict() is defined between episodes; finish the current episodes first")
+        return {"keys": self._keys.cpu().clone(), "episodes": self._episodes.cpu().clone()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Restore :meth:`state_dict` and start those episodes again; returns their first observations."""
+        keys, episodes = state["keys"], state["episodes"]
+        _require(tuple(keys.shape) == (self.num_envs,) and tuple(episodes.shape) == (self.num_envs,),
+                 f"state is for {tuple(keys.shape)} envs; this env has {self.num_envs}")
+        self._keys = keys.to(self.device, torch.int64).clone()
+        self._episodes = episodes.to(self.device, torch.int64).clone()
+        self._start(torch.arange(self.num_envs, device=self.device))
+        return self._observe()
 
     def render(self) -> np.ndarray | None:
         """``(N, H', W', 3)`` uint8: each env's current picture, magnified, with its glimpse windows drawn."""
@@ -504,6 +542,40 @@ def render_glimpse(picture: Tensor, center: Tensor, *, size: int, scales: int = 
                                 scales=scales, factor=factor)[0]
     for k, (x0, y0) in enumerate(corners.tolist()):
         _draw_box(image, x0 * zoom, y0 * zoom, size * factor**k * zoom, WINDOW_COLOURS[k % len(WINDOW_COLOURS)])
+    return image
+
+
+def render_path(picture: Tensor, centers: Tensor, *, size: int, scales: int = 1, factor: int = 2,
+                height_px: int = 256) -> np.ndarray:
+    """An RGB picture of ``picture`` with a glimpse path: each step's finest window, blue (first) to red (last),
+    joined centre to centre; the last step's coarser windows are outlined too.
+
+    Args:
+        picture: ``(C, H, W)`` uint8 or float in [0, 1].
+        centers: ``(T, 2)`` glimpse centres ``(x, y)`` in ``[-1, 1]``, in the order they were taken.
+        size, scales, factor: the retina, as in :func:`glimpse.extract_glimpses`.
+        height_px: about how tall the returned picture is.
+
+    Returns:
+        ``(H * zoom, W * zoom, 3)`` uint8.
+    """
+    centers = centers.detach().cpu().float().view(-1, 2)
+    image = render_glimpse(picture, centers[-1], size=size, scales=scales, factor=factor, height_px=height_px)
+    height, width = picture.shape[-2:]
+    zoom = image.shape[0] // height
+    corners = window_corners_px(centers, height, width, size=size)[:, 0]  # (T, 2)
+    points = ((centers + 1) / 2 * torch.tensor([width, height]) * zoom).numpy()
+    steps = len(centers)
+    for t in range(steps):
+        mix = t / max(steps - 1, 1)
+        colour = (int(255 * mix), 80, int(255 * (1 - mix)))
+        x0, y0 = corners[t].tolist()
+        _draw_box(image, x0 * zoom, y0 * zoom, size * zoom, colour)
+        if t > 0:  # the saccade from the previous centre, as dots
+            for a in np.linspace(0, 1, 2 * zoom * 8):
+                x, y = (points[t - 1] * (1 - a) + points[t] * a).astype(int)
+                if 0 <= y < image.shape[0] and 0 <= x < image.shape[1]:
+                    image[y, x] = colour
     return image
 
 

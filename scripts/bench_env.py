@@ -1,0 +1,186 @@
+"""Benchmark the batched glimpse env against gymnasium's SyncVectorEnv over the single env.
+
+Both run the same registered id with the same configuration, seed and pre-generated random actions (action
+sampling is not timed), in SAME_STEP autoreset mode, so they play the very same episodes (checked before
+timing). Timed blocks of ``--steps`` steps alternate between the two and the medians are compared: the
+machines are noisy, so read the ratios, which come from one run, rather than the absolute rates.
+
+- batched: ``gym.make_vec(id, num_envs=N)``, the registry's ``vector_entry_point`` (one ``GlimpseVectorEnv``
+  stepping all N episodes as tensors);
+- sync: ``gym.make_vec(id, num_envs=N, vectorization_mode="sync")``, N single ``GlimpseEnv``s stepped in a
+  Python loop by gymnasium's ``SyncVectorEnv``.
+
+With ``--device cuda`` only the batched env runs (with ``torch.cuda.synchronize`` around every timed block),
+by default also at N = 4096 and 65536.
+
+    python scripts/bench_env.py                                  # cluttered 60x60, N = 1, 16, 256
+    python scripts/bench_env.py --num-envs 256 --budget 1 --json
+    python scripts/bench_env.py --device cuda
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from _cli import parse_config
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from envs import ENV_IDS  # importing envs registers glimpse/...
+
+
+@dataclass
+class Config:
+    env_id: str = "glimpse/ClutteredMNIST-v0"
+    """registered id to run (see envs.ENV_IDS)"""
+    canvas: int | None = 60
+    """canvas side in pixels; 'none' keeps the id's default (ignored by MNIST, which is 28x28)"""
+    distractors: int | None = 4
+    """clutter fragments (cluttered and moving-mnist only); 4 on 60x60 as in RAM's cluttered MNIST"""
+    glimpse_size: int = 12
+    """retina side in pixels"""
+    scales: int = 3
+    """retina scales: 12, 24 and 48 px windows, all read through 12x12 glimpses"""
+    num_glimpses: int = 8
+    """glimpses per classification episode (ignored by moving-mnist and catch: one per frame)"""
+    action_mode: Literal["continuous", "discrete"] = "continuous"
+    """action space of both envs"""
+    num_envs: str | None = None
+    """comma-separated N to measure, e.g. '16,256'; 'none': 1,16,256 (cpu) or 1,16,256,4096,65536 (cuda)"""
+    device: str = "cpu"
+    """torch device of the batched env; on 'cuda' the sync env is skipped"""
+    steps: int = 32
+    """env steps per timed block (4 episodes of 8 glimpses, so autoresets are timed too)"""
+    budget: float = 2.0
+    """seconds of timing per N, shared by the two envs (at least 3 blocks each)"""
+    seed: int = 0
+    """seed of the episodes and of the pre-generated actions"""
+    threads: int | None = None
+    """torch intra-op threads; 'none' keeps torch's default"""
+    json: bool = False
+    """print one JSON object instead of the table"""
+
+
+@dataclass
+class Row:
+    num_envs: int
+    batched_steps_per_s: float
+    sync_steps_per_s: float | None
+    ratio: float | None
+    blocks: int
+
+
+def env_kwargs(cfg: Config) -> dict:
+    """The configuration, restricted to the arguments the id's task takes."""
+    task = ENV_IDS[cfg.env_id]
+    kwargs = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode)
+    if cfg.canvas is not None and task != "mnist":
+        kwargs["canvas"] = cfg.canvas
+    if cfg.distractors is not None and task in ("cluttered", "moving-mnist"):
+        kwargs["distractors"] = cfg.distractors
+    if task in ("mnist", "translated", "cluttered"):
+        kwargs["num_glimpses"] = cfg.num_glimpses
+    return kwargs
+
+
+def random_actions(space: gym.Space, count: int, seed: int) -> np.ndarray:
+    """``count`` batched actions ``(count, N, ...)`` drawn once, before any timing."""
+    rng = np.random.default_rng(seed)
+    if np.issubdtype(space.dtype, np.floating):
+        return rng.uniform(space.low, space.high, (count, *space.shape)).astype(space.dtype)
+    return rng.integers(space.low, space.high, (count, *space.shape), endpoint=True).astype(space.dtype)
+
+
+def block_runner(env: VectorEnv, actions, device: torch.device) -> Callable[[], float]:
+    """A function that steps ``env`` through every action of the block and returns the seconds it took."""
+    cuda = device.type == "cuda"
+
+    def run() -> float:
+        if cuda:
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for action in actions:
+            env.step(action)
+        if cuda:
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    return run
+
+
+def check_same_episodes(batched: VectorEnv, sync: VectorEnv, seed: int) -> None:
+    """Both envs, reset with ``seed``, show the same first observations (so they do the same work)."""
+    obs_b, _ = batched.reset(seed=seed)
+    obs_s, _ = sync.reset(seed=seed)
+    for key in obs_s:
+        if not np.allclose(obs_b[key].cpu().numpy(), obs_s[key], atol=1e-6):
+            raise RuntimeError(f"the batched and sync envs disagree on {key!r}: not the same configuration")
+
+
+def measure(cfg: Config, n: int, device: torch.device) -> Row:
+    kwargs = env_kwargs(cfg)
+    batched = gym.make_vec(cfg.env_id, num_envs=n, device=device, **kwargs)
+    actions = random_actions(batched.action_space, cfg.steps, cfg.seed)
+    runners = {}
+    if device.type == "cpu":
+        sync = gym.make_vec(
+            cfg.env_id, num_envs=n, vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **kwargs,
+        )
+        check_same_episodes(batched, sync, cfg.seed)
+        runners["batched"] = block_runner(batched, actions, device)
+        runners["sync"] = block_runner(sync, actions, device)
+    else:
+        batched.reset(seed=cfg.seed)
+        on_device = torch.as_tensor(actions, device=device)  # moved before timing, like sampling
+        runners["batched"] = block_runner(batched, on_device, device)
+
+    probe = sum(run() for run in runners.values())  # also the warm-up
+    blocks = max(3, min(200, int(cfg.budget / max(probe, 1e-6))))
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(blocks):  # interleaved, so machine noise hits both alike
+        for name, run in runners.items():
+            times[name].append(run())
+    rate = {name: n * cfg.steps / statistics.median(t) for name, t in times.items()}
+    sync_rate = rate.get("sync")
+    ratio = rate["batched"] / sync_rate if sync_rate else None
+    return Row(n, rate["batched"], sync_rate, ratio, blocks)
+
+
+def main() -> None:
+    cfg = parse_config(Config)
+    if cfg.env_id not in ENV_IDS:
+        raise SystemExit(f"--env-id must be one of {list(ENV_IDS)}; got {cfg.env_id!r}")
+    device = torch.device(cfg.device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    if cfg.num_envs is None:
+        sizes = [1, 16, 256] + ([4096, 65536] if device.type == "cuda" else [])
+    else:
+        sizes = [int(v) for v in cfg.num_envs.split(",")]
+    rows = [measure(cfg, n, device) for n in sizes]
+
+    header = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "gymnasium": gym.__version__}
+    if cfg.json:
+        print(json.dumps({**header, "config": asdict(cfg), "env_kwargs": env_kwargs(cfg),
+                          "rows": [asdict(r) for r in rows]}, indent=1))
+        return
+    print(" ".join(f"{k}={v}" for k, v in header.items()))
+    print(f"{cfg.env_id} {env_kwargs(cfg)}, {cfg.steps} steps per block")
+    print(f"{'N':>6} {'batched steps/s':>16} {'sync steps/s':>13} {'ratio':>7} {'blocks':>6}")
+    for r in rows:
+        sync = f"{r.sync_steps_per_s:>13.4g}" if r.sync_steps_per_s else f"{'-':>13}"
+        ratio = f"{r.ratio:>6.1f}x" if r.ratio else f"{'-':>7}"
+        print(f"{r.num_envs:>6} {r.batched_steps_per_s:>16.4g} {sync} {ratio} {r.blocks:>6}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,742 @@
+"""envs/glimpse_env.py through the registry: every id, single env and batched env, against the module docstring.
+
+Every test runs on small settings (4-5 px glimpses, 2 scales, short episodes) so the file stays fast on a shared
+CPU. ``KWARGS`` holds them per id and ``episode_length`` the length the docstring promises for them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from gymnasium.vector import AutoresetMode
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.vec_env import VecMonitor
+
+import envs
+from envs import ENV_IDS, GlimpseEnv, GlimpseVectorEnv
+from envs.data import OfflineSubsetWarning
+from envs.sb3 import GlimpseExtractor, to_sb3
+from glimpse import extract_glimpses, window_corners_px
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning"),
+    # SB3's checker suggests flattening (S, C, g, g) glimpses; GlimpseExtractor reads them as they are.
+    pytest.mark.filterwarnings("ignore:Your observation glimpse has an unconventional shape:UserWarning"),
+]
+
+IDS = list(ENV_IDS)
+MODES = ("continuous", "discrete")
+CLASSIFICATION = ("mnist", "translated", "cluttered")
+RETINA = dict(glimpse_size=5, scales=2)
+# Small, fast settings per id; the episode lengths they give are in episode_length().
+KWARGS = {
+    "glimpse/MNIST-v0": dict(RETINA, num_glimpses=3),
+    "glimpse/TranslatedMNIST-v0": dict(RETINA, num_glimpses=3),
+    "glimpse/ClutteredMNIST-v0": dict(RETINA, num_glimpses=4, distractors=2),
+    "glimpse/MovingMNIST-v0": dict(RETINA, frames=4),
+    "glimpse/Catch-v0": dict(RETINA, canvas=9),
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Small tensors: a second intra-op thread only adds contention on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_every_task_with_a_dataset_has_an_id():
+    assert set(ENV_IDS.values()) == set(envs.TASKS) - {"video"}  # "video" needs the user's frames
+    for env_id in IDS:
+        spec = gym.spec(env_id)
+        assert spec.entry_point == "envs.glimpse_env:GlimpseEnv"
+        assert spec.vector_entry_point == "envs.glimpse_env:GlimpseVectorEnv"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Helpers
+# ------------------------------------------------------------------------------------------------------------
+
+
+def episode_length(env_id: str, kwargs: dict) -> int:
+    """The documented length: num_glimpses (classification), frames (moving-mnist), canvas - 1 (catch)."""
+    task = ENV_IDS[env_id]
+    if task in CLASSIFICATION:
+        return kwargs.get("num_glimpses", 6)
+    if task == "moving-mnist":
+        return kwargs.get("frames", 20)
+    return kwargs.get("canvas", 24) - 1
+
+
+def fixed_actions(space: gym.Space, count: int, seed: int, *, spread: float = 1.0) -> np.ndarray:
+    """``count`` actions of ``space`` (single or batched) from ``seed``; float Box actions in ``[-spread, spread]``."""
+    rng = np.random.default_rng(seed)
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return rng.integers(0, space.nvec, (count, *space.shape)).astype(np.int64)
+    if np.issubdtype(space.dtype, np.integer):  # gymnasium batches MultiDiscrete as an integer Box
+        return rng.integers(space.low, space.high, (count, *space.shape), endpoint=True).astype(np.int64)
+    return rng.uniform(-spread, spread, (count, *space.shape)).astype(np.float32)
+
+
+def decision_of(action: np.ndarray, mode: str) -> int:
+    return int(np.argmax(action[2:])) if mode == "continuous" else int(action[2])
+
+
+def action_for(location_cell_or_xy, decision: int, mode: str, num_decisions: int) -> np.ndarray:
+    """A single action that looks at ``location_cell_or_xy`` (x, y) or (column, row) and decides ``decision``."""
+    if mode == "continuous":
+        scores = np.zeros(num_decisions, np.float32)
+        scores[decision] = 1.0
+        return np.concatenate([np.asarray(location_cell_or_xy, np.float32), scores])
+    return np.array([*location_cell_or_xy, decision], np.int64)
+
+
+def pictures(vec: GlimpseVectorEnv) -> torch.Tensor:
+    """``(N, C, H, W)`` what each env shows now, read from the scene's data (canvases, video, game state)."""
+    scene = vec._scene
+    if vec.task in CLASSIFICATION:
+        return scene.canvases
+    if vec.task in ("moving-mnist", "video"):
+        t = vec._steps.clamp(max=scene.video.shape[1] - 1)
+        return scene.video[torch.arange(vec.num_envs), t]
+    # Catch, drawn here from the documented state: the ball pixel and the 2-pixel paddle on the bottom row.
+    state, screen = scene.state, vec.canvas_shape[-1]
+    image = torch.zeros(vec.num_envs, 1, screen, screen, dtype=torch.uint8)
+    rows = torch.arange(vec.num_envs)
+    image[rows, 0, state.ball_y, torch.floor(state.ball_x + 0.5).long()] = 255
+    image[rows, 0, screen - 1, state.paddle_x] = 255
+    image[rows, 0, screen - 1, state.paddle_x + 1] = 255
+    return image
+
+
+def expected_glimpses(vec: GlimpseVectorEnv, locations: torch.Tensor) -> torch.Tensor:
+    """The core retina's glimpses of what each env shows, at ``locations``."""
+    return extract_glimpses(pictures(vec), locations.to(torch.float32), **vec.retina).to(torch.float32)
+
+
+def assert_obs_equal(batched: dict, row: int, single: dict) -> None:
+    for key in ("glimpse", "location"):
+        got = np.asarray(batched[key][row].cpu() if isinstance(batched[key], torch.Tensor) else batched[key][row])
+        np.testing.assert_array_equal(got, single[key], err_msg=key)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Checkers, spaces and a full rollout
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("env_id", IDS)
+def test_check_env(env_id, mode):
+    """Gymnasium's checker (render included) and SB3's pass, on the registered defaults."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym_check_env(gym.make(env_id, action_mode=mode, render_mode="rgb_array").unwrapped)
+    assert [str(w.message) for w in caught if not issubclass(w.category, OfflineSubsetWarning)] == []
+    sb3_check_env(gym.make(env_id, action_mode=mode))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("env_id", IDS)
+def test_spaces(env_id, mode):
+    env = gym.make(env_id, action_mode=mode, **KWARGS[env_id]).unwrapped
+    vec = gym.make_vec(env_id, num_envs=3, action_mode=mode, **KWARGS[env_id])
+    channels, height, width = vec.canvas_shape
+    assert env.observation_space["glimpse"].shape == (2, channels, 5, 5)
+    assert env.observation_space["location"].shape == (2,)
+    decisions = 3 if ENV_IDS[env_id] == "catch" else 10
+    if mode == "continuous":
+        assert env.action_space == gym.spaces.Box(-1.0, 1.0, (2 + decisions,), np.float32)
+    else:
+        grid = max(2, math.ceil(max(height, width) / 5))
+        assert env.action_space == gym.spaces.MultiDiscrete([grid, grid, decisions])
+    assert vec.single_observation_space == env.observation_space
+    assert vec.single_action_space == env.action_space
+    assert vec.observation_space == gym.vector.utils.batch_space(env.observation_space, 3)
+    assert vec.action_space == gym.vector.utils.batch_space(env.action_space, 3)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("env_id", IDS)
+def test_rollout(env_id, mode):
+    """An episode lasts the documented number of steps, rewards only at the last, with the label or ``caught``."""
+    kwargs = KWARGS[env_id]
+    length = episode_length(env_id, kwargs)
+    env = gym.make(env_id, action_mode=mode, **kwargs)
+    env.action_space.seed(0)
+    obs, info = env.reset(seed=0)
+    assert info == {} and env.observation_space.contains(obs)
+    for t in range(1, length + 1):
+        action = env.action_space.sample()
+        label = env.unwrapped._vec._scene.labels  # before the step: what the decision is judged against
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert env.observation_space.contains(obs)
+        assert isinstance(reward, float) and not truncated
+        if t < length:
+            assert (reward, terminated, info) == (0.0, False, {})
+    assert terminated
+    if ENV_IDS[env_id] == "catch":
+        assert set(info) == {"caught"} and isinstance(info["caught"], bool)
+        assert reward == float(info["caught"])
+    else:
+        assert set(info) == {"label"} and info["label"] == int(label[0])
+        assert reward == float(decision_of(action, mode) == info["label"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("env_id", [i for i in IDS if ENV_IDS[i] != "catch"])
+def test_reward_is_for_the_right_decision_at_the_last_step(env_id, mode):
+    kwargs = KWARGS[env_id]
+    length = episode_length(env_id, kwargs)
+    env = GlimpseEnv(task=ENV_IDS[env_id], action_mode=mode, **kwargs)
+    for correct in (True, False):
+        env.reset(seed=3)
+        label = int(env._vec._scene.labels[0])
+        for t in range(1, length + 1):
+            # Right answers before the last step earn nothing; only the last decision counts.
+            decision = label if (correct or t < length) else (label + 1) % 10
+            _, reward, terminated, _, info = env.step(action_for((0, 0), decision, mode, 10))
+            assert reward == (float(correct) if t == length else 0.0)
+        assert terminated and info == {"label": label}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Seeding
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _play(env: gym.Env, seed: int | None, actions: np.ndarray, episodes: int) -> list:
+    """Observations and rewards of ``episodes`` episodes: reset(seed) first, then reset() after each end."""
+    record = []
+    obs, _ = env.reset(seed=seed)
+    record.append(obs)
+    steps = iter(actions)
+    for _ in range(episodes):
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(next(steps))
+            record += [obs, reward]
+            done = terminated or truncated
+        obs, _ = env.reset()
+        record.append(obs)
+    return record
+
+
+def _same(a: list, b: list) -> bool:
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, dict):
+            if not all(np.array_equal(x[k], y[k]) for k in x):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_seeding(env_id):
+    kwargs = KWARGS[env_id]
+    env = gym.make(env_id, **kwargs)
+    actions = fixed_actions(env.action_space, 2 * episode_length(env_id, kwargs), seed=1)
+    first = _play(env, 5, actions, episodes=2)
+    assert _same(first, _play(gym.make(env_id, **kwargs), 5, actions, episodes=2)), "same seed, other episodes"
+    assert _same(first, _play(env, 5, actions, episodes=2)), "re-seeding the same env did not restart it"
+    other = _play(env, 6, actions, episodes=2)
+    assert not np.array_equal(first[0]["location"], other[0]["location"]), "different seeds, same start"
+    assert not _same(first, other)
+    # reset() without a seed goes on to new episodes: the second episode's start is not the first's.
+    second_start = first[2 * episode_length(env_id, kwargs) + 1]
+    assert not np.array_equal(first[0]["location"], second_start["location"])
+
+
+def test_start_location_is_independent_of_the_target():
+    """The random first glimpse is drawn from its own stream: it must not point at the digit."""
+    vec = GlimpseVectorEnv(400, task="translated", glimpse_size=4)
+    obs, _ = vec.reset(seed=0)
+    canvas = vec._scene.canvases[:, 0].float()  # (N, H, W)
+    xs = torch.arange(canvas.shape[-1], dtype=torch.float32)
+    mass = canvas.sum((1, 2))
+    digit_x = (canvas.sum(1) * xs).sum(1) / mass
+    digit_y = (canvas.sum(2) * xs).sum(1) / mass
+    for start, digit in ((obs["location"][:, 0], digit_x), (obs["location"][:, 1], digit_y)):
+        correlation = torch.corrcoef(torch.stack([start, digit]))[0, 1]
+        assert abs(float(correlation)) < 0.2, f"start location correlates with the digit's position ({correlation})"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The batched env: the same episodes as N single envs, same-step autoreset
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("env_id", IDS)
+def test_make_vec_matches_single_envs(env_id, mode):
+    """Vector env seeded s, env i == single env seeded s + i, step by step over 2.5 episodes (autoreset)."""
+    n, seed, kwargs = 3, 11, KWARGS[env_id]
+    length = episode_length(env_id, kwargs)
+    vec = gym.make_vec(env_id, num_envs=n, action_mode=mode, **kwargs)
+    singles = [gym.make(env_id, action_mode=mode, **kwargs) for _ in range(n)]
+    assert vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    # Continuous locations up to 1.5 also exercise the clipping.
+    actions = fixed_actions(vec.action_space, 2 * length + length // 2 + 1, seed=2, spread=1.5)
+
+    obs, _ = vec.reset(seed=seed)
+    for i, env in enumerate(singles):
+        assert_obs_equal(obs, i, env.reset(seed=seed + i)[0])
+    ended = 0
+    for batch in actions:
+        obs, rewards, terminated, truncated, infos = vec.step(batch)
+        steps = [env.step(batch[i]) for i, env in enumerate(singles)]
+        done = [s[2] or s[3] for s in steps]
+        np.testing.assert_array_equal(rewards.numpy(), [s[1] for s in steps])
+        np.testing.assert_array_equal(terminated.numpy(), [s[2] for s in steps])
+        np.testing.assert_array_equal(truncated.numpy(), [s[3] for s in steps])
+        if not any(done):
+            assert infos == {}
+            for i, s in enumerate(steps):
+                assert_obs_equal(obs, i, s[0])
+            continue
+        ended += 1
+        np.testing.assert_array_equal(infos["_final_obs"].numpy(), done)
+        np.testing.assert_array_equal(infos["_final_info"].numpy(), done)
+        for i, (single_obs, _, _, _, single_info) in enumerate(steps):
+            assert_obs_equal(infos["final_obs"], i, single_obs)
+            for key, value in single_info.items():
+                assert infos["final_info"][f"_{key}"][i]
+                assert infos["final_info"][key][i].item() == value
+            assert_obs_equal(obs, i, singles[i].reset()[0])  # the next episode's first observation
+    assert ended == 2
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_make_vec_matches_gymnasium_sync_vector_env(env_id):
+    """gymnasium's SyncVectorEnv over the single env, in SAME_STEP mode, plays the batched env's episodes."""
+    n, kwargs = 2, KWARGS[env_id]
+    length = episode_length(env_id, kwargs)
+    batched = gym.make_vec(env_id, num_envs=n, **kwargs)
+    sync = gym.make_vec(
+        env_id, num_envs=n, vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **kwargs,
+    )
+    obs_b, _ = batched.reset(seed=4)
+    obs_s, _ = sync.reset(seed=4)
+    for actions in fixed_actions(batched.action_space, length + 2, seed=3):
+        for key in obs_s:
+            np.testing.assert_array_equal(obs_b[key].numpy(), obs_s[key])
+        obs_b, r_b, term_b, trunc_b, info_b = batched.step(actions)
+        obs_s, r_s, term_s, trunc_s, info_s = sync.step(actions)
+        np.testing.assert_array_equal(r_b.numpy(), r_s)
+        np.testing.assert_array_equal(term_b.numpy(), term_s)
+        np.testing.assert_array_equal(trunc_b.numpy(), trunc_s)
+        assert ("final_obs" in info_b) == ("final_obs" in info_s)
+        if "final_obs" in info_s:
+            for i in range(n):
+                assert_obs_equal(info_b["final_obs"], i, info_s["final_obs"][i])
+
+
+@pytest.mark.parametrize("env_id", ["glimpse/ClutteredMNIST-v0", "glimpse/Catch-v0"])
+def test_same_step_autoreset_contract(env_id):
+    n, kwargs = 3, KWARGS[env_id]
+    length = episode_length(env_id, kwargs)
+    vec = gym.make_vec(env_id, num_envs=n, start="center", **kwargs)
+    assert vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    vec.reset(seed=0)
+    look = torch.tensor([0.3, -0.4])
+    actions = torch.cat([look.expand(n, 2), torch.zeros(n, vec.single_action_space.shape[0] - 2)], dim=1)
+    for _ in range(length - 1):
+        vec.step(actions)
+    old = pictures(vec).clone()
+    obs, _, terminated, truncated, infos = vec.step(actions)
+    assert terminated.all() and not truncated.any()
+    assert set(infos) == {"final_obs", "_final_obs", "final_info", "_final_info"}
+    assert infos["_final_obs"].dtype == torch.bool and infos["_final_obs"].all()
+    assert infos["_final_info"].dtype == torch.bool and infos["_final_info"].all()
+    # final_obs is the last observation of the finished episodes: the glimpse where the last action looked.
+    final = infos["final_obs"]
+    assert set(final) == {"glimpse", "location"} and final["glimpse"].shape == obs["glimpse"].shape
+    torch.testing.assert_close(final["location"], look.expand(n, 2))
+    if ENV_IDS[env_id] != "catch":  # Catch's picture moved on with the step; checked in test_observation_glimpse
+        torch.testing.assert_close(final["glimpse"], extract_glimpses(old, final["location"], **vec.retina))
+    key = "caught" if ENV_IDS[env_id] == "catch" else "label"
+    assert infos["final_info"][f"_{key}"].all() and infos["final_info"][key].shape == (n,)
+    # The observation rows of the ended envs are already the next episodes' first observations.
+    fresh = gym.make_vec(env_id, num_envs=n, start="center", **kwargs)
+    fresh.reset(seed=0)
+    first_of_next, _ = fresh.reset()  # episode 1 of every env
+    for k in obs:
+        torch.testing.assert_close(obs[k], first_of_next[k], rtol=0, atol=0)
+    torch.testing.assert_close(obs["location"], torch.zeros(n, 2))  # start="center"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ppo_learns_through_to_sb3(mode):
+    """to_sb3 on the batched env runs SB3's PPO (MultiInputPolicy + GlimpseExtractor) under VecMonitor."""
+    vec = gym.make_vec("glimpse/MNIST-v0", num_envs=4, action_mode=mode, glimpse_size=4, scales=2, num_glimpses=3)
+    venv = VecMonitor(to_sb3(vec))
+    model = PPO(
+        "MultiInputPolicy", venv, n_steps=6, batch_size=24, n_epochs=1, seed=0, device="cpu",
+        policy_kwargs=dict(
+            net_arch=[16],
+            features_extractor_class=GlimpseExtractor,
+            features_extractor_kwargs=dict(features_dim=16, hidden=16, channels=4),
+        ),
+    )
+    model.learn(total_timesteps=48)
+    assert model.num_timesteps == 48  # two rollouts of 6 steps in 4 envs
+    assert len(model.ep_info_buffer) == 4 * 12 // 3  # 12 steps per env, in episodes of 3 steps
+    assert all(ep["l"] == 3 and ep["r"] in (0.0, 1.0) for ep in model.ep_info_buffer)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The observation is the core retina's glimpse
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_observation_glimpse_is_the_retina_glimpse(env_id):
+    kwargs = KWARGS[env_id]
+    vec = gym.make_vec(env_id, num_envs=3, **kwargs)
+    obs, _ = vec.reset(seed=8)
+    torch.testing.assert_close(obs["glimpse"], expected_glimpses(vec, obs["location"]), rtol=0, atol=1e-6)
+    for actions in fixed_actions(vec.action_space, episode_length(env_id, kwargs) - 1, seed=4):
+        obs, *_ = vec.step(actions)
+        np.testing.assert_array_equal(obs["location"].numpy(), actions[:, :2])
+        torch.testing.assert_close(obs["glimpse"], expected_glimpses(vec, obs["location"]), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_discrete_actions_look_at_grid_cell_centres(env_id):
+    """Cell (column, row) of the grid x grid partition: centre ((2c + 1) / grid - 1, (2r + 1) / grid - 1)."""
+    kwargs = dict(KWARGS[env_id], action_mode="discrete")
+    vec = gym.make_vec(env_id, num_envs=1, **kwargs)
+    vec.reset(seed=0)
+    grid = vec.grid
+    _, height, width = vec.canvas_shape
+    cells = [(0, 0), (grid - 1, 0), (1, grid - 1), (grid // 2, grid // 2)]
+    for column, row in cells:
+        obs, *_ = vec.step(np.array([[column, row, 0]]))
+        expected = torch.tensor([[(2 * column + 1) / grid - 1, (2 * row + 1) / grid - 1]])
+        torch.testing.assert_close(obs["location"], expected)
+        torch.testing.assert_close(obs["glimpse"], expected_glimpses(vec, expected), rtol=0, atol=1e-6)
+        vec.reset(seed=0)
+
+
+def test_discrete_cells_tile_the_canvas():
+    """With the glimpse side dividing the canvas, the default grid's cells are exactly the scale-0 windows."""
+    vec = GlimpseVectorEnv(1, task="translated", canvas=60, glimpse_size=12, action_mode="discrete")
+    assert vec.grid == 5
+    vec.reset(seed=0)
+    for column in range(5):
+        for row in range(5):
+            obs, *_ = vec.step(np.array([[column, row, 0]]))
+            corner = window_corners_px(obs["location"], 60, 60, size=12)[0, 0].tolist()
+            assert corner == [12 * column, 12 * row]
+            vec.reset(seed=0)
+
+
+def test_continuous_locations_are_clipped_to_the_canvas():
+    vec = GlimpseVectorEnv(3, task="translated", **RETINA)
+    vec.reset(seed=0)
+    scores = np.zeros((3, 10), np.float32)
+    where = np.array([[3.0, -7.5], [-1.2, 0.25], [0.5, 1.0000001]], np.float32)
+    obs, *_ = vec.step(np.concatenate([where, scores], axis=1))
+    clipped = torch.tensor([[1.0, -1.0], [-1.0, 0.25], [0.5, 1.0]])
+    torch.testing.assert_close(obs["location"], clipped, rtol=0, atol=0)
+    torch.testing.assert_close(obs["glimpse"], expected_glimpses(vec, clipped), rtol=0, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The test split: a fixed set of canvases
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", [i for i in IDS if ENV_IDS[i] != "catch"])
+def test_test_split_is_a_fixed_set(env_id):
+    """Episode e of env i (N envs, seed s) shows test example (s + i + e * N) mod M, whatever the seed."""
+    kwargs = KWARGS[env_id]
+    length = episode_length(env_id, kwargs)
+
+    def shown(num_envs: int, seed: int, episodes: int = 0, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+        vec = gym.make_vec(env_id, num_envs=num_envs, split=split, **kwargs)
+        vec.reset(seed=seed)
+        for _ in range(episodes * length):
+            vec.step(vec.action_space.sample())
+        data = vec._scene.canvases if vec.task in CLASSIFICATION else vec._scene.video
+        return data.clone(), vec._scene.labels.clone()
+
+    data, labels = shown(3, seed=10, episodes=1)  # examples 13, 14, 15
+    for i, example in enumerate((13, 14, 15)):
+        other_data, other_labels = shown(1, seed=example)  # a single env's first episode, another seed
+        torch.testing.assert_close(data[i], other_data[0], rtol=0, atol=0)
+        assert labels[i] == other_labels[0]
+    # The index wraps around the test set: example M + 13 is example 13.
+    size = envs.data.load_digits("mnist", "test").labels.shape[0]
+    torch.testing.assert_close(shown(1, seed=size + 13)[0][0], data[0], rtol=0, atol=0)
+    # The train split draws other canvases for the same seeds.
+    train, _ = shown(3, seed=10, episodes=1, split="train")
+    assert not torch.equal(train, data)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Truncation
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_max_episode_steps_truncates_single_env():
+    env = gym.make("glimpse/MNIST-v0", max_episode_steps=2, **KWARGS["glimpse/MNIST-v0"])  # TimeLimit
+    env.reset(seed=0)
+    action = env.action_space.sample()
+    assert env.step(action)[2:4] == (False, False)
+    assert env.step(action)[2:4] == (False, True)
+    # The env's own argument: the info carries the label at the end, and the episode is over.
+    raw = GlimpseEnv(task="mnist", max_episode_steps=2, **KWARGS["glimpse/MNIST-v0"])
+    raw.reset(seed=0)
+    raw.step(action)
+    _, reward, terminated, truncated, info = raw.step(action)
+    assert (reward, terminated, truncated) == (0.0, False, True) and set(info) == {"label"}
+    with pytest.raises(RuntimeError, match="reset"):
+        raw.step(action)
+
+
+def test_max_episode_steps_truncates_vector_env_and_sb3():
+    kwargs = KWARGS["glimpse/TranslatedMNIST-v0"]
+    vec = gym.make_vec("glimpse/TranslatedMNIST-v0", num_envs=2, max_episode_steps=2, **kwargs)
+    vec.reset(seed=0)
+    actions = vec.action_space.sample()
+    _, _, terminated, truncated, infos = vec.step(actions)
+    assert not (terminated.any() or truncated.any()) and infos == {}
+    _, rewards, terminated, truncated, infos = vec.step(actions)
+    assert truncated.all() and not terminated.any() and (rewards == 0).all()
+    assert infos["_final_obs"].all() and infos["final_info"]["_label"].all()
+
+    venv = to_sb3(gym.make_vec("glimpse/TranslatedMNIST-v0", num_envs=2, max_episode_steps=2, **kwargs))
+    venv.reset()
+    venv.step(actions)
+    _, _, dones, infos = venv.step(actions)
+    assert dones.all()
+    for info in infos:
+        assert info["TimeLimit.truncated"] is True
+        assert set(info["terminal_observation"]) == {"glimpse", "location"}
+
+
+def test_termination_wins_over_truncation_at_the_same_step():
+    kwargs = KWARGS["glimpse/Catch-v0"]
+    length = episode_length("glimpse/Catch-v0", kwargs)
+    vec = gym.make_vec("glimpse/Catch-v0", num_envs=2, max_episode_steps=length, **kwargs)
+    vec.reset(seed=0)
+    for _ in range(length):
+        _, _, terminated, truncated, infos = vec.step(vec.action_space.sample())
+    assert terminated.all() and not truncated.any() and infos["final_info"]["_caught"].all()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Bad input
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(colour="red"), TypeError, "colour"),
+        (dict(glimpse_size=61), ValueError, "glimpse_size 61 is larger than the 60x60 canvas"),
+        (dict(task="catch", glimpse_size=25), ValueError, "larger than the 24x24 canvas"),
+        (dict(scales=0), ValueError, "scales must be an integer >= 1; got 0"),
+        (dict(glimpse_size=2.5), ValueError, "glimpse_size must be an integer"),
+        (dict(num_glimpses=0), ValueError, "num_glimpses must be an integer >= 1; got 0"),
+        (dict(task="catch", num_glimpses=4), ValueError, "num_glimpses does not apply to task 'catch'"),
+        (dict(task="moving-mnist", num_glimpses=4), ValueError, "num_glimpses does not apply to task 'moving-mnist'"),
+        (dict(task="pong"), ValueError, "task must be one of .*'pong'"),
+        (dict(action_mode="hybrid"), ValueError, "action_mode must be one of .*'hybrid'"),
+        (dict(dataset="cifar10"), ValueError, "dataset must be one of .*'cifar10'"),
+        (dict(split="validation"), ValueError, "split must be 'train' or 'test'; got 'validation'"),
+        (dict(start="corner"), ValueError, "start must be"),
+        (dict(render_mode="human"), ValueError, "render_mode"),
+        (dict(max_episode_steps=0), ValueError, "max_episode_steps must be an integer >= 1"),
+        (dict(grid=0), ValueError, "grid must be an integer >= 1"),
+        (dict(task="video"), ValueError, "needs video="),
+        (dict(task="mnist", canvas=60), ValueError, "plain 28x28"),
+        (dict(task="catch", canvas=2), ValueError, "canvas must be an integer >= 3"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        GlimpseVectorEnv(2, **kwargs)
+    # gym.make handles render_mode and max_episode_steps itself (HumanRendering, TimeLimit).
+    if not set(kwargs) & {"task", "render_mode", "max_episode_steps"}:
+        with pytest.raises(error, match=match):
+            gym.make("glimpse/ClutteredMNIST-v0", **kwargs)
+
+
+@pytest.mark.parametrize(
+    "mode, action, error, match",
+    [
+        ("continuous", np.zeros(11, np.float32), ValueError, r"actions must be \(1, 12\); got \(1, 11\)"),
+        ("continuous", np.zeros((2, 12), np.float32), ValueError, r"actions must be \(1, 12\)"),
+        ("continuous", np.zeros(12, np.int64), TypeError, "continuous actions must be floating point; got torch.int64"),
+        ("continuous", np.full(12, np.nan, np.float32), ValueError, "NaN"),
+        ("continuous", np.r_[np.inf, np.zeros(11)].astype(np.float32), ValueError, "finite"),
+        ("discrete", np.zeros(2, np.int64), ValueError, r"actions must be \(1, 3\); got \(1, 2\)"),
+        ("discrete", np.zeros(3, np.float32), TypeError, "discrete actions must be integers; got torch.float32"),
+        ("discrete", np.array([0, 0, 10]), ValueError, "out-of-range"),
+        ("discrete", np.array([-1, 0, 0]), ValueError, "out-of-range"),
+        ("discrete", np.array([6, 0, 0]), ValueError, "out-of-range"),
+    ],
+)
+def test_bad_actions_raise_clear_errors(mode, action, error, match):
+    env = GlimpseEnv(task="mnist", action_mode=mode, glimpse_size=5)  # 28 px canvas: a 6 x 6 grid
+    env.reset(seed=0)
+    with pytest.raises(error, match=match):
+        env.step(action)
+
+
+def test_bad_vector_actions_and_seeds_raise():
+    vec = GlimpseVectorEnv(3, task="mnist", **RETINA)
+    with pytest.raises(RuntimeError, match="reset"):
+        vec.step(np.zeros((3, 12), np.float32))
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match=r"actions must be \(3, 12\); got \(12,\)"):
+        vec.step(np.zeros(12, np.float32))
+    with pytest.raises(ValueError, match="seed list must have 3 entries"):
+        vec.reset(seed=[1, 2])
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        vec.reset(seed=-1)
+
+
+def test_stepping_after_the_end_needs_reset():
+    env = GlimpseEnv(task="catch", canvas=6, glimpse_size=3)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(env.action_space.sample())
+    env.reset(seed=0)
+    for _ in range(5):
+        *_, terminated, _, _ = env.step(env.action_space.sample())
+    assert terminated
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(env.action_space.sample())
+    env.reset()
+    env.step(env.action_space.sample())  # fine again
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Rendering
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_render_rgb_array_draws_the_windows(env_id):
+    env = gym.make(env_id, render_mode="rgb_array", start="center", **KWARGS[env_id])
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8
+    _, height, width = env.unwrapped._vec.canvas_shape
+    assert frame.shape[0] % height == 0 and frame.shape[1] % width == 0 and frame.shape[0] >= 2 * height
+    # The picture is grey; coloured pixels are the outlines: green at scale 0, amber at scale 1.
+    for colour in ((0, 255, 0), (255, 200, 0)):
+        assert (frame == colour).all(-1).any(), f"no {colour} outline"
+    coloured = (frame[..., 0] != frame[..., 1]) | (frame[..., 1] != frame[..., 2])
+    assert coloured.any()
+    vec = gym.make_vec(env_id, num_envs=2, render_mode="rgb_array", **KWARGS[env_id])
+    vec.reset(seed=0)
+    frames = vec.render()
+    assert frames.shape == (2, *frame.shape) and frames.dtype == np.uint8
+    plain = gym.make(env_id, **KWARGS[env_id]).unwrapped
+    plain.reset(seed=0)
+    assert plain.render() is None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# User videos
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["MTHW-uint8", "MTHWC-float"])
+def test_video_task_with_user_frames(layout):
+    m, t, h, w = 5, 4, 12, 14
+    generator = torch.Generator().manual_seed(0)
+    if layout == "MTHW-uint8":
+        frames = torch.randint(0, 256, (m, t, h, w), dtype=torch.uint8, generator=generator)
+        channels, as_chw = 1, lambda x: x[None]
+    else:
+        frames = torch.rand(m, t, h, w, 3, dtype=torch.float64, generator=generator)
+        channels, as_chw = 3, lambda x: x.permute(2, 0, 1)
+    labels = torch.arange(m)  # the label names the video, so the test knows which one is shown
+    vec = GlimpseVectorEnv(3, task="video", video=(frames, labels), glimpse_size=4, scales=2)
+    assert vec.single_observation_space["glimpse"].shape == (2, channels, 4, 4)
+    assert vec.single_action_space.shape == (2 + m,)
+    obs, _ = vec.reset(seed=0)
+    shown = vec._scene.labels.clone()
+    actions = fixed_actions(vec.action_space, t, seed=0)
+    for step in range(t):
+        assert vec.observation_space.contains({k: v.numpy() for k, v in obs.items()})
+        picture = torch.stack([as_chw(frames[int(v), step]).float() for v in shown])
+        if frames.dtype == torch.uint8:
+            picture = picture.to(torch.uint8)
+        expected = extract_glimpses(picture, obs["location"], size=4, scales=2).float()
+        torch.testing.assert_close(obs["glimpse"], expected, rtol=0, atol=1e-6)
+        obs, rewards, terminated, _, infos = vec.step(actions[step])
+        assert bool(terminated.all()) == (step == t - 1)
+    torch.testing.assert_close(infos["final_info"]["label"], shown)
+    decisions = torch.as_tensor(actions[-1][:, 2:]).argmax(1)
+    torch.testing.assert_close(rewards, (decisions == shown).float())
+    # The single env over user videos passes gymnasium's checker.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", ".*Not able to test alternative render modes", UserWarning)  # no spec
+        gym_check_env(GlimpseEnv(task="video", video=(frames, labels), glimpse_size=4))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# scripts/bench_env.py, end to end
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_bench_env_script_runs():
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_env.py"
+    args = ["--num-envs", "1,3", "--glimpse-size", "4", "--scales", "1", "--steps", "2", "--budget", "0.01", "--json"]
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [row["num_envs"] for row in report["rows"]] == [1, 3]
+    for row in report["rows"]:
+        assert row["batched_steps_per_s"] > 0 and row["sync_steps_per_s"] > 0 and row["blocks"] >= 3
+        assert row["ratio"] == pytest.approx(row["batched_steps_per_s"] / row["sync_steps_per_s"])
+
+
+# ------------------------------------------------------------------------------------------------------------
+# CUDA
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("env_id", IDS)
+def test_cuda_plays_the_cpu_episodes(env_id, split):
+    kwargs = KWARGS[env_id]
+    length = episode_length(env_id, kwargs)
+    cpu = gym.make_vec(env_id, num_envs=4, split=split, **kwargs)
+    cuda = gym.make_vec(env_id, num_envs=4, split=split, device="cuda", **kwargs)
+    obs_cpu, _ = cpu.reset(seed=9)
+    obs_cuda, _ = cuda.reset(seed=9)
+    for actions in fixed_actions(cpu.action_space, 2 * length + 1, seed=5, spread=1.2):
+        for key in obs_cpu:
+            assert obs_cuda[key].device.type == "cuda"
+            torch.testing.assert_close(obs_cuda[key].cpu(), obs_cpu[key], rtol=0, atol=1e-6)
+        obs_cpu, r_cpu, term_cpu, trunc_cpu, info_cpu = cpu.step(actions)
+        obs_cuda, r_cuda, term_cuda, trunc_cuda, info_cuda = cuda.step(torch.as_tensor(actions, device="cuda"))
+        torch.testing.assert_close(r_cuda.cpu(), r_cpu)
+        assert torch.equal(term_cuda.cpu(), term_cpu) and torch.equal(trunc_cuda.cpu(), trunc_cpu)
+        if "final_obs" in info_cpu:
+            for key in info_cpu["final_obs"]:
+                got = info_cuda["final_obs"][key].cpu()
+                torch.testing.assert_close(got, info_cpu["final_obs"][key], rtol=0, atol=1e-6)
