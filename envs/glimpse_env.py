@@ -46,8 +46,9 @@ row (Catch, ``canvas - 1`` steps). Truncation: at ``max_episode_steps`` if given
 Every random number is a counter-based hash of (seed, episode, draw): env ``i`` of
 ``make_vec(num_envs=N)`` reset with seed ``s`` plays exactly the episodes of a single env reset with
 seed ``s + i``, on any device. In ``split="test"`` the canvases form a fixed test set: episode ``e`` of
-env ``i`` shows test example ``(s + i + e * N) mod M`` (``M`` = test digits), the same canvas whatever
-the seed or device, so ``N`` envs over ``ceil(M / N)`` episodes each see every test example once.
+env ``i`` shows test example ``j = (s + i + e * N) mod M`` (``M`` = test digits, or user videos): test
+digit ``j`` on a canvas (position, clutter, motion) drawn from ``j`` alone, the same whatever the seed
+or device, so ``N`` envs over ``ceil(M / N)`` episodes each see every test example exactly once.
 
 ## Arguments
 See :class:`GlimpseVectorEnv`.
@@ -96,8 +97,9 @@ class _Scene:
     shape: tuple[int, int, int]  # (C, H, W)
     labels: Tensor | None = None
 
-    def start(self, rows: Tensor, keys: Tensor, episodes: Tensor) -> None:
-        """Begin new episodes in ``rows`` ``(K,)``, drawn from ``keys``/``episodes`` ``(K,)``."""
+    def start(self, rows: Tensor, keys: Tensor, episodes: Tensor, target: Tensor | None = None) -> None:
+        """Begin new episodes in ``rows`` ``(K,)``, drawn from ``keys``/``episodes`` ``(K,)``; ``target``
+        ``(K,)`` fixes which example of the data set each row shows (the test split)."""
         raise NotImplementedError
 
     def advance(self, decisions: Tensor, steps: Tensor) -> tuple[Tensor, Tensor]:
@@ -130,8 +132,8 @@ class _CanvasScene(_Scene):
         self.canvases: Tensor | None = None
         self.sensor: GlimpseSensor | None = None
 
-    def start(self, rows, keys, episodes):
-        canvases, labels = self._generate(keys, episodes)
+    def start(self, rows, keys, episodes, target=None):
+        canvases, labels = self._generate(keys, episodes, target)
         if self.canvases is None:  # the first reset covers every row
             self.canvases, self.labels = canvases, labels
             self.sensor = GlimpseSensor(canvases, **self._retina)
@@ -158,8 +160,8 @@ class _VideoScene(_Scene):
         self.video: Tensor | None = None
         self.sensor: GlimpseSensor | None = None
 
-    def start(self, rows, keys, episodes):
-        video, labels = self._generate(keys, episodes)  # (K, T, C, H, W)
+    def start(self, rows, keys, episodes, target=None):
+        video, labels = self._generate(keys, episodes, target)  # (K, T, C, H, W)
         k, t = video.shape[:2]
         if self.video is None:
             self.video, self.labels = video, labels
@@ -192,7 +194,7 @@ class _CatchScene(_Scene):
         self.state: tasks.CatchState | None = None
         self._caught: Tensor | None = None
 
-    def start(self, rows, keys, episodes):
+    def start(self, rows, keys, episodes, target=None):
         new = tasks.catch_reset(keys, episodes, screen=self.screen)
         if self.state is None:
             self.state = new
@@ -344,7 +346,7 @@ class GlimpseVectorEnv(VectorEnv):
             _require(canvas is None, "canvas does not apply to task='video': the frames set the size")
             shape = tuple(source.frames.shape[-3:])
             # The validated (M, T, C, H, W) source itself: raw 5-D frames would be read as channels-last again.
-            generate = lambda k, e: tasks.video_frames(source, None, k, e)  # noqa: E731
+            generate = lambda k, e, t: tasks.video_frames(source, None, k, e, target=t)  # noqa: E731
             classes = int(source.labels.max()) + 1
             return _VideoScene(generate, self.num_envs, source.frames.shape[1], retina, shape, classes), len(
                 source.labels)
@@ -357,17 +359,17 @@ class GlimpseVectorEnv(VectorEnv):
         side = canvas if canvas is not None else _DEFAULT_CANVAS[task]
         if task == "mnist":
             _require(canvas in (None, 28), f"task='mnist' shows the plain 28x28 digit; got canvas={canvas!r}")
-            generate = lambda k, e: tasks.plain_digits(images, labels, k, e)  # noqa: E731
+            generate = lambda k, e, t: tasks.plain_digits(images, labels, k, e, target=t)  # noqa: E731
         elif task == "translated":
-            generate = lambda k, e: tasks.translated_digits(images, labels, k, e, canvas=side)  # noqa: E731
+            generate = lambda k, e, t: tasks.translated_digits(images, labels, k, e, canvas=side, target=t)  # noqa: E731
         elif task == "cluttered":
             count = distractors if distractors is not None else (8 if side >= 100 else 4)
-            generate = lambda k, e: tasks.cluttered_digits(  # noqa: E731
-                images, labels, k, e, canvas=side, distractors=count, distractor_size=distractor_size)
+            generate = lambda k, e, t: tasks.cluttered_digits(  # noqa: E731
+                images, labels, k, e, canvas=side, distractors=count, distractor_size=distractor_size, target=t)
         else:  # moving-mnist
-            generate = lambda k, e: tasks.moving_digits(  # noqa: E731
+            generate = lambda k, e, t: tasks.moving_digits(  # noqa: E731
                 images, labels, k, e, frames=frames, canvas=side, digits=digits,
-                distractors=distractors or 0)
+                distractors=distractors or 0, target=t)
             return _VideoScene(generate, self.num_envs, frames, retina, (1, side, side), data.num_classes), len(labels)
         return _CanvasScene(generate, self.num_envs, num_glimpses, retina, (1, side, side), data.num_classes), len(
             labels)
@@ -473,7 +475,7 @@ class GlimpseVectorEnv(VectorEnv):
         if self._test_set_size is not None and self.split == "test":
             # Fixed test set: example j is drawn from (TEST_KEY, j) whatever the seed.
             example = torch.remainder(keys + episodes * self.num_envs, self._test_set_size)
-            self._scene.start(rows, torch.full_like(keys, TEST_KEY), example)
+            self._scene.start(rows, torch.full_like(keys, TEST_KEY), example, target=example)
         else:
             self._scene.start(rows, keys, episodes)
         self._steps[rows] = 0

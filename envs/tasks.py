@@ -249,11 +249,26 @@ def _distractor_layer(
 # ----------------------------------------------------------------------------------------------------
 
 
-def plain_digits(images: Tensor, labels: Tensor, keys: Tensor, episodes: Tensor) -> tuple[Tensor, Tensor]:
+def _target_index(keys: Tensor, episodes: Tensor, num: int, target: Tensor | None) -> Tensor:
+    """Each row's target digit: ``target`` ``(N,)`` when given (a fixed test set), else drawn."""
+    if target is None:
+        return rng.integers(keys, episodes, STREAM_TARGET_DIGIT, num)  # (N,)
+    if tuple(target.shape) != tuple(keys.shape) or target.dtype != torch.int64:
+        raise ValueError(f"target must be int64 {tuple(keys.shape)}; got {target.dtype} {tuple(target.shape)}")
+    if bool(((target < 0) | (target >= num)).any()):
+        raise ValueError(f"target indices must lie in [0, {num}); got {target.min().item()}..{target.max().item()}")
+    return target.to(keys.device)
+
+
+def plain_digits(
+    images: Tensor, labels: Tensor, keys: Tensor, episodes: Tensor, *, target: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     r"""A uniformly random digit of the set per row, as it is (MNIST: ``28 x 28``).
 
     Conventions: ``images`` uint8 ``(M, H, W)``, ``labels`` ``(M,)``, ``keys``/``episodes`` ``(N,)``
-    int64, all on one device. Draws: the digit index from ``STREAM_TARGET_DIGIT``.
+    int64, all on one device. Draws: the digit index from ``STREAM_TARGET_DIGIT``. Every digit task takes
+    ``target``: ``(N,)`` int64 indices of each row's digit in the set, instead of drawing them (a fixed
+    test set shows test digit ``j`` as its example ``j``).
 
     Returns:
         ``(canvases, labels)``: uint8 ``(N, 1, H, W)`` and ``(N,)`` (the labels' dtype).
@@ -266,12 +281,13 @@ def plain_digits(images: Tensor, labels: Tensor, keys: Tensor, episodes: Tensor)
     """
     _check_keys(keys, episodes)
     _check_digits(images, labels, keys)
-    index = rng.integers(keys, episodes, STREAM_TARGET_DIGIT, int(images.shape[0]))  # (N,)
+    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
     return images[index][:, None], labels[index]
 
 
 def translated_digits(
-    images: Tensor, labels: Tensor, keys: Tensor, episodes: Tensor, *, canvas: int = 60
+    images: Tensor, labels: Tensor, keys: Tensor, episodes: Tensor, *, canvas: int = 60,
+    target: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Translated MNIST: a random digit at a uniformly random position fully inside a zero canvas.
 
@@ -289,7 +305,7 @@ def translated_digits(
     _check_digits(images, labels, keys)
     canvas = _check_canvas(canvas, images)
     height, width = int(images.shape[1]), int(images.shape[2])
-    index = rng.integers(keys, episodes, STREAM_TARGET_DIGIT, int(images.shape[0]))  # (N,)
+    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
     corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - width, canvas - height))
     canvases = _to_uint8(_paste_sum(images[index][:, None], corner[:, None], canvas))
     return canvases[:, None], labels[index]
@@ -304,6 +320,7 @@ def cluttered_digits(
     canvas: int = 60,
     distractors: int = 4,
     distractor_size: int = 8,
+    target: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Cluttered MNIST after DeepMind's mnist-cluttered: a digit among fragments of other digits.
 
@@ -336,7 +353,7 @@ def cluttered_digits(
     canvas = _check_canvas(canvas, images)
     distractors, distractor_size = _check_distractors(distractors, distractor_size, images)
     height, width = int(images.shape[1]), int(images.shape[2])
-    index = rng.integers(keys, episodes, STREAM_TARGET_DIGIT, int(images.shape[0]))  # (N,)
+    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
     corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - width, canvas - height))
     layers = _paste_sum(images[index][:, None], corner[:, None], canvas)
     layers += _distractor_layer(images, index, keys, episodes, distractors, distractor_size, canvas)
@@ -419,6 +436,7 @@ def moving_digits(
     distractors: int = 0,
     distractor_size: int = 8,
     speed: float = 3.0,
+    target: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Moving MNIST (Srivastava et al., 2015): digits bouncing inside a canvas, optionally on clutter.
 
@@ -449,7 +467,7 @@ def moving_digits(
         raise ValueError(f"a second moving digit must be another image, so the set needs >= 2; got {images.shape[0]}")
     distractors, distractor_size = _check_distractors(distractors, distractor_size, images)
     n, num, height, width = keys.shape[0], int(images.shape[0]), int(images.shape[1]), int(images.shape[2])
-    index = rng.integers(keys, episodes, STREAM_TARGET_DIGIT, num)[:, None]  # (N, 1)
+    index = _target_index(keys, episodes, num, target)[:, None]  # (N, 1)
     if digits == 2:
         other = rng.integers(keys, episodes, STREAM_SECOND_DIGIT, num - 1)
         index = torch.cat([index, (other + (other >= index[:, 0]).long())[:, None]], dim=1)  # (N, 2)
@@ -530,7 +548,8 @@ def as_video_source(frames: Tensor, labels: Tensor) -> VideoSource:
 
 
 def video_frames(
-    frames: Tensor | VideoSource, labels: Tensor | None, keys: Tensor, episodes: Tensor
+    frames: Tensor | VideoSource, labels: Tensor | None, keys: Tensor, episodes: Tensor, *,
+    target: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""A uniformly random labelled video of a user's source per row.
 
@@ -556,7 +575,8 @@ def video_frames(
         source = as_video_source(frames, labels)
     if source.frames.device != keys.device:
         raise ValueError(f"the video source must be on keys.device ({keys.device}); got {source.frames.device}")
-    index = rng.integers(keys, episodes, STREAM_VIDEO, int(source.frames.shape[0]))  # (N,)
+    num = int(source.frames.shape[0])
+    index = rng.integers(keys, episodes, STREAM_VIDEO, num) if target is None else _target_index(keys, episodes, num, target)
     return source.frames[index], source.labels[index]
 
 

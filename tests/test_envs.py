@@ -740,3 +740,21 @@ def test_cuda_plays_the_cpu_episodes(env_id, split):
             for key in info_cpu["final_obs"]:
                 got = info_cuda["final_obs"][key].cpu()
                 torch.testing.assert_close(got, info_cpu["final_obs"][key], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("task", ["mnist", "cluttered", "moving-mnist"])
+def test_test_split_shows_every_test_digit_exactly_once(task):
+    """N envs over M/N episodes see test digits 0..M-1, each once, whatever the seed."""
+    from envs.data import load_digits
+
+    test_labels = load_digits("mnist", "test").labels
+    num_envs = 200
+    kwargs = dict(frames=2) if task == "moving-mnist" else dict(num_glimpses=1)
+    env = GlimpseVectorEnv(num_envs, task=task, split="test", glimpse_size=4, **kwargs)
+    env.reset(seed=0)
+    labels = []
+    for _ in range(len(test_labels) // num_envs):
+        labels.append(env.scene()[1].clone())
+        for _ in range(env.episode_steps):
+            env.step(torch.zeros(env.action_space.shape))
+    assert torch.equal(torch.cat(labels), test_labels)
