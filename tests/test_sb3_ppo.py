@@ -1,0 +1,110 @@
+"""scripts/sb3_ppo.py end to end (a few steps in a subprocess), and the dataclass -> CLI helper scripts/_cli.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "sb3_ppo.py"
+sys.path.insert(0, str(ROOT / "scripts"))  # where `python scripts/NAME.py` finds _cli
+
+from _cli import build_parser, field_help, parse_config  # noqa: E402
+
+
+def run_script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "100", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
+def test_script_trains_logs_and_saves(tmp_path):
+    out = run_script("--total-timesteps", "64", "--num-envs", "4", "--n-steps", "8", "--batch-size", "16",
+                     "--n-epochs", "1", "--features-dim", "16", "--eval-every", "32", "--eval-episodes", "8",
+                     "--run-dir", str(tmp_path))
+    (run,) = tmp_path.iterdir()
+    assert re.fullmatch(r"mnist__ppo__1__\d+", run.name), run.name
+    assert str(run) in out.stdout  # tells where the logs are
+    assert (run / "model.zip").is_file()
+    assert list(run.glob("events.out.tfevents.*"))
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"eval/accuracy", "charts/SPS"} <= scalars, scalars
+    assert any(t.startswith("train/") for t in scalars) and any(t.startswith("rollout/") for t in scalars), scalars
+    accuracies = [e.value for e in events.Scalars("eval/accuracy")]
+    assert len(accuracies) >= 2 and all(0.0 <= a <= 1.0 for a in accuracies)  # periodic + final
+    assert any(t.startswith("hyperparameters") for t in events.Tags()["tensors"])  # the text table
+
+
+def test_help_explains_every_flag():
+    import sb3_ppo
+    helps = field_help(sb3_ppo.Config)
+    text = re.sub(r"\s+", "", run_script("--help", timeout=60).stdout)  # argparse wraps lines anywhere
+    for f in dataclasses.fields(sb3_ppo.Config):
+        flag = "--" + f.name.replace("_", "-")
+        if not f.init:  # computed at run time: documented, but no flag
+            assert flag not in text and helps[f.name]
+            continue
+        assert helps.get(f.name), f"field {f.name} has no docstring"
+        assert flag in text and re.sub(r"\s+", "", helps[f.name]) in text, f.name
+
+
+@dataclass
+class Toy:
+    count: int = 3
+    """how many"""
+    rate: float = 0.5  # a comment works too
+    name: str = "x"
+    """a name"""
+    fast: bool = True
+    """go fast"""
+    limit: int | None = None
+    """an upper bound, or none"""
+    mode: Literal["a", "b-c"] = "a"
+    """which mode"""
+    derived: int = field(init=False, default=0)
+    """computed at run time"""
+
+
+def test_cli_parses_types_and_bools():
+    assert parse_config(Toy, []) == Toy()
+    cfg = parse_config(Toy, ["--count", "7", "--rate", "1e-3", "--name", "y", "--no-fast", "--limit", "4",
+                             "--mode", "b-c"])
+    assert (cfg.count, cfg.rate, cfg.name, cfg.fast, cfg.limit, cfg.mode) == (7, 1e-3, "y", False, 4, "b-c")
+    assert parse_config(Toy, ["--fast"]).fast is True
+    assert parse_config(Toy, ["--limit", "none"]).limit is None
+    for bad in (["--count", "2.5"], ["--mode", "z"], ["--derived", "1"], ["--limit", "many"]):
+        with pytest.raises(SystemExit):
+            parse_config(Toy, bad)
+
+
+def test_cli_help_text():
+    helps = field_help(Toy)
+    assert helps == {"count": "how many", "rate": "a comment works too", "name": "a name", "fast": "go fast",
+                     "limit": "an upper bound, or none", "mode": "which mode", "derived": "computed at run time"}
+    text = build_parser(Toy, "Toy script.").format_help()
+    assert "--fast, --no-fast" in text and "--limit INT|none" in text and "{a,b-c}" in text
+    assert "how many (default: 3)" in text and "go fast (default: True)" in text
+    assert "--derived" not in text
+
+
+def test_cli_rejects_unsupported_annotations():
+    @dataclass
+    class Bad:
+        sizes: list[int] = field(default_factory=list)
+
+    with pytest.raises(TypeError, match="sizes"):
+        build_parser(Bad)
