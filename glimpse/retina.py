@@ -24,8 +24,9 @@ How. Block sums come from an integral image (summed-area table): each block is f
 cost of a glimpse does not grow with ``factor**k``. Sums accumulate in ``int32``/``int64`` for ``uint8``
 images (exact) and in ``float64`` for floating images (exact to rounding of the output dtype).
 :class:`GlimpseSensor` builds the table once for a batch of images and then glimpses it many times (an
-episode); :func:`extract_glimpses`, a one-shot call, prefix-sums only along x (and only the rows its
-windows cover, on large images) and sums each block's rows directly.
+episode); :func:`extract_glimpses`, a one-shot call, does the same on small images, and on large ones
+prefix-sums along x only the rows its windows cover and sums each block's rows directly, so its cost
+follows the window size rather than the image size.
 """
 
 from __future__ import annotations
@@ -104,12 +105,16 @@ def _half_sides(size: int, scales: int, factor: int, device: torch.device) -> Te
 
 
 def _corners(centers: Tensor, height: int, width: int, half_sides: Tensor) -> Tensor:
+    """``(B, S, 2)`` int64 window corners; see :func:`window_corners_px`."""
     # float64 so that pixel positions of large images round the same way on every device.
-    c = centers.detach().to(device=half_sides.device, dtype=torch.float64)
-    x_px = (c[:, 0:1] + 1.0) * (width / 2.0)
-    y_px = (c[:, 1:2] + 1.0) * (height / 2.0)
-    c_px = torch.stack((x_px, y_px), dim=-1)  # (B, 1, 2)
-    return torch.floor(c_px - half_sides + (0.5 + _TIE_PX)).long()  # (B, S, 2)
+    half_extent = torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64, device=half_sides.device)
+    return _corners_fast(centers, half_extent, half_sides - (0.5 + _TIE_PX))
+
+
+def _corners_fast(centers: Tensor, half_extent: Tensor, shift: Tensor) -> Tensor:
+    """``floor((c + 1) * extent / 2 - side / 2 + 1/2 + tie)`` with the constants precomputed."""
+    c_px = (centers.detach().to(device=shift.device, dtype=torch.float64) + 1.0) * half_extent  # (B, 2)
+    return torch.floor(c_px[:, None, :] - shift).long()  # (B, S, 2)
 
 
 def centers_from_corners_px(corners: Tensor, height: int, width: int, *, size: int) -> Tensor:
@@ -169,8 +174,8 @@ class GlimpseSensor:
     r"""A multi-scale retina prepared once for a batch of images, then glimpsed many times.
 
     Building the integral image costs about one pass over the images; every glimpse after that is
-    ``S * (size + 1)**2`` look-ups per sample, whatever the image size or ``factor``. Use it where the
-    same images are glimpsed several times (an episode); :func:`extract_glimpses` is the one-shot form.
+    ``S * (size + 1)**2`` look-ups per sample, whatever ``factor``. Use it where the same images are
+    glimpsed several times (an episode); :func:`extract_glimpses` is the one-shot form.
 
     Conventions: as :func:`extract_glimpses`. ``images`` ``(N, C, H, W)`` uint8 or float; glimpses
     ``(B, S, C, size, size)``, float32 in ``[0, 1]`` for uint8 images, else the images' dtype. Gradients
@@ -205,7 +210,13 @@ class GlimpseSensor:
         blocks = factor ** torch.arange(scales, device=device)  # (S,)
         # Offsets of each block boundary from the window corner: (S, size + 1).
         self._boundaries = blocks[:, None] * torch.arange(size + 1, device=device)
-        self._half_sides = _half_sides(size, scales, factor, device)
+        self._extent = torch.tensor([self.width, self.height], device=device).view(1, 1, 2, 1)
+        self._channel_ids = torch.arange(self.channels, device=device)
+        self._extent_f64, self._zero = self._extent.to(torch.float64), torch.zeros((), dtype=torch.float64, device=device)
+        self._half_extent = torch.tensor([self.width / 2.0, self.height / 2.0], dtype=torch.float64, device=device)
+        self._shift = _half_sides(size, scales, factor, device) - (0.5 + _TIE_PX)
+        # (1, S, 1, n) float64: block-edge offsets minus the corner shift, for __call__'s single floor.
+        self._edge_offsets = self._boundaries.to(torch.float64)[None, :, None, :] - self._shift[..., None]
         # Block sums are exact in the table's dtype; the means are formed in float32 unless float64 is asked for.
         self._work_dtype = torch.float64 if self.out_dtype == torch.float64 else torch.float32
         pixel_scale = 255.0 if images.dtype == torch.uint8 else 1.0
@@ -236,27 +247,37 @@ class GlimpseSensor:
         else:
             _check_centers(centers)
             check_shape(index, "index", "(B,)", (centers.shape[0],))
-        return self._glimpse_at(_corners(centers, self.height, self.width, self._half_sides), index)
+        # Every block edge of every scale on both axes in one pass: floor(corner + k) = floor(corner) + k
+        # for the integer offsets k, so the corner rounding and the edges share one floor.
+        c_px = (centers.detach().to(device=self._edge_offsets.device, dtype=torch.float64) + 1.0) * self._half_extent
+        edges = torch.floor(c_px[:, None, :, None] + self._edge_offsets)  # (B, S, 2, n)
+        return self._glimpse_at_edges(torch.clamp(edges, self._zero, self._extent_f64).long(), index)
 
     def _glimpse_at(self, corners: Tensor, index: Tensor | None) -> Tensor:
         """Block means for integer ``corners`` ``(B, S, 2)``; see the class docstring."""
-        batch = corners.shape[0]
-        h, w, c, n = self.height, self.width, self.channels, self.size + 1
-        # Clamping boundaries to [0, H] x [0, W] clips each block to the image: off-image pixels count 0.
-        xs = (corners[:, :, 0, None] + self._boundaries).clamp_(0, w)  # (B, S, n)
-        ys = (corners[:, :, 1, None] + self._boundaries).clamp_(0, h)
-        flat = (ys * (w + 1)).unsqueeze(-1) + xs.unsqueeze(-2)  # (B, S, n, n)
-        plane = (h + 1) * (w + 1)
+        edges = torch.minimum(corners[..., None] + self._boundaries[:, None, :], self._extent).clamp_(min=0)
+        return self._glimpse_at_edges(edges, index)
+
+    def _glimpse_at_edges(self, edges: Tensor, index: Tensor | None) -> Tensor:
+        """Block means from block edges ``(B, S, 2, size + 1)`` already clamped to ``[0, W] x [0, H]``.
+
+        Clamping the edges clips each block to the image, so off-image pixels count 0 (the table's first
+        row and column are 0).
+        """
+        batch = edges.shape[0]
+        c, n = self.channels, self.size + 1
+        flat = edges[:, :, 1, :, None] * (self.width + 1) + edges[:, :, 0, None, :]  # (B, S, n, n)
+        plane = (self.height + 1) * (self.width + 1)
         if index is None:
-            table = self.table.view(batch, c, plane)
-            looked_up = table.gather(2, flat.view(batch, 1, -1).expand(batch, c, -1))
+            looked_up = self.table.view(batch, c, plane).gather(2, flat.view(batch, 1, -1).expand(batch, c, -1))
         else:
-            first = (index.to(flat.device)[:, None] * c + torch.arange(c, device=flat.device)) * plane  # (B, C)
+            first = (index.to(flat.device)[:, None] * c + self._channel_ids) * plane  # (B, C)
             looked_up = self.table.view(-1)[first[:, :, None] + flat.view(batch, 1, -1)]
         at = looked_up.view(batch, c, self.scales, n, n)
-        rows = at[..., 1:, :] - at[..., :-1, :]  # (B, C, S, size, n): column prefix sums of block rows
+        rows = at[..., 1:, :] - at[..., :-1, :]  # (B, C, S, size, n): sums of each block row, cumulated in x
         sums = rows[..., 1:] - rows[..., :-1]  # (B, C, S, size, size)
-        means = sums.to(self._work_dtype) * self._inv_area
+        # int32 sums times a float32 scale promote straight to float32: one pass for uint8 images.
+        means = sums * self._inv_area if not sums.is_floating_point() else sums.to(self._work_dtype).mul_(self._inv_area)
         return means.transpose(1, 2).to(self.out_dtype).contiguous()
 
 
@@ -300,57 +321,54 @@ def extract_glimpses(
     size, scales, factor = _check_retina(size, scales, factor)
     batch, channels, height, width = images.shape
     _check_centers(centers, batch)
+    if _uses_table(size, scales, factor, height, width):
+        # The windows cover much of the image: a full integral table, glimpsed once, is the cheaper way.
+        return GlimpseSensor(images, size=size, scales=scales, factor=factor)(centers)
     corners = _corners(centers, height, width, _half_sides(size, scales, factor, images.device))
-    return _block_means_from_rows(images, corners, size, scales, factor)
+    return _block_means_from_region(images, corners, size, scales, factor)
 
 
-def _block_means_from_rows(images: Tensor, corners: Tensor, size: int, scales: int, factor: int) -> Tensor:
-    """One-shot block means: row prefix sums along x, then each block band's rows summed directly.
-
-    Unlike :class:`GlimpseSensor` this builds no 2-D table: a single glimpse needs only the rows its
-    windows cover, so the vertical direction is summed over each block's ``factor**k`` rows instead of
-    scanned over the whole image. When the windows' rows are a small part of the image (large images),
-    only those rows are prefix-summed.
-    """
-    batch, channels, height, width = images.shape
-    device = images.device
-    acc = _accumulator_dtype(images)
+def _uses_table(size: int, scales: int, factor: int, height: int, width: int) -> bool:
+    """Whether a whole-image integral table beats cropping each glimpse's region (small images)."""
     side = size * factor ** (scales - 1)
-    # Every scale's rows lie within [min corner, min corner + largest side): rounding moves a corner by
-    # under half a pixel, so the union spans fewer than side + 1 rows.
-    if 2 * side < height:
-        first_row = corners[:, :, 1].min(dim=1).values  # (B,)
-        rows = (first_row[:, None] + torch.arange(side, device=device)).clamp_(0, height - 1)
-        picked = images[torch.arange(batch, device=device)[:, None], :, rows]  # (B, side, C, W)
-        prefix = picked.transpose(1, 2).cumsum(-1, dtype=acc)  # (B, C, side, W)
-        prefix_rows = side
-    else:
-        first_row = torch.zeros(batch, dtype=torch.long, device=device)
-        prefix = images.cumsum(-1, dtype=acc)  # (B, C, H, W): inclusive sums along x
-        prefix_rows = height
+    return 4 * side * side >= height * width
+
+
+def _block_means_from_region(images: Tensor, corners: Tensor, size: int, scales: int, factor: int) -> Tensor:
+    """Block means without a whole-image table, for images much larger than the glimpse.
+
+    Each sample's windows all lie in one ``side x side`` region (``side`` = the largest window:
+    rounding moves a corner by under half a pixel). That region is gathered in one indexing op (zero off
+    the image), prefix-summed along x, and each block's ``factor**k`` rows are summed directly, so the
+    cost follows the window size, not the image size.
+    """
+    batch = corners.shape[0]
+    height, width = images.shape[-2:]
+    device = images.device
+    side = size * factor ** (scales - 1)
+    origin = corners.min(dim=1).values  # (B, 2): top-left of the region holding every window
     steps = torch.arange(side, device=device)
-    boundaries = torch.arange(size + 1, device=device)
-    index, inside, layout = [], [], []
-    for k in range(scales):
-        block = factor**k
-        rows = corners[:, k, 1, None] + steps[: size * block]  # (B, s) absolute rows of the window
-        cols = (corners[:, k, 0, None] + block * boundaries).clamp_(0, width)  # (B, n) block edges, exclusive
-        # Exclusive prefix at edge x is the inclusive one at x - 1, and 0 at x = 0; off-image rows are 0.
-        keep = ((rows >= 0) & (rows < height))[:, :, None] & (cols > 0)[:, None, :]
-        local = (rows - first_row[:, None]).clamp_(0, prefix_rows - 1)
-        index.append((local[:, :, None] * width + (cols - 1).clamp_(min=0)[:, None, :]).flatten(1))
-        inside.append(keep.flatten(1))
-        layout.append(block)
-    flat = torch.cat(index, dim=1)  # (B, K)
-    looked_up = prefix.reshape(batch, channels, -1).gather(2, flat[:, None, :].expand(batch, channels, -1))
-    looked_up = looked_up * torch.cat(inside, dim=1)[:, None, :]
+    ys, xs = origin[:, 1, None] + steps, origin[:, 0, None] + steps  # (B, side)
+    which = torch.arange(batch, device=device)
+    region = images[which[:, None, None], :, ys.clamp(0, height - 1)[:, :, None], xs.clamp(0, width - 1)[:, None, :]]
+    off_image = ((ys < 0) | (ys >= height))[:, :, None] | ((xs < 0) | (xs >= width))[:, None, :]  # (B, side, side)
+    region = region.masked_fill(off_image[..., None], 0)  # (B, side, side, C)
+    prefix = region.permute(0, 3, 1, 2).cumsum(-1, dtype=_accumulator_dtype(images))  # (B, C, side, side)
+    channels = prefix.shape[1]
+    prefix = prefix.reshape(batch, channels, side * side)
     work = torch.float64 if images.dtype == torch.float64 else torch.float32
     pixel_scale = 255.0 if images.dtype == torch.uint8 else 1.0
-    means, offset = [], 0
-    for block in layout:
-        count = size * block * (size + 1)
-        bands = looked_up[:, :, offset : offset + count].view(batch, channels, size, block, size + 1).sum(3)
-        offset += count
+    boundaries = torch.arange(size + 1, device=device)
+    means = []
+    for k in range(scales):
+        block = factor**k
+        local = corners[:, k] - origin  # (B, 2), inside [0, side - window side]
+        rows = local[:, 1, None] + steps[: size * block]  # (B, s)
+        cols = local[:, 0, None] + block * boundaries  # (B, n): block edges; the exclusive prefix at 0 is 0
+        flat = rows[:, :, None] * side + (cols - 1).clamp(min=0)[:, None, :]  # (B, s, n)
+        at = prefix.gather(2, flat.view(batch, 1, -1).expand(batch, channels, -1))
+        at = at.view(batch, channels, size, block, size + 1) * (cols > 0)[:, None, None, None, :]
+        bands = at.sum(3) if block > 1 else at[:, :, :, 0]  # (B, C, size, n): each block row, cumulated in x
         means.append((bands[..., 1:] - bands[..., :-1]).to(work) * (1.0 / (pixel_scale * block * block)))
     out_dtype = torch.float32 if images.dtype == torch.uint8 else images.dtype
     return torch.stack(means, dim=1).to(out_dtype)  # (B, S, C, size, size)

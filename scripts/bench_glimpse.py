@@ -35,6 +35,8 @@ def loop_retina(images: torch.Tensor, centers: torch.Tensor, size: int, scales: 
     corners = corners.tolist()
     pad = size * factor ** (scales - 1)
     per_scale: list[list[torch.Tensor]] = [[] for _ in range(scales)]
+    if images.dtype == torch.uint8:  # the loop needs floats for avg_pool2d, as the core's output is
+        images = images.float() / 255
     for i in range(images.shape[0]):
         padded = F.pad(images[i], (pad, pad, pad, pad))
         for k in range(scales):
@@ -84,7 +86,10 @@ def compare(loop: Callable[[], object], fast: Callable[[], object], device: torc
 def run_case(batch: int, image: tuple[int, int, int], args, device: torch.device) -> list[Row]:
     c, h, w = image
     gen = torch.Generator(device="cpu").manual_seed(0)
-    images = torch.rand(batch, c, h, w, generator=gen).to(device)
+    images = torch.rand(batch, c, h, w, generator=gen)
+    if args.dtype == "uint8":  # what the envs store: integral tables in int32
+        images = (images * 255).round().to(torch.uint8)
+    images = images.to(device)
     centers = (torch.rand(args.glimpses, batch, 2, generator=gen) * 2 - 1).to(device)
     retina = dict(size=args.size, scales=args.scales, factor=args.factor)
     name = f"{c}x{h}x{w}"
@@ -123,9 +128,13 @@ def main() -> None:
     parser.add_argument("--factor", type=int, default=2, help="window growth per scale")
     parser.add_argument("--glimpses", type=int, default=8, help="glimpses per episode in the episode setting")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "uint8"], help="image dtype")
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of loop time per measurement")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of the table")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
     rows: list[Row] = []
@@ -135,10 +144,10 @@ def main() -> None:
             rows += run_case(batch, shape, args, device)
 
     if args.json:
-        print(json.dumps({"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        print(json.dumps({"device": str(device), "dtype": args.dtype, "threads": torch.get_num_threads(), "torch": torch.__version__,
                           "rows": [asdict(r) for r in rows]}, indent=1))
         return
-    print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
+    print(f"device={device} dtype={args.dtype} threads={torch.get_num_threads()} torch={torch.__version__} "
           f"retina={args.scales} scales of {args.size}px, factor {args.factor}")
     print(f"{'setting':<11} {'B':>5} {'image':>10} {'loop ms':>9} {'glimpse ms':>10} {'ratio':>7} {'glimpses/s':>11} {'max err':>8}")
     for r in rows:
