@@ -431,7 +431,8 @@ class GlimpseVectorEnv(VectorEnv):
 
         Returns ``(pictures, labels)``: canvases ``(N, C, H, W)`` (uint8 for the digit tasks) for
         classification, the videos ``(N, T, C, H, W)`` for video tasks, the current screens for Catch
-        (``labels`` None there).
+        (``labels`` None there). These are the env's own tensors, overwritten in place when episodes
+        restart: clone what must outlive the current episodes.
         """
         scene = self._scene
         if isinstance(scene, _CanvasScene):

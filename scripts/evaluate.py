@@ -1,0 +1,46 @@
+"""Evaluate a trained run's checkpoint on the fixed test split.
+
+    python scripts/evaluate.py --run-dir runs/ram-mnist --mc-samples 10
+
+Prints JSON: test accuracy with RAM's mean (deterministic) locations, and averaged over ``--mc-samples``
+stochastic rollouts of the same test images (RAM); full-image baselines have one number.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import parse_config  # noqa: E402
+from train import Config as TrainConfig  # noqa: E402
+from train import evaluate, load_run  # noqa: E402
+
+
+@dataclass
+class Config:
+    run_dir: str = "runs/train"
+    """the run folder written by train.py (config.json and checkpoint.pt)"""
+    eval_images: int | None = None
+    """test images to evaluate on; none: the run's own setting"""
+    mc_samples: int = 10
+    """also average RAM's classifier over this many stochastic rollouts (1: mean locations only)"""
+    device: str | None = None
+    """torch device; none: the run's own"""
+
+
+def main() -> None:
+    cfg = parse_config(Config, description=__doc__)
+    overrides = {k: v for k, v in (("eval_images", cfg.eval_images), ("device", cfg.device)) if v is not None}
+    train_cfg, model, test_env = load_run(Path(cfg.run_dir), **overrides)
+    metrics = evaluate(train_cfg, model, test_env, mc_samples=cfg.mc_samples)
+    print(json.dumps({"run_dir": cfg.run_dir, "agent": train_cfg.agent, "env": train_cfg.env,
+                      "images_seen": train_cfg.images_seen, **{f"test_{k}": v for k, v in metrics.items()}}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""Train an attention agent on a glimpse task: RAM (REINFORCE) or a full-image baseline (FC, conv).
+
+    python scripts/train.py --agent ram --env mnist --seed 1 --train-images 60000 --run-dir runs/ram-mnist
+
+Writes to ``--run-dir``: TensorBoard events (scalars under ``train/``, ``eval/``, ``charts/``, the config as
+a table, pictures of glimpse paths at each evaluation), ``config.json``, ``checkpoint.pt`` (written
+atomically) and, at the end, ``results.json``. ``--resume`` continues a killed run from its last checkpoint
+to the same final result as an uninterrupted run (same seed, CPU). ``--train-images`` is the budget in
+images (episodes for Catch), so runs compare at equal data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import parse_config  # noqa: E402
+
+from agents import baselines, ram  # noqa: E402
+from agents.flops import flops_per_image  # noqa: E402
+from envs import GlimpseVectorEnv  # noqa: E402
+from envs.glimpse_env import render_path  # noqa: E402
+
+# The tasks of the RAM paper's tables, by short name: GlimpseVectorEnv arguments.
+ENVS = {
+    "mnist": dict(task="mnist"),
+    "translated-60": dict(task="translated", canvas=60),
+    "cluttered-60": dict(task="cluttered", canvas=60, distractors=4),
+    "cluttered-100": dict(task="cluttered", canvas=100, distractors=8),
+    "moving-mnist": dict(task="moving-mnist"),
+    "catch": dict(task="catch"),
+}
+
+
+@dataclass
+class Config:
+    agent: Literal["ram", "fc", "conv"] = "ram"
+    """the model: RAM (hard attention, REINFORCE) or a full-image baseline"""
+    env: Literal["mnist", "translated-60", "cluttered-60", "cluttered-100", "moving-mnist", "catch"] = "mnist"
+    """the task (the RAM paper's settings)"""
+    seed: int = 1
+    """seed of the data order, the initial weights and the policy's samples"""
+    train_images: int = 60_000
+    """training budget in images (episodes for Catch)"""
+    run_dir: str = "runs/train"
+    """where events, config, checkpoints and results go"""
+    resume: bool = False
+    """continue the run in --run-dir from its last checkpoint"""
+    glimpses: int = 6
+    """glimpses per image (classification tasks; video and Catch glimpse once per frame)"""
+    glimpse_size: int = 8
+    """retina side in pixels"""
+    scales: int = 1
+    """retina scales; scale k covers glimpse_size * 2**k pixels"""
+    std: float = 0.17
+    """std of the Gaussian location policy (pre-tanh), fixed as in the paper"""
+    core: Literal["rnn", "lstm"] = "rnn"
+    """RAM's core network"""
+    learning_rate: float = 1e-3
+    """Adam's step size"""
+    batch_size: int = 128
+    """images (episodes) per update"""
+    dataset: Literal["mnist", "fashion-mnist"] = "mnist"
+    """which digits/items (see envs.data for the sources)"""
+    data_dir: str | None = None
+    """folder with IDX files; none: $GLIMPSE_DATA_DIR, then the offline default"""
+    device: str = "cpu"
+    """torch device"""
+    eval_every: int = 10_000
+    """evaluate on the test split every this many training images"""
+    eval_images: int = 1_000
+    """test images (episodes) per evaluation"""
+    mc_samples: int = 10
+    """final evaluation also averages the classifier over this many stochastic rollouts"""
+    checkpoint_every: int = 10_000
+    """write checkpoint.pt every this many training images"""
+    torch_threads: int | None = None
+    """CPU threads for torch; none leaves torch's default"""
+    images_seen: int = field(default=0, init=False)
+    """computed at run time: training images consumed so far"""
+
+
+def make_env(cfg: Config, split: str, num_envs: int) -> GlimpseVectorEnv:
+    task = dict(ENVS[cfg.env])
+    if task["task"] in ("mnist", "translated", "cluttered"):
+        task["num_glimpses"] = cfg.glimpses
+    if task["task"] != "catch":
+        task.update(dataset=cfg.dataset, data_dir=cfg.data_dir)
+    return GlimpseVectorEnv(num_envs, split=split, glimpse_size=cfg.glimpse_size, scales=cfg.scales,
+                            device=cfg.device, **task)
+
+
+def make_agent(cfg: Config, env: GlimpseVectorEnv) -> torch.nn.Module:
+    glimpse_shape = env.single_observation_space["glimpse"].shape
+    num_decisions = int(env.single_action_space.shape[0]) - 2
+    if cfg.agent == "ram":
+        return ram.RAM(glimpse_shape, num_decisions, core=cfg.core, std=cfg.std,
+                       decision="catch" if cfg.env == "catch" else "classify").to(cfg.device)
+    if cfg.env in ("catch", "moving-mnist"):
+        raise SystemExit(f"--agent {cfg.agent} classifies still images; it does not apply to --env {cfg.env}")
+    model = baselines.FCClassifier if cfg.agent == "fc" else baselines.ConvClassifier
+    return model(env.canvas_shape, num_decisions).to(cfg.device)
+
+
+def evaluate(cfg: Config, model: torch.nn.Module, test_env: GlimpseVectorEnv, mc_samples: int = 1) -> dict:
+    """Accuracy on the fixed test split (RAM: mean locations, and the MC average when mc_samples > 1)."""
+    model.eval()
+    episodes = max(1, cfg.eval_images // test_env.num_envs)
+    with torch.no_grad():
+        if cfg.agent == "ram":
+            result = ram.evaluate(model, test_env, episodes, mc_samples=mc_samples)
+            metrics = {"accuracy": result["accuracy_mode"], "reward": result["reward"]}
+            if mc_samples > 1:
+                metrics["accuracy_mc"] = result["accuracy_mc"]
+        else:
+            correct = total = 0
+            test_env.reset(seed=0)
+            for _ in range(episodes):
+                images, labels = test_env.scene()
+                correct += int((model(images.float() / 255).argmax(1) == labels).sum())
+                total += len(labels)
+                test_env.reset()
+            metrics = {"accuracy": correct / total}
+    model.train()
+    return metrics
+
+
+def glimpse_paths_picture(cfg: Config, model: torch.nn.Module, test_env: GlimpseVectorEnv, count: int = 8) -> np.ndarray:
+    """``(H, W, 3)`` uint8: the first test images with RAM's deterministic glimpse path drawn on each."""
+    with torch.no_grad():
+        obs, _ = test_env.reset(seed=0)
+        pictures, _ = test_env.scene()
+        pictures = pictures.clone()
+        trajectory, _ = ram.rollout(model, test_env, obs, deterministic=True)
+    retina = dict(size=cfg.glimpse_size, scales=cfg.scales, factor=2)
+    tiles = []
+    for i in range(min(count, test_env.num_envs)):
+        picture = pictures[i] if pictures.dim() == 4 else pictures[i, -1]  # videos: the last frame
+        tiles.append(render_path(picture, trajectory.locations[i], **retina, height_px=160))
+    return np.concatenate(tiles, axis=1)
+
+
+def load_run(run_dir: Path, **overrides) -> tuple[Config, torch.nn.Module, GlimpseVectorEnv]:
+    """The config, trained model and test env of a run written by :func:`main` (for evaluate/visualize)."""
+    saved = json.loads((run_dir / "config.json").read_text())
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    cfg = Config(**{k: v for k, v in saved.items() if k != "images_seen"})
+    for name, value in overrides.items():
+        setattr(cfg, name, value)
+    cfg.images_seen = state["images_seen"]
+    test_env = make_env(cfg, "test", min(cfg.batch_size, cfg.eval_images))
+    model = make_agent(cfg, test_env)
+    model.load_state_dict(state["model"])
+    return cfg, model, test_env
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Write atomically: a killed run never leaves a half-written checkpoint behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    cfg = parse_config(Config, description=__doc__)
+    if cfg.torch_threads is not None:
+        torch.set_num_threads(cfg.torch_threads)
+    run_dir = Path(cfg.run_dir)
+    checkpoint_path = run_dir / "checkpoint.pt"
+    if checkpoint_path.exists() and not cfg.resume:
+        raise SystemExit(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --run-dir")
+    if cfg.resume and not checkpoint_path.exists():
+        raise SystemExit(f"--resume: no checkpoint.pt in {run_dir}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+
+    # Environments: the training batch steps all episodes at once; the test split is a fixed set.
+    with warnings.catch_warnings(record=True) as data_notes:
+        warnings.simplefilter("always")
+        env = make_env(cfg, "train", cfg.batch_size)
+        test_env = make_env(cfg, "test", min(cfg.batch_size, cfg.eval_images))
+    for note in {str(w.message) for w in data_notes}:
+        print(f"data: {note}", file=sys.stderr)
+    model = make_agent(cfg, env)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    obs, _ = env.reset(seed=cfg.seed)
+    elapsed = 0.0
+
+    if cfg.resume:
+        state = torch.load(checkpoint_path, weights_only=False)
+        if state["config"] != {k: v for k, v in asdict(cfg).items() if k not in ("resume", "images_seen")}:
+            raise SystemExit("--resume: the command's configuration differs from the checkpoint's; pass the same flags")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        obs = env.load_state_dict(state["env"])
+        torch.set_rng_state(state["torch_rng"])
+        cfg.images_seen, elapsed = state["images_seen"], state["elapsed"]
+    writer = SummaryWriter(run_dir, purge_step=cfg.images_seen if cfg.resume else None)
+    if not cfg.resume:
+        table = "\n".join(f"|{k}|{v}|" for k, v in asdict(cfg).items())
+        writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}", 0)
+        (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+
+    def checkpoint() -> None:
+        save_checkpoint(checkpoint_path, {
+            "config": {k: v for k, v in asdict(cfg).items() if k not in ("resume", "images_seen")},
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "env": env.state_dict(),
+            "torch_rng": torch.get_rng_state(), "images_seen": cfg.images_seen, "elapsed": elapsed,
+        })
+
+    progress = tqdm(total=cfg.train_images, initial=cfg.images_seen, unit="img", desc=f"{cfg.agent} {cfg.env}")
+    start = time.perf_counter() - elapsed
+    while cfg.images_seen < cfg.train_images:
+        # One update: a batch of episodes, then the loss of the paper's method.
+        if cfg.agent == "ram":
+            trajectory, obs = ram.rollout(model, env, obs)
+            losses = ram.ram_losses(trajectory)
+        else:
+            images, labels = env.scene()
+            losses = baselines.supervised_losses(model, images.float() / 255, labels)
+            losses["loss_classifier"] = losses["loss"]  # the same tag as RAM's classifier loss
+        optimizer.zero_grad()
+        losses["loss"].backward()
+        optimizer.step()
+        if cfg.agent != "ram":
+            env.reset()  # the next batch of canvases (after backward: the labels are the env's own tensor)
+        cfg.images_seen += cfg.batch_size
+        progress.update(cfg.batch_size)
+
+        step = cfg.images_seen
+        for name in ("loss_classifier", "loss_policy", "loss_baseline", "accuracy", "reward"):
+            if name in losses:
+                writer.add_scalar(f"train/{name}", float(losses[name]), step)
+        if cfg.agent == "ram":
+            writer.add_scalar("train/policy_std", float(model.locator.std.mean()), step)
+            writer.add_scalar("train/policy_entropy", float(trajectory.entropies.mean()), step)
+        elapsed = time.perf_counter() - start
+        writer.add_scalar("charts/images_per_second", step / max(elapsed, 1e-9), step)
+
+        last = step >= cfg.train_images
+        if step % cfg.eval_every < cfg.batch_size or last:
+            metrics = evaluate(cfg, model, test_env, mc_samples=cfg.mc_samples if last else 1)
+            for name, value in metrics.items():
+                writer.add_scalar(f"eval/{name}", value, step)
+            progress.set_postfix(eval_accuracy=f"{metrics['accuracy']:.3f}")
+            if cfg.agent == "ram":
+                writer.add_image("eval/glimpse_paths", glimpse_paths_picture(cfg, model, test_env), step,
+                                 dataformats="HWC")
+        if step % cfg.checkpoint_every < cfg.batch_size or last:
+            checkpoint()
+    progress.close()
+
+    results = {
+        "agent": cfg.agent, "env": cfg.env, "seed": cfg.seed, "train_images": cfg.images_seen,
+        "wall_seconds": round(elapsed, 1), "device": cfg.device,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "flops_per_image": flops_per_image(model, env),
+        **{f"test_{k}": v for k, v in metrics.items()},
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=1))
+    writer.close()
+    print(json.dumps(results))
+    print(f"TensorBoard: tensorboard --logdir {run_dir}")
+
+
+if __name__ == "__main__":
+    main()

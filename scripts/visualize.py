@@ -1,0 +1,73 @@
+"""Draw a trained RAM's glimpse trajectories over test images: a GIF (one frame per glimpse) and a PNG.
+
+    python scripts/visualize.py --run-dir runs/ram-mnist --out runs/ram-mnist/viz
+
+Uses the mean (deterministic) locations, as the evaluation does. Each GIF frame shows, for each test
+image, the glimpse taken at that step with all its scales; the PNG shows each whole path.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import parse_config  # noqa: E402
+from train import load_run  # noqa: E402
+
+from agents import ram  # noqa: E402
+from envs.glimpse_env import render_glimpse, render_path  # noqa: E402
+
+
+@dataclass
+class Config:
+    run_dir: str = "runs/train"
+    """the run folder written by train.py"""
+    out: str | None = None
+    """output folder; none: RUN_DIR/viz"""
+    count: int = 8
+    """how many test images"""
+    frame_ms: int = 600
+    """GIF frame duration in milliseconds"""
+
+
+def main() -> None:
+    cfg = parse_config(Config, description=__doc__)
+    train_cfg, model, test_env = load_run(Path(cfg.run_dir), eval_images=cfg.count)
+    if train_cfg.agent != "ram":
+        raise SystemExit(f"{cfg.run_dir} trained --agent {train_cfg.agent}, which takes no glimpses")
+    out = Path(cfg.out) if cfg.out else Path(cfg.run_dir) / "viz"
+    out.mkdir(parents=True, exist_ok=True)
+    retina = dict(size=train_cfg.glimpse_size, scales=train_cfg.scales, factor=2)
+
+    with torch.no_grad():
+        obs, _ = test_env.reset(seed=0)
+        pictures, labels = (t.clone() if t is not None else None for t in test_env.scene())  # autoreset reuses them
+        trajectory, _ = ram.rollout(model, test_env, obs, deterministic=True)
+    count = min(cfg.count, test_env.num_envs)
+    steps = trajectory.locations.shape[1]
+
+    def picture_at(i: int, t: int) -> torch.Tensor:
+        return pictures[i] if pictures.dim() == 4 else pictures[i, min(t, pictures.shape[1] - 1)]
+
+    frames = []
+    for t in range(steps):
+        tiles = [render_glimpse(picture_at(i, t), trajectory.locations[i, t], **retina, height_px=160)
+                 for i in range(count)]
+        frames.append(Image.fromarray(np.concatenate(tiles, axis=1)))
+    frames[0].save(out / "glimpses.gif", save_all=True, append_images=frames[1:], duration=cfg.frame_ms, loop=0)
+    paths = [render_path(picture_at(i, steps - 1), trajectory.locations[i], **retina, height_px=160)
+             for i in range(count)]
+    Image.fromarray(np.concatenate(paths, axis=1)).save(out / "paths.png")
+    decided = trajectory.logits[:count].argmax(1).tolist() if trajectory.logits is not None else None
+    print(f"wrote {out / 'glimpses.gif'} ({steps} frames) and {out / 'paths.png'}; "
+          f"labels {labels[:count].tolist() if labels is not None else None}, decisions {decided}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""train.py, evaluate.py and visualize.py end to end, in subprocesses, on the offline data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+
+RAM_TAGS = {
+    "eval/accuracy", "train/accuracy", "train/reward", "train/loss_policy", "train/loss_baseline",
+    "train/loss_classifier", "train/policy_std", "train/policy_entropy", "charts/images_per_second",
+}
+
+
+def train(run_dir: Path, *args: str, wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
+    cmd = [sys.executable, str(SCRIPTS / "train.py"), "--run-dir", str(run_dir), "--torch-threads", "1", *args]
+    if not wait:
+        return subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, check=True)
+
+
+SMALL_RAM = ["--agent", "ram", "--env", "mnist", "--glimpse-size", "8", "--scales", "3", "--glimpses", "3",
+             "--batch-size", "32", "--eval-images", "64", "--mc-samples", "2"]
+
+
+def test_ram_run_writes_events_config_checkpoint_and_results(tmp_path):
+    run = tmp_path / "ram"
+    train(run, *SMALL_RAM, "--train-images", "256", "--eval-every", "128", "--checkpoint-every", "128")
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0}).Reload()
+    assert RAM_TAGS <= set(events.Tags()["scalars"])
+    assert "eval/glimpse_paths" in events.Tags()["images"]
+    assert [e.step for e in events.Scalars("eval/accuracy")] == [128, 256]
+    assert "hyperparameters/text_summary" in events.Tags()["tensors"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["agent"] == "ram" and config["glimpses"] == 3
+    results = json.loads((run / "results.json").read_text())
+    assert results["train_images"] == 256 and 0 <= results["test_accuracy"] <= 1
+    assert "test_accuracy_mc" in results and results["flops_per_image"] > 0
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["images_seen"] == 256
+    assert not list(run.glob("*.tmp")), "a checkpoint was left half written"
+
+    out = subprocess.run([sys.executable, str(SCRIPTS / "evaluate.py"), "--run-dir", str(run), "--mc-samples", "2"],
+                         env=ENV, capture_output=True, text=True, timeout=120, check=True)
+    evaluated = json.loads(out.stdout.strip().splitlines()[-1])
+    assert evaluated["test_accuracy"] == results["test_accuracy"]  # the deterministic evaluation replays
+    subprocess.run([sys.executable, str(SCRIPTS / "visualize.py"), "--run-dir", str(run), "--count", "3"],
+                   env=ENV, capture_output=True, text=True, timeout=120, check=True)
+    assert (run / "viz" / "glimpses.gif").stat().st_size > 0 and (run / "viz" / "paths.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("agent", ["fc", "conv"])
+def test_full_image_baselines_train(tmp_path, agent):
+    run = tmp_path / agent
+    train(run, "--agent", agent, "--env", "translated-60", "--train-images", "256", "--batch-size", "64",
+          "--eval-images", "64")
+    results = json.loads((run / "results.json").read_text())
+    assert results["agent"] == agent and 0 <= results["test_accuracy"] <= 1
+    tags = set(EventAccumulator(str(run)).Reload().Tags()["scalars"])
+    assert {"eval/accuracy", "train/accuracy", "train/loss_classifier"} <= tags
+
+
+def test_refuses_to_overwrite_a_run(tmp_path):
+    run = tmp_path / "ram"
+    train(run, *SMALL_RAM, "--train-images", "32")
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        train(run, *SMALL_RAM, "--train-images", "32")
+    assert "--resume" in failure.value.stderr
+
+
+def test_resume_after_a_kill_reaches_the_same_result(tmp_path):
+    """SIGKILL a run once it has checkpointed; --resume must end exactly where an uninterrupted run does."""
+    args = [*SMALL_RAM, "--train-images", "1600", "--eval-every", "800", "--checkpoint-every", "160"]
+    train(tmp_path / "whole", *args)
+
+    killed = tmp_path / "killed"
+    process = train(killed, *args, wait=False)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.pt").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    if process.poll() is not None:
+        pytest.skip("the run finished before it could be killed")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "results.json").exists()
+    train(killed, *args, "--resume")
+
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)
+    resumed = torch.load(killed / "checkpoint.pt", weights_only=False)
+    assert whole["images_seen"] == resumed["images_seen"] == 1600
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    first = json.loads((tmp_path / "whole" / "results.json").read_text())
+    second = json.loads((killed / "results.json").read_text())
+    assert first["test_accuracy"] == second["test_accuracy"]
