@@ -139,7 +139,10 @@ class _CanvasScene(_Scene):
             self.sensor = GlimpseSensor(canvases, **self._retina)
             return
         self.canvases[rows], self.labels[rows] = canvases, labels
-        self.sensor.replace(rows, canvases)
+        if len(rows) == len(self.canvases):  # every env restarts together (the usual lockstep case)
+            self.sensor.prepare(self.canvases)
+        else:
+            self.sensor.replace(rows, canvases)
 
     def advance(self, decisions, steps):
         return _judge(decisions, self.labels, steps, self.episode_steps)
@@ -168,6 +171,9 @@ class _VideoScene(_Scene):
             self.sensor = GlimpseSensor(video.flatten(0, 1), **self._retina)
             return
         self.video[rows], self.labels[rows] = video, labels
+        if len(rows) == len(self.video):
+            self.sensor.prepare(self.video.flatten(0, 1))
+            return
         frame_rows = (rows[:, None] * t + torch.arange(t, device=rows.device)).flatten()
         self.sensor.replace(frame_rows, video.flatten(0, 1))
 

@@ -150,17 +150,18 @@ def _accumulator_dtype(images: Tensor) -> torch.dtype:
     return torch.float64
 
 
-def _integral_table(images: Tensor) -> Tensor:
+def _integral_table(images: Tensor, out: Tensor | None = None) -> Tensor:
     """Exclusive 2-D prefix sums ``(N, C, H + 1, W + 1)``: ``out[..., y, x] = images[..., :y, :x].sum()``.
 
     The zero top row and left column make every block sum four plain look-ups, with no masking.
+    ``out``, when given (a previous table of the same shape), is filled in place: no new allocation.
     """
     n, c, h, w = images.shape
     acc = _accumulator_dtype(images)
     if images.requires_grad and torch.is_grad_enabled():
         return F.pad(images.cumsum(-1, dtype=acc).cumsum(-2), (1, 0, 1, 0))
     # Without autograd, accumulate in place in the bordered buffer: a third less memory traffic.
-    table = torch.empty((n, c, h + 1, w + 1), dtype=acc, device=images.device)
+    table = torch.empty((n, c, h + 1, w + 1), dtype=acc, device=images.device) if out is None else out
     table[..., 0, :] = 0
     table[..., 1:, 0] = 0
     inner = table[..., 1:, 1:]
@@ -217,25 +218,43 @@ class GlimpseSensor:
         self._shift = _half_sides(size, scales, factor, device) - (0.5 + _TIE_PX)
         # (1, S, 1, n) float64: block-edge offsets minus the corner shift, for __call__'s single floor.
         self._edge_offsets = self._boundaries.to(torch.float64)[None, :, None, :] - self._shift[..., None]
-        # Block sums are exact in the table's dtype; the means are formed in float32 unless float64 is asked for.
-        self._work_dtype = torch.float64 if self.out_dtype == torch.float64 else torch.float32
+        self._half_extent_b = self._half_extent.view(1, 1, 2, 1)
+        self._edge_base = self._edge_offsets + self._half_extent_b  # (1, S, 2, n)
         pixel_scale = 255.0 if images.dtype == torch.uint8 else 1.0
         inv_area = 1.0 / (pixel_scale * blocks.to(torch.float64) ** 2)
-        self._inv_area = inv_area.to(self._work_dtype).view(1, 1, scales, 1, 1)
+        # Block sums are exact in the table's dtype; scaled in it (float64) or in float32 (integer tables).
+        self._inv_area_acc = inv_area.to(self.table.dtype if self.table.is_floating_point() else torch.float32).view(
+            1, 1, scales, 1, 1)
 
     @property
     def num_images(self) -> int:
         return int(self.table.shape[0])
 
+    def prepare(self, images: Tensor) -> None:
+        """Re-prepare every row for new ``images`` ``(N, C, H, W)`` in place (a new episode of all envs).
+
+        Same result as a new sensor, without allocating a new table.
+        """
+        self._check_replacement(images)
+        if images.shape[0] != self.num_images:
+            raise ValueError(f"prepare() takes all {self.num_images} images; got {images.shape[0]} (use replace)")
+        if images.requires_grad and torch.is_grad_enabled():
+            self.table = _integral_table(images)
+        else:
+            _integral_table(images, out=self.table)
+
     def replace(self, index: Tensor, images: Tensor) -> None:
         """Re-prepare the rows ``index`` ``(K,)`` with new ``images`` ``(K, C, H, W)`` (an env's reset)."""
+        self._check_replacement(images)
+        self.table[index] = _integral_table(images)
+
+    def _check_replacement(self, images: Tensor) -> None:
         _check_images(images)
         if images.shape[1:] != (self.channels, self.height, self.width) or images.dtype != self.input_dtype:
             raise ValueError(
                 f"replacement images must be {self.input_dtype} (K, {self.channels}, {self.height}, "
                 f"{self.width}); got {images.dtype} {tuple(images.shape)}"
             )
-        self.table[index] = _integral_table(images)
 
     def __call__(self, centers: Tensor, index: Tensor | None = None) -> Tensor:
         """Glimpse at ``centers`` ``(B, 2)``; ``index`` ``(B,)`` picks the prepared image of each row.
@@ -249,8 +268,9 @@ class GlimpseSensor:
             check_shape(index, "index", "(B,)", (centers.shape[0],))
         # Every block edge of every scale on both axes in one pass: floor(corner + k) = floor(corner) + k
         # for the integer offsets k, so the corner rounding and the edges share one floor.
-        c_px = (centers.detach().to(device=self._edge_offsets.device, dtype=torch.float64) + 1.0) * self._half_extent
-        edges = torch.floor(c_px[:, None, :, None] + self._edge_offsets)  # (B, S, 2, n)
+        c = centers.detach().to(device=self._edge_offsets.device, dtype=torch.float64)
+        # (c + 1) * extent / 2 + offsets, as one multiply-add with the constants folded in.
+        edges = torch.floor(torch.addcmul(self._edge_base, c[:, None, :, None], self._half_extent_b))  # (B, S, 2, n)
         return self._glimpse_at_edges(torch.clamp(edges, self._zero, self._extent_f64).long(), index)
 
     def _glimpse_at(self, corners: Tensor, index: Tensor | None) -> Tensor:
@@ -269,7 +289,8 @@ class GlimpseSensor:
         flat = edges[:, :, 1, :, None] * (self.width + 1) + edges[:, :, 0, None, :]  # (B, S, n, n)
         plane = (self.height + 1) * (self.width + 1)
         if index is None:
-            looked_up = self.table.view(batch, c, plane).gather(2, flat.view(batch, 1, -1).expand(batch, c, -1))
+            index_bc = flat.view(batch, 1, -1) if c == 1 else flat.view(batch, 1, -1).expand(batch, c, -1)
+            looked_up = self.table.view(batch, c, plane).gather(2, index_bc)
         else:
             first = (index.to(flat.device)[:, None] * c + self._channel_ids) * plane  # (B, C)
             looked_up = self.table.view(-1)[first[:, :, None] + flat.view(batch, 1, -1)]
@@ -277,8 +298,13 @@ class GlimpseSensor:
         rows = at[..., 1:, :] - at[..., :-1, :]  # (B, C, S, size, n): sums of each block row, cumulated in x
         sums = rows[..., 1:] - rows[..., :-1]  # (B, C, S, size, size)
         # int32 sums times a float32 scale promote straight to float32: one pass for uint8 images.
-        means = sums * self._inv_area if not sums.is_floating_point() else sums.to(self._work_dtype).mul_(self._inv_area)
-        return means.transpose(1, 2).to(self.out_dtype).contiguous()
+        # One pass from the sums to the output dtype: the scale's multiply writes (and rounds) into it.
+        if sums.requires_grad:
+            means = (sums * self._inv_area_acc).to(self.out_dtype)
+        else:
+            means = torch.empty(sums.shape, dtype=self.out_dtype, device=sums.device)
+            torch.mul(sums, self._inv_area_acc, out=means)
+        return means.transpose(1, 2).contiguous()
 
 
 def extract_glimpses(

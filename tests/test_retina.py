@@ -151,6 +151,14 @@ def test_sensor_matches_stateless_and_replace_and_index():
     torch.testing.assert_close(sensor(centers), extract_glimpses(images2, centers, size=5, scales=3), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="replacement images"):
         sensor.replace(torch.tensor([0]), new[:1].float())
+    # prepare: all rows at once, in place (the same table buffer), same result as a new sensor.
+    table = sensor.table
+    fresh = random_images(5, 3, 30, 40, torch.uint8, seed=11)
+    sensor.prepare(fresh)
+    assert sensor.table is table
+    torch.testing.assert_close(sensor(centers), extract_glimpses(fresh, centers, size=5, scales=3), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="prepare"):
+        sensor.prepare(fresh[:2])
 
 
 def test_centers_from_corners_round_trip():
