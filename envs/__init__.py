@@ -13,7 +13,7 @@ import gymnasium as gym
 
 from envs.glimpse_env import TASKS, GlimpseEnv, GlimpseVectorEnv
 
-__all__ = ["GlimpseEnv", "GlimpseVectorEnv", "TASKS", "ENV_IDS"]
+__all__ = ["GlimpseEnv", "GlimpseVectorEnv", "TASKS", "ENV_IDS", "PRESETS"]
 
 #: Registered ids and the task each one runs.
 ENV_IDS = {
@@ -22,6 +22,17 @@ ENV_IDS = {
     "glimpse/ClutteredMNIST-v0": "cluttered",
     "glimpse/MovingMNIST-v0": "moving-mnist",
     "glimpse/Catch-v0": "catch",
+}
+
+#: The RAM paper's settings by short name (what the scripts' ``--env`` takes): registered id and its
+#: keyword arguments.
+PRESETS = {
+    "mnist": ("glimpse/MNIST-v0", {}),
+    "translated-60": ("glimpse/TranslatedMNIST-v0", {"canvas": 60}),
+    "cluttered-60": ("glimpse/ClutteredMNIST-v0", {"canvas": 60, "distractors": 4}),
+    "cluttered-100": ("glimpse/ClutteredMNIST-v0", {"canvas": 100, "distractors": 8}),
+    "moving-mnist": ("glimpse/MovingMNIST-v0", {}),
+    "catch": ("glimpse/Catch-v0", {}),
 }
 
 for _id, _task in ENV_IDS.items():

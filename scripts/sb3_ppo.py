@@ -7,7 +7,7 @@ that remembers earlier glimpses; ``pip install sb3-contrib``). Every ``--eval-ev
 fraction of episodes whose final decision is right; chance is 1/10) or ``eval/success`` (Catch).
 
     python scripts/sb3_ppo.py                                    # MNIST 28x28, a few CPU minutes
-    python scripts/sb3_ppo.py --env cluttered --num-glimpses 6 --total-timesteps 2000000
+    python scripts/sb3_ppo.py --env cluttered-60 --num-glimpses 6 --total-timesteps 2000000
     python scripts/sb3_ppo.py --env catch --algo recurrent-ppo
     tensorboard --logdir runs
 
@@ -33,27 +33,20 @@ from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 import envs  # noqa: F401  (registers glimpse/...)
+from envs import PRESETS
 from envs.sb3 import GlimpseExtractor, to_sb3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/, also when not run as `python scripts/...`
 from _cli import parse_config  # noqa: E402
 
 # Short name -> (registered id, extra env kwargs).
-ENVS = {
-    "mnist": ("glimpse/MNIST-v0", {}),
-    "translated": ("glimpse/TranslatedMNIST-v0", {}),
-    "cluttered": ("glimpse/ClutteredMNIST-v0", {}),
-    "cluttered-100": ("glimpse/ClutteredMNIST-v0", {"canvas": 100}),
-    "moving-mnist": ("glimpse/MovingMNIST-v0", {}),
-    "catch": ("glimpse/Catch-v0", {}),
-}
-CLASSIFICATION = ("mnist", "translated", "cluttered", "cluttered-100")
+CLASSIFICATION = ("mnist", "translated-60", "cluttered-60", "cluttered-100")
 EVAL_SEED = 0  # the same test episodes (canvases and first glimpses) at every evaluation of every run
 
 
 @dataclass
 class Config:
-    env: Literal["mnist", "translated", "cluttered", "cluttered-100", "moving-mnist", "catch"] = "mnist"
+    env: Literal["mnist", "translated-60", "cluttered-60", "cluttered-100", "moving-mnist", "catch"] = "mnist"
     """task: MNIST 28x28, translated 60x60, cluttered 60x60 or 100x100, moving MNIST video, or Catch"""
     algo: Literal["ppo", "recurrent-ppo"] = "ppo"
     """SB3's PPO (memoryless: sees the current glimpse only) or sb3-contrib's RecurrentPPO (LSTM)"""
@@ -104,7 +97,7 @@ class Config:
 
 def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> VecEnv:
     """The batched glimpse env for ``cfg.env`` as an SB3 VecEnv, with episode statistics (``rollout/``)."""
-    env_id, extra = ENVS[cfg.env]
+    env_id, extra = PRESETS[cfg.env]
     kwargs = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode,
                   dataset=cfg.dataset, split=split, device=device, **extra)
     if cfg.env in CLASSIFICATION:
@@ -211,7 +204,7 @@ if __name__ == "__main__":
     model.set_logger(configure(str(run_path), ["tensorboard"]))
     writer = next(f.writer for f in model.logger.output_formats if isinstance(f, TensorBoardOutputFormat))
     writer.add_text("hyperparameters", hparams_table(cfg))
-    print(f"run {cfg.run_name}: {Algo.__name__} on {ENVS[cfg.env][0]}, {device}, "
+    print(f"run {cfg.run_name}: {Algo.__name__} on {PRESETS[cfg.env][0]}, {device}, "
           f"{cfg.num_envs} envs x {cfg.n_steps} steps per rollout")
     print(f"TensorBoard logs: {run_path}  (tensorboard --logdir {cfg.run_dir})")
 

@@ -30,19 +30,8 @@ from _cli import parse_config  # noqa: E402
 
 from agents import baselines, ram  # noqa: E402
 from agents.flops import flops_per_image  # noqa: E402
-from envs import GlimpseVectorEnv  # noqa: E402
+from envs import ENV_IDS, PRESETS, GlimpseVectorEnv  # noqa: E402
 from envs.glimpse_env import render_path  # noqa: E402
-
-# The tasks of the RAM paper's tables, by short name: GlimpseVectorEnv arguments.
-ENVS = {
-    "mnist": dict(task="mnist"),
-    "translated-60": dict(task="translated", canvas=60),
-    "cluttered-60": dict(task="cluttered", canvas=60, distractors=4),
-    "cluttered-100": dict(task="cluttered", canvas=100, distractors=8),
-    "moving-mnist": dict(task="moving-mnist"),
-    "catch": dict(task="catch"),
-}
-
 
 @dataclass
 class Config:
@@ -93,13 +82,21 @@ class Config:
 
 
 def make_env(cfg: Config, split: str, num_envs: int) -> GlimpseVectorEnv:
-    task = dict(ENVS[cfg.env])
+    env_id, task = PRESETS[cfg.env]
+    task = {"task": ENV_IDS[env_id], **task}
     if task["task"] in ("mnist", "translated", "cluttered"):
         task["num_glimpses"] = cfg.glimpses
     if task["task"] != "catch":
         task.update(dataset=cfg.dataset, data_dir=cfg.data_dir)
     return GlimpseVectorEnv(num_envs, split=split, glimpse_size=cfg.glimpse_size, scales=cfg.scales,
                             device=cfg.device, **task)
+
+
+def make_test_env(cfg: Config) -> GlimpseVectorEnv:
+    """The fixed test split, as wide as the largest divisor of ``eval_images`` up to the batch size, so
+    that ``eval_images / width`` episodes cover exactly ``eval_images`` test examples, each once."""
+    width = max(d for d in range(1, min(cfg.batch_size, cfg.eval_images) + 1) if cfg.eval_images % d == 0)
+    return make_env(cfg, "test", width)
 
 
 def make_agent(cfg: Config, env: GlimpseVectorEnv) -> torch.nn.Module:
@@ -117,11 +114,11 @@ def make_agent(cfg: Config, env: GlimpseVectorEnv) -> torch.nn.Module:
 def evaluate(cfg: Config, model: torch.nn.Module, test_env: GlimpseVectorEnv, mc_samples: int = 1) -> dict:
     """Accuracy on the fixed test split (RAM: mean locations, and the MC average when mc_samples > 1)."""
     model.eval()
-    episodes = max(1, cfg.eval_images // test_env.num_envs)
+    episodes = max(1, cfg.eval_images // test_env.num_envs)  # make_test_env makes this exact
     with torch.no_grad():
         if cfg.agent == "ram":
             result = ram.evaluate(model, test_env, episodes, mc_samples=mc_samples)
-            metrics = {"accuracy": result["accuracy_mode"], "reward": result["reward"]}
+            metrics = {"accuracy": result["accuracy_mode"], "reward": result["reward"], "examples": result["examples"]}
             if mc_samples > 1:
                 metrics["accuracy_mc"] = result["accuracy_mc"]
         else:
@@ -132,7 +129,7 @@ def evaluate(cfg: Config, model: torch.nn.Module, test_env: GlimpseVectorEnv, mc
                 correct += int((model(images.float() / 255).argmax(1) == labels).sum())
                 total += len(labels)
                 test_env.reset()
-            metrics = {"accuracy": correct / total}
+            metrics = {"accuracy": correct / total, "examples": total}
     model.train()
     return metrics
 
@@ -160,7 +157,7 @@ def load_run(run_dir: Path, **overrides) -> tuple[Config, torch.nn.Module, Glimp
     for name, value in overrides.items():
         setattr(cfg, name, value)
     cfg.images_seen = state["images_seen"]
-    test_env = make_env(cfg, "test", min(cfg.batch_size, cfg.eval_images))
+    test_env = make_test_env(cfg)
     model = make_agent(cfg, test_env)
     model.load_state_dict(state["model"])
     return cfg, model, test_env
@@ -190,7 +187,7 @@ def main() -> None:
     with warnings.catch_warnings(record=True) as data_notes:
         warnings.simplefilter("always")
         env = make_env(cfg, "train", cfg.batch_size)
-        test_env = make_env(cfg, "test", min(cfg.batch_size, cfg.eval_images))
+        test_env = make_test_env(cfg)
     for note in {str(w.message) for w in data_notes}:
         print(f"data: {note}", file=sys.stderr)
     model = make_agent(cfg, env)
@@ -242,7 +239,7 @@ def main() -> None:
         step = cfg.images_seen
         for name in ("loss_classifier", "loss_policy", "loss_baseline", "accuracy", "reward"):
             if name in losses:
-                writer.add_scalar(f"train/{name}", float(losses[name]), step)
+                writer.add_scalar(f"train/{name}", float(losses[name].detach()), step)
         if cfg.agent == "ram":
             writer.add_scalar("train/policy_std", float(model.locator.std.mean()), step)
             writer.add_scalar("train/policy_entropy", float(trajectory.entropies.mean()), step)
@@ -253,7 +250,8 @@ def main() -> None:
         if step % cfg.eval_every < cfg.batch_size or last:
             metrics = evaluate(cfg, model, test_env, mc_samples=cfg.mc_samples if last else 1)
             for name, value in metrics.items():
-                writer.add_scalar(f"eval/{name}", value, step)
+                if name != "examples":
+                    writer.add_scalar(f"eval/{name}", value, step)
             progress.set_postfix(eval_accuracy=f"{metrics['accuracy']:.3f}")
             if cfg.agent == "ram":
                 writer.add_image("eval/glimpse_paths", glimpse_paths_picture(cfg, model, test_env), step,

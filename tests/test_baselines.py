@@ -19,13 +19,6 @@ MODELS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (1, 60, 60), (3, 32, 40)])
 @pytest.mark.parametrize("kind", list(MODELS))

@@ -49,14 +49,6 @@ KWARGS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: a second intra-op thread only adds contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_every_task_with_a_dataset_has_an_id():
     assert set(ENV_IDS.values()) == set(envs.TASKS) - {"video"}  # "video" needs the user's frames

@@ -24,14 +24,6 @@ TASKS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: a second intra-op thread only adds contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def make_env(name: str = "mnist", num_envs: int = 8, **kwargs) -> GlimpseVectorEnv:
     return GlimpseVectorEnv(num_envs, **{**RETINA, **TASKS[name], **kwargs})

@@ -29,14 +29,6 @@ MAX_LEN = 4
 ENDINGS = ("terminate", "truncate", "both")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny nets: a second intra-op thread only adds contention (10x slower on a shared 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _spaces(discrete: bool) -> tuple[spaces.Dict, spaces.Space]:
     obs = spaces.Dict(

@@ -1,0 +1,92 @@
+"""Run the RAM paper's comparison grid with train.py and write its results table (markdown).
+
+    python scripts/ram_table.py --train-images 100000 --out runs/ram-table
+
+Rows: RAM with 4, 6 and 8 glimpses against the full-image FC and conv baselines on 28x28 MNIST,
+translated 60x60 and cluttered 60x60, plus RAM on Catch (success rate) and on Moving MNIST (accuracy).
+Every run is a ``scripts/train.py`` subprocess in its own folder under ``--out``; its checkpoint is then
+evaluated on the whole fixed test split by ``scripts/evaluate.py`` (mean locations, and the average over
+10 stochastic rollouts), and the table, with each run's command, is written to ``OUT/results.md``. Runs already finished (``results.json`` present) are
+reused, so an interrupted table can be completed by running the same command again.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import parse_config  # noqa: E402
+
+# The paper's retinas: 8 px, one scale on 28x28; 12 px, three scales on 60x60 (Mnih et al. 2014, sec. 4.1).
+RETINA = {"mnist": ["--glimpse-size", "8", "--scales", "1"],
+          "translated-60": ["--glimpse-size", "12", "--scales", "3"],
+          "cluttered-60": ["--glimpse-size", "12", "--scales", "3"],
+          "moving-mnist": ["--glimpse-size", "12", "--scales", "3"],
+          "catch": ["--glimpse-size", "6", "--scales", "3", "--core", "lstm"]}
+
+
+@dataclass
+class Config:
+    train_images: int = 100_000
+    """training budget of every run, in images (episodes for Catch)"""
+    seed: int = 1
+    """seed of every run"""
+    out: str = "runs/ram-table"
+    """folder holding one run folder per row and results.md"""
+    dataset: str = "mnist"
+    """mnist or fashion-mnist"""
+    quick: bool = False
+    """only one row per setting (a smoke test of the script)"""
+
+
+def rows(cfg: Config) -> list[tuple[str, list[str]]]:
+    grid = []
+    for env in ("mnist", "translated-60", "cluttered-60"):
+        for glimpses in ((4,) if cfg.quick else (4, 6, 8)):
+            grid.append((f"ram{glimpses}-{env}", ["--agent", "ram", "--env", env, "--glimpses", str(glimpses), *RETINA[env]]))
+        for agent in (() if cfg.quick else ("fc", "conv")):
+            grid.append((f"{agent}-{env}", ["--agent", agent, "--env", env]))
+    if not cfg.quick:
+        grid.append(("ram-moving-mnist", ["--agent", "ram", "--env", "moving-mnist", *RETINA["moving-mnist"]]))
+        grid.append(("ram-catch", ["--agent", "ram", "--env", "catch", *RETINA["catch"]]))
+    return grid
+
+
+def main() -> None:
+    cfg = parse_config(Config, description=__doc__)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["| run | agent | env | glimpses | test accuracy (mean loc.) | MC accuracy (K=10) | test images | train images | wall s | FLOPs/image | params | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, args in rows(cfg):
+        run_dir = out / name
+        command = ["python", "scripts/train.py", *args, "--seed", str(cfg.seed), "--train-images", str(cfg.train_images),
+                   "--dataset", cfg.dataset, "--run-dir", str(run_dir)]
+        if not (run_dir / "results.json").exists():
+            if (run_dir / "checkpoint.pt").exists():
+                command.append("--resume")
+            started = time.perf_counter()
+            subprocess.run([sys.executable, *command[1:]], check=True, stdout=subprocess.DEVNULL)
+            print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
+        r = json.loads((run_dir / "results.json").read_text())
+        # The table's accuracies: the checkpoint evaluated on the whole fixed test split (evaluate.py).
+        evaluated = subprocess.run([sys.executable, "scripts/evaluate.py", "--run-dir", str(run_dir), "--mc-samples", "10"],
+                                   check=True, capture_output=True, text=True)
+        r.update(json.loads(evaluated.stdout.strip().splitlines()[-1]))
+        glimpses = next((args[i + 1] for i, a in enumerate(args) if a == "--glimpses"), "per frame" if "ram" in name else "-")
+        mc = f"{r['test_accuracy_mc']:.3f}" if "test_accuracy_mc" in r else "-"
+        lines.append(f"| {name} | {r['agent']} | {r['env']} | {glimpses} | {r['test_accuracy']:.3f} | {mc} | "
+                     f"{r.get('test_examples', '-')} | {r['train_images']} | {r['wall_seconds']:.0f} | {r['flops_per_image'] / 1e6:.2f} M | "
+                     f"{r['parameters'] / 1e3:.0f} k | `{shlex.join(c for c in command if c != '--resume')}` |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
