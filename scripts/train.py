@@ -57,6 +57,8 @@ class Config:
     """std of the Gaussian location policy (pre-tanh), fixed as in the paper"""
     core: Literal["rnn", "lstm"] = "rnn"
     """RAM's core network"""
+    entropy_coef: float = 0.0
+    """entropy bonus of RAM's policies (Catch's paddle collapses to a deterministic policy without one)"""
     learning_rate: float = 1e-3
     """Adam's step size"""
     batch_size: int = 128
@@ -223,7 +225,7 @@ def main() -> None:
         # One update: a batch of episodes, then the loss of the paper's method.
         if cfg.agent == "ram":
             trajectory, obs = ram.rollout(model, env, obs)
-            losses = ram.ram_losses(trajectory)
+            losses = ram.ram_losses(trajectory, entropy_coef=cfg.entropy_coef)
         else:
             images, labels = env.scene()
             losses = baselines.supervised_losses(model, images.float() / 255, labels)
