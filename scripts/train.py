@@ -245,6 +245,8 @@ def main() -> None:
         if cfg.agent == "ram":
             writer.add_scalar("train/policy_std", float(model.locator.std.mean()), step)
             writer.add_scalar("train/policy_entropy", float(trajectory.entropies.mean()), step)
+            if trajectory.paddle_entropies is not None:  # Catch: the paddle policy's entropy (max ln 3)
+                writer.add_scalar("train/paddle_entropy", float(trajectory.paddle_entropies.mean()), step)
         elapsed = time.perf_counter() - start
         writer.add_scalar("charts/images_per_second", step / max(elapsed, 1e-9), step)
 
