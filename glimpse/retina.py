@@ -25,8 +25,8 @@ cost of a glimpse does not grow with ``factor**k``. Sums accumulate in ``int32``
 images (exact) and in ``float64`` for floating images (exact to rounding of the output dtype).
 :class:`GlimpseSensor` builds the table once for a batch of images and then glimpses it many times (an
 episode); :func:`extract_glimpses`, a one-shot call, does the same on small images, and on large ones
-prefix-sums along x only the rows its windows cover and sums each block's rows directly, so its cost
-follows the window size rather than the image size.
+crops per sample the one region its windows cover, prefix-sums it along x and sums each block's rows
+directly, so its cost follows the window size rather than the image size.
 """
 
 from __future__ import annotations
@@ -96,25 +96,21 @@ def window_corners_px(
     """
     size, scales, factor = _check_retina(size, scales, factor)
     _check_centers(centers)
-    return _corners(centers, height, width, _half_sides(size, scales, factor, centers.device))
+    return _corners(centers, *_corner_constants(height, width, size, scales, factor, centers.device))
 
 
-def _half_sides(size: int, scales: int, factor: int, device: torch.device) -> Tensor:
-    """``(1, S, 1)`` float64 half window sides, shaped to broadcast against ``(B, 1, 2)`` centres."""
-    return (size * factor ** torch.arange(scales, dtype=torch.float64, device=device) / 2.0).view(1, -1, 1)
+def _corner_constants(height: int, width: int, size: int, scales: int, factor: int, device) -> tuple[Tensor, Tensor]:
+    """``half_extent`` ``(2,)`` = ``(W/2, H/2)`` and ``shift`` ``(1, S, 1)`` = ``side_k / 2 - 1/2 - tie``, float64."""
+    half_extent = torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64, device=device)
+    half_sides = size * factor ** torch.arange(scales, dtype=torch.float64, device=device) / 2.0
+    return half_extent, (half_sides - (0.5 + _TIE_PX)).view(1, -1, 1)
 
 
-def _corners(centers: Tensor, height: int, width: int, half_sides: Tensor) -> Tensor:
-    """``(B, S, 2)`` int64 window corners; see :func:`window_corners_px`."""
+def _corners(centers: Tensor, half_extent: Tensor, shift: Tensor) -> Tensor:
+    """``(B, S, 2)`` int64 corners ``floor((c + 1) * extent / 2 - side / 2 + 1/2 + tie)``: the one rounding rule."""
     # float64 so that pixel positions of large images round the same way on every device.
-    half_extent = torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64, device=half_sides.device)
-    return _corners_fast(centers, half_extent, half_sides - (0.5 + _TIE_PX))
-
-
-def _corners_fast(centers: Tensor, half_extent: Tensor, shift: Tensor) -> Tensor:
-    """``floor((c + 1) * extent / 2 - side / 2 + 1/2 + tie)`` with the constants precomputed."""
     c_px = (centers.detach().to(device=shift.device, dtype=torch.float64) + 1.0) * half_extent  # (B, 2)
-    return torch.floor(c_px[:, None, :] - shift).long()  # (B, S, 2)
+    return torch.floor(c_px[:, None, :] - shift).long()
 
 
 def centers_from_corners_px(corners: Tensor, height: int, width: int, *, size: int) -> Tensor:
@@ -141,6 +137,16 @@ def centers_from_corners_px(corners: Tensor, height: int, width: int, *, size: i
     c_px = corners.to(torch.float64) + size / 2.0
     extent = torch.tensor([width, height], dtype=torch.float64, device=corners.device)
     return (2.0 * c_px / extent - 1.0).to(torch.float32)
+
+
+def _output_dtype(images: Tensor) -> torch.dtype:
+    """uint8 images give float32 in [0, 1]; floating images keep their dtype."""
+    return torch.float32 if images.dtype == torch.uint8 else images.dtype
+
+
+def _pixel_scale(images: Tensor) -> float:
+    """What a pixel value of 1.0 is stored as: 255 for uint8 images."""
+    return 255.0 if images.dtype == torch.uint8 else 1.0
 
 
 def _accumulator_dtype(images: Tensor) -> torch.dtype:
@@ -205,7 +211,7 @@ class GlimpseSensor:
         self.height, self.width = int(images.shape[-2]), int(images.shape[-1])
         self.channels = int(images.shape[1])
         self.input_dtype = images.dtype
-        self.out_dtype = torch.float32 if images.dtype == torch.uint8 else images.dtype
+        self.out_dtype = _output_dtype(images)
         self.table = _integral_table(images)  # (N, C, H + 1, W + 1)
         device = images.device
         blocks = factor ** torch.arange(scales, device=device)  # (S,)
@@ -213,18 +219,11 @@ class GlimpseSensor:
         self._boundaries = blocks[:, None] * torch.arange(size + 1, device=device)
         self._extent = torch.tensor([self.width, self.height], device=device).view(1, 1, 2, 1)
         self._channel_ids = torch.arange(self.channels, device=device)
-        self._extent_f64, self._zero = self._extent.to(torch.float64), torch.zeros((), dtype=torch.float64, device=device)
-        self._half_extent = torch.tensor([self.width / 2.0, self.height / 2.0], dtype=torch.float64, device=device)
-        self._shift = _half_sides(size, scales, factor, device) - (0.5 + _TIE_PX)
-        # (1, S, 1, n) float64: block-edge offsets minus the corner shift, for __call__'s single floor.
-        self._edge_offsets = self._boundaries.to(torch.float64)[None, :, None, :] - self._shift[..., None]
-        self._half_extent_b = self._half_extent.view(1, 1, 2, 1)
-        self._edge_base = self._edge_offsets + self._half_extent_b  # (1, S, 2, n)
-        pixel_scale = 255.0 if images.dtype == torch.uint8 else 1.0
-        inv_area = 1.0 / (pixel_scale * blocks.to(torch.float64) ** 2)
+        self._half_extent, self._shift = _corner_constants(self.height, self.width, size, scales, factor, device)
+        inv_area = 1.0 / (_pixel_scale(images) * blocks.to(torch.float64) ** 2)
         # Block sums are exact in the table's dtype; scaled in it (float64) or in float32 (integer tables).
-        self._inv_area_acc = inv_area.to(self.table.dtype if self.table.is_floating_point() else torch.float32).view(
-            1, 1, scales, 1, 1)
+        scale_dtype = self.table.dtype if self.table.is_floating_point() else torch.float32
+        self._inv_area = inv_area.to(scale_dtype).view(1, 1, scales, 1, 1)
 
     @property
     def num_images(self) -> int:
@@ -266,24 +265,14 @@ class GlimpseSensor:
         else:
             _check_centers(centers)
             check_shape(index, "index", "(B,)", (centers.shape[0],))
-        # Every block edge of every scale on both axes in one pass: floor(corner + k) = floor(corner) + k
-        # for the integer offsets k, so the corner rounding and the edges share one floor.
-        c = centers.detach().to(device=self._edge_offsets.device, dtype=torch.float64)
-        # (c + 1) * extent / 2 + offsets, as one multiply-add with the constants folded in.
-        edges = torch.floor(torch.addcmul(self._edge_base, c[:, None, :, None], self._half_extent_b))  # (B, S, 2, n)
-        return self._glimpse_at_edges(torch.clamp(edges, self._zero, self._extent_f64).long(), index)
-
-    def _glimpse_at(self, corners: Tensor, index: Tensor | None) -> Tensor:
-        """Block means for integer ``corners`` ``(B, S, 2)``; see the class docstring."""
+        corners = _corners(centers, self._half_extent, self._shift)  # (B, S, 2)
+        # Clamping every block edge to [0, W] x [0, H] clips each block to the image: off-image pixels
+        # count 0 (the table's first row and column are 0).
         edges = torch.minimum(corners[..., None] + self._boundaries[:, None, :], self._extent).clamp_(min=0)
         return self._glimpse_at_edges(edges, index)
 
     def _glimpse_at_edges(self, edges: Tensor, index: Tensor | None) -> Tensor:
-        """Block means from block edges ``(B, S, 2, size + 1)`` already clamped to ``[0, W] x [0, H]``.
-
-        Clamping the edges clips each block to the image, so off-image pixels count 0 (the table's first
-        row and column are 0).
-        """
+        """Block means from block edges ``(B, S, 2, size + 1)`` already clamped to ``[0, W] x [0, H]``."""
         batch = edges.shape[0]
         c, n = self.channels, self.size + 1
         flat = edges[:, :, 1, :, None] * (self.width + 1) + edges[:, :, 0, None, :]  # (B, S, n, n)
@@ -297,13 +286,13 @@ class GlimpseSensor:
         at = looked_up.view(batch, c, self.scales, n, n)
         rows = at[..., 1:, :] - at[..., :-1, :]  # (B, C, S, size, n): sums of each block row, cumulated in x
         sums = rows[..., 1:] - rows[..., :-1]  # (B, C, S, size, size)
-        # int32 sums times a float32 scale promote straight to float32: one pass for uint8 images.
-        # One pass from the sums to the output dtype: the scale's multiply writes (and rounds) into it.
+        # One pass from the sums to the output dtype: the scale's multiply writes (and rounds) into it;
+        # out= does not take autograd, so the gradient path multiplies, then casts.
         if sums.requires_grad:
-            means = (sums * self._inv_area_acc).to(self.out_dtype)
+            means = (sums * self._inv_area).to(self.out_dtype)
         else:
             means = torch.empty(sums.shape, dtype=self.out_dtype, device=sums.device)
-            torch.mul(sums, self._inv_area_acc, out=means)
+            torch.mul(sums, self._inv_area, out=means)
         return means.transpose(1, 2).contiguous()
 
 
@@ -350,7 +339,7 @@ def extract_glimpses(
     if _uses_table(size, scales, factor, height, width):
         # The windows cover much of the image: a full integral table, glimpsed once, is the cheaper way.
         return GlimpseSensor(images, size=size, scales=scales, factor=factor)(centers)
-    corners = _corners(centers, height, width, _half_sides(size, scales, factor, images.device))
+    corners = _corners(centers, *_corner_constants(height, width, size, scales, factor, images.device))
     return _block_means_from_region(images, corners, size, scales, factor)
 
 
@@ -383,7 +372,7 @@ def _block_means_from_region(images: Tensor, corners: Tensor, size: int, scales:
     channels = prefix.shape[1]
     prefix = prefix.reshape(batch, channels, side * side)
     work = torch.float64 if images.dtype == torch.float64 else torch.float32
-    pixel_scale = 255.0 if images.dtype == torch.uint8 else 1.0
+    pixel_scale = _pixel_scale(images)
     boundaries = torch.arange(size + 1, device=device)
     means = []
     for k in range(scales):
@@ -396,5 +385,4 @@ def _block_means_from_region(images: Tensor, corners: Tensor, size: int, scales:
         at = at.view(batch, channels, size, block, size + 1) * (cols > 0)[:, None, None, None, :]
         bands = at.sum(3) if block > 1 else at[:, :, :, 0]  # (B, C, size, n): each block row, cumulated in x
         means.append((bands[..., 1:] - bands[..., :-1]).to(work) * (1.0 / (pixel_scale * block * block)))
-    out_dtype = torch.float32 if images.dtype == torch.uint8 else images.dtype
-    return torch.stack(means, dim=1).to(out_dtype)  # (B, S, C, size, size)
+    return torch.stack(means, dim=1).to(_output_dtype(images))  # (B, S, C, size, size)
