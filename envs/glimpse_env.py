@@ -118,75 +118,44 @@ class _Scene:
         return {"label": self.labels.clone()}
 
 
-def _judge(decisions: Tensor, labels: Tensor, steps: Tensor, episode_steps: int) -> tuple[Tensor, Tensor]:
-    terminated = steps >= episode_steps
-    return (terminated & (decisions == labels)).to(torch.float32), terminated
+class _PictureScene(_Scene):
+    """Still canvases ``(N, C, H, W)`` (classification) or videos ``(N, T, C, H, W)``, whose step ``t``
+    glimpses frame ``t``. The sensor's integral images are built at reset (for videos, all ``N * T``
+    frames), so every glimpse of the episode is a table look-up."""
 
-
-class _CanvasScene(_Scene):
-    """One still canvas per episode (classification); the sensor's integral images are built at reset."""
-
-    def __init__(self, generate: Callable, num_envs: int, steps: int, retina: dict, shape, num_classes: int):
+    def __init__(self, generate: Callable, steps: int, retina: dict, shape, num_classes: int):
         self._generate, self._retina = generate, retina
         self.episode_steps, self.shape, self.num_decisions = steps, shape, num_classes
-        self.canvases: Tensor | None = None
+        self.pictures: Tensor | None = None
         self.sensor: GlimpseSensor | None = None
 
-    def start(self, rows, keys, episodes, target=None):
-        canvases, labels = self._generate(keys, episodes, target)
-        if self.canvases is None:  # the first reset covers every row
-            self.canvases, self.labels = canvases, labels
-            self.sensor = GlimpseSensor(canvases, **self._retina)
-            return
-        self.canvases[rows], self.labels[rows] = canvases, labels
-        if len(rows) == len(self.canvases):  # every env restarts together (the usual lockstep case)
-            self.sensor.prepare(self.canvases)
-        else:
-            self.sensor.replace(rows, canvases)
-
-    def advance(self, decisions, steps):
-        return _judge(decisions, self.labels, steps, self.episode_steps)
-
-    def glimpse(self, centers, steps):
-        return self.sensor(centers)
-
-    def frame(self, row, step):
-        return self.canvases[row]
-
-
-class _VideoScene(_Scene):
-    """``T`` frames per episode; step ``t`` glimpses frame ``t`` (the sensor holds all ``N * T`` frames)."""
-
-    def __init__(self, generate: Callable, num_envs: int, frames: int, retina: dict, shape, num_classes: int):
-        self._generate, self._retina = generate, retina
-        self.episode_steps, self.shape, self.num_decisions = frames, shape, num_classes
-        self.video: Tensor | None = None
-        self.sensor: GlimpseSensor | None = None
+    @property
+    def _frames(self) -> int:
+        return self.pictures.shape[1] if self.pictures.dim() == 5 else 1
 
     def start(self, rows, keys, episodes, target=None):
-        video, labels = self._generate(keys, episodes, target)  # (K, T, C, H, W)
-        k, t = video.shape[:2]
-        if self.video is None:
-            self.video, self.labels = video, labels
-            self.sensor = GlimpseSensor(video.flatten(0, 1), **self._retina)
+        pictures, labels = self._generate(keys, episodes, target)
+        if self.pictures is None:  # the first reset covers every row
+            self.pictures, self.labels = pictures, labels
+            self.sensor = GlimpseSensor(pictures.reshape(-1, *self.shape), **self._retina)
             return
-        self.video[rows], self.labels[rows] = video, labels
-        if len(rows) == len(self.video):
-            self.sensor.prepare(self.video.flatten(0, 1))
-            return
+        self.pictures[rows], self.labels[rows] = pictures, labels
+        t = self._frames
         frame_rows = (rows[:, None] * t + torch.arange(t, device=rows.device)).flatten()
-        self.sensor.replace(frame_rows, video.flatten(0, 1))
+        self.sensor.replace(frame_rows, pictures.reshape(-1, *self.shape))
 
     def advance(self, decisions, steps):
-        return _judge(decisions, self.labels, steps, self.episode_steps)
+        terminated = steps >= self.episode_steps
+        return (terminated & (decisions == self.labels)).to(torch.float32), terminated
 
     def glimpse(self, centers, steps):
-        t = self.video.shape[1]
-        index = torch.arange(len(centers), device=centers.device) * t + steps.clamp(max=t - 1)
-        return self.sensor(centers, index=index)
+        if self.pictures.dim() == 4:  # a still canvas: row n glimpses canvas n
+            return self.sensor(centers)
+        t = self._frames
+        return self.sensor(centers, index=torch.arange(len(centers), device=centers.device) * t + steps.clamp(max=t - 1))
 
     def frame(self, row, step):
-        return self.video[row, min(step, self.video.shape[1] - 1)]
+        return self.pictures[row] if self.pictures.dim() == 4 else self.pictures[row, min(step, self._frames - 1)]
 
 
 class _CatchScene(_Scene):
@@ -354,8 +323,7 @@ class GlimpseVectorEnv(VectorEnv):
             # The validated (M, T, C, H, W) source itself: raw 5-D frames would be read as channels-last again.
             generate = lambda k, e, t: tasks.video_frames(source, None, k, e, target=t)  # noqa: E731
             classes = int(source.labels.max()) + 1
-            return _VideoScene(generate, self.num_envs, source.frames.shape[1], retina, shape, classes), len(
-                source.labels)
+            return _PictureScene(generate, source.frames.shape[1], retina, shape, classes), len(source.labels)
 
         from envs.data import NAMES, load_digits  # imported here so that Catch needs no dataset
 
@@ -376,9 +344,8 @@ class GlimpseVectorEnv(VectorEnv):
             generate = lambda k, e, t: tasks.moving_digits(  # noqa: E731
                 images, labels, k, e, frames=frames, canvas=side, digits=digits,
                 distractors=distractors or 0, target=t)
-            return _VideoScene(generate, self.num_envs, frames, retina, (1, side, side), data.num_classes), len(labels)
-        return _CanvasScene(generate, self.num_envs, num_glimpses, retina, (1, side, side), data.num_classes), len(
-            labels)
+            return _PictureScene(generate, frames, retina, (1, side, side), data.num_classes), len(labels)
+        return _PictureScene(generate, num_glimpses, retina, (1, side, side), data.num_classes), len(labels)
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
@@ -440,12 +407,9 @@ class GlimpseVectorEnv(VectorEnv):
         (``labels`` None there). These are the env's own tensors, overwritten in place when episodes
         restart: clone what must outlive the current episodes.
         """
-        scene = self._scene
-        if isinstance(scene, _CanvasScene):
-            return scene.canvases, scene.labels
-        if isinstance(scene, _VideoScene):
-            return scene.video, scene.labels
-        return tasks.catch_render(scene.state, screen=scene.screen), None
+        if isinstance(self._scene, _CatchScene):
+            return tasks.catch_render(self._scene.state, screen=self._scene.screen), None
+        return self._scene.pictures, self._scene.labels
 
     @property
     def episode_steps(self) -> int:

@@ -243,9 +243,15 @@ class GlimpseSensor:
             _integral_table(images, out=self.table)
 
     def replace(self, index: Tensor, images: Tensor) -> None:
-        """Re-prepare the rows ``index`` ``(K,)`` with new ``images`` ``(K, C, H, W)`` (an env's reset)."""
+        """Re-prepare the rows ``index`` ``(K,)`` with new ``images`` ``(K, C, H, W)`` (an env's reset).
+
+        When ``index`` is every row in order (all envs restart together) this is :meth:`prepare`.
+        """
         self._check_replacement(images)
-        self.table[index] = _integral_table(images)
+        if len(index) == self.num_images and torch.equal(index, torch.arange(len(index), device=index.device)):
+            self.prepare(images)
+        else:
+            self.table[index] = _integral_table(images)
 
     def _check_replacement(self, images: Tensor) -> None:
         _check_images(images)

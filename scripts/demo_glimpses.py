@@ -40,7 +40,8 @@ def main() -> None:
         env = GlimpseVectorEnv(args.canvases, task="cluttered", split="test", glimpse_size=args.glimpse_size,
                                scales=args.scales)
     env.reset(seed=args.seed)
-    canvases, labels = env._scene.canvases, env._scene.labels.tolist()  # (N, 1, 60, 60) uint8
+    canvases, labels = env.scene()  # (N, 1, 60, 60) uint8, (N,)
+    labels = labels.tolist()
     # Two glimpses per canvas: the centre and a seeded random place.
     gen = torch.Generator().manual_seed(args.seed)
     places = torch.stack([torch.zeros(args.canvases, 2), torch.rand(args.canvases, 2, generator=gen) * 1.6 - 0.8])

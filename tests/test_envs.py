@@ -98,14 +98,14 @@ def action_for(location_cell_or_xy, decision: int, mode: str, num_decisions: int
 
 def pictures(vec: GlimpseVectorEnv) -> torch.Tensor:
     """``(N, C, H, W)`` what each env shows now, read from the scene's data (canvases, video, game state)."""
-    scene = vec._scene
     if vec.task in CLASSIFICATION:
-        return scene.canvases
+        return vec.scene()[0]
     if vec.task in ("moving-mnist", "video"):
-        t = vec._steps.clamp(max=scene.video.shape[1] - 1)
-        return scene.video[torch.arange(vec.num_envs), t]
+        video = vec.scene()[0]
+        t = vec._steps.clamp(max=video.shape[1] - 1)
+        return video[torch.arange(vec.num_envs), t]
     # Catch, drawn here from the documented state: the ball pixel and the 2-pixel paddle on the bottom row.
-    state, screen = scene.state, vec.canvas_shape[-1]
+    state, screen = vec._scene.state, vec.canvas_shape[-1]
     image = torch.zeros(vec.num_envs, 1, screen, screen, dtype=torch.uint8)
     rows = torch.arange(vec.num_envs)
     image[rows, 0, state.ball_y, torch.floor(state.ball_x + 0.5).long()] = 255
@@ -257,7 +257,7 @@ def test_start_location_is_independent_of_the_target():
     """The random first glimpse is drawn from its own stream: it must not point at the digit."""
     vec = GlimpseVectorEnv(400, task="translated", glimpse_size=4)
     obs, _ = vec.reset(seed=0)
-    canvas = vec._scene.canvases[:, 0].float()  # (N, H, W)
+    canvas = vec.scene()[0][:, 0].float()  # (N, H, W)
     xs = torch.arange(canvas.shape[-1], dtype=torch.float32)
     mass = canvas.sum((1, 2))
     digit_x = (canvas.sum(1) * xs).sum(1) / mass
@@ -465,8 +465,8 @@ def test_test_split_is_a_fixed_set(env_id):
         vec.reset(seed=seed)
         for _ in range(episodes * length):
             vec.step(vec.action_space.sample())
-        data = vec._scene.canvases if vec.task in CLASSIFICATION else vec._scene.video
-        return data.clone(), vec._scene.labels.clone()
+        data, labels = vec.scene()
+        return data.clone(), labels.clone()
 
     data, labels = shown(3, seed=10, episodes=1)  # examples 13, 14, 15
     for i, example in enumerate((13, 14, 15)):

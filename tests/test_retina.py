@@ -159,6 +159,10 @@ def test_sensor_matches_stateless_and_replace_and_index():
     torch.testing.assert_close(sensor(centers), extract_glimpses(fresh, centers, size=5, scales=3), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="prepare"):
         sensor.prepare(fresh[:2])
+    # replace with every row in order is prepare: in place, same result.
+    sensor.replace(torch.arange(5), images)
+    assert sensor.table is table
+    torch.testing.assert_close(sensor(centers), extract_glimpses(images, centers, size=5, scales=3), atol=1e-6, rtol=0)
 
 
 def test_centers_from_corners_round_trip():
