@@ -136,18 +136,29 @@ def evaluate(cfg: Config, model: torch.nn.Module, test_env: GlimpseVectorEnv, mc
     return metrics
 
 
-def glimpse_paths_picture(cfg: Config, model: torch.nn.Module, test_env: GlimpseVectorEnv, count: int = 8) -> np.ndarray:
-    """``(H, W, 3)`` uint8: the first test images with RAM's deterministic glimpse path drawn on each."""
+def replay_test_paths(model: torch.nn.Module, test_env: GlimpseVectorEnv):
+    """The first test episodes played with RAM's mean locations: ``(pictures, labels, trajectory)``.
+
+    The pictures and labels are cloned before the rollout: the env reuses its tensors at autoreset.
+    """
     with torch.no_grad():
         obs, _ = test_env.reset(seed=0)
-        pictures, _ = test_env.scene()
-        pictures = pictures.clone()
+        pictures, labels = (t.clone() if t is not None else None for t in test_env.scene())
         trajectory, _ = ram.rollout(model, test_env, obs, deterministic=True)
+    return pictures, labels, trajectory
+
+
+def picture_at(pictures: torch.Tensor, i: int, t: int) -> torch.Tensor:
+    """Env ``i``'s picture at step ``t``: its canvas, or frame ``t`` of its video (the last one after the end)."""
+    return pictures[i] if pictures.dim() == 4 else pictures[i, min(t, pictures.shape[1] - 1)]
+
+
+def paths_picture(cfg: Config, pictures: torch.Tensor, trajectory, count: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8: the first ``count`` pictures side by side, each with its glimpse path drawn."""
     retina = dict(size=cfg.glimpse_size, scales=cfg.scales, factor=2)
-    tiles = []
-    for i in range(min(count, test_env.num_envs)):
-        picture = pictures[i] if pictures.dim() == 4 else pictures[i, -1]  # videos: the last frame
-        tiles.append(render_path(picture, trajectory.locations[i], **retina, height_px=160))
+    last = trajectory.locations.shape[1] - 1
+    tiles = [render_path(picture_at(pictures, i, last), trajectory.locations[i], **retina, height_px=160)
+             for i in range(min(count, len(pictures)))]
     return np.concatenate(tiles, axis=1)
 
 
@@ -258,7 +269,8 @@ def main() -> None:
                     writer.add_scalar(f"eval/{name}", value, step)
             progress.set_postfix(eval_accuracy=f"{metrics['accuracy']:.3f}")
             if cfg.agent == "ram":
-                writer.add_image("eval/glimpse_paths", glimpse_paths_picture(cfg, model, test_env), step,
+                pictures, _, trajectory = replay_test_paths(model, test_env)
+                writer.add_image("eval/glimpse_paths", paths_picture(cfg, pictures, trajectory, 8), step,
                                  dataformats="HWC")
         if step % cfg.checkpoint_every < cfg.batch_size or last:
             checkpoint()

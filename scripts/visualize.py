@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli import parse_config  # noqa: E402
-from train import load_run  # noqa: E402
+from train import load_run, paths_picture, picture_at, replay_test_paths  # noqa: E402
 
-from agents import ram  # noqa: E402
-from envs.glimpse_env import render_glimpse, render_path  # noqa: E402
+from envs.glimpse_env import render_glimpse  # noqa: E402
 
 
 @dataclass
@@ -45,25 +43,17 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     retina = dict(size=train_cfg.glimpse_size, scales=train_cfg.scales, factor=2)
 
-    with torch.no_grad():
-        obs, _ = test_env.reset(seed=0)
-        pictures, labels = (t.clone() if t is not None else None for t in test_env.scene())  # autoreset reuses them
-        trajectory, _ = ram.rollout(model, test_env, obs, deterministic=True)
+    pictures, labels, trajectory = replay_test_paths(model, test_env)
     count = min(cfg.count, test_env.num_envs)
     steps = trajectory.locations.shape[1]
 
-    def picture_at(i: int, t: int) -> torch.Tensor:
-        return pictures[i] if pictures.dim() == 4 else pictures[i, min(t, pictures.shape[1] - 1)]
-
     frames = []
     for t in range(steps):
-        tiles = [render_glimpse(picture_at(i, t), trajectory.locations[i, t], **retina, height_px=160)
+        tiles = [render_glimpse(picture_at(pictures, i, t), trajectory.locations[i, t], **retina, height_px=160)
                  for i in range(count)]
         frames.append(Image.fromarray(np.concatenate(tiles, axis=1)))
     frames[0].save(out / "glimpses.gif", save_all=True, append_images=frames[1:], duration=cfg.frame_ms, loop=0)
-    paths = [render_path(picture_at(i, steps - 1), trajectory.locations[i], **retina, height_px=160)
-             for i in range(count)]
-    Image.fromarray(np.concatenate(paths, axis=1)).save(out / "paths.png")
+    Image.fromarray(paths_picture(train_cfg, pictures, trajectory, count)).save(out / "paths.png")
     decided = trajectory.logits[:count].argmax(1).tolist() if trajectory.logits is not None else None
     print(f"wrote {out / 'glimpses.gif'} ({steps} frames) and {out / 'paths.png'}; "
           f"labels {labels[:count].tolist() if labels is not None else None}, decisions {decided}")
