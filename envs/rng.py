@@ -18,7 +18,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["uniform", "integers", "normal", "keys_from_seed"]
+from glimpse._checks import check_shape
+
+__all__ = ["uniform", "integers", "normal", "keys_from_seed", "check_keys"]
 
 _MASK64 = (1 << 64) - 1
 
@@ -46,12 +48,19 @@ def _mix(x: Tensor) -> Tensor:
     return x ^ _shift_right(x, 31)
 
 
-def _bits(keys: Tensor, episodes: Tensor, stream: int, shape: tuple[int, ...]) -> Tensor:
-    """``(N, *shape)`` int64 hashes of (key, episode, stream, element index)."""
+def check_keys(keys: Tensor, episodes: Tensor) -> None:
+    """Raise unless ``keys`` and ``episodes`` are both int64 ``(N,)`` on one device."""
+    check_shape(keys, "keys", "(N,)", (None,))
+    check_shape(episodes, "episodes", "(N,)", (keys.shape[0],))
     if keys.dtype != torch.int64 or episodes.dtype != torch.int64:
         raise TypeError(f"keys and episodes must be int64; got {keys.dtype} and {episodes.dtype}")
-    if keys.shape != episodes.shape or keys.dim() != 1:
-        raise ValueError(f"keys and episodes must both be (N,); got {tuple(keys.shape)} and {tuple(episodes.shape)}")
+    if episodes.device != keys.device:
+        raise ValueError(f"keys and episodes must be on one device; got {keys.device} and {episodes.device}")
+
+
+def _bits(keys: Tensor, episodes: Tensor, stream: int, shape: tuple[int, ...]) -> Tensor:
+    """``(N, *shape)`` int64 hashes of (key, episode, stream, element index)."""
+    check_keys(keys, episodes)
     base = _mix(_mix(keys + _signed(_GOLDEN * (stream + 1))) + episodes * _GOLDEN)  # (N,)
     count = 1
     for n in shape:

@@ -83,15 +83,6 @@ _CHUNK_PIXELS = 2**18
 # ----------------------------------------------------------------------------------------------------
 
 
-def _check_keys(keys: Tensor, episodes: Tensor) -> None:
-    check_shape(keys, "keys", "(N,)", (None,))
-    check_shape(episodes, "episodes", "(N,)", (keys.shape[0],))
-    if keys.dtype != torch.int64 or episodes.dtype != torch.int64:
-        raise TypeError(f"keys and episodes must be int64; got {keys.dtype} and {episodes.dtype}")
-    if episodes.device != keys.device:
-        raise ValueError(f"keys and episodes must be on one device; got {keys.device} and {episodes.device}")
-
-
 def _check_digits(images: Tensor, labels: Tensor, keys: Tensor) -> None:
     check_shape(images, "images", "(M, H, W)")
     check_shape(labels, "labels", "(M,)", (images.shape[0],))
@@ -279,7 +270,7 @@ def plain_digits(
         >>> x.shape, x.dtype
         (torch.Size([2, 1, 28, 28]), torch.uint8)
     """
-    _check_keys(keys, episodes)
+    rng.check_keys(keys, episodes)
     _check_digits(images, labels, keys)
     index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
     return images[index][:, None], labels[index]
@@ -301,7 +292,7 @@ def translated_digits(
     Returns:
         ``(canvases, labels)``: uint8 ``(N, 1, canvas, canvas)`` and ``(N,)``.
     """
-    _check_keys(keys, episodes)
+    rng.check_keys(keys, episodes)
     _check_digits(images, labels, keys)
     canvas = _check_canvas(canvas, images)
     height, width = int(images.shape[1]), int(images.shape[2])
@@ -348,7 +339,7 @@ def cluttered_digits(
     Returns:
         ``(canvases, labels)``: uint8 ``(N, 1, canvas, canvas)`` and ``(N,)`` (the target's label).
     """
-    _check_keys(keys, episodes)
+    rng.check_keys(keys, episodes)
     _check_digits(images, labels, keys)
     canvas = _check_canvas(canvas, images)
     distractors, distractor_size = _check_distractors(distractors, distractor_size, images)
@@ -406,7 +397,7 @@ def moving_positions(
             per frame; 3 crosses a 64 - 28 = 36 px range in 12 frames).
         digit_size: the digit's side, or ``(height, width)``; at most ``canvas``.
     """
-    _check_keys(keys, episodes)
+    rng.check_keys(keys, episodes)
     frames = check_positive_int(frames, "frames")
     canvas = check_positive_int(canvas, "canvas")
     digits = check_positive_int(digits, "digits")
@@ -458,7 +449,7 @@ def moving_digits(
     Returns:
         ``(video, labels)``: uint8 ``(N, frames, 1, canvas, canvas)`` and ``(N,)``.
     """
-    _check_keys(keys, episodes)
+    rng.check_keys(keys, episodes)
     _check_digits(images, labels, keys)
     canvas = _check_canvas(canvas, images)
     if isinstance(digits, bool) or digits not in (1, 2):
@@ -564,7 +555,7 @@ def video_frames(
     Returns:
         ``(video, labels)``: ``(N, T, C, H, W)`` in the source's dtype, and ``(N,)``.
     """
-    _check_keys(keys, episodes)
+    rng.check_keys(keys, episodes)
     if isinstance(frames, VideoSource):
         if labels is not None:
             raise ValueError("a VideoSource carries its labels: pass labels=None")
@@ -621,7 +612,7 @@ def catch_reset(keys: Tensor, episodes: Tensor, *, screen: int = 24) -> CatchSta
         keys, episodes: ``(N,)`` int64; the state is on their device.
         screen: side of the square screen in pixels (24 in the paper).
     """
-    _check_keys(keys, episodes)
+    rng.check_keys(keys, episodes)
     screen = _check_screen(screen)
     column = rng.integers(keys, episodes, STREAM_CATCH_COLUMN, screen).to(torch.float64)
     slope = rng.uniform(keys, episodes, STREAM_CATCH_SLOPE) * 2.0 - 1.0
