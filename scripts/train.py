@@ -102,15 +102,13 @@ def make_test_env(cfg: Config) -> GlimpseVectorEnv:
 
 
 def make_agent(cfg: Config, env: GlimpseVectorEnv) -> torch.nn.Module:
-    glimpse_shape = env.single_observation_space["glimpse"].shape
-    num_decisions = int(env.single_action_space.shape[0]) - 2
     if cfg.agent == "ram":
-        return ram.RAM(glimpse_shape, num_decisions, core=cfg.core, std=cfg.std,
-                       decision="catch" if cfg.env == "catch" else "classify").to(cfg.device)
+        return ram.RAM.from_env(env, core=cfg.core, std=cfg.std).to(cfg.device)
     if cfg.env in ("catch", "moving-mnist"):
         raise SystemExit(f"--agent {cfg.agent} classifies still images; it does not apply to --env {cfg.env}")
     model = baselines.FCClassifier if cfg.agent == "fc" else baselines.ConvClassifier
-    return model(env.canvas_shape, num_decisions).to(cfg.device)
+    num_classes = int(env.single_action_space.shape[0]) - 2  # the decision scores after (x, y)
+    return model(env.canvas_shape, num_classes).to(cfg.device)
 
 
 def evaluate(cfg: Config, model: torch.nn.Module, test_env: GlimpseVectorEnv, mc_samples: int = 1) -> dict:
