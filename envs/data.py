@@ -31,6 +31,11 @@ Which source was used is announced once per process for each ``(name, split, sou
 Loaded arrays are cached in-process (keyed on the resolved files), so building many environments
 reads the files once; the returned tensors are shared between calls, so clone before writing to them.
 
+Image folders. ``load_image_folder(root, split, size=...)`` reads any ImageFolder-style directory of JPEG
+and PNG files (CUB-200, a subset of ImageNet, your own photos) into an :class:`ImageFolderDataset` of
+``uint8`` pictures ``(M, C, size, size)``; see that function for the layouts, the split rule and the
+resizing. It is the data of the env's ``task="folder"``.
+
 Command line::
 
     python -m envs.data                    # which source each (name, split) resolves to, and sizes
@@ -38,6 +43,7 @@ Command line::
 
 Version History:
     * v0: MNIST / Fashion-MNIST from IDX files, Debian, cache, download, and the bundled 5k subset.
+    * v0 (added): ImageFolder-style directories of JPEG/PNG images (:func:`load_image_folder`).
 """
 
 from __future__ import annotations
@@ -68,6 +74,9 @@ import torch
 __all__ = [
     "DigitDataset",
     "load_digits",
+    "ImageFolderDataset",
+    "load_image_folder",
+    "IMAGE_EXTENSIONS",
     "read_idx",
     "default_cache_dir",
     "rebuild_offline",
@@ -645,6 +654,213 @@ def rebuild_offline(csv_path: str | os.PathLike | None = None, out: str | os.Pat
 
 
 # --------------------------------------------------------------------------------------------------
+# ImageFolder-style directories of JPEG/PNG images
+# --------------------------------------------------------------------------------------------------
+
+#: File name endings read as images (case-insensitive); other files in a class folder are ignored.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+#: Without train/ and test/ folders, file ``i`` (0-based, by sorted name) of each class is a test image
+#: when ``i % TEST_EVERY == TEST_EVERY - 1``: the 5th, 10th, ... file, 20% of each class of 5 or more.
+TEST_EVERY = 5
+
+
+@dataclass(frozen=True, eq=False)
+class ImageFolderDataset:
+    """One split of an ImageFolder-style directory, decoded and resized, in memory.
+
+    Attributes:
+        images: ``(M, C, size, size)`` ``torch.uint8`` (``C`` = 3 for RGB, 1 for grey).
+        labels: ``(M,)`` ``torch.int64``: the index of each image's class in ``classes``.
+        classes: the class folder names, sorted; label ``k`` is ``classes[k]``.
+        files: the path of each image, in the order of ``images`` (class by class, sorted by name).
+        root: the directory given.
+        split: ``"train"`` or ``"test"``.
+        source: where the data came from, in words (layout and folders).
+
+    The tensors may be shared with other callers of :func:`load_image_folder`; clone before writing.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    files: tuple[str, ...]
+    root: str
+    split: str
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 (M, C, H, W); got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
+            raise ValueError(
+                f"labels must be int64 ({self.images.shape[0]},); got {self.labels.dtype} {tuple(self.labels.shape)}"
+            )
+        if len(self.files) != len(self.labels):
+            raise ValueError(f"files must name every image: {len(self.files)} names for {len(self.labels)} images")
+
+    @property
+    def num_classes(self) -> int:
+        """The number of class folders (a class may have no image in one split: see :func:`load_image_folder`)."""
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageFolderDataset(root={self.root!r}, split={self.split!r}, n={len(self)}, "
+            f"classes={self.num_classes}, shape={tuple(self.images.shape[1:])})"
+        )
+
+
+def load_image_folder(
+    root: str | os.PathLike, split: str = "train", *, size: int = 112, channels: int = 3
+) -> ImageFolderDataset:
+    """Load one split of an ImageFolder-style directory of JPEG/PNG images, resized to ``size x size``.
+
+    Layouts (the first that applies):
+
+    - ``root/train/<class>/<image>`` with ``root/test/<class>/<image>`` (or ``root/val/...`` when there
+      is no ``test/``): the split's own folder. Both must hold the same class folders.
+    - ``root/<class>/<image>``: one folder for both splits, split per class by sorted file name:
+      file ``i`` (0-based) is a test image when ``i % 5 == 4`` (the 5th, 10th, ... file; 20% of a
+      class), a train image otherwise. So a class with fewer than 5 images has none in ``"test"``.
+
+    Classes are the folders (not starting with ``.``), sorted by name; label ``k`` is ``classes[k]``.
+    Images are the files directly in a class folder whose names end in ``.jpg``, ``.jpeg`` or ``.png``
+    (any case, not starting with ``.``); other files are ignored. Images are ordered class by class,
+    by file name within a class, so test example ``j`` of the env is ``files[j]``.
+
+    Decoding and resizing happen here, once, at load time (data loading, outside the retina): each
+    file is decoded by Pillow, turned upright by its EXIF orientation, converted to ``"RGB"``
+    (``channels=3``; an alpha channel is dropped) or ``"L"`` (``channels=1``), centre-cropped to a
+    square with the side of its shorter side and resized to ``size x size`` with Pillow's antialiased
+    Lanczos filter (``ImageOps.fit``; the same as resizing the shorter side to ``size`` and taking the
+    centre square). Loaded splits are cached in-process, keyed on the files' names, sizes and times.
+
+    Args:
+        root: the directory.
+        split: ``"train"`` or ``"test"``.
+        size: side of the square pictures in pixels (>= 1); 112 by default (the env's canvas).
+        channels: 3 (RGB) or 1 (grey).
+
+    Returns:
+        An :class:`ImageFolderDataset` with ``images`` ``(M, channels, size, size)`` uint8.
+
+    Raises:
+        FileNotFoundError: ``root`` is missing or not a directory, ``root/train`` has no ``test``/``val``
+            partner, or there are no class folders.
+        ValueError: a class folder without images, train and test with different class folders, a file
+            that Pillow cannot read (the message names it), an empty split, or a bad argument.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be an integer >= 1; got {size!r}")
+    if isinstance(channels, bool) or channels not in (1, 3):
+        raise ValueError(f"channels must be 3 (RGB) or 1 (grey); got {channels!r}")
+    classes, files, labels, layout = _list_image_folder(Path(root), split)
+    if not files:
+        raise ValueError(
+            f"the {split!r} split of image folder {str(root)!r} is empty ({layout}): every class has fewer than "
+            f"{TEST_EVERY} images, so none goes to test; add images or use root/train and root/test folders"
+        )
+    stamps = tuple((str(f), *_stamp(f)) for f in files)
+    images = _decode_images(stamps, size, channels)
+    source = f"{len(files)} images in {len(classes)} classes of {root} ({layout})"
+    _announce(f"image folder {root}", split, source, len(files), subset=False)
+    return ImageFolderDataset(
+        images, torch.tensor(labels, dtype=torch.int64), tuple(classes), tuple(str(f) for f in files),
+        str(root), split, source,
+    )
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _list_image_folder(root: Path, split: str) -> tuple[list[str], list[Path], list[int], str]:
+    """``(classes, files, labels, layout)`` of ``split``, with no image decoded."""
+    if not root.exists():
+        raise FileNotFoundError(f"image folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {str(root)!r} is not a directory")
+    if (root / "train").is_dir():
+        test_name = "test" if (root / "test").is_dir() else "val" if (root / "val").is_dir() else None
+        if test_name is None:
+            raise FileNotFoundError(
+                f"image folder {str(root)!r} has train/ but neither test/ nor val/: give both splits, or put the "
+                f"class folders directly in {str(root)!r} to split them per class"
+            )
+        train = _class_files(root / "train")
+        test = _class_files(root / test_name)
+        if set(train) != set(test):
+            only_train, only_test = sorted(set(train) - set(test)), sorted(set(test) - set(train))
+            raise ValueError(
+                f"image folder {str(root)!r}: train/ and {test_name}/ must hold the same class folders; "
+                f"only in train/: {only_train}, only in {test_name}/: {only_test}"
+            )
+        chosen = train if split == "train" else test
+        classes = sorted(chosen)
+        files = [f for c in classes for f in chosen[c]]
+        labels = [k for k, c in enumerate(classes) for _ in chosen[c]]
+        return classes, files, labels, f"train/ and {test_name}/ folders"
+    by_class = _class_files(root)
+    classes = sorted(by_class)
+    files, labels = [], []
+    for k, c in enumerate(classes):
+        for i, f in enumerate(by_class[c]):
+            if (i % TEST_EVERY == TEST_EVERY - 1) == (split == "test"):
+                files.append(f)
+                labels.append(k)
+    return classes, files, labels, f"class folders split per class, every {TEST_EVERY}th file by name to test"
+
+
+def _class_files(folder: Path) -> dict[str, list[Path]]:
+    """Class folder name -> its image files sorted by name; every class must have at least one image."""
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise FileNotFoundError(
+            f"no class folders in {str(folder)!r}: expected {folder}/<class name>/<image>.jpg|.png "
+            f"(or train/ and test/ folders holding class folders)"
+        )
+    found = {}
+    for name in classes:
+        images = sorted(
+            (f for f in (folder / name).iterdir()
+             if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS),
+            key=lambda f: f.name,
+        )
+        if not images:
+            raise ValueError(
+                f"class folder {str(folder / name)!r} holds no images (files ending in "
+                f"{', '.join(IMAGE_EXTENSIONS)}, any case): remove the folder or add images"
+            )
+        found[name] = images
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _decode_images(stamps: tuple[tuple[str, int, int], ...], size: int, channels: int) -> torch.Tensor:
+    """Decode, orient, convert and resize every file of ``stamps`` (path, mtime, bytes): ``(M, C, size, size)``."""
+    from PIL import Image, ImageOps  # Pillow is a dependency; imported here so the digit loaders need none of it
+
+    lanczos = getattr(Image, "Resampling", Image).LANCZOS
+    mode = "RGB" if channels == 3 else "L"
+    out = np.empty((len(stamps), size, size, channels), dtype=np.uint8)
+    for i, (path, _, _) in enumerate(stamps):
+        try:
+            with Image.open(path) as opened:
+                picture = ImageOps.exif_transpose(opened).convert(mode)
+                picture = ImageOps.fit(picture, (size, size), method=lanczos, centering=(0.5, 0.5))
+                out[i] = np.asarray(picture, dtype=np.uint8).reshape(size, size, channels)
+        except Exception as exc:  # any failure to decode a user's file must name the file
+            raise ValueError(f"{path}: cannot be read as an image ({type(exc).__name__}: {exc})") from exc
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+# --------------------------------------------------------------------------------------------------
 # Announcing the source, and test support
 # --------------------------------------------------------------------------------------------------
 
@@ -673,6 +889,7 @@ def _reset_for_tests() -> None:
     _load_idx_pair.cache_clear()
     _load_offline.cache_clear()
     _load_offline_split.cache_clear()
+    _decode_images.cache_clear()
     _announced.clear()
 
 

@@ -1,14 +1,17 @@
-"""Glimpse environments: look at a digit canvas, a video or RAM's Catch through a moving multi-scale retina.
+"""Glimpse environments: look at a digit canvas, a photo, a video or Catch through a moving multi-scale retina.
 
 One implementation: :class:`GlimpseVectorEnv` steps ``N`` episodes at once as torch tensors (CPU or CUDA),
 taking every glimpse through :class:`glimpse.GlimpseSensor` / :func:`glimpse.extract_glimpses`.
 :class:`GlimpseEnv` is its ``N = 1`` case with numpy in and out, for ``gymnasium.make`` and checkers.
 
 ## Description
-Classification tasks (``mnist``, ``translated``, ``cluttered``) show one canvas per episode; the agent
-moves its glimpse ``num_glimpses`` times and names the digit at the last step (RAM's reward, Mnih et al.
-2014). Video tasks (``moving-mnist``, ``video``) glimpse frame ``t`` at step ``t`` and name the target
-at the end. ``catch`` is RAM's dynamic game: each action moves the paddle and the glimpse together.
+Classification tasks (``mnist``, ``translated``, ``cluttered``, ``small``, ``folder``) show one canvas per
+episode; the agent moves its glimpse ``num_glimpses`` times and names the class at the last step (RAM's
+reward, Mnih et al. 2014). ``small`` puts a shrunk digit (14 px by default) on a large canvas (100 px), so
+that a glimpse must zoom in to read it; ``folder`` shows the pictures of a user's ImageFolder-style
+directory (``data_dir``, e.g. CUB-200), resized to ``canvas x canvas`` RGB. Video tasks (``moving-mnist``,
+``video``) glimpse frame ``t`` at step ``t`` and name the target at the end. ``catch`` is RAM's dynamic
+game: each action moves the paddle and the glimpse together.
 
 ## Action Space
 ``action_mode="continuous"`` (default): ``Box(-1, 1, (2 + D,), float32)``. ``action[:2]`` is the next
@@ -46,9 +49,10 @@ row (Catch, ``canvas - 1`` steps). Truncation: at ``max_episode_steps`` if given
 Every random number is a counter-based hash of (seed, episode, draw): env ``i`` of
 ``make_vec(num_envs=N)`` reset with seed ``s`` plays exactly the episodes of a single env reset with
 seed ``s + i``, on any device. In ``split="test"`` the canvases form a fixed test set: episode ``e`` of
-env ``i`` shows test example ``j = (s + i + e * N) mod M`` (``M`` = test digits, or user videos): test
-digit ``j`` on a canvas (position, clutter, motion) drawn from ``j`` alone, the same whatever the seed
-or device, so ``N`` envs over ``ceil(M / N)`` episodes each see every test example exactly once.
+env ``i`` shows test example ``j = (s + i + e * N) mod M`` (``M`` = test digits, pictures or user videos): test
+digit ``j`` (for ``folder``: test picture ``j``, ``files[j]`` of :func:`envs.data.load_image_folder`) on a
+canvas (position, clutter, motion) drawn from ``j`` alone, the same whatever the seed or device, so ``N``
+envs over ``ceil(M / N)`` episodes each see every test example exactly once.
 
 ## Arguments
 See :class:`GlimpseVectorEnv`.
@@ -76,9 +80,11 @@ from torch import Tensor
 from envs import rng, tasks
 from glimpse import GlimpseSensor, extract_glimpses, window_corners_px
 
-__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TASKS", "TEST_KEY", "render_glimpse", "render_path"]
+__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TASKS", "STILL_TASKS", "TEST_KEY", "render_glimpse", "render_path"]
 
-TASKS = ("mnist", "translated", "cluttered", "moving-mnist", "video", "catch")
+TASKS = ("mnist", "translated", "cluttered", "small", "folder", "moving-mnist", "video", "catch")
+#: The tasks that show one still, labelled picture per episode (``num_glimpses`` applies to them).
+STILL_TASKS = ("mnist", "translated", "cluttered", "small", "folder")
 ACTION_MODES = ("continuous", "discrete")
 # The key that draws the test split's canvases: fixed, so the test set is the same for every seed.
 TEST_KEY = 0x7E57
@@ -86,7 +92,10 @@ TEST_KEY = 0x7E57
 # would tie the draws together (stream 101 is the target's corner, so the start would point at the digit).
 _STREAM_START = 1000
 
-_DEFAULT_CANVAS = {"mnist": 28, "translated": 60, "cluttered": 60, "moving-mnist": 64, "catch": 24}
+# small: a 14 px digit covers 2% of 100 x 100 (a 28 px one 22% of cluttered MNIST's 60 x 60), so zooming
+# matters; folder: 112 = 224 / 2, big enough for fine-grained detail, small enough for a 2-core CPU.
+_DEFAULT_CANVAS = {"mnist": 28, "translated": 60, "cluttered": 60, "small": 100, "folder": 112, "moving-mnist": 64,
+                   "catch": 24}
 
 
 class _Scene:
@@ -106,8 +115,9 @@ class _Scene:
         """Apply the decisions of step ``steps`` (1-based); return ``(reward (N,) float32, terminated (N,))``."""
         raise NotImplementedError
 
-    def glimpse(self, centers: Tensor, steps: Tensor) -> Tensor:
-        """Glimpses ``(N, S, C, g, g)`` of what is visible at ``steps``."""
+    def glimpse(self, centers: Tensor, steps: Tensor, rows: Tensor | None = None) -> Tensor:
+        """Glimpses ``(B, S, C, g, g)`` at ``centers`` ``(B, 2)`` of what env ``rows[b]`` (default ``b``,
+        with ``B = N``) shows at ``steps[b]``."""
         raise NotImplementedError
 
     def frame(self, row: int, step: int) -> Tensor:
@@ -148,11 +158,12 @@ class _PictureScene(_Scene):
         terminated = steps >= self.episode_steps
         return (terminated & (decisions == self.labels)).to(torch.float32), terminated
 
-    def glimpse(self, centers, steps):
+    def glimpse(self, centers, steps, rows=None):
         if self.pictures.dim() == 4:  # a still canvas: row n glimpses canvas n
-            return self.sensor(centers)
+            return self.sensor(centers, index=rows)
         t = self._frames
-        return self.sensor(centers, index=torch.arange(len(centers), device=centers.device) * t + steps.clamp(max=t - 1))
+        rows = torch.arange(len(centers), device=centers.device) if rows is None else rows
+        return self.sensor(centers, index=rows * t + steps.clamp(max=t - 1))
 
     def frame(self, row, step):
         return self.pictures[row] if self.pictures.dim() == 4 else self.pictures[row, min(step, self._frames - 1)]
@@ -181,8 +192,9 @@ class _CatchScene(_Scene):
         self.state, done, reward = tasks.catch_step(self.state, decisions - 1, screen=self.screen)
         return reward.to(torch.float32), done
 
-    def glimpse(self, centers, steps):
-        return extract_glimpses(tasks.catch_render(self.state, screen=self.screen), centers, **self._retina)
+    def glimpse(self, centers, steps, rows=None):
+        screens = tasks.catch_render(self.state, screen=self.screen)
+        return extract_glimpses(screens if rows is None else screens[rows], centers, **self._retina)
 
     def frame(self, row, step):
         return tasks.catch_render(self.state, screen=self.screen)[row]
@@ -200,19 +212,25 @@ class GlimpseVectorEnv(VectorEnv):
     Args:
         num_envs: number of parallel episodes ``N``.
         task: one of ``TASKS``.
-        canvas: canvas side in pixels (default: 28 mnist, 60 translated/cluttered, 64 moving-mnist,
-            24 catch; the user video's own size for ``video``).
-        distractors: clutter fragments (cluttered: 4, or 8 on a canvas of 100 or more; moving-mnist: 0).
-        distractor_size: side of each clutter fragment in pixels.
+        canvas: canvas side in pixels (default: 28 mnist, 60 translated/cluttered, 100 small, 112 folder
+            (the pictures are resized to it), 64 moving-mnist, 24 catch; the user video's own size for
+            ``video``).
+        distractors: clutter fragments (cluttered: 4, or 8 on a canvas of 100 or more; small and
+            moving-mnist: 0).
+        distractor_size: side of each clutter fragment in pixels (default 8; small: ``8 * digit_size // 28``,
+            cut from shrunk digits, see :func:`envs.tasks.scaled_digits`).
+        digit_size: side of the shrunk digit for ``task="small"`` (default 14; must divide 28).
+        channels: 3 (RGB, default) or 1 (grey), for ``task="folder"``.
         glimpse_size: retina side ``g`` in pixels.
         scales: retina scales ``S``.
         factor: window growth per scale.
         num_glimpses: glimpses per classification episode (default 6); video and Catch have one per frame.
         action_mode: ``"continuous"`` or ``"discrete"``.
         grid: cells per axis in discrete mode (default ``ceil(canvas / glimpse_size)``).
-        dataset: ``"mnist"`` or ``"fashion-mnist"`` (see ``envs.data.load_digits``).
+        dataset: ``"mnist"`` or ``"fashion-mnist"`` (see ``envs.data.load_digits``), for the digit tasks.
         split: ``"train"`` or ``"test"``.
-        data_dir: folder with IDX files (else ``$GLIMPSE_DATA_DIR`` and the default sources).
+        data_dir: folder with IDX files (else ``$GLIMPSE_DATA_DIR`` and the default sources); for
+            ``task="folder"`` (required) the root of the image folder (see ``envs.data.load_image_folder``).
         frames: frames per video episode (moving-mnist).
         digits: moving digits per video (moving-mnist: 1 or 2; the first is the target).
         video: ``(frames, labels)`` for ``task="video"``: ``(M, T, H, W[, C])`` uint8 or float in [0, 1].
@@ -231,7 +249,9 @@ class GlimpseVectorEnv(VectorEnv):
         task: str = "cluttered",
         canvas: int | None = None,
         distractors: int | None = None,
-        distractor_size: int = 8,
+        distractor_size: int | None = None,
+        digit_size: int | None = None,
+        channels: int | None = None,
         glimpse_size: int = 8,
         scales: int = 1,
         factor: int = 2,
@@ -262,6 +282,8 @@ class GlimpseVectorEnv(VectorEnv):
             _require(task not in ("moving-mnist", "video", "catch"),
                      f"num_glimpses does not apply to task {task!r}: it takes one glimpse per frame")
             _require(_is_positive_int(num_glimpses), f"num_glimpses must be an integer >= 1; got {num_glimpses!r}")
+        _require(digit_size is None or task == "small", f"digit_size applies to task='small' only; got task {task!r}")
+        _require(channels is None or task == "folder", f"channels applies to task='folder' only; got task {task!r}")
         if max_episode_steps is not None:
             _require(_is_positive_int(max_episode_steps),
                      f"max_episode_steps must be an integer >= 1; got {max_episode_steps!r}")
@@ -275,7 +297,7 @@ class GlimpseVectorEnv(VectorEnv):
         self.retina = dict(size=glimpse_size, scales=scales, factor=factor)
         self._scene, self._test_set_size = self._make_scene(
             task, canvas, distractors, distractor_size, num_glimpses or 6, dataset, split, data_dir, frames,
-            digits, video,
+            digits, video, digit_size, channels,
         )
         channels, height, width = self._scene.shape
         _require(glimpse_size <= min(height, width),
@@ -305,7 +327,7 @@ class GlimpseVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------ scenes
     def _make_scene(self, task, canvas, distractors, distractor_size, num_glimpses, dataset, split, data_dir,
-                    frames, digits, video) -> tuple[_Scene, int | None]:
+                    frames, digits, video, digit_size, channels) -> tuple[_Scene, int | None]:
         retina = self.retina
         if task == "catch":
             screen = canvas if canvas is not None else _DEFAULT_CANVAS["catch"]
@@ -325,12 +347,23 @@ class GlimpseVectorEnv(VectorEnv):
             classes = int(source.labels.max()) + 1
             return _PictureScene(generate, source.frames.shape[1], retina, shape, classes), len(source.labels)
 
-        from envs.data import NAMES, load_digits  # imported here so that Catch needs no dataset
+        from envs.data import NAMES, load_digits, load_image_folder  # imported here: Catch needs no dataset
+
+        side = canvas if canvas is not None else _DEFAULT_CANVAS[task]
+        if task == "folder":
+            _require(data_dir is not None,
+                     "task='folder' needs data_dir=<root>: a folder of class folders of JPEG/PNG images "
+                     "(root/<class>/<image>, or root/train/<class>/... and root/test/<class>/...)")
+            _require(_is_positive_int(side), f"canvas must be an integer >= 1; got {side!r}")
+            folder = load_image_folder(data_dir, split, size=side, channels=3 if channels is None else channels)
+            pictures, classes = folder.images.to(self.device), folder.labels.to(self.device)
+            generate = lambda k, e, t: tasks.plain_images(pictures, classes, k, e, target=t)  # noqa: E731
+            shape = tuple(folder.images.shape[1:])
+            return _PictureScene(generate, num_glimpses, retina, shape, folder.num_classes), len(folder)
 
         _require(dataset in NAMES, f"dataset must be one of {NAMES}; got {dataset!r}")
         data = load_digits(dataset, split, data_dir=data_dir)
         images, labels = data.images.to(self.device), data.labels.to(self.device)
-        side = canvas if canvas is not None else _DEFAULT_CANVAS[task]
         if task == "mnist":
             _require(canvas in (None, 28), f"task='mnist' shows the plain 28x28 digit; got canvas={canvas!r}")
             generate = lambda k, e, t: tasks.plain_digits(images, labels, k, e, target=t)  # noqa: E731
@@ -339,11 +372,20 @@ class GlimpseVectorEnv(VectorEnv):
         elif task == "cluttered":
             count = distractors if distractors is not None else (8 if side >= 100 else 4)
             generate = lambda k, e, t: tasks.cluttered_digits(  # noqa: E731
-                images, labels, k, e, canvas=side, distractors=count, distractor_size=distractor_size, target=t)
+                images, labels, k, e, canvas=side, distractors=count,
+                distractor_size=8 if distractor_size is None else distractor_size, target=t)
+        elif task == "small":
+            small = 14 if digit_size is None else digit_size
+            generate = lambda k, e, t: tasks.scaled_digits(  # noqa: E731
+                images, labels, k, e, canvas=side, digit_size=small, distractors=distractors or 0,
+                distractor_size=distractor_size, target=t)
+            empty = torch.zeros(0, dtype=torch.int64, device=self.device)
+            generate(empty, empty, None)  # a bad digit_size or distractor_size raises now, not at the first reset
         else:  # moving-mnist
             generate = lambda k, e, t: tasks.moving_digits(  # noqa: E731
                 images, labels, k, e, frames=frames, canvas=side, digits=digits,
-                distractors=distractors or 0, target=t)
+                distractors=distractors or 0, distractor_size=8 if distractor_size is None else distractor_size,
+                target=t)
             return _PictureScene(generate, frames, retina, (1, side, side), data.num_classes), len(labels)
         return _PictureScene(generate, num_glimpses, retina, (1, side, side), data.num_classes), len(labels)
 
@@ -402,7 +444,7 @@ class GlimpseVectorEnv(VectorEnv):
     def scene(self) -> tuple[Tensor, Tensor | None]:
         """What the current episodes show, without a retina: for full-image baselines and plots.
 
-        Returns ``(pictures, labels)``: canvases ``(N, C, H, W)`` (uint8 for the digit tasks) for
+        Returns ``(pictures, labels)``: canvases ``(N, C, H, W)`` (uint8 for the digit and folder tasks) for
         classification, the videos ``(N, T, C, H, W)`` for video tasks, the current screens for Catch
         (``labels`` None there). These are the env's own tensors, overwritten in place when episodes
         restart: clone what must outlive the current episodes.
@@ -410,6 +452,34 @@ class GlimpseVectorEnv(VectorEnv):
         if isinstance(self._scene, _CatchScene):
             return tasks.catch_render(self._scene.state, screen=self._scene.screen), None
         return self._scene.pictures, self._scene.labels
+
+    def item_centers(self) -> Tensor:
+        """``(K, 2)`` the centres ``(x, y)`` in ``[-1, 1]`` of the ``K = grid * grid`` cells of the discrete
+        action mode, the items of item-wise attention: item ``k`` is cell ``(column, row) = (k % grid,
+        k // grid)`` (row-major), the discrete action ``[k % grid, k // grid, decision]``."""
+        cells = (2 * torch.arange(self.grid, dtype=torch.float32, device=self.device) + 1) / self.grid - 1
+        y, x = torch.meshgrid(cells, cells, indexing="ij")
+        return torch.stack([x.flatten(), y.flatten()], dim=1)
+
+    def item_glimpses(self) -> Tensor:
+        """Every item's glimpse of what each env shows now: ``(N, K, S, C, g, g)``.
+
+        The retina of the observations, taken at every :meth:`item_centers` of the current canvas (for
+        video, the current frame; for Catch, the current screen). Soft item-wise attention reads all of
+        them; hard item-wise attention sees only the one its action picks.
+        """
+        if self._keys is None:
+            raise RuntimeError("call reset() before item_glimpses()")
+        centers = self.item_centers()
+        items, n = len(centers), self.num_envs
+        rows = torch.arange(n, device=self.device).repeat_interleave(items)
+        glimpses = self._scene.glimpse(centers.repeat(n, 1), self._steps[rows], rows)
+        return glimpses.view(n, items, *glimpses.shape[1:])
+
+    @property
+    def num_decisions(self) -> int:
+        """``D``: the decisions an episode ends with (classes; Catch: the 3 paddle moves)."""
+        return self._scene.num_decisions
 
     @property
     def episode_steps(self) -> int:
@@ -496,7 +566,8 @@ def render_glimpse(picture: Tensor, center: Tensor, *, size: int, scales: int = 
     """An RGB picture of ``picture`` with the retina's windows at ``center`` outlined, finest in green.
 
     Args:
-        picture: ``(C, H, W)`` uint8 or float in [0, 1] (a canvas or video frame).
+        picture: ``(C, H, W)`` uint8 or float in [0, 1] (a canvas or video frame); ``C = 3`` is shown in
+            colour, any other ``C`` as the grey mean of its channels.
         center: ``(2,)`` glimpse centre ``(x, y)`` in ``[-1, 1]`` (outer edges, ``align_corners=False``).
         size, scales, factor: the retina, as in :func:`glimpse.extract_glimpses`.
         height_px: about how tall the returned picture is (nearest-neighbour magnified, integer zoom).
@@ -509,8 +580,8 @@ def render_glimpse(picture: Tensor, center: Tensor, *, size: int, scales: int = 
         picture = picture / 255.0
     height, width = picture.shape[-2:]
     zoom = max(1, height_px // height)
-    gray = picture.mean(0).numpy()
-    image = (np.repeat(np.repeat(gray, zoom, 0), zoom, 1)[..., None].repeat(3, -1) * 255).astype(np.uint8)
+    rgb = picture.permute(1, 2, 0) if picture.shape[0] == 3 else picture.mean(0)[..., None].expand(-1, -1, 3)
+    image = (np.repeat(np.repeat(rgb.numpy(), zoom, 0), zoom, 1) * 255).astype(np.uint8)
     corners = window_corners_px(center.detach().cpu().view(1, 2).float(), height, width, size=size,
                                 scales=scales, factor=factor)[0]
     for k, (x0, y0) in enumerate(corners.tolist()):

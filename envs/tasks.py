@@ -13,22 +13,26 @@ Conventions (shared with :mod:`glimpse.retina`):
 - ``keys`` and ``episodes`` are ``(N,)`` int64 on the target device; every output is on ``keys.device``
   and the digit tensors you pass must already be there;
 - digit images are ``uint8`` ``(M, H, W)`` (``28 x 28`` for MNIST) with ``(M,)`` integer labels;
-  canvases come back ``uint8`` ``(N, 1, canvas, canvas)``.
+  canvases come back ``uint8`` ``(N, 1, canvas, canvas)``; still pictures of any channel count (an image
+  folder) are ``uint8`` ``(M, C, H, W)``.
 
 Compositing. Every pixel placed on a canvas goes through the retina (:func:`glimpse.extract_glimpses`):
 pasting patch ``p`` at corner ``(x0, y0)`` is the glimpse of ``p`` by a ``canvas x canvas`` window
 whose corner is ``(-x0, -y0)``, which (zeros outside the patch, integer corners) is an exact paste onto
 a zero canvas. Layers are **summed** in ``[0, 255]`` units, rounded to nearest and **clipped** to 255.
+Shrinking a digit (:func:`scaled_digits`) is the retina's coarse scale too: the glimpse of the whole
+digit at ``factor = H / digit_size``, the exact mean of each ``factor x factor`` block.
 
 Random streams. Each kind of draw has its own stream number (the ``STREAM_*`` constants below), so
 adding a draw never changes the others, and tasks that share a draw agree on it: with the same key and
 episode, :func:`plain_digits`, :func:`translated_digits`, :func:`cluttered_digits` and
 :func:`moving_digits` pick the same target digit, and :func:`translated_digits` and
 :func:`cluttered_digits` the same target position (:func:`moving_digits` draws its start from its own
-stream).
+stream; :func:`scaled_digits` draws its corner from the same stream over its own, larger range).
 
 Version History:
     * v0: plain, translated, cluttered and moving digits, user videos, and Catch.
+    * v0 (added): scaled (small) digits on a large canvas, and plain still pictures of ``C`` channels.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ __all__ = [
     "plain_digits",
     "translated_digits",
     "cluttered_digits",
+    "scaled_digits",
+    "plain_images",
     "moving_positions",
     "moving_digits",
     "VideoSource",
@@ -107,10 +113,13 @@ def _check_canvas(canvas: object, images: Tensor) -> int:
     return canvas
 
 
-def _check_distractors(distractors: object, distractor_size: object, images: Tensor) -> tuple[int, int]:
+def _check_distractors(
+    distractors: object, distractor_size: object, images: Tensor, side: int | None = None
+) -> tuple[int, int]:
+    """``side``: the side of the digits fragments are cut from (default: the set's; scaled digits' own)."""
     if isinstance(distractors, bool) or not isinstance(distractors, int) or distractors < 0:
         raise ValueError(f"distractors must be an integer >= 0; got {distractors!r}")
-    side = min(int(images.shape[1]), int(images.shape[2]))
+    side = min(int(images.shape[1]), int(images.shape[2])) if side is None else side
     if isinstance(distractor_size, bool) or not isinstance(distractor_size, int) or not 1 <= distractor_size <= side:
         raise ValueError(f"distractor_size must be an integer in [1, {side}] (the digit side); got {distractor_size!r}")
     if distractors > 0 and images.shape[0] < 2:
@@ -212,11 +221,14 @@ def _inside_corners(
 
 
 def _distractor_layer(
-    images: Tensor, target: Tensor, keys: Tensor, episodes: Tensor, count: int, size: int, canvas: int
+    images: Tensor, target: Tensor, keys: Tensor, episodes: Tensor, count: int, size: int, canvas: int,
+    digit_size: int | None = None,
 ) -> Tensor:
     """``count`` ``size x size`` fragments of digits other than ``target`` ``(N,)``, pasted fully inside.
 
-    Returns the float32 ``(N, canvas, canvas)`` sum in ``[0, 255]`` units (unclipped).
+    With ``digit_size``, each source digit is first shrunk to ``digit_size x digit_size`` (:func:`_shrink`)
+    and the fragment is cut from the shrunk digit. Returns the float32 ``(N, canvas, canvas)`` sum in
+    ``[0, 255]`` units (unclipped).
     """
     n = keys.shape[0]
     num, height, width = (int(s) for s in images.shape)
@@ -225,9 +237,12 @@ def _distractor_layer(
     # Uniform over the other M - 1 digits: draw from M - 1 and skip the target's index.
     source = rng.integers(keys, episodes, STREAM_DISTRACTOR_SOURCE, num - 1, (count,))  # (N, D)
     source = source + (source >= target[:, None]).long()
+    sources = images[source.reshape(-1)][:, None]  # (N*D, 1, H, W)
+    if digit_size is not None:
+        sources, height, width = _shrink(sources, digit_size), digit_size, digit_size
     crop = _inside_corners(keys, episodes, STREAM_DISTRACTOR_CROP, (count,), (width - size, height - size))
     fragments = extract_glimpses(
-        images[source.reshape(-1)][:, None],  # (N*D, 1, H, W)
+        sources,
         centers_from_corners_px(crop.reshape(-1, 2), height, width, size=size),
         size=size,
     ).view(n, count, size, size)  # float32 in [0, 1]
@@ -349,6 +364,126 @@ def cluttered_digits(
     layers = _paste_sum(images[index][:, None], corner[:, None], canvas)
     layers += _distractor_layer(images, index, keys, episodes, distractors, distractor_size, canvas)
     return _to_uint8(layers)[:, None], labels[index]
+
+
+def _shrink(images: Tensor, side: int) -> Tensor:
+    """Square ``(B, C, H, H)`` pictures shrunk to ``(B, C, side, side)`` float32 in ``[0, 1]``: the retina's
+    glimpse of the whole picture at ``factor = H / side`` (``side`` divides ``H``), i.e. the exact mean of
+    each ``factor x factor`` block."""
+    factor = int(images.shape[-1]) // side
+    if images.shape[0] == 0:  # the retina refuses an empty batch
+        return torch.zeros(0, images.shape[1], side, side, dtype=torch.float32, device=images.device)
+    centers = torch.zeros(images.shape[0], 2, dtype=torch.float32, device=images.device)  # the picture's centre
+    # Scale 1 covers side * factor = H pixels: the whole picture (its corner is exactly (0, 0)).
+    return extract_glimpses(images, centers, size=side, scales=2, factor=factor)[:, 1].to(torch.float32)
+
+
+def _check_digit_size(digit_size: object, images: Tensor) -> int:
+    height, width = int(images.shape[1]), int(images.shape[2])
+    if height != width:
+        raise ValueError(f"scaled_digits needs square digits to shrink by whole blocks; got {height}x{width}")
+    sizes = [d for d in range(1, height + 1) if height % d == 0]
+    if isinstance(digit_size, bool) or not isinstance(digit_size, int) or digit_size not in sizes:
+        raise ValueError(
+            f"digit_size must divide the digit side {height}, so that shrinking is an exact mean of whole "
+            f"{height}/digit_size blocks: one of {sizes}; got {digit_size!r}"
+        )
+    return digit_size
+
+
+def scaled_digits(
+    images: Tensor,
+    labels: Tensor,
+    keys: Tensor,
+    episodes: Tensor,
+    *,
+    canvas: int = 100,
+    digit_size: int = 14,
+    distractors: int = 0,
+    distractor_size: int | None = None,
+    target: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""Small digits on a large canvas, where zooming matters: a shrunk digit at a random position.
+
+    - The target digit is shrunk from ``H x H`` to ``digit_size x digit_size`` by the exact mean of each
+      ``f x f`` block, ``f = H / digit_size`` (the retina's scale-1 glimpse of the whole digit at factor
+      ``f``; for MNIST's 28 px, ``digit_size`` is one of 1, 2, 4, 7, 14, 28). So a 14 px digit is its
+      28 px original averaged over 2 x 2 blocks: a retina whose finest scale is a canvas crop reads it at
+      full detail, while a coarse scale at factor 2 sees it 7 px wide.
+    - It is pasted at a uniformly random integer corner that keeps it whole inside the canvas.
+    - ``distractors`` fragments as in :func:`cluttered_digits` (of other digits, whole inside the canvas),
+      but cut from the other digits **shrunk the same way**, so clutter has the digit's stroke width and
+      cannot be told apart by scale. ``distractor_size`` is in canvas pixels, in ``[1, digit_size]``;
+      by default ``max(1, 8 * digit_size // 28)``, cluttered MNIST's 8 of 28 (4 px for 14 px digits).
+    - Everything is summed in ``[0, 255]`` units, rounded to nearest and clipped to 255 (a shrunk pixel
+      is its block mean rounded to nearest: a block mean ending in exactly .5 may round either way).
+
+    Conventions: as :func:`plain_digits`. Draws: the target from ``STREAM_TARGET_DIGIT`` (the digit the
+    other static tasks pick for this key and episode), its corner from ``STREAM_TARGET_CORNER`` over
+    ``[0, canvas - digit_size]`` per axis, fragments from ``STREAM_DISTRACTOR_SOURCE``,
+    ``STREAM_DISTRACTOR_CROP`` (corner inside the shrunk digit) and ``STREAM_DISTRACTOR_CORNER``.
+
+    Args:
+        canvas: side of the square canvas; at least ``digit_size``. 100 by default: a 14 px digit then
+            covers 2% of the canvas (a 28 px digit on cluttered MNIST's 60 px canvas covers 22%).
+        digit_size: side of the shrunk digit in pixels; must divide the digit side.
+        distractors: number of fragments, >= 0 (>= 1 needs at least two digits in the set).
+        distractor_size: fragment side in canvas pixels, in ``[1, digit_size]``; ``None`` for the default.
+
+    Returns:
+        ``(canvases, labels)``: uint8 ``(N, 1, canvas, canvas)`` and ``(N,)`` (the target's label).
+
+    Example:
+        >>> imgs = torch.full((2, 28, 28), 100, dtype=torch.uint8)
+        >>> x, y = scaled_digits(imgs, torch.tensor([3, 5]), torch.tensor([0]), torch.tensor([0]), canvas=30)
+        >>> x.shape, int((x > 0).sum())  # a 14 x 14 square of 100s
+        (torch.Size([1, 1, 30, 30]), 196)
+    """
+    rng.check_keys(keys, episodes)
+    _check_digits(images, labels, keys)
+    digit_size = _check_digit_size(digit_size, images)
+    canvas = check_positive_int(canvas, "canvas")
+    if canvas < digit_size:
+        raise ValueError(f"canvas must be >= digit_size ({digit_size}) so a digit fits inside; got {canvas}")
+    if distractor_size is None:
+        distractor_size = max(1, 8 * digit_size // int(images.shape[1]))
+    distractors, distractor_size = _check_distractors(distractors, distractor_size, images, side=digit_size)
+    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
+    corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - digit_size, canvas - digit_size))
+    digit = _shrink(images[index][:, None], digit_size)  # (N, 1, d, d) float32 in [0, 1]
+    layers = _paste_sum(digit, corner[:, None], canvas)
+    layers += _distractor_layer(
+        images, index, keys, episodes, distractors, distractor_size, canvas, digit_size=digit_size
+    )
+    return _to_uint8(layers)[:, None], labels[index]
+
+
+def plain_images(
+    images: Tensor, labels: Tensor, keys: Tensor, episodes: Tensor, *, target: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    r"""A uniformly random still picture of the set per row, as it is: :func:`plain_digits` for ``C`` channels.
+
+    Conventions: ``images`` uint8 ``(M, C, H, W)`` (e.g. an image folder loaded by
+    :func:`envs.data.load_image_folder`), ``labels`` ``(M,)`` integers, ``keys``/``episodes`` ``(N,)``
+    int64, all on one device. Draws: the index from ``STREAM_TARGET_DIGIT``, or ``target`` ``(N,)``.
+
+    Returns:
+        ``(pictures, labels)``: uint8 ``(N, C, H, W)`` and ``(N,)``.
+
+    Example:
+        >>> imgs, labs = torch.zeros(3, 3, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 2])
+        >>> plain_images(imgs, labs, torch.tensor([0, 1]), torch.tensor([0, 0]))[0].shape
+        torch.Size([2, 3, 8, 8])
+    """
+    rng.check_keys(keys, episodes)
+    check_shape(images, "images", "(M, C, H, W)")
+    if images.dtype != torch.uint8:
+        raise TypeError(f"images must be uint8 (M, C, H, W); got {images.dtype}")
+    if images.shape[1] == 0:
+        raise ValueError(f"images must have at least one channel; got {tuple(images.shape)}")
+    _check_digits(images[:, 0], labels, keys)  # labels, sizes and devices, as for digits
+    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
+    return images[index], labels[index]
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Tests for envs/data.py: IDX parsing and layouts, the offline subset, Debian's Fashion-MNIST, downloads.
+"""Tests for envs/data.py: IDX parsing and layouts, the offline subset, Debian's Fashion-MNIST, downloads,
+and ImageFolder-style directories of JPEG/PNG images.
 
 Nothing here reaches the real network or the user's cache: every download goes to a server on
 127.0.0.1 (a guard fails any other URL), and HOME / XDG_CACHE_HOME / GLIMPSE_DATA_DIR point into tmp_path.
@@ -551,3 +552,194 @@ def test_rebuild_refuses_arrays_with_the_wrong_digest(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="expected 0000"):
         data.rebuild_offline(csv, out=tmp_path / "rebuilt.npz")
     assert files_in(tmp_path) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# ImageFolder-style directories
+# --------------------------------------------------------------------------------------------------
+
+COLOURS = {"ant": (200, 30, 30), "bee": (30, 200, 30), "cow": (30, 30, 200)}  # one solid colour per class
+
+
+def write_image(path: Path, colour, size=(12, 8)) -> None:
+    """A solid ``size`` = (width, height) picture of ``colour``, PNG or JPEG by the file's suffix."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+
+
+def write_folder(root: Path, counts: dict[str, int], *, suffixes=(".png", ".jpg")) -> dict[str, list[str]]:
+    """``counts[c]`` solid pictures of class ``c``'s colour in ``root/c``, alternating PNG and JPEG; their names."""
+    names = {}
+    for c, count in counts.items():
+        names[c] = [f"img{i:02d}{suffixes[i % len(suffixes)]}" for i in range(count)]
+        for i, name in enumerate(names[c]):
+            write_image(root / c / name, COLOURS[c], size=(12 + i, 8 + 2 * i))  # every shape: wide, square, tall
+    return names
+
+
+def assert_colour(images: torch.Tensor, colour, tolerance: int) -> None:
+    """Every picture ``(M, 3, S, S)`` is ``colour`` within ``tolerance`` (JPEG is lossy)."""
+    diff = (images.long() - torch.tensor(colour).view(1, 3, 1, 1)).abs()
+    assert diff.numel() == 0 or int(diff.max()) <= tolerance, int(diff.max())
+
+
+def test_image_folder_labels_sizes_and_the_per_class_split(tmp_path):
+    names = write_folder(tmp_path, {"cow": 11, "ant": 5, "bee": 3})
+    (tmp_path / "ant" / "notes.txt").write_text("not an image")  # ignored
+    (tmp_path / ".hidden").mkdir()  # ignored: not a class
+    train = data.load_image_folder(tmp_path, "train", size=16)
+    test = data.load_image_folder(tmp_path, "test", size=16)
+    assert train.classes == test.classes == ("ant", "bee", "cow")  # sorted by name; label k is classes[k]
+    assert train.num_classes == 3
+    # Per class, by sorted file name: files 4, 9, ... (the 5th, 10th, ...) are test, the others train.
+    expected_test = {"ant": [4], "bee": [], "cow": [4, 9]}
+    for ds, split in ((train, "train"), (test, "test")):
+        assert ds.images.shape == (len(ds), 3, 16, 16) and ds.images.dtype == torch.uint8
+        assert ds.labels.dtype == torch.int64 and ds.split == split
+        files = [
+            str(tmp_path / c / n)
+            for c in ds.classes
+            for i, n in enumerate(names[c])
+            if (i in expected_test[c]) == (split == "test")
+        ]
+        assert list(ds.files) == files  # class by class, sorted by name within a class
+        assert ds.labels.tolist() == [ds.classes.index(Path(f).parent.name) for f in files]
+        for k, c in enumerate(ds.classes):
+            assert_colour(ds.images[ds.labels == k], COLOURS[c], tolerance=6)
+    assert len(train) == 4 + 3 + 9 and len(test) == 1 + 0 + 2
+
+
+def test_image_folder_resizes_the_centre_square_with_lanczos(tmp_path):
+    """Centre crop to the shorter side, then Pillow's Lanczos resize: here the middle third of a wide picture."""
+    from PIL import Image, ImageOps
+
+    wide = np.zeros((20, 60, 3), np.uint8)
+    wide[:, :20] = (255, 0, 0)
+    wide[:, 20:40] = (0, 255, 0)
+    wide[:, 40:] = (0, 0, 255)
+    path = tmp_path / "stripes" / "wide.png"
+    path.parent.mkdir()
+    Image.fromarray(wide).save(path)
+    write_image(tmp_path / "plain" / "x.png", (9, 9, 9))
+    ds = data.load_image_folder(tmp_path, "train", size=10)
+    got = ds.images[ds.classes.index("stripes")]  # (3, 10, 10)
+    lanczos = getattr(Image, "Resampling", Image).LANCZOS
+    expected = np.asarray(ImageOps.fit(Image.open(path).convert("RGB"), (10, 10), method=lanczos))
+    assert np.array_equal(got.permute(1, 2, 0).numpy(), expected)
+    assert_colour(got[None, :, :, 3:7], (0, 255, 0), tolerance=0)  # green, beyond the filter's reach of red and blue
+    grey = data.load_image_folder(tmp_path, "train", size=10, channels=1)
+    assert grey.images.shape == (2, 1, 10, 10)
+    # Pillow's "L": L = R * 299/1000 + G * 587/1000 + B * 114/1000, so pure green is 150.
+    assert int(grey.images[grey.classes.index("stripes"), 0, 5, 5]) == 150
+
+
+def test_image_folder_upscales_and_applies_exif_orientation(tmp_path):
+    from PIL import Image
+
+    picture = np.zeros((10, 10, 3), np.uint8)
+    picture[:, :5] = 255  # left half white, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    (tmp_path / "turned").mkdir()
+    Image.fromarray(picture).save(tmp_path / "turned" / "a.png", exif=exif)
+    ds = data.load_image_folder(tmp_path, "train", size=40)
+    upright = ds.images[0, 0].float()
+    assert ds.images.shape == (1, 3, 40, 40)
+    assert upright[:15].mean() > 250 and upright[25:].mean() < 5  # displayed: white on top
+
+
+@pytest.mark.parametrize("test_name", ["test", "val"])
+def test_image_folder_with_explicit_splits(tmp_path, test_name):
+    write_folder(tmp_path / "train", {"ant": 2, "bee": 3})
+    write_folder(tmp_path / test_name, {"ant": 1, "bee": 1})
+    train = data.load_image_folder(tmp_path, "train", size=8)
+    test = data.load_image_folder(tmp_path, "test", size=8)
+    assert train.labels.tolist() == [0, 0, 1, 1, 1] and test.labels.tolist() == [0, 1]
+    assert all(f"{tmp_path / 'train'}" in f for f in train.files)
+    assert all(f"{tmp_path / test_name}" in f for f in test.files)
+    assert f"{test_name}/" in test.source
+
+
+def test_image_folder_prefers_test_to_val(tmp_path):
+    write_folder(tmp_path / "train", {"ant": 1})
+    write_folder(tmp_path / "test", {"ant": 2})
+    write_folder(tmp_path / "val", {"ant": 3})
+    assert len(data.load_image_folder(tmp_path, "test", size=4)) == 2
+
+
+def test_image_folder_is_loaded_once_and_again_when_a_file_changes(tmp_path):
+    write_folder(tmp_path, {"ant": 2, "bee": 1})
+    first = data.load_image_folder(tmp_path, "train", size=8)
+    assert data.load_image_folder(tmp_path, "train", size=8).images is first.images  # cached in-process
+    assert data.load_image_folder(tmp_path, "train", size=6).images.shape[-1] == 6  # another size: decoded anew
+    write_image(tmp_path / "ant" / "img00.png", (0, 0, 0), size=(30, 30))  # replaced in place
+    again = data.load_image_folder(tmp_path, "train", size=8)
+    assert again.images is not first.images and int(again.images[0].max()) == 0
+
+
+def test_image_folder_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="image folder .*nowhere.* does not exist"):
+        data.load_image_folder(tmp_path / "nowhere")
+    (tmp_path / "file.png").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        data.load_image_folder(tmp_path / "file.png")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "loose.png").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"no class folders in .*empty.*<class name>/<image>"):
+        data.load_image_folder(empty)
+
+    classless = tmp_path / "classless"
+    write_folder(classless, {"ant": 2})
+    (classless / "bee").mkdir()
+    (classless / "bee" / "readme.txt").write_text("no pictures here")
+    with pytest.raises(ValueError, match=r"class folder .*classless/bee.* holds no images"):
+        data.load_image_folder(classless)
+
+    corrupt = tmp_path / "corrupt"
+    write_folder(corrupt, {"ant": 2})
+    (corrupt / "ant" / "broken.jpg").write_bytes(b"this is not a JPEG")
+    with pytest.raises(ValueError, match=r"broken\.jpg: cannot be read as an image"):
+        data.load_image_folder(corrupt)
+
+    truncated = tmp_path / "truncated"
+    write_folder(truncated, {"ant": 1})  # a good file beside the cut one: only the cut one is named
+    cut = truncated / "ant" / "zcut.jpg"
+    write_image(cut, (1, 2, 3), size=(64, 64))
+    cut.write_bytes(cut.read_bytes()[:200])  # a valid header, then the data stops
+    with pytest.raises(ValueError, match=r"zcut\.jpg: cannot be read as an image \(OSError"):
+        data.load_image_folder(truncated)
+
+    mismatched = tmp_path / "mismatched"
+    write_folder(mismatched / "train", {"ant": 1, "bee": 1})
+    write_folder(mismatched / "test", {"ant": 1, "cow": 1})
+    with pytest.raises(ValueError, match=r"same class folders; only in train/: \['bee'\], only in test/: \['cow'\]"):
+        data.load_image_folder(mismatched, "train")
+
+    half = tmp_path / "half"
+    write_folder(half / "train", {"ant": 1})
+    with pytest.raises(FileNotFoundError, match="has train/ but neither test/ nor val/"):
+        data.load_image_folder(half)
+
+    small = tmp_path / "small"
+    write_folder(small, {"ant": 4, "bee": 2})
+    assert len(data.load_image_folder(small, "train", size=4)) == 6
+    with pytest.raises(ValueError, match="'test' split of image folder .* is empty"):
+        data.load_image_folder(small, "test", size=4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(split="validation"), "split must be one of"),
+        (dict(size=0), "size must be an integer >= 1; got 0"),
+        (dict(size=8.0), "size must be an integer >= 1"),
+        (dict(channels=4), r"channels must be 3 \(RGB\) or 1 \(grey\); got 4"),
+    ],
+)
+def test_image_folder_bad_arguments(tmp_path, kwargs, match):
+    write_folder(tmp_path, {"ant": 1})
+    with pytest.raises(ValueError, match=match):
+        data.load_image_folder(tmp_path, **kwargs)

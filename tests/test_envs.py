@@ -2,6 +2,8 @@
 
 Every test runs on small settings (4-5 px glimpses, 2 scales, short episodes) so the file stays fast on a shared
 CPU. ``KWARGS`` holds them per id and ``episode_length`` the length the docstring promises for them.
+``glimpse/ImageFolder-v0`` reads a directory: ``image_folder`` (a module fixture, autouse) writes a tiny one
+and puts its ``data_dir`` into ``REQUIRED`` (what an id needs to be made at all) and ``KWARGS``.
 """
 
 from __future__ import annotations
@@ -37,16 +39,45 @@ pytestmark = [
 
 IDS = list(ENV_IDS)
 MODES = ("continuous", "discrete")
-CLASSIFICATION = ("mnist", "translated", "cluttered")
+CLASSIFICATION = ("mnist", "translated", "cluttered", "small", "folder")
 RETINA = dict(glimpse_size=5, scales=2)
 # Small, fast settings per id; the episode lengths they give are in episode_length().
 KWARGS = {
     "glimpse/MNIST-v0": dict(RETINA, num_glimpses=3),
     "glimpse/TranslatedMNIST-v0": dict(RETINA, num_glimpses=3),
     "glimpse/ClutteredMNIST-v0": dict(RETINA, num_glimpses=4, distractors=2),
+    "glimpse/SmallMNIST-v0": dict(RETINA, num_glimpses=3, canvas=40, distractors=2),
+    "glimpse/ImageFolder-v0": dict(RETINA, num_glimpses=3, canvas=24),  # + data_dir, from image_folder
     "glimpse/MovingMNIST-v0": dict(RETINA, frames=4),
     "glimpse/Catch-v0": dict(RETINA, canvas=9),
 }
+# What each id needs to be made at all, on top of its registered defaults.
+REQUIRED: dict[str, dict] = {env_id: {} for env_id in IDS}
+FOLDER = "glimpse/ImageFolder-v0"
+# The tiny image folder: class -> (number of files, colour). Per class, every 5th file by name is a test image.
+FOLDER_CLASSES = {"heron": (6, (40, 90, 200)), "crow": (7, (20, 20, 20)), "finch": (5, (230, 180, 30))}
+
+
+def write_image_folder(root: Path) -> Path:
+    """``root/<class>/<i>.png|.jpg``: noisy pictures of each class's colour, of assorted shapes."""
+    from PIL import Image
+
+    generator = np.random.default_rng(0)
+    for c, (count, colour) in FOLDER_CLASSES.items():
+        (root / c).mkdir(parents=True)
+        for i in range(count):
+            height, width = 10 + 3 * i, 16 + i
+            noise = generator.integers(-30, 31, (height, width, 3))
+            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / c / f"{i:02d}{'.png' if i % 2 else '.jpg'}")
+    return root
+
+
+@pytest.fixture(scope="module", autouse=True)
+def image_folder(tmp_path_factory) -> Path:
+    root = write_image_folder(tmp_path_factory.mktemp("image-folder"))
+    REQUIRED[FOLDER]["data_dir"] = KWARGS[FOLDER]["data_dir"] = str(root)
+    return root
 
 
 
@@ -61,6 +92,11 @@ def test_every_task_with_a_dataset_has_an_id():
 # ------------------------------------------------------------------------------------------------------------
 # Helpers
 # ------------------------------------------------------------------------------------------------------------
+
+
+def num_decisions(env_id: str) -> int:
+    """Classes (10 digits, or the image folder's), or Catch's 3 paddle moves."""
+    return {"catch": 3, "folder": len(FOLDER_CLASSES)}.get(ENV_IDS[env_id], 10)
 
 
 def episode_length(env_id: str, kwargs: dict) -> int:
@@ -136,9 +172,9 @@ def test_check_env(env_id, mode):
     """Gymnasium's checker (render included) and SB3's pass, on the registered defaults."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        gym_check_env(gym.make(env_id, action_mode=mode, render_mode="rgb_array").unwrapped)
+        gym_check_env(gym.make(env_id, action_mode=mode, render_mode="rgb_array", **REQUIRED[env_id]).unwrapped)
     assert [str(w.message) for w in caught if not issubclass(w.category, OfflineSubsetWarning)] == []
-    sb3_check_env(gym.make(env_id, action_mode=mode))
+    sb3_check_env(gym.make(env_id, action_mode=mode, **REQUIRED[env_id]))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -149,7 +185,7 @@ def test_spaces(env_id, mode):
     channels, height, width = vec.canvas_shape
     assert env.observation_space["glimpse"].shape == (2, channels, 5, 5)
     assert env.observation_space["location"].shape == (2,)
-    decisions = 3 if ENV_IDS[env_id] == "catch" else 10
+    decisions = num_decisions(env_id)
     if mode == "continuous":
         assert env.action_space == gym.spaces.Box(-1.0, 1.0, (2 + decisions,), np.float32)
     else:
@@ -194,13 +230,14 @@ def test_reward_is_for_the_right_decision_at_the_last_step(env_id, mode):
     kwargs = KWARGS[env_id]
     length = episode_length(env_id, kwargs)
     env = GlimpseEnv(task=ENV_IDS[env_id], action_mode=mode, **kwargs)
+    classes = num_decisions(env_id)
     for correct in (True, False):
         env.reset(seed=3)
         label = int(env._vec._scene.labels[0])
         for t in range(1, length + 1):
             # Right answers before the last step earn nothing; only the last decision counts.
-            decision = label if (correct or t < length) else (label + 1) % 10
-            _, reward, terminated, _, info = env.step(action_for((0, 0), decision, mode, 10))
+            decision = label if (correct or t < length) else (label + 1) % classes
+            _, reward, terminated, _, info = env.step(action_for((0, 0), decision, mode, classes))
             assert reward == (float(correct) if t == length else 0.0)
         assert terminated and info == {"label": label}
 
@@ -474,7 +511,10 @@ def test_test_split_is_a_fixed_set(env_id):
         torch.testing.assert_close(data[i], other_data[0], rtol=0, atol=0)
         assert labels[i] == other_labels[0]
     # The index wraps around the test set: example M + 13 is example 13.
-    size = envs.data.load_digits("mnist", "test").labels.shape[0]
+    if ENV_IDS[env_id] == "folder":
+        size = len(envs.data.load_image_folder(kwargs["data_dir"], "test", size=kwargs["canvas"]))
+    else:
+        size = envs.data.load_digits("mnist", "test").labels.shape[0]
     torch.testing.assert_close(shown(1, seed=size + 13)[0][0], data[0], rtol=0, atol=0)
     # The train split draws other canvases for the same seeds.
     train, _ = shown(3, seed=10, episodes=1, split="train")
@@ -560,6 +600,12 @@ def test_termination_wins_over_truncation_at_the_same_step():
         (dict(task="video"), ValueError, "needs video="),
         (dict(task="mnist", canvas=60), ValueError, "plain 28x28"),
         (dict(task="catch", canvas=2), ValueError, "canvas must be an integer >= 3"),
+        (dict(task="folder"), ValueError, "task='folder' needs data_dir=<root>"),
+        (dict(digit_size=14), ValueError, "digit_size applies to task='small' only; got task 'cluttered'"),
+        (dict(channels=3), ValueError, "channels applies to task='folder' only; got task 'cluttered'"),
+        (dict(task="small", digit_size=13), ValueError, "digit_size must divide the digit side 28"),
+        (dict(task="small", canvas=10), ValueError, r"canvas must be >= digit_size \(14\)"),
+        (dict(task="small", digit_size=7, distractors=1, distractor_size=8), ValueError, r"distractor_size .*\[1, 7\]"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):
@@ -734,7 +780,7 @@ def test_cuda_plays_the_cpu_episodes(env_id, split):
                 torch.testing.assert_close(got, info_cpu["final_obs"][key], rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("task", ["mnist", "cluttered", "moving-mnist"])
+@pytest.mark.parametrize("task", ["mnist", "cluttered", "small", "moving-mnist"])
 def test_test_split_shows_every_test_digit_exactly_once(task):
     """N envs over M/N episodes see test digits 0..M-1, each once, whatever the seed."""
     from envs.data import load_digits
@@ -750,3 +796,105 @@ def test_test_split_shows_every_test_digit_exactly_once(task):
         for _ in range(env.episode_steps):
             env.step(torch.zeros(env.action_space.shape))
     assert torch.equal(torch.cat(labels), test_labels)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Small digits and image folders
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_small_env_serves_scaled_digits():
+    """The env's canvases are envs.tasks.scaled_digits of its keys: 14 px digits, 4 px fragments by default."""
+    from envs.tasks import scaled_digits
+
+    vec = GlimpseVectorEnv(3, task="small", canvas=40, distractors=2, **RETINA)
+    vec.reset(seed=21)
+    data = envs.data.load_digits("mnist", "train")
+    expected, labels = scaled_digits(data.images, data.labels, vec._keys, vec._episodes, canvas=40, digit_size=14,
+                                     distractors=2, distractor_size=4)
+    torch.testing.assert_close(vec.scene()[0], expected, rtol=0, atol=0)
+    assert torch.equal(vec.scene()[1], labels)
+    seven = GlimpseVectorEnv(1, task="small", canvas=20, digit_size=7, **RETINA)
+    seven.reset(seed=0)
+    canvas = seven.scene()[0][0, 0]
+    rows, cols = canvas.nonzero().unbind(1)
+    assert int(rows.max() - rows.min()) < 7 and int(cols.max() - cols.min()) < 7  # a 7 px digit
+
+
+def test_small_env_takes_fashion_mnist(tmp_path):
+    """dataset="fashion-mnist" from IDX files in data_dir: the small task shrinks those pictures."""
+    from envs.tasks import scaled_digits
+
+    generator = np.random.default_rng(0)
+    images = generator.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    labels = np.arange(6, dtype=np.uint8)
+    for base, array in zip(envs.data.FILES["train"], (images, labels)):
+        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+        (tmp_path / base).write_bytes(header + array.tobytes())
+    vec = GlimpseVectorEnv(3, task="small", dataset="fashion-mnist", data_dir=str(tmp_path), canvas=30, **RETINA)
+    vec.reset(seed=0)
+    expected, expected_labels = scaled_digits(torch.from_numpy(images), torch.from_numpy(labels).long(), vec._keys,
+                                              vec._episodes, canvas=30)
+    torch.testing.assert_close(vec.scene()[0], expected, rtol=0, atol=0)
+    assert torch.equal(vec.scene()[1], expected_labels)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_folder_env_shows_the_folders_pictures_with_their_labels(image_folder, channels):
+    vec = GlimpseVectorEnv(4, task="folder", data_dir=str(image_folder), canvas=24, channels=channels, **RETINA)
+    assert vec.canvas_shape == (channels, 24, 24)
+    assert vec.single_observation_space["glimpse"].shape == (2, channels, 5, 5)
+    assert vec.single_action_space.shape == (2 + len(FOLDER_CLASSES),)
+    data = envs.data.load_image_folder(image_folder, "train", size=24, channels=channels)
+    assert data.classes == ("crow", "finch", "heron")
+    obs, _ = vec.reset(seed=2)
+    shown, labels = vec.scene()
+    assert shown.dtype == torch.uint8
+    for picture, label in zip(shown, labels):
+        match = [j for j in range(len(data)) if torch.equal(data.images[j], picture)]
+        assert match and all(int(data.labels[j]) == int(label) for j in match)
+    torch.testing.assert_close(obs["glimpse"], expected_glimpses(vec, obs["location"]), rtol=0, atol=1e-6)
+
+
+def test_folder_test_split_shows_every_picture_once_in_order(image_folder):
+    """Test example j is picture j of load_image_folder(root, "test"): N envs over ceil(M / N) episodes see all."""
+    test = envs.data.load_image_folder(image_folder, "test", size=24)
+    assert len(test) == 3  # one of the 5 to 7 files per class
+    vec = GlimpseVectorEnv(2, task="folder", data_dir=str(image_folder), canvas=24, split="test",
+                           num_glimpses=1, **RETINA)
+    vec.reset(seed=0)
+    seen = []
+    for _ in range(2):
+        seen.append(vec.scene()[0].clone())
+        vec.step(np.zeros(vec.action_space.shape, np.float32))
+    order = torch.cat(seen)[: len(test)]  # episode e of env i shows example i + 2 e: 0, 1, then 2, 3 = 0
+    torch.testing.assert_close(order, test.images, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("env_id", ["glimpse/SmallMNIST-v0", FOLDER])
+def test_item_glimpses_are_the_retina_at_every_grid_cell(env_id):
+    """item_glimpses (N, K, S, C, g, g) is what a discrete action at cell k would observe, for C = 1 and 3."""
+    vec = gym.make_vec(env_id, num_envs=2, action_mode="discrete", **KWARGS[env_id])
+    vec.reset(seed=1)
+    items = vec.item_glimpses()
+    grid, (channels, _, _) = vec.grid, vec.canvas_shape
+    assert items.shape == (2, grid * grid, 2, channels, 5, 5)
+    centers = vec.item_centers()
+    for k in (0, grid + 1, grid * grid - 1):
+        expected = extract_glimpses(pictures(vec), centers[k].expand(2, 2), **vec.retina)
+        torch.testing.assert_close(items[:, k], expected, rtol=0, atol=1e-6)
+        obs, *_ = vec.step(np.array([[k % grid, k // grid, 0]] * 2))
+        torch.testing.assert_close(obs["glimpse"], items[:, k], rtol=0, atol=1e-6)
+        vec.reset(seed=1)
+
+
+def test_render_shows_colour_pictures_in_colour(image_folder):
+    env = GlimpseEnv(task="folder", data_dir=str(image_folder), canvas=24, render_mode="rgb_array", start="center",
+                     **RETINA)
+    env.reset(seed=0)
+    frame = env.render()
+    zoom = frame.shape[0] // 24
+    picture = env._vec.scene()[0][0]  # (3, 24, 24)
+    # Away from the windows (centred, at most 10 px wide), each magnified pixel is the picture's RGB.
+    for y, x in ((0, 0), (23, 2), (3, 21)):
+        assert frame[y * zoom, x * zoom].tolist() == picture[:, y, x].tolist()

@@ -23,6 +23,8 @@ from envs.tasks import (
     moving_positions,
     paste_patches,
     plain_digits,
+    plain_images,
+    scaled_digits,
     translated_digits,
     video_frames,
 )
@@ -285,6 +287,140 @@ def test_static_tasks_validate_their_arguments():
         plain_digits(images, labels[:1], keys, episodes)
     with pytest.raises(TypeError, match="int64"):
         plain_digits(images, labels, keys.int(), episodes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scaled (small) digits on a large canvas
+# --------------------------------------------------------------------------------------------------
+
+
+def ref_block_mean(digit: torch.Tensor, side: int) -> np.ndarray:
+    """The naive area average: the mean of each (H / side) x (H / side) block, float64."""
+    h = digit.shape[-1]
+    f = h // side
+    return digit.double().numpy().reshape(side, f, side, f).mean(axis=(1, 3))
+
+
+def ref_scaled(images, labels, key, episode, canvas, digit_size, distractors, size, target=None):
+    """The documented recipe of scaled_digits for one env, in numpy, unrounded (float64 in [0, 255] units)."""
+    k, e = torch.tensor([key]), torch.tensor([episode])
+    m = images.shape[0]
+    index = int(rng.integers(k, e, tasks.STREAM_TARGET_DIGIT, m)[0]) if target is None else target
+    x0, y0 = rng.integers(k, e, tasks.STREAM_TARGET_CORNER, canvas - digit_size + 1, (2,))[0].tolist()
+    out = np.zeros((canvas, canvas))
+    ref_paste_into(out, ref_block_mean(images[index], digit_size), x0, y0)
+    if distractors:
+        src = rng.integers(k, e, tasks.STREAM_DISTRACTOR_SOURCE, m - 1, (distractors,))[0].tolist()
+        crop = rng.integers(k, e, tasks.STREAM_DISTRACTOR_CROP, digit_size - size + 1, (distractors, 2))[0]
+        at = rng.integers(k, e, tasks.STREAM_DISTRACTOR_CORNER, canvas - size + 1, (distractors, 2))[0]
+        for d in range(distractors):
+            small = ref_block_mean(images[src[d] + (src[d] >= index)], digit_size)  # never the target's index
+            cx, cy = crop[d].tolist()
+            ref_paste_into(out, small[cy : cy + size, cx : cx + size], *at[d].tolist())
+    return out, int(labels[index]), (x0, y0)
+
+
+def assert_rounds(got: torch.Tensor, exact: np.ndarray) -> None:
+    """``got`` (uint8) is ``exact`` clipped to [0, 255] and rounded to nearest; a tie (.5) may go either way."""
+    exact = np.clip(exact, 0, 255)
+    got = got.double().numpy()
+    assert np.abs(got - exact).max() <= 0.5 + 1e-6
+    tie = np.abs(exact - np.floor(exact) - 0.5) < 1e-6
+    assert np.array_equal(got[~tie], np.round(exact[~tie]))
+
+
+@pytest.mark.parametrize("canvas,digit_size", [(100, 14), (60, 7), (30, 4), (28, 28), (9, 2)])
+def test_scaled_digit_is_the_block_mean_pasted_at_the_drawn_corner(canvas, digit_size):
+    images, labels = random_digits(9)
+    keys, episodes = rng.keys_from_seed(12, 6), torch.tensor([0, 1, 2, 3, 7, 100])
+    x, y = scaled_digits(images, labels, keys, episodes, canvas=canvas, digit_size=digit_size)
+    assert x.shape == (6, 1, canvas, canvas) and x.dtype == torch.uint8
+    for i in range(len(keys)):
+        exact, label, (x0, y0) = ref_scaled(images, labels, int(keys[i]), int(episodes[i]), canvas, digit_size, 0, 1)
+        assert_rounds(x[i, 0], exact)
+        outside = torch.ones(canvas, canvas, dtype=torch.bool)
+        outside[y0 : y0 + digit_size, x0 : x0 + digit_size] = False
+        assert not x[i, 0][outside].any()  # nothing but the digit, whole inside the canvas
+        assert int(y[i]) == label
+
+
+def test_scaled_digits_with_clutter_match_the_documented_recipe():
+    images, labels = random_digits(11, seed=3)
+    keys, episodes = rng.keys_from_seed(5, 5), torch.tensor([0, 4, 9, 2, 1])
+    for digit_size, distractors, size in [(14, 4, None), (14, 3, 14), (7, 6, 3)]:
+        x, y = scaled_digits(images, labels, keys, episodes, canvas=50, digit_size=digit_size,
+                             distractors=distractors, distractor_size=size)
+        expected_size = max(1, 8 * digit_size // 28) if size is None else size  # the documented default
+        for i in range(len(keys)):
+            exact, label, _ = ref_scaled(
+                images, labels, int(keys[i]), int(episodes[i]), 50, digit_size, distractors, expected_size
+            )
+            assert_rounds(x[i, 0], exact)
+            assert int(y[i]) == label
+
+
+def test_scaled_digits_pick_the_static_tasks_digit_and_cover_the_positions():
+    images, labels = solid_digits([10 + j for j in range(5)])
+    keys, episodes = batch(2, 1500)
+    x, y = scaled_digits(images, labels, keys, episodes, canvas=40, digit_size=14)
+    _, plain_y = plain_digits(images, labels, keys, episodes)
+    assert torch.equal(y, plain_y)  # the same target digit as the other static tasks
+    x0, y0, w, h, count = footprints(x[:, 0] > 0)
+    assert bool((w == 14).all() & (h == 14).all() & (count == 196).all())  # one whole 14 x 14 square
+    assert torch.equal(x[torch.arange(1500), 0, y0, x0].long(), 10 + y)  # a solid digit's block mean is its value
+    assert int(x0.min()) == 0 and int(x0.max()) == 26 and int(y0.min()) == 0 and int(y0.max()) == 26
+
+
+def test_scaled_digits_target_fixes_the_digit_and_the_canvas_depends_on_the_example_alone():
+    """The env's test split: canvas j is drawn from (TEST_KEY, j) with target j, whatever else is in the batch."""
+    images, labels = random_digits(10, seed=4)
+    j = torch.arange(10)
+    key = torch.full((10,), 0x7E57, dtype=torch.int64)
+    x, y = scaled_digits(images, labels, key, j, canvas=40, distractors=2, target=j)
+    assert torch.equal(y, labels)  # every example exactly once, example j is digit j
+    for i in (0, 3, 9):
+        exact, label, _ = ref_scaled(images, labels, 0x7E57, i, 40, 14, 2, 4, target=i)
+        assert_rounds(x[i, 0], exact)
+        alone, _ = scaled_digits(images, labels, key[i : i + 1], j[i : i + 1], canvas=40, distractors=2,
+                                 target=j[i : i + 1])
+        assert torch.equal(alone[0], x[i])
+
+
+def test_scaled_digits_validate_their_arguments():
+    images, labels = solid_digits([1, 2])
+    keys, episodes = batch(0, 2)
+    with pytest.raises(ValueError, match=r"digit_size must divide the digit side 28.*\[1, 2, 4, 7, 14, 28\]; got 13"):
+        scaled_digits(images, labels, keys, episodes, digit_size=13)
+    with pytest.raises(ValueError, match="digit_size must divide"):
+        scaled_digits(images, labels, keys, episodes, digit_size=0)
+    with pytest.raises(ValueError, match="square digits"):
+        scaled_digits(images[:, :, :14], labels, keys, episodes)
+    with pytest.raises(ValueError, match=r"canvas must be >= digit_size \(14\)"):
+        scaled_digits(images, labels, keys, episodes, canvas=13)
+    with pytest.raises(ValueError, match=r"distractor_size must be an integer in \[1, 7\]"):
+        scaled_digits(images, labels, keys, episodes, digit_size=7, distractors=1, distractor_size=8)
+    with pytest.raises(ValueError, match="needs >= 2 digits"):
+        scaled_digits(images[:1], labels[:1], keys, episodes, distractors=1)
+    with pytest.raises(ValueError, match=r"target must be int64"):
+        scaled_digits(images, labels, keys, episodes, target=torch.tensor([0, 1], dtype=torch.int32))
+
+
+def test_plain_images_return_a_picture_of_the_set_with_its_label():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (6, 3, 5, 7), dtype=torch.uint8, generator=g)
+    labels = torch.tensor([2, 0, 1, 1, 0, 2])
+    keys, episodes = batch(1, 50)
+    x, y = plain_images(images, labels, keys, episodes)
+    index = rng.integers(keys, episodes, tasks.STREAM_TARGET_DIGIT, 6)  # the stream plain_digits draws from
+    assert x.shape == (50, 3, 5, 7) and torch.equal(x, images[index]) and torch.equal(y, labels[index])
+    x, y = plain_images(images, labels, keys[:6], episodes[:6], target=torch.arange(6))
+    assert torch.equal(x, images) and torch.equal(y, labels)
+    with pytest.raises(TypeError, match="images must be uint8"):
+        plain_images(images.float(), labels, keys, episodes)
+    with pytest.raises(ValueError, match=r"images must be \(M, C, H, W\)"):
+        plain_images(images[:, 0], labels, keys, episodes)
+    with pytest.raises(ValueError, match=r"labels must be \(M,\)"):
+        plain_images(images, labels[:2], keys, episodes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -623,6 +759,7 @@ def test_catch_render_draws_ball_and_paddle():
 # --------------------------------------------------------------------------------------------------
 
 DIGITS = random_digits(12, seed=7)
+PICTURES = torch.randint(0, 256, (5, 3, 9, 9), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 VIDEOS = as_video_source(torch.randint(0, 256, (6, 3, 5, 5, 3), dtype=torch.uint8), torch.arange(6))
 
 
@@ -642,6 +779,9 @@ GENERATORS = {
     "translated": lambda k, e: translated_digits(*DIGITS, k, e),
     "cluttered60": lambda k, e: cluttered_digits(*DIGITS, k, e),
     "cluttered100": lambda k, e: cluttered_digits(*DIGITS, k, e, canvas=100, distractors=8),
+    "small100": lambda k, e: scaled_digits(*DIGITS, k, e),
+    "small100_clutter": lambda k, e: scaled_digits(*DIGITS, k, e, distractors=8),
+    "pictures": lambda k, e: plain_images(PICTURES, torch.arange(5), k, e),
     "moving": lambda k, e: moving_digits(*DIGITS, k, e, frames=5),
     "moving2_clutter": lambda k, e: moving_digits(*DIGITS, k, e, frames=5, digits=2, distractors=3),
     "video": lambda k, e: video_frames(VIDEOS, None, k, e),
