@@ -73,7 +73,7 @@ def _size_hw(size: int | Sequence[int]) -> tuple[int, int]:
     return side, side
 
 
-def affine_sample(images: Tensor, theta: Tensor, size: int | Sequence[int]) -> Tensor:
+def affine_sample(images: Tensor, theta: Tensor, size: int | Sequence[int], *, supersample: int = 1) -> Tensor:
     r"""Sample ``images`` on an affinely transformed ``h x w`` grid (a Spatial Transformer).
 
     Conventions:
@@ -87,14 +87,19 @@ def affine_sample(images: Tensor, theta: Tensor, size: int | Sequence[int]) -> T
         - Bilinear interpolation; points outside the image read zeros (``padding_mode="zeros"``).
         - Output: ``(B, C, h, w)``, same dtype and device as ``images``.
 
-    The output is a *point* sample of the bilinear image at each output pixel centre, not an average
-    over the area the output pixel covers: when the grid is coarser than the input (zooming out) it skips
-    pixels and aliases. For the exact area-average retina use ``glimpse.extract_glimpses``.
+    With ``supersample=1`` the output is a *point* sample of the bilinear image at each output pixel
+    centre, not an average over the area the output pixel covers: when the grid is coarser than the input
+    (zooming out) it skips pixels and aliases. ``supersample=k`` samples a ``k`` times finer grid and
+    averages each ``k x k`` block of it, i.e. the mean of ``k**2`` bilinear samples evenly spread over the
+    output pixel's footprint: an approximate area average, exact in the limit, differentiable in
+    ``theta`` like the point sample. Pick ``k`` near the input/output pixel ratio. For the exact
+    area-average retina use ``glimpse.extract_glimpses``.
 
     Args:
         images: the images to sample, ``(B, C, H, W)``.
         theta: ``(B, 2, 3)`` affine maps from output to input normalized coordinates.
         size: the output size, an int (square) or ``(h, w)``.
+        supersample: samples per output pixel along each axis (``>= 1``).
 
     Returns:
         The sampled images, ``(B, C, h, w)``.
@@ -117,9 +122,12 @@ def affine_sample(images: Tensor, theta: Tensor, size: int | Sequence[int]) -> T
     _check_same_dtype(images, "images", theta, "theta")
     check_finite(theta, "theta")
     h, w = _size_hw(size)
+    k = check_positive_int(supersample, "supersample")
     b, c = images.shape[:2]
-    grid = F.affine_grid(theta, [b, c, h, w], align_corners=ALIGN_CORNERS)  # (B, h, w, 2) as (x, y)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=ALIGN_CORNERS)
+    # The k-times finer grid's pixel centres split each output pixel into k x k equal sub-pixels.
+    grid = F.affine_grid(theta, [b, c, h * k, w * k], align_corners=ALIGN_CORNERS)  # (B, hk, wk, 2) as (x, y)
+    sampled = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=ALIGN_CORNERS)
+    return sampled if k == 1 else F.avg_pool2d(sampled, k)
 
 
 def box_theta(centers: Tensor, half_sides: Tensor) -> Tensor:
@@ -177,11 +185,11 @@ def box_theta(centers: Tensor, half_sides: Tensor) -> Tensor:
 
 
 def crop_boxes(
-    images: Tensor, centers: Tensor, half_sides: Tensor, size: int | Sequence[int]
+    images: Tensor, centers: Tensor, half_sides: Tensor, size: int | Sequence[int], *, supersample: int = 1
 ) -> Tensor:
     r"""Crop axis-aligned boxes and resize them to ``size`` (differentiable crop-and-resize).
 
-    Equal to ``affine_sample(images, box_theta(centers, half_sides), size)``.
+    Equal to ``affine_sample(images, box_theta(centers, half_sides), size, supersample=supersample)``.
 
     Conventions:
         - ``images``: ``(B, C, H, W)``, floating point.
@@ -203,6 +211,8 @@ def crop_boxes(
         centers: box centres, ``(B, 2)``.
         half_sides: box half-sides, ``(B,)`` or ``(B, 2)``.
         size: the output size, an int (square) or ``(h, w)``.
+        supersample: bilinear samples per output pixel along each axis, averaged (see
+            :func:`affine_sample`; ``1``: a point sample).
 
     Returns:
         The resized crops, ``(B, C, h, w)``.
@@ -214,7 +224,7 @@ def crop_boxes(
                   [4., 5.]]]])
     """
     _check_images(images)
-    return affine_sample(images, box_theta(centers, half_sides), size)
+    return affine_sample(images, box_theta(centers, half_sides), size, supersample=supersample)
 
 
 def _sigmoid_difference(a: Tensor, b: Tensor) -> Tensor:

@@ -305,3 +305,27 @@ def test_boxcar_errors():
         boxcar_mask(torch.tensor([[0.0, 0.0, 0.5]]), 4, 4, steepness=0.0)
     with pytest.raises(TypeError, match="boxes must be a floating-point"):
         boxcar_mask(torch.tensor([[0, 0, 1]]), 4, 4)
+
+
+def test_supersampled_zoom_out_is_the_exact_block_mean():
+    # Shrinking a 6x9 image 3x with 3x3 samples per output pixel: the fine grid's centres are the
+    # input's pixel centres, so each output pixel is exactly its 3x3 block's mean; a point sample reads
+    # only the block's centre pixel (it aliases).
+    torch.manual_seed(0)
+    img = torch.rand(2, 3, 6, 9, dtype=torch.float64)
+    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64).expand(2, 2, 3)
+    block_means = img.view(2, 3, 2, 3, 3, 3).mean(dim=(3, 5))
+    torch.testing.assert_close(affine_sample(img, identity, (2, 3), supersample=3), block_means)
+    torch.testing.assert_close(affine_sample(img, identity, (2, 3)), img[..., 1::3, 1::3])
+    box = crop_boxes(img, torch.zeros(2, 2, dtype=torch.float64), torch.ones(2, dtype=torch.float64), (2, 3),
+                     supersample=3)
+    torch.testing.assert_close(box, block_means)
+
+
+def test_gradcheck_supersampled_affine_sample():
+    torch.manual_seed(1)
+    img = torch.rand(1, 1, 5, 5, dtype=torch.float64, requires_grad=True)
+    theta = torch.tensor([[[0.7, 0.1, 0.05], [-0.1, 0.6, -0.1]]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda i, t: affine_sample(i, t, 3, supersample=2), (img, theta))
+    with pytest.raises(ValueError, match="supersample"):
+        affine_sample(img.detach(), theta.detach(), 3, supersample=0)
