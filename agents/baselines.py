@@ -14,7 +14,8 @@ Both see the whole canvas at once, so their cost grows with its pixels; RAM's gr
   ``stride`` and ``hidden`` build deeper variants, e.g. ``channels=(10, 10), kernel_size=5, stride=1,
   hidden=None`` for two stride-1 conv layers straight into the classifier.
 
-Inputs are ``(N, C, H, W)`` float images in ``[0, 1]``; outputs are ``(N, num_classes)`` logits.
+Inputs are ``(N, C, H, W)`` float images in ``[0, 1]``; outputs are ``(N, num_classes)`` logits. Both are
+:class:`agents.common.SceneClassifier` s: the scripts train them on the env's canvases by cross-entropy.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from agents.common import SceneClassifier
 from glimpse._checks import check_shape
 
-__all__ = ["FCClassifier", "ConvClassifier", "supervised_losses"]
+__all__ = ["FCClassifier", "ConvClassifier"]
 
 
 def _check_canvas_shape(canvas_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -43,7 +45,7 @@ def _check_images(images: Tensor, canvas_shape: tuple[int, int, int]) -> None:
         raise TypeError(f"images must be float in [0, 1] (divide uint8 canvases by 255); got {images.dtype}")
 
 
-class FCClassifier(nn.Module):
+class FCClassifier(SceneClassifier):
     """Two fully connected ReLU layers of ``hidden`` units and a linear classifier on the flattened canvas.
 
     Args:
@@ -68,7 +70,7 @@ class FCClassifier(nn.Module):
         return self.net(images)  # (N, num_classes)
 
 
-class ConvClassifier(nn.Module):
+class ConvClassifier(SceneClassifier):
     """Convolutional layers (ReLU, no pooling), an optional fully connected ReLU layer, a linear classifier.
 
     Defaults are the paper's conv baseline as we read it (see the module docstring): one layer of 8
@@ -101,13 +103,3 @@ class ConvClassifier(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         _check_images(images, self.canvas_shape)
         return self.head(self.features(images))  # (N, num_classes)
-
-
-def supervised_losses(model: nn.Module, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
-    """Cross-entropy of ``model(images)`` ``(N, D)`` against ``labels`` ``(N,)``, and the batch accuracy (no grad)."""
-    logits = model(images)  # (N, D)
-    check_shape(labels, "labels", "(N,)", dims=(logits.shape[0],))
-    return {
-        "loss": F.cross_entropy(logits, labels),
-        "accuracy": (logits.argmax(dim=1) == labels).float().mean().detach(),
-    }

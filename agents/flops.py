@@ -11,9 +11,10 @@ retina's resampling (done by the env, not the model) are not counted.
 What a forward pass is:
 
 * Full-image models (:mod:`agents.baselines`): ``model(zeros(1, C, H, W))``.
-* :class:`agents.ram.RAM`: what inference needs for ``T`` glimpses -- ``T`` glimpse- and core-network
-  steps, ``T - 1`` location decisions (``l_T`` would only produce an unused observation), and the
-  classifier once at the end (Catch: the paddle policy at every step). The baseline is training-only.
+* Every agent of :mod:`agents.common`'s contract: its ``inference(env)``, which runs what inference
+  needs and nothing training-only (e.g. :meth:`agents.ram.RAM.inference`: ``T`` glimpse and core steps,
+  ``T - 1`` location decisions and the classifier once; no baseline). Pixels the env or a sampler
+  resamples are not counted.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ def flops_per_image(model: nn.Module, env_or_shapes) -> int:
     """FLOPs of one image's forward pass (matmuls and convolutions; see the module docstring).
 
     Args:
-        model: a :class:`~agents.ram.RAM`, or a full-image classifier taking ``(N, C, H, W)``.
-        env_or_shapes: a :class:`envs.GlimpseVectorEnv` (its episode length for RAM, its
-            ``canvas_shape`` otherwise), or for RAM the number of glimpses ``T`` (int), or for a
-            full-image model the canvas shape ``(C, H, W)``.
+        model: an agent with ``inference`` (the contract of :mod:`agents.common`), or any classifier of
+            ``(N, C, H, W)`` images.
+        env_or_shapes: the (reset) env it runs on; or for RAM the number of glimpses ``T`` (int); or for
+            a full-image model the canvas shape ``(C, H, W)``.
 
     Returns:
         The total FLOP count, an int.
@@ -51,7 +52,9 @@ def flops_per_image(model: nn.Module, env_or_shapes) -> int:
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         if isinstance(model, RAM):
-            _ram_inference(model, _glimpses(env_or_shapes))
+            model.inference(_glimpses(env_or_shapes))
+        elif hasattr(env_or_shapes, "single_observation_space") and hasattr(model, "inference"):
+            model.inference(env_or_shapes)
         else:
             model(torch.zeros(1, *_canvas_shape(env_or_shapes)))
     model.train(was_training)
@@ -74,17 +77,3 @@ def _canvas_shape(env_or_shapes) -> tuple[int, ...]:
     if isinstance(env_or_shapes, Sequence) and len(env_or_shapes) == 3:
         return tuple(int(s) for s in env_or_shapes)
     raise TypeError(f"for a full-image model pass an env or its canvas shape (C, H, W); got {env_or_shapes!r}")
-
-
-def _ram_inference(model: RAM, steps: int) -> None:
-    """``steps`` glimpses of one image through ``model``, as :func:`agents.ram.rollout` runs them, minus training-only parts."""
-    obs = {"glimpse": torch.zeros(1, *model.glimpse_shape), "location": torch.zeros(1, 2)}
-    state = model.initial_state(1)
-    for t in range(1, steps + 1):
-        h, state = model.step(obs, state)  # (1, hidden)
-        if t < steps:
-            model.locator.mode(h)
-        if model.decision == "catch":
-            model.paddle.logits(h)
-    if model.decision == "classify":
-        model.classifier(h)

@@ -68,6 +68,7 @@ __all__ = [
     "ram_losses",
     "evaluate",
     "episode_steps",
+    "check_lockstep",
 ]
 
 CORES = ("rnn", "lstm")
@@ -179,12 +180,19 @@ class RAM(nn.Module):
             trained by REINFORCE with the game's reward; no classifier loss).
         reinforce_into_core: let the REINFORCE and baseline gradients reach the core and glimpse
             networks (the paper's hybrid objective) instead of stopping them at ``h_t`` (default).
+        entropy_coef: entropy bonus of the policies in :meth:`train_losses` (see :func:`ram_losses`).
+
+    The scripts drive it through the contract of :mod:`agents.common`: :meth:`train_losses`,
+    :meth:`evaluate`, :meth:`inference`; it steps the env with continuous actions.
     """
+
+    action_mode = "continuous"
 
     def __init__(self, glimpse_shape: tuple[int, int, int, int], num_classes: int, *, hidden: int = 256,
                  glimpse_hidden: int = 128, core: str = "rnn", std: float = 0.17, learn_std: bool = False,
-                 decision: str = "classify", reinforce_into_core: bool = False) -> None:
+                 decision: str = "classify", reinforce_into_core: bool = False, entropy_coef: float = 0.0) -> None:
         super().__init__()
+        self.entropy_coef = float(entropy_coef)
         if len(glimpse_shape) != 4 or any(not isinstance(s, int) or s < 1 for s in glimpse_shape):
             raise ValueError(f"glimpse_shape must be (S, C, g, g) positive ints; got {glimpse_shape!r}")
         if decision not in DECISIONS:
@@ -204,9 +212,8 @@ class RAM(nn.Module):
     def from_env(cls, env, **kwargs: Any) -> RAM:
         """A RAM sized for ``env`` (a continuous-action :class:`envs.GlimpseVectorEnv`); Catch gets ``decision="catch"``."""
         glimpse_shape = tuple(int(s) for s in env.single_observation_space["glimpse"].shape)
-        num_decisions = int(env.single_action_space.shape[0]) - 2
         kwargs.setdefault("decision", "catch" if getattr(env, "task", None) == "catch" else "classify")
-        return cls(glimpse_shape, num_decisions, **kwargs)
+        return cls(glimpse_shape, env.num_decisions, **kwargs)
 
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> Any:
         return self.core.initial_state(batch_size, device)
@@ -219,6 +226,48 @@ class RAM(nn.Module):
     def head_input(self, h: Tensor) -> Tensor:
         """What the location policy and the baseline read: ``h_t``, or ``h_t.detach()`` (the default)."""
         return h if self.reinforce_into_core else h.detach()
+
+    # The scripts' contract (agents.common).
+    def rollout(self, env, obs: dict[str, Tensor], *, deterministic: bool = False) -> tuple[Rollout, dict]:
+        """One batched episode: :func:`rollout`."""
+        return rollout(self, env, obs, deterministic=deterministic)
+
+    def train_losses(self, env, obs: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """One batch of episodes and :func:`ram_losses`, plus the policies' std and entropies to log."""
+        trajectory, obs = self.rollout(env, obs)
+        losses = ram_losses(trajectory, entropy_coef=self.entropy_coef)
+        if hasattr(self.locator, "std"):
+            losses["policy_std"] = self.locator.std.mean().detach()
+        losses["policy_entropy"] = trajectory.entropies.mean().detach()
+        if trajectory.paddle_entropies is not None:  # Catch: the paddle policy's entropy (max ln 3)
+            losses["paddle_entropy"] = trajectory.paddle_entropies.mean().detach()
+        return losses, obs
+
+    def evaluate(self, env, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
+        """:func:`evaluate`: ``accuracy`` with the mean locations, ``accuracy_mc`` over ``mc_samples``."""
+        result = evaluate(self, env, episodes, mc_samples=mc_samples, seed=seed)
+        metrics = {"accuracy": result["accuracy_mode"], "reward": result["reward"], "examples": result["examples"]}
+        if mc_samples > 1:
+            metrics["accuracy_mc"] = result["accuracy_mc"]
+        return metrics
+
+    @torch.no_grad()
+    def inference(self, env_or_steps) -> None:
+        """One image's inference for ``T`` glimpses (an env's episode length, or ``T`` itself), as
+        :func:`rollout` runs it minus the training-only parts: ``T`` glimpse and core steps, ``T - 1``
+        location decisions (``l_T`` would only produce an unused observation), the classifier once at
+        the end (Catch: the paddle policy at every step). The baseline is not run."""
+        steps = env_or_steps if isinstance(env_or_steps, int) else episode_steps(env_or_steps)
+        obs = {"glimpse": torch.zeros(1, *self.glimpse_shape), "location": torch.zeros(1, 2)}
+        state = self.initial_state(1)
+        for t in range(1, steps + 1):
+            h, state = self.step(obs, state)  # (1, hidden)
+            if t < steps:
+                self.locator(h)  # the location distribution's parameters
+            if self.decision == "catch":
+                self.paddle.logits(h)
+        if self.decision == "classify":
+            self.classifier(h)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -260,6 +309,14 @@ def episode_steps(env) -> int:
         raise ValueError(f"env truncates episodes at {limit} steps, before the decision at step "
                          f"{steps}: build it with max_episode_steps=None")
     return int(steps)
+
+
+def check_lockstep(terminated: Tensor, truncated: Tensor, t: int, steps: int) -> None:
+    """Every row's episode must end exactly at step ``steps``: a rollout plays whole episodes in lockstep."""
+    done = terminated | truncated
+    if bool(done.any()) != (t == steps) or (t == steps and not bool(terminated.all())):
+        raise RuntimeError(f"env rows ended out of lockstep at step {t} of {steps}: start rollout() right "
+                           f"after env.reset() or after a previous rollout()")
 
 
 def rollout(model: RAM, env, obs: dict[str, Tensor], *, deterministic: bool = False) -> tuple[Rollout, dict]:
@@ -318,10 +375,7 @@ def rollout(model: RAM, env, obs: dict[str, Tensor], *, deterministic: bool = Fa
             scores = logits.detach()
 
         obs, reward, terminated, truncated, infos = env.step(torch.cat([loc, scores], dim=1))
-        done = terminated | truncated
-        if bool(done.any()) != (t == steps) or (t == steps and not bool(terminated.all())):
-            raise RuntimeError(f"env rows ended out of lockstep at step {t} of {steps}: start rollout() right "
-                               f"after env.reset() or after a previous rollout()")
+        check_lockstep(terminated, truncated, t, steps)
         rewards.append(reward.to(h.dtype))
         locations.append(loc)
         if t == steps and not catch:
@@ -401,8 +455,11 @@ def ram_losses(rollout: Rollout, *, entropy_coef: float = 0.0) -> dict[str, Tens
 
 
 @torch.no_grad()
-def evaluate(model: RAM, env, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
+def evaluate(model: nn.Module, env, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
     """Accuracy over ``episodes`` batched episodes (``episodes * N`` examples) of ``env``.
+
+    ``model`` is any agent with a ``rollout(env, obs, deterministic=...)`` method that returns a
+    :class:`Rollout` (RAM, and item-wise hard attention).
 
     Convention:
         Round ``e`` resets ``env`` with seed ``seed + e * N``. In ``split="test"`` that shows test examples
@@ -429,7 +486,7 @@ def evaluate(model: RAM, env, episodes: int, *, mc_samples: int = 1, seed: int =
     for e in range(episodes):
         round_seed = seed + e * num_envs
         obs, _ = env.reset(seed=round_seed)
-        mode, _ = rollout(model, env, obs, deterministic=True)
+        mode, _ = model.rollout(env, obs, deterministic=True)
         return_mode += float(mode.rewards.sum())
         hits_mode += float(_hits(mode, mode.logits))
         if mc_samples == 1:
@@ -437,7 +494,7 @@ def evaluate(model: RAM, env, episodes: int, *, mc_samples: int = 1, seed: int =
         probs = 0.0
         for _ in range(mc_samples):
             obs, _ = env.reset(seed=round_seed)
-            sampled, _ = rollout(model, env, obs)
+            sampled, _ = model.rollout(env, obs)
             return_mc += float(sampled.rewards.sum()) / mc_samples
             if sampled.logits is None:  # Catch: average the catch rate
                 hits_mc += float(_hits(sampled, None)) / mc_samples
