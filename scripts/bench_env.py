@@ -33,7 +33,7 @@ import torch
 from _cli import parse_config
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from envs import ENV_IDS  # importing envs registers glimpse/...
+from envs import ENV_IDS, STILL_TASKS  # importing envs registers glimpse/...
 
 
 @dataclass
@@ -85,7 +85,7 @@ def env_kwargs(cfg: Config) -> dict:
         kwargs["canvas"] = cfg.canvas
     if cfg.distractors is not None and task in ("cluttered", "moving-mnist"):
         kwargs["distractors"] = cfg.distractors
-    if task in ("mnist", "translated", "cluttered"):
+    if task in STILL_TASKS:
         kwargs["num_glimpses"] = cfg.num_glimpses
     return kwargs
 

@@ -33,20 +33,20 @@ from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 import envs  # noqa: F401  (registers glimpse/...)
-from envs import PRESETS
+from envs import ENV_IDS, PRESETS, STILL_TASKS
 from envs.sb3 import GlimpseExtractor, to_sb3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/, also when not run as `python scripts/...`
 from _cli import parse_config  # noqa: E402
 
 # Short name -> (registered id, extra env kwargs).
-CLASSIFICATION = ("mnist", "translated-60", "cluttered-60", "cluttered-100")
+CLASSIFICATION = tuple(name for name, (env_id, _) in PRESETS.items() if ENV_IDS[env_id] in STILL_TASKS)
 EVAL_SEED = 0  # the same test episodes (canvases and first glimpses) at every evaluation of every run
 
 
 @dataclass
 class Config:
-    env: Literal["mnist", "translated-60", "cluttered-60", "cluttered-100", "moving-mnist", "catch"] = "mnist"
+    env: Literal["mnist", "translated-60", "cluttered-60", "cluttered-100", "small-100", "moving-mnist", "catch"] = "mnist"
     """task: MNIST 28x28, translated 60x60, cluttered 60x60 or 100x100, moving MNIST video, or Catch"""
     algo: Literal["ppo", "recurrent-ppo"] = "ppo"
     """SB3's PPO (memoryless: sees the current glimpse only) or sb3-contrib's RecurrentPPO (LSTM)"""

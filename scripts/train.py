@@ -1,4 +1,10 @@
-"""Train an attention agent on a glimpse task: RAM (REINFORCE) or a full-image baseline (FC, conv).
+"""Train an attention agent on a glimpse task: hard attention (REINFORCE), its soft counterparts, or a baseline.
+
+Agents (``--agent``), by the project's taxonomy:
+
+* hard, location-wise: ``ram`` (Mnih et al. 2014); hard, item-wise: ``item-hard``;
+* soft, item-wise: ``item-soft``; soft, location-wise: ``spatial-soft``, ``stn`` (Jaderberg et al. 2015);
+* full-image baselines: ``fc``, ``conv``.
 
     python scripts/train.py --agent ram --env mnist --seed 1 --train-images 60000 --run-dir runs/ram-mnist
 
@@ -28,17 +34,18 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli import parse_config  # noqa: E402
 
-from agents import baselines, ram  # noqa: E402
+from agents import baselines, itemwise, ram, spatial, stn  # noqa: E402
 from agents.flops import flops_per_image  # noqa: E402
-from envs import ENV_IDS, PRESETS, GlimpseVectorEnv  # noqa: E402
+from envs import ENV_IDS, PRESETS, STILL_TASKS, GlimpseVectorEnv  # noqa: E402
 from envs.glimpse_env import render_path  # noqa: E402
 
 @dataclass
 class Config:
-    agent: Literal["ram", "fc", "conv"] = "ram"
-    """the model: RAM (hard attention, REINFORCE) or a full-image baseline"""
-    env: Literal["mnist", "translated-60", "cluttered-60", "cluttered-100", "moving-mnist", "catch"] = "mnist"
-    """the task (the RAM paper's settings)"""
+    agent: Literal["ram", "item-hard", "item-soft", "spatial-soft", "stn", "fc", "conv"] = "ram"
+    """the model: hard attention (ram, item-hard), soft attention (item-soft, spatial-soft, stn) or a baseline"""
+    env: Literal["mnist", "translated-60", "cluttered-60", "cluttered-100", "small-100", "folder", "moving-mnist",
+                 "catch"] = "mnist"
+    """the task: the RAM paper's settings, small-100 (14 px digits on a 100x100 canvas), or folder (--data-dir)"""
     seed: int = 1
     """seed of the data order, the initial weights and the policy's samples"""
     train_images: int = 60_000
@@ -48,7 +55,10 @@ class Config:
     resume: bool = False
     """continue the run in --run-dir from its last checkpoint"""
     glimpses: int = 6
-    """glimpses per image (classification tasks; video and Catch glimpse once per frame)"""
+    """glimpses per image (classification tasks; video and Catch glimpse once per frame); the soft
+    recurrent agents (item-soft, spatial-soft, a recurrent stn) attend this many times"""
+    stn_steps: int = 1
+    """stn: transforms per image (1: the feed-forward ST-CNN; T > 1: recurrent, T glimpses like RAM)"""
     glimpse_size: int = 8
     """retina side in pixels"""
     scales: int = 1
@@ -58,7 +68,15 @@ class Config:
     core: Literal["rnn", "lstm"] = "rnn"
     """RAM's core network"""
     entropy_coef: float = 0.0
-    """entropy bonus of RAM's policies (Catch's paddle collapses to a deterministic policy without one)"""
+    """entropy bonus of the hard agents' policies (Catch's paddle collapses to a deterministic policy without one)"""
+    expected_context_prob: float = 0.0
+    """item-hard: chance per minibatch of training on the expected context instead of the sample (Show, Attend and Tell: 0.5)"""
+    doubly_stochastic: float = 0.0
+    """item-soft: weight of Show, Attend and Tell's doubly stochastic attention regulariser (0: off)"""
+    stn_transform: Literal["affine", "attention"] = "attention"
+    """stn: full affine theta, or the attention form [[s, 0, tx], [0, s, ty]]"""
+    stn_size: int = 28
+    """stn: side of each transformer output in pixels (one step: what the classifier CNN sees)"""
     learning_rate: float = 1e-3
     """Adam's step size"""
     batch_size: int = 128
@@ -66,7 +84,8 @@ class Config:
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
     """which digits/items (see envs.data for the sources)"""
     data_dir: str | None = None
-    """folder with IDX files; none: $GLIMPSE_DATA_DIR, then the offline default"""
+    """folder with IDX files (none: $GLIMPSE_DATA_DIR, then the offline default); for --env folder, the
+    root of the class folders of pictures"""
     device: str = "cpu"
     """torch device"""
     eval_every: int = 10_000
@@ -83,15 +102,27 @@ class Config:
     """computed at run time: training images consumed so far"""
 
 
+AGENT_CLASSES = {
+    "ram": ram.RAM, "item-hard": itemwise.HardItemAttention, "item-soft": itemwise.SoftItemAttention,
+    "spatial-soft": spatial.SpatialSoftAttention, "stn": stn.SpatialTransformerClassifier,
+    "fc": baselines.FCClassifier, "conv": baselines.ConvClassifier,
+}
+
+
 def make_env(cfg: Config, split: str, num_envs: int) -> GlimpseVectorEnv:
     env_id, task = PRESETS[cfg.env]
     task = {"task": ENV_IDS[env_id], **task}
-    if task["task"] in ("mnist", "translated", "cluttered"):
+    if task["task"] in STILL_TASKS:
         task["num_glimpses"] = cfg.glimpses
-    if task["task"] != "catch":
+    if task["task"] == "folder":  # the user's pictures: --data-dir is their root
+        if cfg.data_dir is None:
+            raise SystemExit("--env folder needs --data-dir: a folder of class folders of JPEG/PNG pictures")
+        task["data_dir"] = cfg.data_dir
+    elif task["task"] != "catch":
         task.update(dataset=cfg.dataset, data_dir=cfg.data_dir)
+    action_mode = AGENT_CLASSES[cfg.agent].action_mode or "continuous"  # None: the agent never steps it
     return GlimpseVectorEnv(num_envs, split=split, glimpse_size=cfg.glimpse_size, scales=cfg.scales,
-                            device=cfg.device, **task)
+                            action_mode=action_mode, device=cfg.device, **task)
 
 
 def make_test_env(cfg: Config) -> GlimpseVectorEnv:
@@ -102,47 +133,44 @@ def make_test_env(cfg: Config) -> GlimpseVectorEnv:
 
 
 def make_agent(cfg: Config, env: GlimpseVectorEnv) -> torch.nn.Module:
+    """The ``--agent`` model sized for ``env``; it follows the contract of :mod:`agents.common`."""
     if cfg.agent == "ram":
-        return ram.RAM.from_env(env, core=cfg.core, std=cfg.std).to(cfg.device)
-    if cfg.env in ("catch", "moving-mnist"):
-        raise SystemExit(f"--agent {cfg.agent} classifies still images; it does not apply to --env {cfg.env}")
-    model = baselines.FCClassifier if cfg.agent == "fc" else baselines.ConvClassifier
-    num_classes = int(env.single_action_space.shape[0]) - 2  # the decision scores after (x, y)
-    return model(env.canvas_shape, num_classes).to(cfg.device)
+        model = ram.RAM.from_env(env, core=cfg.core, std=cfg.std, entropy_coef=cfg.entropy_coef)
+    elif cfg.agent == "item-hard":
+        model = itemwise.HardItemAttention.from_env(env, core=cfg.core, entropy_coef=cfg.entropy_coef,
+                                                    expected_context_prob=cfg.expected_context_prob)
+    elif cfg.agent == "item-soft":
+        model = itemwise.SoftItemAttention.from_env(env, core=cfg.core, doubly_stochastic=cfg.doubly_stochastic)
+    else:
+        if ENV_IDS[PRESETS[cfg.env][0]] not in STILL_TASKS:
+            raise SystemExit(f"--agent {cfg.agent} classifies still images; it does not apply to --env {cfg.env}")
+        shape, num_classes = env.canvas_shape, env.num_decisions
+        if cfg.agent == "spatial-soft":
+            model = spatial.SpatialSoftAttention(shape, num_classes, steps=cfg.glimpses, core=cfg.core)
+        elif cfg.agent == "stn":
+            model = stn.SpatialTransformerClassifier(shape, num_classes, transform=cfg.stn_transform,
+                                                     size=cfg.stn_size, steps=cfg.stn_steps, core=cfg.core)
+        else:
+            model = AGENT_CLASSES[cfg.agent](shape, num_classes)
+    return model.to(cfg.device)
 
 
 def evaluate(cfg: Config, model: torch.nn.Module, test_env: GlimpseVectorEnv, mc_samples: int = 1) -> dict:
-    """Accuracy on the fixed test split (RAM: mean locations, and the MC average when mc_samples > 1)."""
-    model.eval()
+    """The agent's metrics on the fixed test split (hard agents: mean locations, and the MC average when
+    ``mc_samples > 1``)."""
     episodes = max(1, cfg.eval_images // test_env.num_envs)  # make_test_env makes this exact
-    with torch.no_grad():
-        if cfg.agent == "ram":
-            result = ram.evaluate(model, test_env, episodes, mc_samples=mc_samples)
-            metrics = {"accuracy": result["accuracy_mode"], "reward": result["reward"], "examples": result["examples"]}
-            if mc_samples > 1:
-                metrics["accuracy_mc"] = result["accuracy_mc"]
-        else:
-            correct = total = 0
-            test_env.reset(seed=0)
-            for _ in range(episodes):
-                images, labels = test_env.scene()
-                correct += int((model(images.float() / 255).argmax(1) == labels).sum())
-                total += len(labels)
-                test_env.reset()
-            metrics = {"accuracy": correct / total, "examples": total}
-    model.train()
-    return metrics
+    return model.evaluate(test_env, episodes, mc_samples=mc_samples)
 
 
 def replay_test_paths(model: torch.nn.Module, test_env: GlimpseVectorEnv):
-    """The first test episodes played with RAM's mean locations: ``(pictures, labels, trajectory)``.
+    """The first test episodes played with a hard agent's mean locations: ``(pictures, labels, trajectory)``.
 
     The pictures and labels are cloned before the rollout: the env reuses its tensors at autoreset.
     """
     with torch.no_grad():
         obs, _ = test_env.reset(seed=0)
         pictures, labels = (t.clone() if t is not None else None for t in test_env.scene())
-        trajectory, _ = ram.rollout(model, test_env, obs, deterministic=True)
+        trajectory, _ = model.rollout(test_env, obs, deterministic=True)
     return pictures, labels, trajectory
 
 
@@ -229,34 +257,21 @@ def main() -> None:
         })
 
     progress = tqdm(total=cfg.train_images, initial=cfg.images_seen, unit="img", desc=f"{cfg.agent} {cfg.env}")
-    start = time.perf_counter() - elapsed
     while cfg.images_seen < cfg.train_images:
-        # One update: a batch of episodes, then the loss of the paper's method.
-        if cfg.agent == "ram":
-            trajectory, obs = ram.rollout(model, env, obs)
-            losses = ram.ram_losses(trajectory, entropy_coef=cfg.entropy_coef)
-        else:
-            images, labels = env.scene()
-            losses = baselines.supervised_losses(model, images.float() / 255, labels)
-            losses["loss_classifier"] = losses["loss"]  # the same tag as RAM's classifier loss
-        optimizer.zero_grad()
+        # One update: the agent draws its batch (episodes, or scenes) from the env and returns its losses.
+        tick = time.perf_counter()
+        losses, obs = model.train_losses(env, obs)
+        optimizer.zero_grad(set_to_none=True)  # parameters a loss does not reach get no update at all
         losses["loss"].backward()
         optimizer.step()
-        if cfg.agent != "ram":
-            env.reset()  # the next batch of canvases (after backward: the labels are the env's own tensor)
+        elapsed += time.perf_counter() - tick  # training time only: evaluations and logging excluded
         cfg.images_seen += cfg.batch_size
         progress.update(cfg.batch_size)
 
         step = cfg.images_seen
-        for name in ("loss_classifier", "loss_policy", "loss_baseline", "accuracy", "reward"):
-            if name in losses:
-                writer.add_scalar(f"train/{name}", float(losses[name].detach()), step)
-        if cfg.agent == "ram":
-            writer.add_scalar("train/policy_std", float(model.locator.std.mean()), step)
-            writer.add_scalar("train/policy_entropy", float(trajectory.entropies.mean()), step)
-            if trajectory.paddle_entropies is not None:  # Catch: the paddle policy's entropy (max ln 3)
-                writer.add_scalar("train/paddle_entropy", float(trajectory.paddle_entropies.mean()), step)
-        elapsed = time.perf_counter() - start
+        for name, value in losses.items():
+            if name != "loss":
+                writer.add_scalar(f"train/{name}", float(value), step)
         writer.add_scalar("charts/images_per_second", step / max(elapsed, 1e-9), step)
 
         last = step >= cfg.train_images
@@ -265,8 +280,9 @@ def main() -> None:
             for name, value in metrics.items():
                 if name != "examples":
                     writer.add_scalar(f"eval/{name}", value, step)
+            writer.add_scalar("charts/train_seconds", elapsed, step)  # for accuracy against wall time
             progress.set_postfix(eval_accuracy=f"{metrics['accuracy']:.3f}")
-            if cfg.agent == "ram":
+            if hasattr(model, "rollout"):  # hard agents: where they looked
                 pictures, _, trajectory = replay_test_paths(model, test_env)
                 writer.add_image("eval/glimpse_paths", paths_picture(cfg, pictures, trajectory, 8), step,
                                  dataformats="HWC")

@@ -1,4 +1,4 @@
-"""Draw a trained RAM's glimpse trajectories over test images: a GIF (one frame per glimpse) and a PNG.
+"""Draw a trained hard agent's (RAM, item-hard) glimpse trajectories over test images: a GIF (one frame per glimpse) and a PNG.
 
     python scripts/visualize.py --run-dir runs/ram-mnist --out runs/ram-mnist/viz
 
@@ -37,8 +37,8 @@ class Config:
 def main() -> None:
     cfg = parse_config(Config, description=__doc__)
     train_cfg, model, test_env = load_run(Path(cfg.run_dir), eval_images=cfg.count)
-    if train_cfg.agent != "ram":
-        raise SystemExit(f"{cfg.run_dir} trained --agent {train_cfg.agent}, which takes no glimpses")
+    if not hasattr(model, "rollout"):
+        raise SystemExit(f"{cfg.run_dir} trained --agent {train_cfg.agent}, which takes no glimpses (hard agents do)")
     out = Path(cfg.out) if cfg.out else Path(cfg.run_dir) / "viz"
     out.mkdir(parents=True, exist_ok=True)
     retina = dict(size=train_cfg.glimpse_size, scales=train_cfg.scales, factor=2)

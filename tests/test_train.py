@@ -60,15 +60,33 @@ def test_ram_run_writes_events_config_checkpoint_and_results(tmp_path):
     assert (run / "viz" / "glimpses.gif").stat().st_size > 0 and (run / "viz" / "paths.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("agent", ["fc", "conv"])
-def test_full_image_baselines_train(tmp_path, agent):
+SHARED_TAGS = {"eval/accuracy", "train/accuracy", "train/reward", "train/loss_classifier", "charts/train_seconds",
+               "charts/images_per_second"}
+AGENT_TAGS = {
+    "fc": set(), "conv": set(),
+    "item-hard": {"train/loss_policy", "train/loss_baseline", "train/policy_entropy"},
+    "item-soft": {"train/loss_attention", "train/attention_entropy"},
+    "spatial-soft": {"train/loss_attention", "train/attention_entropy"},
+    "stn": set(),
+}
+
+
+@pytest.mark.parametrize("agent", list(AGENT_TAGS))
+def test_every_agent_trains_with_the_shared_tags(tmp_path, agent):
     run = tmp_path / agent
     train(run, "--agent", agent, "--env", "translated-60", "--train-images", "256", "--batch-size", "64",
-          "--eval-images", "64")
+          "--eval-images", "64", "--glimpses", "3", "--glimpse-size", "12", "--scales", "2", "--mc-samples", "2")
     results = json.loads((run / "results.json").read_text())
-    assert results["agent"] == agent and 0 <= results["test_accuracy"] <= 1
-    tags = set(EventAccumulator(str(run)).Reload().Tags()["scalars"])
-    assert {"eval/accuracy", "train/accuracy", "train/loss_classifier"} <= tags
+    assert results["agent"] == agent and 0 <= results["test_accuracy"] <= 1 and results["flops_per_image"] > 0
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0}).Reload()
+    assert SHARED_TAGS | AGENT_TAGS[agent] <= set(events.Tags()["scalars"])
+    assert ("eval/glimpse_paths" in events.Tags()["images"]) == (agent == "item-hard")  # hard agents: paths
+
+
+def test_agents_that_do_not_apply_are_refused(tmp_path):
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        train(tmp_path / "stn", "--agent", "stn", "--env", "catch", "--train-images", "32")
+    assert "still images" in failure.value.stderr
 
 
 def test_refuses_to_overwrite_a_run(tmp_path):
@@ -79,9 +97,14 @@ def test_refuses_to_overwrite_a_run(tmp_path):
     assert "--resume" in failure.value.stderr
 
 
-def test_resume_after_a_kill_reaches_the_same_result(tmp_path):
-    """SIGKILL a run once it has checkpointed; --resume must end exactly where an uninterrupted run does."""
-    args = [*SMALL_RAM, "--train-images", "1600", "--eval-every", "800", "--checkpoint-every", "160"]
+SAT_ITEM_HARD = [*SMALL_RAM[2:], "--agent", "item-hard", "--expected-context-prob", "0.5"]
+
+
+@pytest.mark.parametrize("agent_args", [SMALL_RAM, SAT_ITEM_HARD], ids=["ram", "item-hard-sat"])
+def test_resume_after_a_kill_reaches_the_same_result(tmp_path, agent_args):
+    """SIGKILL a run once it has checkpointed; --resume must end exactly where an uninterrupted run does
+    (item-hard with SAT's expected context also draws a coin per minibatch from torch's RNG)."""
+    args = [*agent_args, "--train-images", "1600", "--eval-every", "800", "--checkpoint-every", "160"]
     train(tmp_path / "whole", *args)
 
     killed = tmp_path / "killed"

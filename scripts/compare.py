@@ -1,0 +1,249 @@
+"""Compare attention agents fairly: same env, data, seeds and training budget, one TensorBoard run each.
+
+    python scripts/compare.py --env cluttered-60 --agents ram,item-hard,item-soft,spatial-soft,stn,conv \\
+        --seeds 3 --train-images 100000 --out runs/compare-cluttered-60
+
+Every (agent, seed) is one ``scripts/train.py`` run in ``OUT/<env>__<agent>__<seed>`` with the same flags,
+so the runs log identical tags (``eval/accuracy``, ``train/loss_classifier``, ...) and TensorBoard overlays
+them with ``tensorboard --logdir OUT``. Runs share nothing, so ``--jobs J`` runs J at once (each with
+``cores / J`` torch threads). A run whose ``results.json`` exists is reused; a killed one is resumed.
+
+Then, in ``OUT``:
+
+* TensorBoard's *Custom Scalars* tab: hard vs soft -- each agent's test accuracy, mean over seeds with
+  its min-max band, against training images (tags ``compare/<kind>/<agent>`` of the run ``.``);
+* ``comparison.png``: test accuracy against training images and against training wall time, mean and
+  min-max over seeds;
+* ``comparison.md``: final test error (mean +- std over seeds), FLOPs per image, parameters, wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import parse_config  # noqa: E402
+from train import Config as TrainConfig  # noqa: E402
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+
+#: The taxonomy of every agent train.py knows (the README's table).
+KINDS = {"ram": "hard", "item-hard": "hard", "item-soft": "soft", "spatial-soft": "soft", "stn": "soft",
+         "fc": "baseline", "conv": "baseline"}
+NAMES = {"ram": "RAM", "item-hard": "item-wise hard", "item-soft": "item-wise soft", "spatial-soft": "spatial soft",
+         "stn": "Spatial Transformer", "fc": "FC", "conv": "conv"}
+
+
+@dataclass
+class Config:
+    env: str = "cluttered-60"
+    """the task every agent trains on (train.py's --env)"""
+    agents: str = "ram,item-hard,item-soft,spatial-soft,stn,conv"
+    """comma-separated train.py agents"""
+    seeds: int = 3
+    """seeds 1..S for every agent"""
+    train_images: int = 100_000
+    """training budget of every run, in images"""
+    out: str = "runs/compare"
+    """output folder: one run folder per (agent, seed), the plot and the table"""
+    jobs: int = 1
+    """runs at once (separate processes)"""
+    glimpses: int = 6
+    """glimpses per image (the soft recurrent agents attend this many times)"""
+    glimpse_size: int = 12
+    """retina side in pixels"""
+    scales: int = 3
+    """retina scales"""
+    batch_size: int = 128
+    """images per update"""
+    learning_rate: float = 1e-3
+    """Adam's step size"""
+    eval_every: int = 10_000
+    """evaluate every this many training images"""
+    eval_images: int = 1_000
+    """test images per evaluation"""
+    mc_samples: int = 10
+    """hard agents' final Monte-Carlo evaluation"""
+    dataset: str = "mnist"
+    """mnist or fashion-mnist"""
+    data_dir: str | None = None
+    """folder with IDX files; none: $GLIMPSE_DATA_DIR, then the offline default"""
+    device: str = "cpu"
+    """torch device of every run"""
+
+
+def run_name(cfg: Config, agent: str, seed: int) -> str:
+    return f"{cfg.env}__{agent}__{seed}"
+
+
+def train_command(cfg: Config, agent: str, seed: int, threads: int, resume: bool) -> list[str]:
+    """The one train.py command line of (agent, seed): every other flag is the same for all runs."""
+    shared = dict(env=cfg.env, train_images=cfg.train_images, glimpses=cfg.glimpses, glimpse_size=cfg.glimpse_size,
+                  scales=cfg.scales, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+                  eval_every=cfg.eval_every, eval_images=cfg.eval_images, mc_samples=cfg.mc_samples,
+                  dataset=cfg.dataset, data_dir=cfg.data_dir, device=cfg.device, torch_threads=threads)
+    args = [sys.executable, str(Path(__file__).with_name("train.py")), "--agent", agent, "--seed", str(seed),
+            "--run-dir", str(Path(cfg.out) / run_name(cfg, agent, seed))]
+    for name, value in shared.items():
+        if value is not None:
+            args += [f"--{name.replace('_', '-')}", str(value)]
+    return args + (["--resume"] if resume else [])
+
+
+def run_all(cfg: Config, agents: list[str]) -> None:
+    """Train every (agent, seed) not yet done, ``cfg.jobs`` processes at a time; stop on the first failure."""
+    todo = [(a, s) for a in agents for s in range(1, cfg.seeds + 1)
+            if not (Path(cfg.out) / run_name(cfg, a, s) / "results.json").exists()]
+    threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
+    running: list[tuple[str, subprocess.Popen, object]] = []
+    while todo or running:
+        while todo and len(running) < cfg.jobs:
+            agent, seed = todo.pop(0)
+            run_dir = Path(cfg.out) / run_name(cfg, agent, seed)
+            resume = (run_dir / "checkpoint.pt").exists()
+            run_dir.mkdir(parents=True, exist_ok=True)
+            log = open(run_dir / "train.log", "a")
+            print(f"start {run_dir.name}{' (resuming)' if resume else ''}", flush=True)
+            proc = subprocess.Popen(train_command(cfg, agent, seed, threads, resume), stdout=log,
+                                    stderr=subprocess.STDOUT)
+            running.append((run_dir.name, proc, log))
+        time.sleep(0.5)
+        for entry in list(running):
+            name, proc, log = entry
+            if proc.poll() is None:
+                continue
+            log.close()
+            running.remove(entry)
+            if proc.returncode != 0:
+                for _, other, _ in running:
+                    other.terminate()
+                raise SystemExit(f"{name} failed (exit {proc.returncode}); see {Path(cfg.out) / name / 'train.log'}")
+            print(f"done  {name}", flush=True)
+
+
+def read_curves(run_dir: Path) -> dict[str, np.ndarray]:
+    """``images``, ``accuracy`` and ``seconds`` (training time) at each evaluation of one run."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
+    accuracy = {e.step: e.value for e in events.Scalars("eval/accuracy")}
+    seconds = {e.step: e.value for e in events.Scalars("charts/train_seconds")}
+    steps = sorted(accuracy)
+    return {"images": np.array(steps), "accuracy": np.array([accuracy[s] for s in steps]),
+            "seconds": np.array([seconds.get(s, np.nan) for s in steps])}
+
+
+def summarize(cfg: Config, agents: list[str]) -> list[dict]:
+    """Per agent: the seeds' curves and results."""
+    rows = []
+    for agent in agents:
+        dirs = [Path(cfg.out) / run_name(cfg, agent, s) for s in range(1, cfg.seeds + 1)]
+        results = [json.loads((d / "results.json").read_text()) for d in dirs]
+        curves = [read_curves(d) for d in dirs]
+        length = min(len(c["images"]) for c in curves)
+        rows.append({
+            "agent": agent, "kind": KINDS.get(agent, "other"), "results": results,
+            "images": curves[0]["images"][:length],
+            "accuracy": np.stack([c["accuracy"][:length] for c in curves]),  # (seeds, evaluations)
+            "seconds": np.stack([c["seconds"][:length] for c in curves]),
+        })
+    return rows
+
+
+def write_tensorboard_layout(cfg: Config, rows: list[dict]) -> None:
+    """The run ``.`` of ``OUT``: mean/min/max test accuracy per agent and a Custom Scalars layout of hard vs soft."""
+    writer = SummaryWriter(cfg.out)
+    charts: dict[str, dict[str, list]] = {}
+    for row in rows:
+        tag = f"compare/{row['kind']}/{row['agent']}"
+        for i, images in enumerate(row["images"]):
+            acc = row["accuracy"][:, i]
+            writer.add_scalar(tag, float(acc.mean()), int(images))
+            writer.add_scalar(f"{tag}/min", float(acc.min()), int(images))
+            writer.add_scalar(f"{tag}/max", float(acc.max()), int(images))
+        charts.setdefault(f"{row['kind']} attention" if row["kind"] != "baseline" else "baselines", {})[
+            f"{NAMES.get(row['agent'], row['agent'])}: test accuracy (mean, min-max over seeds)"] = [
+            "Margin", [tag, f"{tag}/min", f"{tag}/max"]]
+    overview = {"hard vs soft: test accuracy, mean over seeds": ["Multiline", [r"^compare/(hard|soft|baseline)/[^/]+$"]],
+                "hard": ["Multiline", [r"^compare/hard/[^/]+$"]], "soft": ["Multiline", [r"^compare/soft/[^/]+$"]]}
+    writer.add_custom_scalars({"comparison": overview, **charts})
+    writer.close()
+
+
+def write_plot(cfg: Config, rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    styles = {"hard": "-", "soft": "--", "baseline": ":"}
+    for row in rows:
+        label = f"{NAMES.get(row['agent'], row['agent'])} ({row['kind']})"
+        mean, low, high = row["accuracy"].mean(0), row["accuracy"].min(0), row["accuracy"].max(0)
+        line = axes[0].plot(row["images"], mean, styles.get(row["kind"], "-"), label=label)[0]
+        axes[0].fill_between(row["images"], low, high, color=line.get_color(), alpha=0.2)
+        seconds = np.nanmean(row["seconds"], axis=0)
+        axes[1].plot(seconds, mean, styles.get(row["kind"], "-"), color=line.get_color(), label=label)
+        axes[1].fill_between(seconds, low, high, color=line.get_color(), alpha=0.2)
+    for ax, xlabel in zip(axes, ("training images", "training wall time (s, mean over seeds)")):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"--env {cfg.env}, --dataset {cfg.dataset}: mean and min-max over {cfg.seeds} seed(s), {cfg.train_images:,} images each")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
+    lines = [
+        f"# {cfg.env} ({cfg.dataset}): {cfg.seeds} seed(s), {cfg.train_images:,} training images per run",
+        "",
+        "| agent | kind | test error % (mean +- std) | seeds' errors % | FLOPs/image | parameters | train s (mean) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        errors = np.array([100 * (1 - r["test_accuracy"]) for r in row["results"]])
+        first = row["results"][0]
+        wall = np.mean([r["wall_seconds"] for r in row["results"]])
+        lines.append(f"| {NAMES.get(row['agent'], row['agent'])} | {row['kind']} | {errors.mean():.2f} +- {errors.std():.2f} | "
+                     f"{', '.join(f'{e:.1f}' for e in errors)} | {first['flops_per_image'] / 1e6:.2f} M | "
+                     f"{first['parameters'] / 1e3:.0f} k | {wall:.0f} |")
+    lines += ["", "Test error on the fixed test split, hard agents with their mean locations. FLOPs count matmuls "
+              "and convolutions of one image's inference (agents/flops.py). Command: `python scripts/compare.py "
+              + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(cfg).items() if v is not None) + "`."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    cfg = parse_config(Config, description=__doc__)
+    agents = [a.strip() for a in cfg.agents.split(",") if a.strip()]
+    known = typing.get_args(typing.get_type_hints(TrainConfig)["agent"])
+    unknown = [a for a in agents if a not in known]
+    if not agents or unknown:
+        raise SystemExit(f"--agents must list train.py agents ({', '.join(known)}); got unknown {unknown or 'none'}")
+    if cfg.seeds < 1 or cfg.jobs < 1:
+        raise SystemExit("--seeds and --jobs must be >= 1")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_all(cfg, agents)
+    rows = summarize(cfg, agents)
+    write_tensorboard_layout(cfg, rows)
+    write_plot(cfg, rows, out / "comparison.png")
+    write_table(cfg, rows, out / "comparison.md")
+    print((out / "comparison.md").read_text())
+    print(f"TensorBoard: tensorboard --logdir {out}")
+
+
+if __name__ == "__main__":
+    main()
