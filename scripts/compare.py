@@ -38,10 +38,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 #: The taxonomy of every agent train.py knows (the README's table).
-KINDS = {"ram": "hard", "item-hard": "hard", "item-soft": "soft", "spatial-soft": "soft", "stn": "soft",
-         "fc": "baseline", "conv": "baseline"}
+KINDS = {"ram": "hard", "item-hard": "hard", "racnn-hard": "hard", "item-soft": "soft", "spatial-soft": "soft",
+         "stn": "soft", "racnn-soft": "soft", "fc": "baseline", "conv": "baseline"}
 NAMES = {"ram": "RAM", "item-hard": "item-wise hard", "item-soft": "item-wise soft", "spatial-soft": "spatial soft",
-         "stn": "Spatial Transformer", "fc": "FC", "conv": "conv"}
+         "stn": "Spatial Transformer", "racnn-soft": "RA-CNN soft", "racnn-hard": "RA-CNN hard", "fc": "FC",
+         "conv": "conv"}
 
 
 @dataclass
@@ -80,6 +81,8 @@ class Config:
     """folder with IDX files; none: $GLIMPSE_DATA_DIR, then the offline default"""
     device: str = "cpu"
     """torch device of every run"""
+    racnn_input_size: int | None = None
+    """RA-CNN runs: side each scale's CNN sees (none: the canvas's)"""
 
 
 def run_name(cfg: Config, agent: str, seed: int) -> str:
@@ -91,7 +94,8 @@ def train_command(cfg: Config, agent: str, seed: int, threads: int, resume: bool
     shared = dict(env=cfg.env, train_images=cfg.train_images, glimpses=cfg.glimpses, glimpse_size=cfg.glimpse_size,
                   scales=cfg.scales, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
                   eval_every=cfg.eval_every, eval_images=cfg.eval_images, mc_samples=cfg.mc_samples,
-                  dataset=cfg.dataset, data_dir=cfg.data_dir, device=cfg.device, torch_threads=threads)
+                  dataset=cfg.dataset, data_dir=cfg.data_dir, device=cfg.device, torch_threads=threads,
+                  racnn_input_size=cfg.racnn_input_size)
     args = [sys.executable, str(Path(__file__).with_name("train.py")), "--agent", agent, "--seed", str(seed),
             "--run-dir", str(Path(cfg.out) / run_name(cfg, agent, seed))]
     for name, value in shared.items():

@@ -4,6 +4,8 @@ Agents (``--agent``), by the project's taxonomy:
 
 * hard, location-wise: ``ram`` (Mnih et al. 2014); hard, item-wise: ``item-hard``;
 * soft, item-wise: ``item-soft``; soft, location-wise: ``spatial-soft``, ``stn`` (Jaderberg et al. 2015);
+* RA-CNN (Fu et al. 2017), zooming in over 3 scales: ``racnn-soft`` (boxcar mask, ranking loss),
+  ``racnn-hard`` (REINFORCE);
 * full-image baselines: ``fc``, ``conv``.
 
     python scripts/train.py --agent ram --env mnist --seed 1 --train-images 60000 --run-dir runs/ram-mnist
@@ -34,15 +36,17 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli import parse_config  # noqa: E402
 
-from agents import baselines, itemwise, ram, spatial, stn  # noqa: E402
+from agents import baselines, itemwise, racnn, ram, spatial, stn  # noqa: E402
 from agents.flops import flops_per_image  # noqa: E402
 from envs import ENV_IDS, PRESETS, STILL_TASKS, GlimpseVectorEnv  # noqa: E402
 from envs.glimpse_env import render_path  # noqa: E402
 
 @dataclass
 class Config:
-    agent: Literal["ram", "item-hard", "item-soft", "spatial-soft", "stn", "fc", "conv"] = "ram"
-    """the model: hard attention (ram, item-hard), soft attention (item-soft, spatial-soft, stn) or a baseline"""
+    agent: Literal["ram", "item-hard", "item-soft", "spatial-soft", "stn", "racnn-soft", "racnn-hard", "fc",
+                   "conv"] = "ram"
+    """the model: hard attention (ram, item-hard, racnn-hard), soft attention (item-soft, spatial-soft, stn,
+    racnn-soft) or a full-image baseline"""
     env: Literal["mnist", "translated-60", "cluttered-60", "cluttered-100", "small-100", "folder", "moving-mnist",
                  "catch"] = "mnist"
     """the task: the RAM paper's settings, small-100 (14 px digits on a 100x100 canvas), or folder (--data-dir)"""
@@ -77,6 +81,8 @@ class Config:
     """stn: full affine theta, or the attention form [[s, 0, tx], [0, s, ty]]"""
     stn_size: int = 28
     """stn: side of each transformer output in pixels (one step: what the classifier CNN sees)"""
+    racnn_input_size: int | None = None
+    """racnn-*: side of what each scale's CNN sees (none: the canvas's own; smaller is much cheaper)"""
     learning_rate: float = 1e-3
     """Adam's step size"""
     batch_size: int = 128
@@ -105,6 +111,7 @@ class Config:
 AGENT_CLASSES = {
     "ram": ram.RAM, "item-hard": itemwise.HardItemAttention, "item-soft": itemwise.SoftItemAttention,
     "spatial-soft": spatial.SpatialSoftAttention, "stn": stn.SpatialTransformerClassifier,
+    "racnn-soft": racnn.RACNN, "racnn-hard": racnn.RACNN,
     "fc": baselines.FCClassifier, "conv": baselines.ConvClassifier,
 }
 
@@ -150,6 +157,9 @@ def make_agent(cfg: Config, env: GlimpseVectorEnv) -> torch.nn.Module:
         elif cfg.agent == "stn":
             model = stn.SpatialTransformerClassifier(shape, num_classes, transform=cfg.stn_transform,
                                                      size=cfg.stn_size, steps=cfg.stn_steps, core=cfg.core)
+        elif cfg.agent in ("racnn-soft", "racnn-hard"):
+            model = racnn.RACNN(shape, num_classes, attention=cfg.agent.removeprefix("racnn-"),
+                                input_size=cfg.racnn_input_size)
         else:
             model = AGENT_CLASSES[cfg.agent](shape, num_classes)
     return model.to(cfg.device)

@@ -68,6 +68,8 @@ AGENT_TAGS = {
     "item-soft": {"train/loss_attention", "train/attention_entropy"},
     "spatial-soft": {"train/loss_attention", "train/attention_entropy"},
     "stn": set(),
+    "racnn-soft": {"eval/accuracy_scale1", "eval/accuracy_scale3", "train/loss_rank", "train/box_half_side"},
+    "racnn-hard": {"eval/accuracy_scale1", "eval/accuracy_scale3", "train/loss_policy", "train/loss_baseline"},
 }
 
 
