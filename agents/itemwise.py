@@ -48,7 +48,6 @@ from torch import Tensor
 from agents.common import RecurrentSoftAttention, SceneClassifier, check_still_canvas, soft_attention_losses
 from agents.ram import RAM, GlimpseNetwork, Rollout, check_lockstep, episode_steps
 from glimpse.policies import CategoricalItemPolicy
-from glimpse.reinforce import discounted_returns
 
 __all__ = ["HardItemAttention", "SoftItemAttention"]
 
@@ -161,18 +160,8 @@ class HardItemAttention(RAM):
             if t == steps:
                 labels = infos["final_info"]["label"]
 
-        rewards_t = torch.stack(rewards, dim=1)  # (N, T)
-        empty = h.new_zeros(num_envs, 0)
-        return Rollout(
-            log_probs=torch.stack(log_probs, dim=1) if log_probs else empty,  # (N, T')
-            entropies=torch.stack(entropies, dim=1) if entropies else empty,  # (N, T')
-            baselines=torch.stack(baselines, dim=1),  # (N, T)
-            rewards=rewards_t,
-            returns=discounted_returns(rewards_t, gamma=1.0),  # (N, T)
-            locations=torch.stack(locations, dim=1),  # (N, T + 1, 2)
-            logits=logits,
-            labels=labels,
-        ), obs
+        return Rollout.from_steps(log_probs, entropies, baselines, rewards, locations, logits=logits,
+                                  labels=labels), obs
 
 
 # ------------------------------------------------------------------------------------------------

@@ -300,6 +300,26 @@ class Rollout:
     paddle_entropies: Tensor | None = None
     """``(N, T)`` entropy of the paddle policy (Catch)."""
 
+    @classmethod
+    def from_steps(cls, log_probs: list[Tensor], entropies: list[Tensor], baselines: list[Tensor],
+                   rewards: list[Tensor], locations: list[Tensor], **decisions: Tensor | None) -> Rollout:
+        """Stack the per-step ``(N,)`` / ``(N, 2)`` lists of an episode into a :class:`Rollout`; the
+        undiscounted returns-to-go are computed here. ``decisions``: ``logits``, ``labels``, and the
+        paddle's per-step lists ``paddle_log_probs`` / ``paddle_entropies`` (Catch)."""
+        rewards_t = torch.stack(rewards, dim=1)  # (N, T)
+        empty = rewards_t.new_zeros(rewards_t.shape[0], 0)
+        paddle = {k: torch.stack(v, dim=1) for k in ("paddle_log_probs", "paddle_entropies")
+                  if (v := decisions.pop(k, None)) is not None}  # (N, T) each
+        return cls(
+            log_probs=torch.stack(log_probs, dim=1) if log_probs else empty,  # (N, T')
+            entropies=torch.stack(entropies, dim=1) if entropies else empty,  # (N, T')
+            baselines=torch.stack(baselines, dim=1),  # (N, T)
+            rewards=rewards_t,
+            returns=discounted_returns(rewards_t, gamma=1.0),  # (N, T)
+            locations=torch.stack(locations, dim=1),  # (N, T + 1, 2)
+            **decisions, **paddle,
+        )
+
 
 def episode_steps(env) -> int:
     """The env's episode length ``T`` (every row's episode ends together)."""
@@ -381,20 +401,9 @@ def rollout(model: RAM, env, obs: dict[str, Tensor], *, deterministic: bool = Fa
         if t == steps and not catch:
             labels = infos["final_info"]["label"]
 
-    rewards_t = torch.stack(rewards, dim=1)  # (N, T)
-    empty = h.new_zeros(num_envs, 0)
-    return Rollout(
-        log_probs=torch.stack(log_probs, dim=1) if log_probs else empty,  # (N, T')
-        entropies=torch.stack(entropies, dim=1) if entropies else empty,  # (N, T')
-        baselines=torch.stack(baselines, dim=1),  # (N, T)
-        rewards=rewards_t,
-        returns=discounted_returns(rewards_t, gamma=1.0),  # (N, T)
-        locations=torch.stack(locations, dim=1),  # (N, T + 1, 2)
-        logits=logits,
-        labels=labels,
-        paddle_log_probs=torch.stack(paddle_log_probs, dim=1) if catch else None,  # (N, T)
-        paddle_entropies=torch.stack(paddle_entropies, dim=1) if catch else None,  # (N, T)
-    ), obs
+    return Rollout.from_steps(log_probs, entropies, baselines, rewards, locations, logits=logits, labels=labels,
+                              paddle_log_probs=paddle_log_probs if catch else None,
+                              paddle_entropies=paddle_entropies if catch else None), obs
 
 
 # ------------------------------------------------------------------------------------------------

@@ -13,11 +13,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli import parse_config  # noqa: E402
-from train import Config as TrainConfig  # noqa: E402
 from train import evaluate, load_run  # noqa: E402
 
 
