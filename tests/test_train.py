@@ -129,3 +129,18 @@ def test_resume_after_a_kill_reaches_the_same_result(tmp_path, agent_args):
     first = json.loads((tmp_path / "whole" / "results.json").read_text())
     second = json.loads((killed / "results.json").read_text())
     assert first["test_accuracy"] == second["test_accuracy"]
+
+
+def test_folder_of_pictures_trains_racnn_and_needs_a_data_dir(tmp_path):
+    """--env folder reads the user's class folders (RGB) from --data-dir; RA-CNN reports each scale."""
+    from test_envs import write_image_folder
+
+    root = write_image_folder(tmp_path / "pictures")
+    run = tmp_path / "racnn"
+    train(run, "--agent", "racnn-soft", "--env", "folder", "--data-dir", str(root), "--train-images", "64",
+          "--batch-size", "16", "--eval-images", "3", "--racnn-input-size", "32")
+    results = json.loads((run / "results.json").read_text())
+    assert {"test_accuracy", "test_accuracy_scale1", "test_accuracy_scale3"} <= set(results)
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        train(tmp_path / "no-dir", "--agent", "conv", "--env", "folder", "--train-images", "16")
+    assert "--data-dir" in failure.value.stderr
