@@ -33,7 +33,14 @@ from agents.ram import CoreNetwork
 from glimpse._checks import check_shape
 
 __all__ = ["SceneClassifier", "RecurrentSoftAttention", "classification_losses", "soft_attention_losses",
-           "check_still_canvas"]
+           "check_still_canvas", "box_corners"]
+
+
+def box_corners(theta: Tensor) -> Tensor:
+    """``(..., 4, 2)``: where an affine ``theta`` ``(..., 2, 3)`` (output -> input, normalized) puts the output's
+    corners ``(-1, -1), (1, -1), (1, 1), (-1, 1)`` in the input -- the region a transformer samples."""
+    unit = theta.new_tensor([[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 1.0, 1.0], [-1.0, 1.0, 1.0]])  # (4, 3)
+    return torch.einsum("...ij,kj->...ki", theta, unit)
 
 
 def classification_losses(logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
@@ -82,6 +89,12 @@ class SceneClassifier(nn.Module):
     def eval_logits(self, inputs: Tensor) -> dict[str, Tensor]:
         """Logits to score at evaluation, by metric name."""
         return {"accuracy": self(inputs)}
+
+    def attention_maps(self, inputs: Tensor) -> dict[str, Tensor]:
+        """Where the model attends, for pictures (:func:`envs.glimpse_env.render_attention`): ``heat``
+        ``(N, h, w)`` weights over a grid on the canvas and/or ``quads`` ``(N, Q, 4, 2)`` sampled regions.
+        Full-image models attend everywhere: an empty dict."""
+        return {}
 
     def train_losses(self, env, obs: Any = None) -> tuple[dict[str, Tensor], Any]:
         inputs, labels = self.scene_inputs(env), env.scene()[1].clone()

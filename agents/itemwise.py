@@ -230,6 +230,11 @@ class SoftItemAttention(SceneClassifier):
         """One image's ``K`` (blank) item glimpses through ``forward``, for FLOP counting."""
         self(torch.zeros(1, len(self.item_centers), *self.glimpse_shape))
 
+    def attention_maps(self, items: Tensor) -> dict[str, Tensor]:
+        """``heat``: each grid cell's attention, averaged over the steps, ``(N, grid, grid)``."""
+        grid = round(len(self.item_centers) ** 0.5)
+        return {"heat": self.attend(items)[1].mean(dim=1).view(-1, grid, grid)}
+
     def losses(self, items: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """Cross-entropy plus the doubly stochastic regulariser (:func:`agents.common.soft_attention_losses`)."""
         logits, alpha = self.attend(items)

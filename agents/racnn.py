@@ -516,6 +516,12 @@ class RACNN(SceneClassifier):
         return self.run(images).fused
 
     @torch.no_grad()
+    def attention_maps(self, images: Tensor) -> dict[str, Tensor]:
+        """``quads``: the square each scale zooms into, ``(N, S-1, 4, 2)`` corners in the canvas."""
+        tx, ty, tl = self.boxes(images).unbind(-1)  # (N, S-1) each
+        return {"quads": torch.stack([torch.stack([tx + sx * tl, ty + sy * tl], dim=-1)
+                                      for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))], dim=-2)}
+
     def boxes(self, images: Tensor, frame: str = "image") -> Tensor:
         """The mean boxes ``(N, S-1, 3)`` as ``(tx, ty, tl)`` (for plots), in the canvas frame
         (``frame="image"``) or each in the frame of its own scale's input (``"local"``)."""

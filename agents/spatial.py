@@ -88,6 +88,10 @@ class SpatialSoftAttention(SceneClassifier):
     def forward(self, images: Tensor) -> Tensor:
         return self.attend(images)[0]
 
+    def attention_maps(self, images: Tensor) -> dict[str, Tensor]:
+        """``heat``: the attention maps averaged over the steps, ``(N, H', W')``."""
+        return {"heat": self.attend(images)[1].mean(dim=1)}
+
     def losses(self, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
         logits, maps = self.attend(images)
         return soft_attention_losses(logits, maps.flatten(2), labels, self.doubly_stochastic)

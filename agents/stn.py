@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents.baselines import ConvClassifier
-from agents.common import SceneClassifier
+from agents.common import SceneClassifier, box_corners
 from agents.ram import CoreNetwork, GlimpseNetwork
 from glimpse.samplers import affine_sample, box_theta
 
@@ -126,3 +126,7 @@ class SpatialTransformerClassifier(SceneClassifier):
 
     def forward(self, images: Tensor) -> Tensor:
         return self._run(images)[0]
+
+    def attention_maps(self, images: Tensor) -> dict[str, Tensor]:
+        """``quads``: the region each transform samples, ``(N, T, 4, 2)`` corners in the canvas."""
+        return {"quads": box_corners(self.transform(images)[0])}

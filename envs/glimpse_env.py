@@ -80,7 +80,8 @@ from torch import Tensor
 from envs import rng, tasks
 from glimpse import GlimpseSensor, extract_glimpses, window_corners_px
 
-__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TASKS", "STILL_TASKS", "TEST_KEY", "render_glimpse", "render_path"]
+__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TASKS", "STILL_TASKS", "TEST_KEY", "render_glimpse", "render_path",
+           "render_attention"]
 
 TASKS = ("mnist", "translated", "cluttered", "small", "folder", "moving-mnist", "video", "catch")
 #: The tasks that show one still, labelled picture per episode (``num_glimpses`` applies to them).
@@ -561,6 +562,56 @@ class GlimpseVectorEnv(VectorEnv):
 WINDOW_COLOURS = ((0, 255, 0), (255, 200, 0), (255, 60, 60), (80, 160, 255))
 
 
+def _magnified_rgb(picture: Tensor, height_px: int) -> tuple[np.ndarray, int]:
+    """``(picture as (H * zoom, W * zoom, 3) uint8, zoom)``: C = 3 in colour, else the channels' grey mean."""
+    picture = picture.detach().cpu().float()
+    if picture.max() > 1.0:
+        picture = picture / 255.0
+    zoom = max(1, height_px // picture.shape[-2])
+    rgb = picture.permute(1, 2, 0) if picture.shape[0] == 3 else picture.mean(0)[..., None].expand(-1, -1, 3)
+    return (np.repeat(np.repeat(rgb.numpy(), zoom, 0), zoom, 1) * 255).astype(np.uint8), zoom
+
+
+def render_attention(picture: Tensor, *, heat: Tensor | None = None, quads: Tensor | None = None,
+                     height_px: int = 160) -> np.ndarray:
+    """An RGB picture of ``picture`` with a soft agent's attention: a heat map and/or sampled regions.
+
+    Args:
+        picture: ``(C, H, W)`` uint8 or float in [0, 1].
+        heat: ``(h, w)`` weights over a grid laid over the whole picture (a spatial attention map, item
+            weights), tinted red from clear at its minimum to strongest at its maximum (a uniform map
+            shows nothing).
+        quads: ``(Q, 4, 2)`` regions the agent sampled, each as its 4 corners ``(x, y)`` in ``[-1, 1]``
+            (outer edges, ``align_corners=False``) in drawing order; outlined, blue (first) to red (last).
+        height_px: about how tall the returned picture is.
+
+    Returns:
+        ``(H * zoom, W * zoom, 3)`` uint8.
+    """
+    image, zoom = _magnified_rgb(picture, height_px)
+    rows, cols = image.shape[:2]
+    if heat is not None:
+        heat = heat.detach().cpu().float()
+        weights = ((heat - heat.min()) / (heat.max() - heat.min()).clamp_min(1e-12)).numpy()
+        ys = np.arange(rows) * heat.shape[0] // rows
+        xs = np.arange(cols) * heat.shape[1] // cols
+        overlay = 0.7 * weights[ys][:, xs, None]  # nearest cell of each output pixel
+        red = np.array([255.0, 0.0, 0.0])
+        image = (image * (1 - overlay) + red * overlay).round().astype(np.uint8)
+    if quads is not None:
+        quads = quads.detach().cpu().float().view(-1, 4, 2)
+        scale = torch.tensor([cols, rows], dtype=torch.float32)
+        for q, corners in enumerate((quads + 1) / 2 * scale):
+            mix = q / max(len(quads) - 1, 1)
+            colour = (int(255 * mix), 200, int(255 * (1 - mix)))
+            for a, b in zip(corners, corners.roll(-1, dims=0)):
+                for t in np.linspace(0, 1, 4 * max(rows, cols)):
+                    x, y = (a * (1 - t) + b * t).long().tolist()
+                    if 0 <= y < rows and 0 <= x < cols:
+                        image[y, x] = colour
+    return image
+
+
 def render_glimpse(picture: Tensor, center: Tensor, *, size: int, scales: int = 1, factor: int = 2,
                    height_px: int = 256) -> np.ndarray:
     """An RGB picture of ``picture`` with the retina's windows at ``center`` outlined, finest in green.
@@ -575,13 +626,8 @@ def render_glimpse(picture: Tensor, center: Tensor, *, size: int, scales: int = 
     Returns:
         ``(H * zoom, W * zoom, 3)`` uint8.
     """
-    picture = picture.detach().cpu().float()
-    if picture.max() > 1.0:
-        picture = picture / 255.0
+    image, zoom = _magnified_rgb(picture, height_px)
     height, width = picture.shape[-2:]
-    zoom = max(1, height_px // height)
-    rgb = picture.permute(1, 2, 0) if picture.shape[0] == 3 else picture.mean(0)[..., None].expand(-1, -1, 3)
-    image = (np.repeat(np.repeat(rgb.numpy(), zoom, 0), zoom, 1) * 255).astype(np.uint8)
     corners = window_corners_px(center.detach().cpu().view(1, 2).float(), height, width, size=size,
                                 scales=scales, factor=factor)[0]
     for k, (x0, y0) in enumerate(corners.tolist()):

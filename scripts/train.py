@@ -39,7 +39,7 @@ from _cli import parse_config  # noqa: E402
 from agents import baselines, itemwise, racnn, ram, spatial, stn  # noqa: E402
 from agents.flops import flops_per_image  # noqa: E402
 from envs import ENV_IDS, PRESETS, STILL_TASKS, GlimpseVectorEnv  # noqa: E402
-from envs.glimpse_env import render_path  # noqa: E402
+from envs.glimpse_env import render_attention, render_path  # noqa: E402
 
 @dataclass
 class Config:
@@ -198,6 +198,23 @@ def paths_picture(cfg: Config, pictures: torch.Tensor, trajectory, count: int) -
     return np.concatenate(tiles, axis=1)
 
 
+def attention_picture(model: torch.nn.Module, test_env: GlimpseVectorEnv, count: int) -> np.ndarray | None:
+    """``(H, W, 3)`` uint8: the first ``count`` test scenes side by side with a soft agent's attention
+    (heat maps, sampled regions); None for models that attend everywhere."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        test_env.reset(seed=0)
+        pictures = test_env.scene()[0][:count]
+        maps = model.attention_maps(model.scene_inputs(test_env)[:count])
+    model.train(was_training)
+    if not maps:
+        return None
+    tiles = [render_attention(pictures[i], **{name: value[i] for name, value in maps.items()})
+             for i in range(len(pictures))]
+    return np.concatenate(tiles, axis=1)
+
+
 def load_run(run_dir: Path, **overrides) -> tuple[Config, torch.nn.Module, GlimpseVectorEnv]:
     """The config, trained model and test env of a run written by :func:`main` (for evaluate/visualize)."""
     saved = json.loads((run_dir / "config.json").read_text())
@@ -296,6 +313,8 @@ def main() -> None:
                 pictures, _, trajectory = replay_test_paths(model, test_env)
                 writer.add_image("eval/glimpse_paths", paths_picture(cfg, pictures, trajectory, 8), step,
                                  dataformats="HWC")
+            elif hasattr(model, "attention_maps") and (picture := attention_picture(model, test_env, 8)) is not None:
+                writer.add_image("eval/attention", picture, step, dataformats="HWC")  # soft agents
         if step % cfg.checkpoint_every < cfg.batch_size or last:
             checkpoint()
     progress.close()

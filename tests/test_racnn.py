@@ -227,14 +227,15 @@ def test_an_image_varying_along_x_only_zooms_along_x(attention):
 
 
 def _masked_sum_grad(box: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    box = box.clone().requires_grad_(True)
+    box = box.detach().clone().requires_grad_(True)
     (image * boxcar_mask(box, image.shape[-2], image.shape[-1], 10.0)).sum().backward()
     return box.grad[0]  # (3,) d/d(tx, ty, tl)
 
 
 def test_mask_gradient_signs_at_the_initial_box():
     model = _model((1, 60, 60), attention="soft")
-    box = model.boxes(torch.zeros(1, 1, 60, 60), frame="local")[:, 0]  # (1, 3), about (0, 0, 2/3)
+    with torch.no_grad():
+        box = model.boxes(torch.zeros(1, 1, 60, 60), frame="local")[:, 0]  # (1, 3), about (0, 0, 2/3)
     assert abs(float(box[0, 2]) - 2 / 3) < 0.01
     # its pixel edges: x, y in [10, 50]; a bright pixel just outside each edge, at mid-height/width
     def spot(row, col):

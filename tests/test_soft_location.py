@@ -57,7 +57,8 @@ def test_spatial_attention_map_is_laid_out_like_the_canvas():
         model.reader.score.weight[0, 0] = 100.0
     images = torch.zeros(1, 1, 16, 16)
     images[0, 0, 4, 8] = 1.0  # row 4, column 8: cell (row 1, column 2) of the 4x4 map
-    _, maps = model.attend(images)
+    with torch.no_grad():
+        _, maps = model.attend(images)
     assert maps.shape == (1, 1, 4, 4) and tuple((maps[0, 0] == maps.max()).nonzero()[0].tolist()) == (1, 2)
     assert float(maps[0, 0, 1, 2]) > 0.99
     torch.testing.assert_close(model.cells[1 * 4 + 2], torch.tensor([0.25, -0.25]))  # its centre, (x, y)
@@ -126,3 +127,22 @@ def test_soft_location_models_on_the_env():
         video = GlimpseVectorEnv(2, task="moving-mnist", frames=2, glimpse_size=8)
         video.reset(seed=0)
         SpatialSoftAttention(video.canvas_shape, 10).train_losses(video, None)
+
+
+def test_attention_pictures_show_where_the_soft_agents_look():
+    from agents.common import box_corners
+    from envs.glimpse_env import render_attention
+
+    theta = torch.tensor([[0.5, 0.0, 0.5], [0.0, 0.5, -0.5]])  # the top-right quadrant
+    torch.testing.assert_close(box_corners(theta), torch.tensor([[0.0, -1.0], [1.0, -1.0], [1.0, 0.0], [0.0, 0.0]]))
+    picture = torch.zeros(1, 8, 8)
+    drawn = render_attention(picture, quads=box_corners(theta)[None], height_px=8)  # zoom 1
+    assert drawn.shape == (8, 8, 3)
+    assert drawn[0, 4:].any() and not drawn[:, :3].any() and not drawn[5:].any()  # outline in that quadrant only
+    heat = torch.tensor([[0.0, 1.0], [0.0, 0.0]])  # all weight on the top-right cell
+    hot = render_attention(picture, heat=heat, height_px=8)
+    assert hot[:4, 4:, 0].min() > 150 and hot[:4, 4:, 1:].max() == 0  # red where the weight is
+    assert not hot[:, :4].any() and not hot[4:].any()  # the black picture untouched elsewhere
+    model = SpatialTransformerClassifier((1, 20, 20), 10, size=10)
+    quads = model.attention_maps(torch.rand(2, 1, 20, 20))["quads"]
+    torch.testing.assert_close(quads[:, 0], torch.tensor([[-1.0, -1], [1, -1], [1, 1], [-1, 1]]).expand(2, 4, 2))

@@ -83,6 +83,8 @@ def test_every_agent_trains_with_the_shared_tags(tmp_path, agent):
     events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0}).Reload()
     assert SHARED_TAGS | AGENT_TAGS[agent] <= set(events.Tags()["scalars"])
     assert ("eval/glimpse_paths" in events.Tags()["images"]) == (agent == "item-hard")  # hard agents: paths
+    soft = agent in ("item-soft", "spatial-soft", "stn", "racnn-soft", "racnn-hard")  # attention pictures
+    assert ("eval/attention" in events.Tags()["images"]) == soft
 
 
 def test_agents_that_do_not_apply_are_refused(tmp_path):
