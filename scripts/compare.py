@@ -213,17 +213,32 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
     lines = [
         f"# {cfg.env} ({cfg.dataset}): {cfg.seeds} seed(s), {cfg.train_images:,} training images per run",
         "",
-        "| agent | kind | test error % (mean +- std) | seeds' errors % | FLOPs/image | parameters | train s (mean) |",
-        "|---|---|---|---|---|---|---|",
+        "| agent | kind | test error % (mean +- std) | seeds' errors % | MC error % (K samples) | FLOPs/image | "
+        "parameters | train s (mean) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         errors = np.array([100 * (1 - r["test_accuracy"]) for r in row["results"]])
         first = row["results"][0]
         wall = np.mean([r["wall_seconds"] for r in row["results"]])
+        mc = [100 * (1 - r["test_accuracy_mc"]) for r in row["results"] if "test_accuracy_mc" in r]
+        mc_text = f"{np.mean(mc):.2f} +- {np.std(mc):.2f}" if len(mc) == len(errors) else "–"
         lines.append(f"| {NAMES.get(row['agent'], row['agent'])} | {row['kind']} | {errors.mean():.2f} +- {errors.std():.2f} | "
-                     f"{', '.join(f'{e:.1f}' for e in errors)} | {first['flops_per_image'] / 1e6:.2f} M | "
+                     f"{', '.join(f'{e:.1f}' for e in errors)} | {mc_text} | {first['flops_per_image'] / 1e6:.2f} M | "
                      f"{first['parameters'] / 1e3:.0f} k | {wall:.0f} |")
-    lines += ["", "Test error on the fixed test split, hard agents with their mean locations. FLOPs count matmuls "
+    scaled = [row for row in rows if "test_accuracy_scale1" in row["results"][0]]
+    if scaled:  # RA-CNN: does each scale improve on the last?
+        count = max(int(k.removeprefix("test_accuracy_scale")) for k in scaled[0]["results"][0]
+                    if k.startswith("test_accuracy_scale"))
+        lines += ["", "| agent | " + " | ".join(f"scale {s} acc." for s in range(1, count + 1)) + " | fused acc. |",
+                  "|---|" + "---|" * (count + 1)]
+        for row in scaled:
+            cells = [np.mean([r[f"test_accuracy_scale{s}"] for r in row["results"]]) for s in range(1, count + 1)]
+            fused = np.mean([r["test_accuracy"] for r in row["results"]])
+            lines.append(f"| {NAMES.get(row['agent'], row['agent'])} | " + " | ".join(f"{c:.3f}" for c in cells)
+                         + f" | {fused:.3f} |")
+    lines += ["", "Test error on the fixed test split, hard agents with their mean locations (MC: the classifier's "
+              f"softmax averaged over K = {cfg.mc_samples} sampled rollouts; std is over seeds). FLOPs count matmuls "
               "and convolutions of one image's inference (agents/flops.py). Command: `python scripts/compare.py "
               + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(cfg).items() if v is not None) + "`."]
     path.write_text("\n".join(lines) + "\n")
