@@ -15,14 +15,14 @@ ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
 def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path):
     out = tmp_path / "cmp"
-    cmd = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--env", "mnist", "--agents", "ram,item-soft,conv",
+    cmd = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--env", "mnist", "--agents", "ram,item-soft,racnn-soft,conv",
            "--seeds", "2", "--train-images", "128", "--eval-every", "64", "--eval-images", "32", "--batch-size", "32",
            "--glimpse-size", "8", "--scales", "2", "--glimpses", "2", "--mc-samples", "2", "--jobs", "2",
            "--out", str(out)]
     subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, check=True)
 
     runs = sorted(p.name for p in out.iterdir() if p.is_dir())
-    assert runs == [f"mnist__{a}__{s}" for a in ("conv", "item-soft", "ram") for s in (1, 2)]
+    assert runs == [f"mnist__{a}__{s}" for a in ("conv", "item-soft", "racnn-soft", "ram") for s in (1, 2)]
     for name in runs:  # identical tags, so TensorBoard overlays them
         events = EventAccumulator(str(out / name), size_guidance={"scalars": 0}).Reload()
         assert [e.step for e in events.Scalars("eval/accuracy")] == [64, 128]
@@ -39,8 +39,9 @@ def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path):
 
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (out / "comparison.md").read_text()
-    for name in ("| RAM | hard |", "| item-wise soft | soft |", "| conv | baseline |"):
+    for name in ("| RAM | hard |", "| item-wise soft | soft |", "| RA-CNN soft | soft |", "| conv | baseline |"):
         assert name in table
+    assert "| agent | scale 1 acc. | scale 2 acc. | scale 3 acc. | fused acc. |" in table  # RA-CNN's scales
 
     # A second call reuses the finished runs instead of training them again.
     again = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120, check=True)
