@@ -163,7 +163,11 @@ def summarize(cfg: Config, agents: list[str]) -> list[dict]:
 
 
 def write_tensorboard_layout(cfg: Config, rows: list[dict]) -> None:
-    """The run ``.`` of ``OUT``: mean/min/max test accuracy per agent and a Custom Scalars layout of hard vs soft."""
+    """The run ``.`` of ``OUT``: mean/min/max test accuracy per agent and a Custom Scalars layout of hard vs soft.
+
+    Rewritten whole on every call (the runs are unchanged), so a re-run leaves one summary, not two."""
+    for old in Path(cfg.out).glob("events.out.tfevents.*"):
+        old.unlink()
     writer = SummaryWriter(cfg.out)
     charts: dict[str, dict[str, list]] = {}
     for row in rows:
