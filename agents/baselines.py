@@ -25,17 +25,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from agents.common import SceneClassifier
+from agents.common import SceneClassifier, check_canvas_shape
 from glimpse._checks import check_shape
 
 __all__ = ["FCClassifier", "ConvClassifier"]
-
-
-def _check_canvas_shape(canvas_shape: Sequence[int]) -> tuple[int, int, int]:
-    shape = tuple(canvas_shape)
-    if len(shape) != 3 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-        raise ValueError(f"canvas_shape must be (C, H, W) positive ints, e.g. env.canvas_shape; got {canvas_shape!r}")
-    return shape
 
 
 def _check_images(images: Tensor, canvas_shape: tuple[int, int, int]) -> None:
@@ -55,7 +48,7 @@ class FCClassifier(SceneClassifier):
 
     def __init__(self, canvas_shape: Sequence[int], num_classes: int, hidden: int = 256) -> None:
         super().__init__()
-        self.canvas_shape = _check_canvas_shape(canvas_shape)
+        self.canvas_shape = check_canvas_shape(canvas_shape)
         channels, height, width = self.canvas_shape
         self.net = nn.Sequential(
             nn.Flatten(),
@@ -87,7 +80,7 @@ class ConvClassifier(SceneClassifier):
     def __init__(self, canvas_shape: Sequence[int], num_classes: int, *, channels: Sequence[int] = (8,),
                  kernel_size: int = 10, stride: int = 5, hidden: int | None = 256) -> None:
         super().__init__()
-        self.canvas_shape = _check_canvas_shape(canvas_shape)
+        self.canvas_shape = check_canvas_shape(canvas_shape)
         layers: list[nn.Module] = []
         previous = self.canvas_shape[0]
         for out in channels:

@@ -23,6 +23,7 @@ canvas, ``scene_inputs``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -33,7 +34,7 @@ from agents.ram import CoreNetwork
 from glimpse._checks import check_shape
 
 __all__ = ["SceneClassifier", "RecurrentSoftAttention", "classification_losses", "soft_attention_losses",
-           "check_still_canvas", "box_corners"]
+           "check_still_canvas", "check_canvas_shape", "box_corners"]
 
 
 def box_corners(theta: Tensor) -> Tensor:
@@ -53,6 +54,14 @@ def classification_losses(logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
     loss = F.cross_entropy(logits, labels)
     accuracy = (logits.argmax(dim=1) == labels).float().mean().detach()
     return {"loss": loss, "loss_classifier": loss.detach(), "accuracy": accuracy, "reward": accuracy}
+
+
+def check_canvas_shape(canvas_shape: Sequence[int]) -> tuple[int, int, int]:
+    """``canvas_shape`` as a ``(C, H, W)`` tuple of positive ints, or a ``ValueError`` that names it."""
+    shape = tuple(canvas_shape)
+    if len(shape) != 3 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
+        raise ValueError(f"canvas_shape must be (C, H, W) positive ints, e.g. env.canvas_shape; got {canvas_shape!r}")
+    return shape
 
 
 def check_still_canvas(env, agent: str) -> None:

@@ -110,7 +110,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from agents.common import SceneClassifier
+from agents.common import SceneClassifier, check_canvas_shape
 from glimpse._checks import check_shape
 from glimpse.policies import GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss
@@ -372,9 +372,7 @@ class RACNN(SceneClassifier):
                  min_half_side: float = 1 / 3, max_half_side: float = 1.0, std: float = 0.17,
                  alternate_every: int = 100, pretrain_steps: int | None = None) -> None:
         super().__init__()
-        shape = tuple(canvas_shape)
-        if len(shape) != 3 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-            raise ValueError(f"canvas_shape must be (C, H, W) positive ints, e.g. env.canvas_shape; got {canvas_shape!r}")
+        shape = check_canvas_shape(canvas_shape)
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}; got {attention!r}")
         _require_int(num_classes, "num_classes", 2)

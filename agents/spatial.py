@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from agents.common import RecurrentSoftAttention, SceneClassifier, soft_attention_losses
+from agents.common import RecurrentSoftAttention, SceneClassifier, check_canvas_shape, soft_attention_losses
 
 __all__ = ["SpatialSoftAttention", "cell_centers"]
 
@@ -61,9 +61,7 @@ class SpatialSoftAttention(SceneClassifier):
                  channels: tuple[int, int] = (16, 32), hidden: int = 256, core: str = "rnn",
                  doubly_stochastic: float = 0.0) -> None:
         super().__init__()
-        shape = tuple(canvas_shape)
-        if len(shape) != 3 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-            raise ValueError(f"canvas_shape must be (C, H, W) positive ints, e.g. env.canvas_shape; got {canvas_shape!r}")
+        shape = check_canvas_shape(canvas_shape)
         self.canvas_shape, self.doubly_stochastic = shape, float(doubly_stochastic)
         self.features = nn.Sequential(
             nn.Conv2d(shape[0], channels[0], 5, stride=2, padding=2), nn.ReLU(),

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents.baselines import ConvClassifier
-from agents.common import SceneClassifier, box_corners
+from agents.common import SceneClassifier, box_corners, check_canvas_shape
 from agents.ram import CoreNetwork, GlimpseNetwork
 from glimpse.samplers import affine_sample, box_theta
 
@@ -62,9 +62,7 @@ class SpatialTransformerClassifier(SceneClassifier):
                  size: int = 28, steps: int = 1, supersample: int | None = None, localisation: int = 64,
                  core: str = "rnn", hidden: int = 256) -> None:
         super().__init__()
-        shape = tuple(canvas_shape)
-        if len(shape) != 3 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-            raise ValueError(f"canvas_shape must be (C, H, W) positive ints, e.g. env.canvas_shape; got {canvas_shape!r}")
+        shape = check_canvas_shape(canvas_shape)
         if transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {TRANSFORMS}; got {transform!r}")
         for name, value in (("size", size), ("steps", steps)):
