@@ -20,13 +20,17 @@ centre cannot flip a tie), each scale independently. When the exact corner is al
 exactly the naive pad-crop-block-average; otherwise it is that of the window shifted by less than half
 a pixel. Nothing is interpolated.
 
-How. Block sums come from an integral image (summed-area table): each block is four look-ups, so the
-cost of a glimpse does not grow with ``factor**k``. Sums accumulate in ``int32``/``int64`` for ``uint8``
-images (exact) and in ``float64`` for floating images (exact to rounding of the output dtype).
-:class:`GlimpseSensor` builds the table once for a batch of images and then glimpses it many times (an
-episode); :func:`extract_glimpses`, a one-shot call, does the same on small images, and on large ones
-crops per sample the one region its windows cover, prefix-sums it along x and sums each block's rows
-directly, so its cost follows the window size rather than the image size.
+How. Two exact algorithms, one per use, both float32 sums of [0, 1] pixels (float64 for float64 images):
+
+- :func:`extract_glimpses` (one call): each sample's largest window is copied out in two look-ups (its
+  rows, then its columns) and reduced to a pyramid of block means, each level the mean of ``factor``
+  strided copies of the one below per axis; every scale is a central crop of its level. Its cost
+  follows the window size, not the image size. (The windows nest on the block grid whenever ``size`` is
+  even or ``factor`` odd; otherwise each scale gets its own window.)
+- :class:`GlimpseSensor` (one batch of images, glimpsed many times, as in an episode): preparing
+  computes, for every scale, the mean of the block at *every* block start of the zero-padded images
+  (planes of block means, each from the one below); a glimpse is then a single gather of
+  ``S * size**2`` means, whatever ``factor``.
 """
 
 from __future__ import annotations
@@ -149,44 +153,125 @@ def _pixel_scale(images: Tensor) -> float:
     return 255.0 if images.dtype == torch.uint8 else 1.0
 
 
-def _accumulator_dtype(images: Tensor) -> torch.dtype:
-    if images.dtype == torch.uint8:
-        # int32 holds 255 * H * W exactly up to about 8.4 megapixels per channel.
-        return torch.int32 if 255 * images.shape[-1] * images.shape[-2] < 2**31 else torch.int64
-    return torch.float64
+def _plane_dtype(images: Tensor) -> torch.dtype:
+    """Block sums in float32 (float64 for float64 images): exact for uint8 pixels (integers below 2**24)."""
+    return torch.float64 if images.dtype == torch.float64 else torch.float32
 
 
-def _integral_table(images: Tensor, out: Tensor | None = None) -> Tensor:
-    """Exclusive 2-D prefix sums ``(N, C, H + 1, W + 1)``: ``out[..., y, x] = images[..., :y, :x].sum()``.
+class _PlaneLayout:
+    """Where each scale's plane of block means lies in a sensor's flat ``(N, C, total)`` buffer.
 
-    The zero top row and left column make every block sum four plain look-ups, with no masking.
-    ``out``, when given (a previous table of the same shape), is filled in place: no new allocation.
+    All planes share the zero-padded canvas of margin ``P = factor**(scales - 1)`` (the largest block).
+    Plane ``k`` is ``(H + 2P - b + 1, W + 2P - b + 1)`` with ``b = factor**k``; its entry ``[i, j]`` is the
+    mean of the ``b x b`` block of the padded image whose top-left pixel is ``(i - P, j - P)`` in image
+    pixels. Its first and last rows and columns are blocks wholly off the image (0), so clamping a block
+    start into the plane is exact: any start beyond them is also a block of zeros.
+    """
+
+    def __init__(self, height: int, width: int, scales: int, factor: int) -> None:
+        self.height, self.width = height, width
+        self.blocks = [factor**k for k in range(scales)]
+        self.margin = self.blocks[-1]
+        self.padded = (height + 2 * self.margin, width + 2 * self.margin)
+        self.shapes = [(self.padded[0] - b + 1, self.padded[1] - b + 1) for b in self.blocks]
+        sizes = [h * w for h, w in self.shapes]
+        self.offsets = [sum(sizes[:k]) for k in range(scales)]
+        self.total = sum(sizes)
+        # The largest x-mean while building plane k from plane k - 1: (H_{k-1}, W_k).
+        self.scratch = max([self.shapes[k - 1][0] * self.shapes[k][1] for k in range(1, scales)], default=0)
+
+    def plane(self, buffer: Tensor, k: int) -> Tensor:
+        """Plane ``k`` of ``buffer`` ``(N, C, total)`` as an ``(N, C, H_k, W_k)`` view."""
+        h, w = self.shapes[k]
+        return buffer[..., self.offsets[k] : self.offsets[k] + h * w].unflatten(-1, (h, w))
+
+    def zero_margins(self, buffer: Tensor) -> None:
+        """Zero plane 0's margins, the only entries that preparing does not write."""
+        plane, m = self.plane(buffer, 0), self.margin
+        plane[..., :m, :] = 0
+        plane[..., m + self.height :, :] = 0
+        plane[..., :, :m] = 0
+        plane[..., :, m + self.width :] = 0
+
+
+def _mean(parts: list[Tensor], out: Tensor | None = None) -> Tensor:
+    """Elementwise mean of equally shaped ``parts``, into ``out`` when given (one pass for two parts)."""
+    if out is None:
+        if len(parts) == 2:
+            return torch.lerp(parts[0], parts[1], 0.5)
+        return sum(parts[1:], parts[0]) / len(parts) if len(parts) > 1 else parts[0]
+    if len(parts) == 1:
+        return out.copy_(parts[0])
+    if len(parts) == 2:
+        return torch.lerp(parts[0], parts[1], 0.5, out=out)
+    torch.add(parts[0], parts[1], out=out)
+    for part in parts[2:]:
+        out.add_(part)
+    return out.mul_(1.0 / len(parts))
+
+
+def _block_mean_planes(
+    images: Tensor, layout: _PlaneLayout, factor: int, out: Tensor | None = None, scratch: Tensor | None = None
+) -> Tensor:
+    """Every scale's block means at every block start, ``(N, C, layout.total)`` (see :class:`_PlaneLayout`).
+
+    Plane ``k`` is the mean of ``factor`` shifted copies of plane ``k - 1`` along x, then along y: two
+    passes per plane when ``factor`` is 2, whatever its block size. Pixels are scaled to ``[0, 1]``
+    (``uint8``) on the way in. ``out``, when given (a previous buffer of the same shape whose margins are
+    still zero), is filled in place, with the x-means in ``scratch`` (at least ``N * C * layout.scratch``
+    entries): nothing is allocated, so there are no fresh pages to fault in. With autograd recording, a
+    new differentiable buffer is built instead.
     """
     n, c, h, w = images.shape
-    acc = _accumulator_dtype(images)
-    if images.requires_grad and torch.is_grad_enabled():
-        return F.pad(images.cumsum(-1, dtype=acc).cumsum(-2), (1, 0, 1, 0))
-    # Without autograd, accumulate in place in the bordered buffer: a third less memory traffic.
-    table = torch.empty((n, c, h + 1, w + 1), dtype=acc, device=images.device) if out is None else out
-    table[..., 0, :] = 0
-    table[..., 1:, 0] = 0
-    inner = table[..., 1:, 1:]
-    inner.copy_(images)
-    inner.cumsum_(-1)
-    inner.cumsum_(-2)
-    return table
+    m = layout.margin
+    in_place = out is not None and not (images.requires_grad and torch.is_grad_enabled())
+    if in_place:
+        planes = [layout.plane(out, 0)]
+        # The margins of a reused buffer are still zero; only the image's own pixels are rewritten.
+        torch.mul(images, 1.0 / _pixel_scale(images), out=planes[0][..., m : m + h, m : m + w])
+    else:
+        planes = [F.pad(images.to(_plane_dtype(images)) * (1.0 / _pixel_scale(images)), (m, m, m, m))]
+    for k in range(1, len(layout.blocks)):
+        below, step = planes[-1], layout.blocks[k - 1]
+        hk, wk = layout.shapes[k]
+        across = [below[..., :, j * step : j * step + wk] for j in range(factor)]
+        rows = below.shape[-2]
+        x_means = _mean(across, None if not in_place else scratch[: n * c * rows * wk].view(n, c, rows, wk))
+        down = [x_means[..., j * step : j * step + hk, :] for j in range(factor)]
+        planes.append(_mean(down, layout.plane(out, k) if in_place else None))
+    if in_place:
+        return out
+    return torch.cat([p.flatten(-2) for p in planes], dim=-1)
+
+
+def _clamped_block_entries(layout: _PlaneLayout, k: int, size: int, axis: int, device) -> Tensor:
+    """For every window corner ``c`` in ``[-L, E]`` along ``axis`` (0: x, 1: y; ``E`` the image extent),
+    the entries of its ``size`` blocks in plane ``k``: ``(E + L + 1, size)`` int64.
+
+    Block ``i`` starts at ``c + b * i``, index ``c + b * i + P`` in the plane, clamped onto its zero
+    border; along y that is a row, counted in entries (times the plane's width) from the buffer's start
+    (the plane's offset added), along x a column.
+    """
+    b, extent = layout.blocks[k], (layout.width, layout.height)[axis]
+    height, width = layout.shapes[k]
+    corners = torch.arange(-size * b, extent + 1, device=device)
+    starts = (corners[:, None] + b * torch.arange(size, device=device) + layout.margin).clamp(0, (width, height)[axis] - 1)
+    return starts if axis == 0 else starts * width + layout.offsets[k]
 
 
 class GlimpseSensor:
     r"""A multi-scale retina prepared once for a batch of images, then glimpsed many times.
 
-    Building the integral image costs about one pass over the images; every glimpse after that is
-    ``S * (size + 1)**2`` look-ups per sample, whatever ``factor``. Use it where the same images are
-    glimpsed several times (an episode); :func:`extract_glimpses` is the one-shot form.
+    Preparing computes, for every scale, the mean of every ``factor**k x factor**k`` block of the
+    zero-padded images (each scale's plane from the one below: two passes over the images per scale
+    when ``factor`` is 2); every glimpse after that is a single gather of ``S * size**2`` means per
+    sample, whatever ``factor``. Use it where the same images are glimpsed several times (an episode);
+    :func:`extract_glimpses` is the one-shot form.
 
     Conventions: as :func:`extract_glimpses`. ``images`` ``(N, C, H, W)`` uint8 or float; glimpses
-    ``(B, S, C, size, size)``, float32 in ``[0, 1]`` for uint8 images, else the images' dtype. Gradients
-    flow to ``images`` when they require grad.
+    ``(B, S, C, size, size)``, float32 in ``[0, 1]`` for uint8 images, else the images' dtype. Means are
+    float32 (float64 for float64 images). Gradients flow to ``images`` when they require grad.
+    Memory: about ``S * C * (H + 2 * factor**(S-1)) * (W + 2 * factor**(S-1))`` means per image.
 
     Args:
         images: ``(N, C, H, W)`` images to glimpse.
@@ -212,35 +297,48 @@ class GlimpseSensor:
         self.channels = int(images.shape[1])
         self.input_dtype = images.dtype
         self.out_dtype = _output_dtype(images)
-        self.table = _integral_table(images)  # (N, C, H + 1, W + 1)
+        layout = self._layout = _PlaneLayout(self.height, self.width, scales, factor)
         device = images.device
-        blocks = factor ** torch.arange(scales, device=device)  # (S,)
-        # Offsets of each block boundary from the window corner: (S, size + 1).
-        self._boundaries = blocks[:, None] * torch.arange(size + 1, device=device)
-        self._extent = torch.tensor([self.width, self.height], device=device).view(1, 1, 2, 1)
-        self._channel_ids = torch.arange(self.channels, device=device)
+        self.planes = torch.empty((images.shape[0], self.channels, layout.total), dtype=_plane_dtype(images), device=device)
+        layout.zero_margins(self.planes)
+        self._scratch = torch.empty(self.planes.numel() // layout.total * layout.scratch, dtype=self.planes.dtype,
+                                    device=device)
+        self.prepare(images)
+        # Per scale and axis, a table from the window's corner to its blocks' (clamped) entries; see
+        # _clamped_block_entries. Corners clamp into [-L, W] x [-L, H] first: beyond that a window is
+        # wholly off the image, all zeros, and so is the clamped corner's.
+        sides = [size * b for b in layout.blocks]
+        self._corner_min = torch.tensor([[-L, -L] for L in sides], device=device).view(1, scales, 2)
+        self._corner_max = torch.tensor([[self.width, self.height]] * scales, device=device).view(1, scales, 2)
+        tables = [_clamped_block_entries(layout, k, size, axis, device) for axis in (0, 1) for k in range(scales)]
+        rows_per_table = [len(t) for t in tables]
+        starts = torch.tensor([sum(rows_per_table[:i]) for i in range(len(tables))], device=device)
+        self._entry_table = torch.cat(tables)  # (rows, size)
+        # Row of the table for corner c of scale k and axis a: c + L_k + first row of that table.
+        self._table_row = (starts.view(2, scales).T + torch.tensor(sides, device=device)[:, None]).view(1, scales, 2)
+        # Entry offsets of each channel, so that the gathered means come out as (B, S, C, size * size).
+        self._channel_offsets = (torch.arange(self.channels, device=device) * layout.total).view(1, 1, -1, 1)
         self._half_extent, self._shift = _corner_constants(self.height, self.width, size, scales, factor, device)
-        inv_area = 1.0 / (_pixel_scale(images) * blocks.to(torch.float64) ** 2)
-        # Block sums are exact in the table's dtype; scaled in it (float64) or in float32 (integer tables).
-        scale_dtype = self.table.dtype if self.table.is_floating_point() else torch.float32
-        self._inv_area = inv_area.to(scale_dtype).view(1, 1, scales, 1, 1)
+        self._work: Tensor | None = None
 
     @property
     def num_images(self) -> int:
-        return int(self.table.shape[0])
+        return int(self.planes.shape[0])
 
     def prepare(self, images: Tensor) -> None:
         """Re-prepare every row for new ``images`` ``(N, C, H, W)`` in place (a new episode of all envs).
 
-        Same result as a new sensor, without allocating a new table.
+        Same result as a new sensor, without allocating new planes.
         """
         self._check_replacement(images)
         if images.shape[0] != self.num_images:
             raise ValueError(f"prepare() takes all {self.num_images} images; got {images.shape[0]} (use replace)")
         if images.requires_grad and torch.is_grad_enabled():
-            self.table = _integral_table(images)
-        else:
-            _integral_table(images, out=self.table)
+            self.planes = _block_mean_planes(images, self._layout, self.factor)
+            return
+        if self.planes.requires_grad:  # the last images required grad: back to the reused buffer
+            self.planes = self.planes.detach()
+        _block_mean_planes(images, self._layout, self.factor, out=self.planes, scratch=self._scratch)
 
     def replace(self, index: Tensor, images: Tensor) -> None:
         """Re-prepare the rows ``index`` ``(K,)`` with new ``images`` ``(K, C, H, W)`` (an env's reset).
@@ -251,7 +349,7 @@ class GlimpseSensor:
         if len(index) == self.num_images and torch.equal(index, torch.arange(len(index), device=index.device)):
             self.prepare(images)
         else:
-            self.table[index] = _integral_table(images)
+            self.planes[index] = _block_mean_planes(images, self._layout, self.factor)
 
     def _check_replacement(self, images: Tensor) -> None:
         _check_images(images)
@@ -270,37 +368,48 @@ class GlimpseSensor:
             _check_centers(centers, self.num_images)
         else:
             _check_centers(centers)
-            check_shape(index, "index", "(B,)", (centers.shape[0],))
-        corners = _corners(centers, self._half_extent, self._shift)  # (B, S, 2)
-        # Clamping every block edge to [0, W] x [0, H] clips each block to the image: off-image pixels
-        # count 0 (the table's first row and column are 0).
-        edges = torch.minimum(corners[..., None] + self._boundaries[:, None, :], self._extent).clamp_(min=0)
-        return self._glimpse_at_edges(edges, index)
-
-    def _glimpse_at_edges(self, edges: Tensor, index: Tensor | None) -> Tensor:
-        """Block means from block edges ``(B, S, 2, size + 1)`` already clamped to ``[0, W] x [0, H]``."""
-        batch = edges.shape[0]
-        c, n = self.channels, self.size + 1
-        flat = edges[:, :, 1, :, None] * (self.width + 1) + edges[:, :, 0, None, :]  # (B, S, n, n)
-        plane = (self.height + 1) * (self.width + 1)
-        if index is None:
-            index_bc = flat.view(batch, 1, -1) if c == 1 else flat.view(batch, 1, -1).expand(batch, c, -1)
-            looked_up = self.table.view(batch, c, plane).gather(2, index_bc)
+            self._check_index(index, centers.shape[0])
+        batch, c, size = centers.shape[0], self.channels, self.size
+        corners = _corners(centers, self._half_extent, self._shift)  # (B, S, 2) as (x0, y0)
+        torch.clamp(corners, min=self._corner_min, max=self._corner_max, out=corners)
+        entries = self._entry_table.index_select(0, corners.add_(self._table_row).view(-1)).view(batch, self.scales, 2, size)
+        row_firsts = entries[:, :, 1]  # (B, S, size): each block row's first entry; plus the column below
+        if index is not None:  # entries counted from the start of the whole buffer
+            row_firsts = row_firsts + (index.to(row_firsts.device) * (c * self._layout.total)).view(-1, 1, 1)
+        differentiable = self.planes.requires_grad and torch.is_grad_enabled()
+        # Without autograd the index goes to a buffer kept between calls: a fresh allocation of this size
+        # costs more in page faults than the arithmetic on it (measured on a 2-core VM).
+        flat = torch.add(row_firsts[..., :, None], entries[:, :, 0, None, :],
+                         out=None if differentiable else self._workspace(batch)).view(batch, self.scales, 1, size * size)
+        if c > 1:
+            flat = flat + self._channel_offsets  # (B, S, C, size * size)
+        shape = (batch, self.scales, c, size, size)
+        # Straight into the output when the planes already hold its dtype (no second pass).
+        direct = not differentiable and self.planes.dtype == self.out_dtype
+        out = torch.empty(shape, dtype=self.out_dtype, device=self.planes.device) if direct else None
+        if index is None:  # row b of the output gathers from image b: the fastest gather
+            means = torch.gather(self.planes.view(batch, -1), 1, flat.reshape(batch, -1),
+                                 out=None if out is None else out.view(batch, -1))
         else:
-            first = (index.to(flat.device)[:, None] * c + self._channel_ids) * plane  # (B, C)
-            looked_up = self.table.view(-1)[first[:, :, None] + flat.view(batch, 1, -1)]
-        at = looked_up.view(batch, c, self.scales, n, n)
-        rows = at[..., 1:, :] - at[..., :-1, :]  # (B, C, S, size, n): sums of each block row, cumulated in x
-        sums = rows[..., 1:] - rows[..., :-1]  # (B, C, S, size, size)
-        # One pass from the sums to the output dtype: the scale's multiply writes (and rounds) into it;
-        # out= does not take autograd, so the gradient path multiplies, then casts.
-        if sums.requires_grad:
-            means = (sums * self._inv_area).to(self.out_dtype)
-        else:
-            means = torch.empty(sums.shape, dtype=self.out_dtype, device=sums.device)
-            torch.mul(sums, self._inv_area, out=means)
-        return means.transpose(1, 2).contiguous()
+            means = torch.index_select(self.planes.view(-1), 0, flat.reshape(-1),
+                                       out=None if out is None else out.view(-1))
+        return means.view(shape) if direct else means.view(shape).to(self.out_dtype)
 
+    def _check_index(self, index: Tensor, batch: int) -> None:
+        check_shape(index, "index", "(B,)", (batch,))
+        if index.is_floating_point() or index.dtype == torch.bool:
+            raise TypeError(f"index must hold integer image rows; got {index.dtype}")
+        if len(index) and not bool(((index >= 0) & (index < self.num_images)).all()):
+            raise IndexError(
+                f"index must be in [0, {self.num_images}); got values from {int(index.min())} to {int(index.max())}"
+            )
+
+    def _workspace(self, batch: int) -> Tensor:
+        """The ``(B, S, size, size)`` index buffer for ``batch`` glimpses, kept for the last batch size."""
+        if self._work is None or self._work.shape[0] != batch:
+            shape = (batch, self.scales, self.size, self.size)
+            self._work = torch.empty(shape, dtype=torch.long, device=self.planes.device)
+        return self._work
 
 def extract_glimpses(
     images: Tensor, centers: Tensor, *, size: int, scales: int = 1, factor: int = 2
@@ -342,53 +451,54 @@ def extract_glimpses(
     size, scales, factor = _check_retina(size, scales, factor)
     batch, channels, height, width = images.shape
     _check_centers(centers, batch)
-    if _uses_table(size, scales, factor, height, width):
-        # The windows cover much of the image: a full integral table, glimpsed once, is the cheaper way.
-        return GlimpseSensor(images, size=size, scales=scales, factor=factor)(centers)
-    corners = _corners(centers, *_corner_constants(height, width, size, scales, factor, images.device))
-    return _block_means_from_region(images, corners, size, scales, factor)
+    corners = _corners(centers, *_corner_constants(height, width, size, scales, factor, images.device))  # (B, S, 2)
+    sides = [size * factor**k for k in range(scales)]
+    # Windows nest on the block grid when every scale's offset inside the largest window,
+    # (L_top - L_k) / 2, is a whole number of its blocks: then one window and its block-mean pyramid give
+    # every scale. Otherwise (an odd size with an even factor) each scale gets its own window.
+    nested = size % 2 == 0 or factor % 2 == 1
+    groups = [(scales - 1, range(scales))] if nested else [(k, [k]) for k in range(scales)]
+    out = images.new_empty((batch, scales, channels, size, size), dtype=_output_dtype(images))
+    for top, members in groups:
+        levels = _block_mean_pyramid(_window(images, corners[:, top], sides[top]), factor, top)
+        for k in members:
+            # Whole blocks: corners derive from the top one by the same offset, exactly, when nested.
+            first = (sides[top] - sides[k]) // 2 // factor**k
+            out[:, k] = levels[k][..., first : first + size, first : first + size]
+    return out
 
 
-def _uses_table(size: int, scales: int, factor: int, height: int, width: int) -> bool:
-    """Whether a whole-image integral table beats cropping each glimpse's region (small images)."""
-    side = size * factor ** (scales - 1)
-    return 4 * side * side >= height * width
+def _window(images: Tensor, corners: Tensor, side: int) -> Tensor:
+    """The ``side x side`` window at integer corners ``(B, 2)`` ``(x0, y0)`` of every image, zero off the
+    image, pixels scaled to ``[0, 1]`` for ``uint8``: ``(B, C, side, side)`` float (float64 stays).
 
-
-def _block_means_from_region(images: Tensor, corners: Tensor, size: int, scales: int, factor: int) -> Tensor:
-    """Block means without a whole-image table, for images much larger than the glimpse.
-
-    Each sample's windows all lie in one ``side x side`` region (``side`` = the largest window:
-    rounding moves a corner by under half a pixel). That region is gathered in one indexing op (zero off
-    the image), prefix-summed along x, and each block's ``factor**k`` rows are summed directly, so the
-    cost follows the window size, not the image size.
+    Two look-ups, each a copy of what it keeps: the window's rows (clamped onto the image), then its
+    columns; rows and columns off the image are zeroed afterwards.
     """
-    batch = corners.shape[0]
-    height, width = images.shape[-2:]
+    batch, channels, height, width = images.shape
     device = images.device
-    side = size * factor ** (scales - 1)
-    origin = corners.min(dim=1).values  # (B, 2): top-left of the region holding every window
-    steps = torch.arange(side, device=device)
-    ys, xs = origin[:, 1, None] + steps, origin[:, 0, None] + steps  # (B, side)
-    which = torch.arange(batch, device=device)
-    region = images[which[:, None, None], :, ys.clamp(0, height - 1)[:, :, None], xs.clamp(0, width - 1)[:, None, :]]
-    off_image = ((ys < 0) | (ys >= height))[:, :, None] | ((xs < 0) | (xs >= width))[:, None, :]  # (B, side, side)
-    region = region.masked_fill(off_image[..., None], 0)  # (B, side, side, C)
-    prefix = region.permute(0, 3, 1, 2).cumsum(-1, dtype=_accumulator_dtype(images))  # (B, C, side, side)
-    channels = prefix.shape[1]
-    prefix = prefix.reshape(batch, channels, side * side)
+    wanted = corners[:, :, None] + torch.arange(side, device=device)  # (B, 2, side): columns, then rows
+    last = torch.tensor([width - 1, height - 1], device=device).view(1, 2, 1)
+    clamped = torch.clamp(wanted, min=torch.zeros_like(last), max=last)
     work = torch.float64 if images.dtype == torch.float64 else torch.float32
-    pixel_scale = _pixel_scale(images)
-    boundaries = torch.arange(size + 1, device=device)
-    means = []
-    for k in range(scales):
-        block = factor**k
-        local = corners[:, k] - origin  # (B, 2), inside [0, side - window side]
-        rows = local[:, 1, None] + steps[: size * block]  # (B, s)
-        cols = local[:, 0, None] + block * boundaries  # (B, n): block edges; the exclusive prefix at 0 is 0
-        flat = rows[:, :, None] * side + (cols - 1).clamp(min=0)[:, None, :]  # (B, s, n)
-        at = prefix.gather(2, flat.view(batch, 1, -1).expand(batch, channels, -1))
-        at = at.view(batch, channels, size, block, size + 1) * (cols > 0)[:, None, None, None, :]
-        bands = at.sum(3) if block > 1 else at[:, :, :, 0]  # (B, C, size, n): each block row, cumulated in x
-        means.append((bands[..., 1:] - bands[..., :-1]).to(work) * (1.0 / (pixel_scale * block * block)))
-    return torch.stack(means, dim=1).to(_output_dtype(images))  # (B, S, C, size, size)
+    inside = (clamped == wanted).to(work)  # (B, 2, side): 1 where the column / row lies on the image
+    first_rows = (torch.arange(batch * channels, device=device) * height).view(batch, channels, 1)
+    rows = (clamped[:, None, 1] + first_rows).view(-1)  # (B * C * side,)
+    strip = images.reshape(-1, width).index_select(0, rows).view(batch * channels, side, width)
+    cols = clamped[:, 0] if channels == 1 else clamped[:, 0].repeat_interleave(channels, dim=0)  # (B * C, side)
+    window = strip.gather(2, cols[:, None, :].expand(-1, side, -1)).view(batch, channels, side, side)
+    # Two passes that zero what lies off the image, the first also to the working dtype when needed.
+    row_inside = inside[:, None, 1, :, None]
+    window = window.mul_(row_inside) if window.dtype == work else torch.mul(window, row_inside)
+    return window.mul_(inside[:, None, None, 0, :] * (1.0 / _pixel_scale(images)))
+
+
+def _block_mean_pyramid(window: Tensor, factor: int, top: int) -> list[Tensor]:
+    """Means of the ``factor**j``-pixel blocks of ``window`` ``(B, C, L, L)`` for ``j = 0..top``, each level
+    from the one below by ``factor`` strided copies per axis (``L`` a multiple of ``factor**top``)."""
+    levels = [window]
+    for _ in range(top):
+        below = levels[-1]
+        across = _mean([below[..., j::factor] for j in range(factor)])
+        levels.append(_mean([across[..., j::factor, :] for j in range(factor)]))
+    return levels

@@ -51,20 +51,31 @@ def random_images(b, c, h, w, dtype, seed=0):
 
 
 EDGE_CENTERS = torch.tensor(
-    [[-1, -1], [1, -1], [-1, 1], [1, 1], [-1, 0], [1, 0], [0, -1], [0, 1], [0, 0], [-1.4, 0.2], [0.3, 1.6], [2.5, 2.5]],
+    [[-1, -1], [1, -1], [-1, 1], [1, 1], [-1, 0], [1, 0], [0, -1], [0, 1], [0, 0], [-1.4, 0.2], [0.3, 1.6], [2.5, 2.5],
+     [-9.0, 7.0], [0.2, -30.0]],
     dtype=torch.float32,
 )
+
+
+def sensor_glimpses(images, centers, *, size, scales=1, factor=2):
+    """The same glimpses through a prepared GlimpseSensor (its own algorithm: planes of block means)."""
+    return GlimpseSensor(images, size=size, scales=scales, factor=factor)(centers)
+
+
+# Both retinas: the one-shot call (a window and its block-mean pyramid) and the prepared sensor.
+RETINAS = pytest.mark.parametrize("retina", [extract_glimpses, sensor_glimpses], ids=["call", "sensor"])
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("size,scales,factor", [(4, 1, 2), (5, 2, 2), (6, 3, 2), (3, 4, 2), (5, 3, 3), (4, 2, 3)])
 @pytest.mark.parametrize("hw", [(20, 20), (17, 31), (80, 64)])
-def test_matches_reference_on_every_edge_and_corner(dtype, channels, size, scales, factor, hw):
+@RETINAS
+def test_matches_reference_on_every_edge_and_corner(dtype, channels, size, scales, factor, hw, retina):
     h, w = hw
     centers = EDGE_CENTERS
     images = random_images(len(centers), channels, h, w, dtype)
-    out = extract_glimpses(images, centers, size=size, scales=scales, factor=factor)
+    out = retina(images, centers, size=size, scales=scales, factor=factor)
     assert out.shape == (len(centers), scales, channels, size, size)
     assert out.dtype == torch.float32
     expected = reference_extract(images, centers, size, scales, factor)
@@ -101,34 +112,38 @@ def test_half_pixel_corners_round_up():
     assert window_corners_px(torch.tensor([[x, 0.0]]), 2, 6, size=2).tolist() == [[[2, 0]]]
 
 
-def test_factor_one_repeats_the_same_window():
+@RETINAS
+def test_factor_one_repeats_the_same_window(retina):
     images = random_images(3, 1, 10, 10, torch.float32)
-    out = extract_glimpses(images, torch.zeros(3, 2), size=4, scales=3, factor=1)
+    out = retina(images, torch.zeros(3, 2), size=4, scales=3, factor=1)
     torch.testing.assert_close(out[:, 0], out[:, 2])
 
 
-def test_float64_and_half_precision_keep_their_dtype():
+@RETINAS
+def test_float64_and_half_precision_keep_their_dtype(retina):
     for dtype in (torch.float64, torch.bfloat16):
         images = random_images(2, 1, 12, 12, torch.float32).to(dtype)
-        out = extract_glimpses(images, torch.zeros(2, 2), size=4, scales=2)
+        out = retina(images, torch.zeros(2, 2), size=4, scales=2)
         assert out.dtype == dtype
         expected = reference_extract(images.float(), torch.zeros(2, 2), 4, 2, 2)
         torch.testing.assert_close(out.double(), expected, atol=1e-2 if dtype == torch.bfloat16 else 1e-12, rtol=0)
 
 
-def test_window_fully_outside_is_zero():
-    images = torch.ones(1, 1, 8, 8)
-    out = extract_glimpses(images, torch.tensor([[5.0, -5.0]]), size=3, scales=2)
+@RETINAS
+def test_window_fully_outside_is_zero(retina):
+    images = torch.ones(3, 1, 8, 8)
+    out = retina(images, torch.tensor([[5.0, -5.0], [1e4, 0.0], [0.0, -1e4]]), size=3, scales=2)
     assert out.abs().max() == 0
 
 
-def test_gradients_flow_to_images():
+@RETINAS
+def test_gradients_flow_to_images(retina):
     images = random_images(2, 2, 9, 7, torch.float64).requires_grad_()
     centers = torch.tensor([[0.1, -0.3], [-0.9, 0.8]], dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda im: extract_glimpses(im, centers, size=3, scales=2), (images,))
+    assert torch.autograd.gradcheck(lambda im: retina(im, centers, size=3, scales=2), (images,))
     # Gradient of the sum of a pixel's glimpse values: each block pixel gets 1/block_area per block covering it.
     img = torch.zeros(1, 1, 8, 8, requires_grad=True)
-    extract_glimpses(img, torch.zeros(1, 2), size=2, scales=2).sum().backward()
+    retina(img, torch.zeros(1, 2), size=2, scales=2).sum().backward()
     assert img.grad[0, 0, 3, 3] == pytest.approx(1 + 0.25)
     assert img.grad[0, 0, 0, 0] == 0
 
@@ -151,18 +166,43 @@ def test_sensor_matches_stateless_and_replace_and_index():
     torch.testing.assert_close(sensor(centers), extract_glimpses(images2, centers, size=5, scales=3), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="replacement images"):
         sensor.replace(torch.tensor([0]), new[:1].float())
-    # prepare: all rows at once, in place (the same table buffer), same result as a new sensor.
-    table = sensor.table
+    # prepare: all rows at once, in place (the same planes buffer), same result as a new sensor.
+    planes = sensor.planes
     fresh = random_images(5, 3, 30, 40, torch.uint8, seed=11)
     sensor.prepare(fresh)
-    assert sensor.table is table
+    assert sensor.planes is planes
     torch.testing.assert_close(sensor(centers), extract_glimpses(fresh, centers, size=5, scales=3), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="prepare"):
         sensor.prepare(fresh[:2])
     # replace with every row in order is prepare: in place, same result.
     sensor.replace(torch.arange(5), images)
-    assert sensor.table is table
+    assert sensor.planes is planes
     torch.testing.assert_close(sensor(centers), extract_glimpses(images, centers, size=5, scales=3), atol=1e-6, rtol=0)
+
+
+def test_sensor_outputs_are_fresh_and_reprepare_after_autograd():
+    images = random_images(4, 2, 16, 12, torch.float32)
+    centers = torch.rand(2, 4, 2, generator=torch.Generator().manual_seed(5)) * 3 - 1.5
+    sensor = GlimpseSensor(images.clone().requires_grad_(), size=4, scales=3, factor=2)
+    torch.testing.assert_close(sensor(centers[0]).double(), reference_extract(images, centers[0], 4, 3, 2), atol=1e-5, rtol=0)
+    # Back to the reused buffer for images without grad: its margins must still be zero.
+    fresh = random_images(4, 2, 16, 12, torch.float32, seed=3)
+    sensor.prepare(fresh)
+    first = sensor(centers[0])
+    kept = first.clone()
+    second = sensor(centers[1])  # must not write into the first call's output
+    torch.testing.assert_close(first, kept, atol=0, rtol=0)
+    torch.testing.assert_close(second.double(), reference_extract(fresh, centers[1], 4, 3, 2), atol=1e-5, rtol=0)
+
+
+def test_sensor_index_is_checked():
+    sensor = GlimpseSensor(random_images(3, 1, 8, 8, torch.uint8), size=2)
+    with pytest.raises(IndexError, match=r"index must be in \[0, 3\); got values from -1 to 2"):
+        sensor(torch.zeros(2, 2), index=torch.tensor([-1, 2]))
+    with pytest.raises(IndexError, match="index must be in"):
+        sensor(torch.zeros(1, 2), index=torch.tensor([3]))
+    with pytest.raises(TypeError, match="integer image rows"):
+        sensor(torch.zeros(1, 2), index=torch.tensor([0.0]))
 
 
 def test_centers_from_corners_round_trip():
@@ -178,7 +218,7 @@ def test_large_image_region_path_matches_reference():
     torch.testing.assert_close(out.double(), reference_extract(images, centers, 6, 3, 2), atol=1e-5, rtol=0)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     b=st.integers(1, 3),
     c=st.integers(1, 3),
@@ -194,7 +234,8 @@ def test_property_matches_reference(b, c, h, w, size, scales, factor, uint8, dat
     coords = st.floats(-1.5, 1.5, allow_nan=False, width=32)
     centers = torch.tensor([[data.draw(coords), data.draw(coords)] for _ in range(b)], dtype=torch.float32)
     images = random_images(b, c, h, w, torch.uint8 if uint8 else torch.float32, seed=h * 41 + w)
-    out = extract_glimpses(images, centers, size=size, scales=scales, factor=factor)
+    retina = data.draw(st.sampled_from([extract_glimpses, sensor_glimpses]))
+    out = retina(images, centers, size=size, scales=scales, factor=factor)
     expected = reference_extract(images, centers, size, scales, factor)
     torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=0)
     # Property: every output is a mean of values in [0, 1] (zeros outside count), so it stays in [0, 1].
