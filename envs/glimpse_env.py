@@ -131,8 +131,8 @@ class _Scene:
 
 class _PictureScene(_Scene):
     """Still canvases ``(N, C, H, W)`` (classification) or videos ``(N, T, C, H, W)``, whose step ``t``
-    glimpses frame ``t``. The sensor's integral images are built at reset (for videos, all ``N * T``
-    frames), so every glimpse of the episode is a table look-up."""
+    glimpses frame ``t``. The sensor is prepared at reset (for videos, all ``N * T`` frames): on
+    canvases this size, planes of block means, so every glimpse of the episode is one gather."""
 
     def __init__(self, generate: Callable, steps: int, retina: dict, shape, num_classes: int):
         self._generate, self._retina = generate, retina

@@ -262,22 +262,27 @@ def _clamped_block_entries(layout: _PlaneLayout, k: int, size: int, axis: int, d
 class GlimpseSensor:
     r"""A multi-scale retina prepared once for a batch of images, then glimpsed many times.
 
-    Preparing computes, for every scale, the mean of every ``factor**k x factor**k`` block of the
-    zero-padded images (each scale's plane from the one below: two passes over the images per scale
-    when ``factor`` is 2); every glimpse after that is a single gather of ``S * size**2`` means per
-    sample, whatever ``factor``. Use it where the same images are glimpsed several times (an episode);
-    :func:`extract_glimpses` is the one-shot form.
+    With ``method="planes"``, preparing computes, for every scale, the mean of every
+    ``factor**k x factor**k`` block of the zero-padded images (each scale's plane from the one below:
+    two passes over the images per scale when ``factor`` is 2); every glimpse after that is a single
+    gather of ``S * size**2`` means per sample, whatever ``factor``. Memory: about
+    ``S * C * (H + 2 * factor**(S-1)) * (W + 2 * factor**(S-1))`` means per image. With
+    ``method="windows"`` the sensor keeps a copy of the images and glimpses them as
+    :func:`extract_glimpses` does, which is cheaper where the windows cover little of a large image.
+    ``"auto"`` takes planes when ``H * W <= 8 * (size * factor**(S-1))**2``. Both give the same
+    glimpses (up to float32 rounding). Use a sensor where the same images are glimpsed several times
+    (an episode); :func:`extract_glimpses` is the one-shot form.
 
     Conventions: as :func:`extract_glimpses`. ``images`` ``(N, C, H, W)`` uint8 or float; glimpses
     ``(B, S, C, size, size)``, float32 in ``[0, 1]`` for uint8 images, else the images' dtype. Means are
     float32 (float64 for float64 images). Gradients flow to ``images`` when they require grad.
-    Memory: about ``S * C * (H + 2 * factor**(S-1)) * (W + 2 * factor**(S-1))`` means per image.
 
     Args:
         images: ``(N, C, H, W)`` images to glimpse.
         size: glimpse side in pixels (every scale's output is ``size x size``).
         scales: number of scales ``S``; scale ``k`` covers ``size * factor**k`` pixels.
         factor: ratio of window sides between consecutive scales.
+        method: ``"auto"``, ``"planes"`` or ``"windows"`` (see above).
 
     Example:
         >>> img = torch.arange(16.0).view(1, 1, 4, 4)
@@ -290,20 +295,36 @@ class GlimpseSensor:
                  [10.5000, 12.5000]]])
     """
 
-    def __init__(self, images: Tensor, *, size: int, scales: int = 1, factor: int = 2) -> None:
+    def __init__(
+        self, images: Tensor, *, size: int, scales: int = 1, factor: int = 2, method: str = "auto"
+    ) -> None:
         _check_images(images)
         self.size, self.scales, self.factor = _check_retina(size, scales, factor)
+        if method not in ("auto", "planes", "windows"):
+            raise ValueError(f"method must be 'auto', 'planes' or 'windows'; got {method!r}")
         self.height, self.width = int(images.shape[-2]), int(images.shape[-1])
         self.channels = int(images.shape[1])
         self.input_dtype = images.dtype
         self.out_dtype = _output_dtype(images)
-        layout = self._layout = _PlaneLayout(self.height, self.width, scales, factor)
         device = images.device
-        self.planes = torch.empty((images.shape[0], self.channels, layout.total), dtype=_plane_dtype(images), device=device)
-        layout.zero_margins(self.planes)
-        self._scratch = torch.empty(self.planes.numel() // layout.total * layout.scratch, dtype=self.planes.dtype,
-                                    device=device)
+        # Planes pay when the windows cover much of the image (measured on the 2-core VM: at 60x60 and
+        # 100x100 with 48 px windows an 8-glimpse episode is faster on planes, at 224x224 on windows).
+        largest = size * factor ** (scales - 1)
+        self.uses_planes = method == "planes" or (method == "auto" and self.height * self.width <= 8 * largest**2)
+        self.images: Tensor | None = None  # the images themselves, when glimpsed by windows
+        self.planes: Tensor | None = None
+        if self.uses_planes:
+            self._init_planes(images.shape[0], _plane_dtype(images), device)
         self.prepare(images)
+        self._half_extent, self._shift = _corner_constants(self.height, self.width, size, scales, factor, device)
+
+    def _init_planes(self, num_images: int, dtype: torch.dtype, device: torch.device) -> None:
+        """The planes buffer (margins zeroed once), the x-mean scratch and the look-up tables."""
+        size, scales = self.size, self.scales
+        layout = self._layout = _PlaneLayout(self.height, self.width, scales, self.factor)
+        self.planes = torch.empty((num_images, self.channels, layout.total), dtype=dtype, device=device)
+        layout.zero_margins(self.planes)
+        self._scratch = torch.empty(num_images * self.channels * layout.scratch, dtype=dtype, device=device)
         # Per scale and axis, a table from the window's corner to its blocks' (clamped) entries; see
         # _clamped_block_entries. Corners clamp into [-L, W] x [-L, H] first: beyond that a window is
         # wholly off the image, all zeros, and so is the clamped corner's.
@@ -318,12 +339,11 @@ class GlimpseSensor:
         self._table_row = (starts.view(2, scales).T + torch.tensor(sides, device=device)[:, None]).view(1, scales, 2)
         # Entry offsets of each channel, so that the gathered means come out as (B, S, C, size * size).
         self._channel_offsets = (torch.arange(self.channels, device=device) * layout.total).view(1, 1, -1, 1)
-        self._half_extent, self._shift = _corner_constants(self.height, self.width, size, scales, factor, device)
         self._work: Tensor | None = None
 
     @property
     def num_images(self) -> int:
-        return int(self.planes.shape[0])
+        return int((self.planes if self.uses_planes else self.images).shape[0])
 
     def prepare(self, images: Tensor) -> None:
         """Re-prepare every row for new ``images`` ``(N, C, H, W)`` in place (a new episode of all envs).
@@ -331,14 +351,27 @@ class GlimpseSensor:
         Same result as a new sensor, without allocating new planes.
         """
         self._check_replacement(images)
-        if images.shape[0] != self.num_images:
+        if self._prepared_count() not in (None, images.shape[0]):
             raise ValueError(f"prepare() takes all {self.num_images} images; got {images.shape[0]} (use replace)")
-        if images.requires_grad and torch.is_grad_enabled():
+        differentiable = images.requires_grad and torch.is_grad_enabled()
+        if not self.uses_planes:
+            # The sensor's own copy (the caller may reuse its tensor), or, with autograd, the images themselves.
+            if differentiable or self.images is None or self.images.requires_grad:
+                self.images = images if differentiable else images.clone()
+            else:
+                self.images.copy_(images)
+            return
+        if differentiable:
             self.planes = _block_mean_planes(images, self._layout, self.factor)
             return
         if self.planes.requires_grad:  # the last images required grad: back to the reused buffer
             self.planes = self.planes.detach()
         _block_mean_planes(images, self._layout, self.factor, out=self.planes, scratch=self._scratch)
+
+    def _prepared_count(self) -> int | None:
+        """How many images are prepared; None before the first."""
+        prepared = self.planes if self.uses_planes else self.images
+        return None if prepared is None else int(prepared.shape[0])
 
     def replace(self, index: Tensor, images: Tensor) -> None:
         """Re-prepare the rows ``index`` ``(K,)`` with new ``images`` ``(K, C, H, W)`` (an env's reset).
@@ -348,6 +381,10 @@ class GlimpseSensor:
         self._check_replacement(images)
         if len(index) == self.num_images and torch.equal(index, torch.arange(len(index), device=index.device)):
             self.prepare(images)
+        elif not self.uses_planes and self.images.requires_grad:
+            self.images = self.images.index_put((index,), images)  # out of place: that is the caller's tensor
+        elif not self.uses_planes:
+            self.images[index] = images
         else:
             self.planes[index] = _block_mean_planes(images, self._layout, self.factor)
 
@@ -371,6 +408,8 @@ class GlimpseSensor:
             self._check_index(index, centers.shape[0])
         batch, c, size = centers.shape[0], self.channels, self.size
         corners = _corners(centers, self._half_extent, self._shift)  # (B, S, 2) as (x0, y0)
+        if not self.uses_planes:
+            return _pyramid_glimpses(self.images, corners, size, self.scales, self.factor, index)
         torch.clamp(corners, min=self._corner_min, max=self._corner_max, out=corners)
         entries = self._entry_table.index_select(0, corners.add_(self._table_row).view(-1)).view(batch, self.scales, 2, size)
         row_firsts = entries[:, :, 1]  # (B, S, size): each block row's first entry; plus the column below
@@ -452,6 +491,15 @@ def extract_glimpses(
     batch, channels, height, width = images.shape
     _check_centers(centers, batch)
     corners = _corners(centers, *_corner_constants(height, width, size, scales, factor, images.device))  # (B, S, 2)
+    return _pyramid_glimpses(images, corners, size, scales, factor)
+
+
+def _pyramid_glimpses(
+    images: Tensor, corners: Tensor, size: int, scales: int, factor: int, index: Tensor | None = None
+) -> Tensor:
+    """Glimpses ``(B, S, C, size, size)`` at integer corners ``(B, S, 2)`` of ``images[index]`` (of
+    ``images`` when ``index`` is None) by each sample's window and its block-mean pyramid."""
+    batch, channels = corners.shape[0], images.shape[1]
     sides = [size * factor**k for k in range(scales)]
     # Windows nest on the block grid when every scale's offset inside the largest window,
     # (L_top - L_k) / 2, is a whole number of its blocks: then one window and its block-mean pyramid give
@@ -460,7 +508,7 @@ def extract_glimpses(
     groups = [(scales - 1, range(scales))] if nested else [(k, [k]) for k in range(scales)]
     out = images.new_empty((batch, scales, channels, size, size), dtype=_output_dtype(images))
     for top, members in groups:
-        levels = _block_mean_pyramid(_window(images, corners[:, top], sides[top]), factor, top)
+        levels = _block_mean_pyramid(_window(images, corners[:, top], sides[top], index), factor, top)
         for k in members:
             # Whole blocks: corners derive from the top one by the same offset, exactly, when nested.
             first = (sides[top] - sides[k]) // 2 // factor**k
@@ -468,21 +516,23 @@ def extract_glimpses(
     return out
 
 
-def _window(images: Tensor, corners: Tensor, side: int) -> Tensor:
-    """The ``side x side`` window at integer corners ``(B, 2)`` ``(x0, y0)`` of every image, zero off the
-    image, pixels scaled to ``[0, 1]`` for ``uint8``: ``(B, C, side, side)`` float (float64 stays).
+def _window(images: Tensor, corners: Tensor, side: int, index: Tensor | None = None) -> Tensor:
+    """The ``side x side`` window at integer corners ``(B, 2)`` ``(x0, y0)`` of each image (of image
+    ``index[b]`` for row ``b`` when given), zero off the image, pixels scaled to ``[0, 1]`` for ``uint8``:
+    ``(B, C, side, side)`` float (float64 stays).
 
     Two look-ups, each a copy of what it keeps: the window's rows (clamped onto the image), then its
     columns; rows and columns off the image are zeroed afterwards.
     """
-    batch, channels, height, width = images.shape
+    batch, (_, channels, height, width) = corners.shape[0], images.shape
     device = images.device
     wanted = corners[:, :, None] + torch.arange(side, device=device)  # (B, 2, side): columns, then rows
     last = torch.tensor([width - 1, height - 1], device=device).view(1, 2, 1)
     clamped = torch.clamp(wanted, min=torch.zeros_like(last), max=last)
     work = torch.float64 if images.dtype == torch.float64 else torch.float32
     inside = (clamped == wanted).to(work)  # (B, 2, side): 1 where the column / row lies on the image
-    first_rows = (torch.arange(batch * channels, device=device) * height).view(batch, channels, 1)
+    which = torch.arange(batch, device=device) if index is None else index.to(device)
+    first_rows = ((which[:, None] * channels + torch.arange(channels, device=device)) * height)[..., None]  # (B, C, 1)
     rows = (clamped[:, None, 1] + first_rows).view(-1)  # (B * C * side,)
     strip = images.reshape(-1, width).index_select(0, rows).view(batch * channels, side, width)
     cols = clamped[:, 0] if channels == 1 else clamped[:, 0].repeat_interleave(channels, dim=0)  # (B * C, side)

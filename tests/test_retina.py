@@ -58,12 +58,18 @@ EDGE_CENTERS = torch.tensor(
 
 
 def sensor_glimpses(images, centers, *, size, scales=1, factor=2):
-    """The same glimpses through a prepared GlimpseSensor (its own algorithm: planes of block means)."""
-    return GlimpseSensor(images, size=size, scales=scales, factor=factor)(centers)
+    """The same glimpses through a prepared GlimpseSensor on planes of block means (its own algorithm)."""
+    return GlimpseSensor(images, size=size, scales=scales, factor=factor, method="planes")(centers)
 
 
-# Both retinas: the one-shot call (a window and its block-mean pyramid) and the prepared sensor.
-RETINAS = pytest.mark.parametrize("retina", [extract_glimpses, sensor_glimpses], ids=["call", "sensor"])
+def window_sensor_glimpses(images, centers, *, size, scales=1, factor=2):
+    """The same glimpses through a GlimpseSensor that keeps the images and glimpses them by windows."""
+    return GlimpseSensor(images, size=size, scales=scales, factor=factor, method="windows")(centers)
+
+
+# Every retina: the one-shot call (a window and its block-mean pyramid) and the prepared sensor's two methods.
+ALL_RETINAS = [extract_glimpses, sensor_glimpses, window_sensor_glimpses]
+RETINAS = pytest.mark.parametrize("retina", ALL_RETINAS, ids=["call", "planes", "windows"])
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
@@ -148,10 +154,12 @@ def test_gradients_flow_to_images(retina):
     assert img.grad[0, 0, 0, 0] == 0
 
 
-def test_sensor_matches_stateless_and_replace_and_index():
+@pytest.mark.parametrize("method", ["planes", "windows"])
+def test_sensor_matches_stateless_and_replace_and_index(method):
     images = random_images(5, 3, 30, 40, torch.uint8)
     centers = torch.rand(5, 2, generator=torch.Generator().manual_seed(3)) * 2.4 - 1.2
-    sensor = GlimpseSensor(images, size=5, scales=3, factor=2)
+    sensor = GlimpseSensor(images, size=5, scales=3, factor=2, method=method)
+    assert sensor.uses_planes == (method == "planes")
     torch.testing.assert_close(sensor(centers), extract_glimpses(images, centers, size=5, scales=3), atol=1e-6, rtol=0)
     # index: glimpse image 4 twice and image 0 once.
     index = torch.tensor([4, 0, 4])
@@ -166,24 +174,26 @@ def test_sensor_matches_stateless_and_replace_and_index():
     torch.testing.assert_close(sensor(centers), extract_glimpses(images2, centers, size=5, scales=3), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="replacement images"):
         sensor.replace(torch.tensor([0]), new[:1].float())
-    # prepare: all rows at once, in place (the same planes buffer), same result as a new sensor.
-    planes = sensor.planes
+    # prepare: all rows at once, in place (the same buffer), same result as a new sensor.
+    prepared = sensor.planes if method == "planes" else sensor.images
     fresh = random_images(5, 3, 30, 40, torch.uint8, seed=11)
     sensor.prepare(fresh)
-    assert sensor.planes is planes
+    assert (sensor.planes if method == "planes" else sensor.images) is prepared
     torch.testing.assert_close(sensor(centers), extract_glimpses(fresh, centers, size=5, scales=3), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="prepare"):
         sensor.prepare(fresh[:2])
     # replace with every row in order is prepare: in place, same result.
     sensor.replace(torch.arange(5), images)
-    assert sensor.planes is planes
+    assert (sensor.planes if method == "planes" else sensor.images) is prepared
     torch.testing.assert_close(sensor(centers), extract_glimpses(images, centers, size=5, scales=3), atol=1e-6, rtol=0)
 
 
-def test_sensor_outputs_are_fresh_and_reprepare_after_autograd():
+@pytest.mark.parametrize("method", ["planes", "windows"])
+def test_sensor_outputs_are_fresh_and_reprepare_after_autograd(method):
     images = random_images(4, 2, 16, 12, torch.float32)
     centers = torch.rand(2, 4, 2, generator=torch.Generator().manual_seed(5)) * 3 - 1.5
-    sensor = GlimpseSensor(images.clone().requires_grad_(), size=4, scales=3, factor=2)
+    leaf = images.clone().requires_grad_()
+    sensor = GlimpseSensor(leaf, size=4, scales=3, factor=2, method=method)
     torch.testing.assert_close(sensor(centers[0]).double(), reference_extract(images, centers[0], 4, 3, 2), atol=1e-5, rtol=0)
     # Back to the reused buffer for images without grad: its margins must still be zero.
     fresh = random_images(4, 2, 16, 12, torch.float32, seed=3)
@@ -193,9 +203,15 @@ def test_sensor_outputs_are_fresh_and_reprepare_after_autograd():
     second = sensor(centers[1])  # must not write into the first call's output
     torch.testing.assert_close(first, kept, atol=0, rtol=0)
     torch.testing.assert_close(second.double(), reference_extract(fresh, centers[1], 4, 3, 2), atol=1e-5, rtol=0)
+    # A partial replace never writes into the caller's tensor.
+    sensor.prepare(leaf)
+    sensor.replace(torch.tensor([1]), fresh[:1])
+    torch.testing.assert_close(leaf.detach(), images, atol=0, rtol=0)
 
 
-def test_sensor_index_is_checked():
+def test_sensor_index_and_method_are_checked():
+    with pytest.raises(ValueError, match="method must be 'auto', 'planes' or 'windows'; got 'table'"):
+        GlimpseSensor(random_images(3, 1, 8, 8, torch.uint8), size=2, method="table")
     sensor = GlimpseSensor(random_images(3, 1, 8, 8, torch.uint8), size=2)
     with pytest.raises(IndexError, match=r"index must be in \[0, 3\); got values from -1 to 2"):
         sensor(torch.zeros(2, 2), index=torch.tensor([-1, 2]))
@@ -234,7 +250,7 @@ def test_property_matches_reference(b, c, h, w, size, scales, factor, uint8, dat
     coords = st.floats(-1.5, 1.5, allow_nan=False, width=32)
     centers = torch.tensor([[data.draw(coords), data.draw(coords)] for _ in range(b)], dtype=torch.float32)
     images = random_images(b, c, h, w, torch.uint8 if uint8 else torch.float32, seed=h * 41 + w)
-    retina = data.draw(st.sampled_from([extract_glimpses, sensor_glimpses]))
+    retina = data.draw(st.sampled_from(ALL_RETINAS))
     out = retina(images, centers, size=size, scales=scales, factor=factor)
     expected = reference_extract(images, centers, size, scales, factor)
     torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=0)
@@ -263,3 +279,21 @@ def test_bad_input_is_named(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         extract_glimpses(args.pop("images"), args.pop("centers"), **args)
+
+
+def test_bench_glimpse_script_runs_and_checks_both_sensor_methods():
+    """The benchmark's own correctness column: both retinas agree with the loop on every row."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_glimpse.py"
+    args = ["--batch", "3", "--image", "1x40x40", "2x200x200", "--budget", "0.01", "--glimpses", "2", "--json"]
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["rows"]
+    # 48 px windows: planes on 40x40, windows on 200x200 (40,000 > 8 * 48**2).
+    assert [r["setting"] for r in rows] == ["call", "episode x2 (planes)", "call", "episode x2 (windows)"]
+    assert max(r["max_abs_err"] for r in rows) < 1e-5
+    assert all(r["ratio"] > 0 for r in rows)
