@@ -73,6 +73,9 @@ __all__ = [
 
 CORES = ("rnn", "lstm")
 DECISIONS = ("classify", "catch")
+# "center": an ablation without attention -- every glimpse at the image centre (the env must start there
+# too, GlimpseVectorEnv(start="center")), no location policy: what the retina alone is worth.
+LOCATIONS = ("learned", "center")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -190,9 +193,13 @@ class RAM(nn.Module):
 
     def __init__(self, glimpse_shape: tuple[int, int, int, int], num_classes: int, *, hidden: int = 256,
                  glimpse_hidden: int = 128, core: str = "rnn", std: float = 0.17, learn_std: bool = False,
-                 decision: str = "classify", reinforce_into_core: bool = False, entropy_coef: float = 0.0) -> None:
+                 decision: str = "classify", reinforce_into_core: bool = False, entropy_coef: float = 0.0,
+                 location: str = "learned") -> None:
         super().__init__()
         self.entropy_coef = float(entropy_coef)
+        if location not in LOCATIONS:
+            raise ValueError(f"location must be one of {LOCATIONS}; got {location!r}")
+        self.location = location
         if len(glimpse_shape) != 4 or any(not isinstance(s, int) or s < 1 for s in glimpse_shape):
             raise ValueError(f"glimpse_shape must be (S, C, g, g) positive ints; got {glimpse_shape!r}")
         if decision not in DECISIONS:
@@ -364,6 +371,10 @@ def rollout(model: RAM, env, obs: dict[str, Tensor], *, deterministic: bool = Fa
     if catch != (getattr(env, "task", None) == "catch"):
         raise ValueError(f"RAM(decision={model.decision!r}) cannot play task {getattr(env, 'task', None)!r}: "
                          f"use decision='catch' for Catch and 'classify' otherwise (RAM.from_env does this)")
+    centered = model.location == "center"
+    if centered and getattr(env, "start_mode", None) != "center":
+        raise ValueError("RAM(location='center') glimpses only the centre: make the env with start='center' "
+                         "so that its first glimpse is there too")
 
     state = model.initial_state(num_envs, device)
     log_probs, entropies, baselines, rewards, locations = [], [], [], [], [obs["location"].clone()]
@@ -373,13 +384,17 @@ def rollout(model: RAM, env, obs: dict[str, Tensor], *, deterministic: bool = Fa
         h_head = model.head_input(h)
 
         # Where to look next: l_t, a constant (sampled without gradient, or a detached mode).
-        if deterministic:
+        if centered:  # the no-attention ablation: nothing to choose, nothing to score
+            loc, log_prob, entropy = h.new_zeros(num_envs, 2), h.new_zeros(num_envs), h.new_zeros(num_envs)
+        elif deterministic:
             loc, log_prob = model.locator.mode(h_head).detach(), h.new_zeros(num_envs)  # (N, 2), (N,)
+            entropy = model.locator.entropy(h_head)
         else:
             loc, log_prob = model.locator.sample(h_head)  # (N, 2) no grad, (N,)
+            entropy = model.locator.entropy(h_head)
         if t < steps:  # l_T only produces the final observation: nothing to score
             log_probs.append(log_prob)
-            entropies.append(model.locator.entropy(h_head))
+            entropies.append(entropy)
         baselines.append(model.baseline(h_head).squeeze(1))  # (N,)
 
         # The decision: class scores at the last step, or a paddle move at every step (Catch).

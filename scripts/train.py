@@ -71,6 +71,8 @@ class Config:
     """std of the Gaussian location policy (pre-tanh), fixed as in the paper"""
     core: Literal["rnn", "lstm"] = "rnn"
     """RAM's core network"""
+    location: Literal["learned", "center"] = "learned"
+    """ram: where to look -- learned (RAM), or every glimpse at the centre (the no-attention ablation)"""
     entropy_coef: float = 0.0
     """entropy bonus of the hard agents' policies (Catch's paddle collapses to a deterministic policy without one)"""
     expected_context_prob: float = 0.0
@@ -128,8 +130,9 @@ def make_env(cfg: Config, split: str, num_envs: int) -> GlimpseVectorEnv:
     elif task["task"] != "catch":
         task.update(dataset=cfg.dataset, data_dir=cfg.data_dir)
     action_mode = AGENT_CLASSES[cfg.agent].action_mode or "continuous"  # None: the agent never steps it
+    start = "center" if cfg.location == "center" else "random"  # the ablation's first glimpse is central too
     return GlimpseVectorEnv(num_envs, split=split, glimpse_size=cfg.glimpse_size, scales=cfg.scales,
-                            action_mode=action_mode, device=cfg.device, **task)
+                            action_mode=action_mode, start=start, device=cfg.device, **task)
 
 
 def make_test_env(cfg: Config) -> GlimpseVectorEnv:
@@ -142,7 +145,7 @@ def make_test_env(cfg: Config) -> GlimpseVectorEnv:
 def make_agent(cfg: Config, env: GlimpseVectorEnv) -> torch.nn.Module:
     """The ``--agent`` model sized for ``env``; it follows the contract of :mod:`agents.common`."""
     if cfg.agent == "ram":
-        model = ram.RAM.from_env(env, core=cfg.core, std=cfg.std, entropy_coef=cfg.entropy_coef)
+        model = ram.RAM.from_env(env, core=cfg.core, std=cfg.std, entropy_coef=cfg.entropy_coef, location=cfg.location)
     elif cfg.agent == "item-hard":
         model = itemwise.HardItemAttention.from_env(env, core=cfg.core, entropy_coef=cfg.entropy_coef,
                                                     expected_context_prob=cfg.expected_context_prob)
@@ -238,6 +241,8 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 def main() -> None:
     cfg = parse_config(Config, description=__doc__)
+    if cfg.location != "learned" and cfg.agent != "ram":
+        raise SystemExit(f"--location {cfg.location} is RAM's no-attention ablation; --agent {cfg.agent} has no such option")
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     run_dir = Path(cfg.run_dir)

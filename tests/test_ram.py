@@ -134,6 +134,23 @@ def test_rollout_rejects_envs_it_cannot_drive():
         rollout(model, env, obs)
 
 
+def test_center_location_ablation_glimpses_only_the_centre_and_has_no_location_policy():
+    env = make_env("catch", start="center")
+    torch.manual_seed(0)
+    model = RAM.from_env(env, location="center")
+    obs, _ = env.reset(seed=0)
+    trajectory, _ = rollout(model, env, obs)
+    assert trajectory.locations.abs().max() == 0  # l_0 from the env and every l_t chosen: the centre
+    out = ram_losses(trajectory)
+    out["loss"].backward()
+    assert grads(model.locator) == []  # nothing to learn about where to look
+    assert len(grads(model.paddle)) > 0 and len(grads(model.core)) > 0
+    with pytest.raises(ValueError, match="start='center'"):
+        rollout(model, make_env("catch"), make_env("catch").reset(seed=0)[0])
+    with pytest.raises(ValueError, match="location must be one of"):
+        RAM.from_env(env, location="edge")
+
+
 # ------------------------------------------------------------------------------------------------ detachment
 
 
