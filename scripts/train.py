@@ -74,7 +74,7 @@ class Config:
     location: Literal["learned", "center"] = "learned"
     """ram: where to look -- learned (RAM), or every glimpse at the centre (the no-attention ablation)"""
     entropy_coef: float = 0.0
-    """entropy bonus of the hard agents' policies (Catch's paddle collapses to a deterministic policy without one)"""
+    """entropy bonus of the hard agents' policies (0: none)"""
     expected_context_prob: float = 0.0
     """item-hard: chance per minibatch of training on the expected context instead of the sample (Show, Attend and Tell: 0.5)"""
     doubly_stochastic: float = 0.0
@@ -86,7 +86,7 @@ class Config:
     racnn_input_size: int | None = None
     """racnn-*: side of what each scale's CNN sees (none: the canvas's own; smaller is much cheaper)"""
     learning_rate: float = 1e-3
-    """Adam's step size"""
+    """Adam's step size (Catch: start from 3e-4; at 1e-3 its paddle policy collapses, see docs/results.md)"""
     batch_size: int = 128
     """images (episodes) per update"""
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
