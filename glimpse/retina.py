@@ -154,7 +154,7 @@ def _pixel_scale(images: Tensor) -> float:
 
 
 def _plane_dtype(images: Tensor) -> torch.dtype:
-    """Block sums in float32 (float64 for float64 images): exact for uint8 pixels (integers below 2**24)."""
+    """The working dtype of windows and planes: float32, or float64 for float64 images."""
     return torch.float64 if images.dtype == torch.float64 else torch.float32
 
 
@@ -236,7 +236,7 @@ def _block_mean_planes(
         hk, wk = layout.shapes[k]
         across = [below[..., :, j * step : j * step + wk] for j in range(factor)]
         rows = below.shape[-2]
-        x_means = _mean(across, None if not in_place else scratch[: n * c * rows * wk].view(n, c, rows, wk))
+        x_means = _mean(across, scratch[: n * c * rows * wk].view(n, c, rows, wk) if in_place else None)
         down = [x_means[..., j * step : j * step + hk, :] for j in range(factor)]
         planes.append(_mean(down, layout.plane(out, k) if in_place else None))
     if in_place:
@@ -529,7 +529,7 @@ def _window(images: Tensor, corners: Tensor, side: int, index: Tensor | None = N
     wanted = corners[:, :, None] + torch.arange(side, device=device)  # (B, 2, side): columns, then rows
     last = torch.tensor([width - 1, height - 1], device=device).view(1, 2, 1)
     clamped = torch.clamp(wanted, min=torch.zeros_like(last), max=last)
-    work = torch.float64 if images.dtype == torch.float64 else torch.float32
+    work = _plane_dtype(images)
     inside = (clamped == wanted).to(work)  # (B, 2, side): 1 where the column / row lies on the image
     which = torch.arange(batch, device=device) if index is None else index.to(device)
     first_rows = ((which[:, None] * channels + torch.arange(channels, device=device)) * height)[..., None]  # (B, C, 1)
