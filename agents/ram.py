@@ -385,16 +385,14 @@ def rollout(model: RAM, env, obs: dict[str, Tensor], *, deterministic: bool = Fa
 
         # Where to look next: l_t, a constant (sampled without gradient, or a detached mode).
         if centered:  # the no-attention ablation: nothing to choose, nothing to score
-            loc, log_prob, entropy = h.new_zeros(num_envs, 2), h.new_zeros(num_envs), h.new_zeros(num_envs)
+            loc, log_prob = h.new_zeros(num_envs, 2), h.new_zeros(num_envs)
         elif deterministic:
             loc, log_prob = model.locator.mode(h_head).detach(), h.new_zeros(num_envs)  # (N, 2), (N,)
-            entropy = model.locator.entropy(h_head)
         else:
             loc, log_prob = model.locator.sample(h_head)  # (N, 2) no grad, (N,)
-            entropy = model.locator.entropy(h_head)
         if t < steps:  # l_T only produces the final observation: nothing to score
             log_probs.append(log_prob)
-            entropies.append(entropy)
+            entropies.append(h.new_zeros(num_envs) if centered else model.locator.entropy(h_head))
         baselines.append(model.baseline(h_head).squeeze(1))  # (N,)
 
         # The decision: class scores at the last step, or a paddle move at every step (Catch).

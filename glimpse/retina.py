@@ -169,7 +169,7 @@ class _PlaneLayout:
     """
 
     def __init__(self, height: int, width: int, scales: int, factor: int) -> None:
-        self.height, self.width = height, width
+        self.height, self.width, self.factor = height, width, factor
         self.blocks = [factor**k for k in range(scales)]
         self.margin = self.blocks[-1]
         self.padded = (height + 2 * self.margin, width + 2 * self.margin)
@@ -211,7 +211,7 @@ def _mean(parts: list[Tensor], out: Tensor | None = None) -> Tensor:
 
 
 def _block_mean_planes(
-    images: Tensor, layout: _PlaneLayout, factor: int, out: Tensor | None = None, scratch: Tensor | None = None
+    images: Tensor, layout: _PlaneLayout, out: Tensor | None = None, scratch: Tensor | None = None
 ) -> Tensor:
     """Every scale's block means at every block start, ``(N, C, layout.total)`` (see :class:`_PlaneLayout`).
 
@@ -223,7 +223,7 @@ def _block_mean_planes(
     new differentiable buffer is built instead.
     """
     n, c, h, w = images.shape
-    m = layout.margin
+    m, factor = layout.margin, layout.factor
     in_place = out is not None and not (images.requires_grad and torch.is_grad_enabled())
     if in_place:
         planes = [layout.plane(out, 0)]
@@ -306,6 +306,7 @@ class GlimpseSensor:
         self.channels = int(images.shape[1])
         self.input_dtype = images.dtype
         self.out_dtype = _output_dtype(images)
+        self.num_images = int(images.shape[0])
         device = images.device
         # Planes pay when the windows cover much of the image (measured on the 2-core VM: at 60x60 and
         # 100x100 with 48 px windows an 8-glimpse episode is faster on planes, at 224x224 on windows).
@@ -314,13 +315,13 @@ class GlimpseSensor:
         self.images: Tensor | None = None  # the images themselves, when glimpsed by windows
         self.planes: Tensor | None = None
         if self.uses_planes:
-            self._init_planes(images.shape[0], _plane_dtype(images), device)
+            self._init_planes(_plane_dtype(images), device)
         self.prepare(images)
         self._half_extent, self._shift = _corner_constants(self.height, self.width, size, scales, factor, device)
 
-    def _init_planes(self, num_images: int, dtype: torch.dtype, device: torch.device) -> None:
+    def _init_planes(self, dtype: torch.dtype, device: torch.device) -> None:
         """The planes buffer (margins zeroed once), the x-mean scratch and the look-up tables."""
-        size, scales = self.size, self.scales
+        size, scales, num_images = self.size, self.scales, self.num_images
         layout = self._layout = _PlaneLayout(self.height, self.width, scales, self.factor)
         self.planes = torch.empty((num_images, self.channels, layout.total), dtype=dtype, device=device)
         layout.zero_margins(self.planes)
@@ -341,17 +342,13 @@ class GlimpseSensor:
         self._channel_offsets = (torch.arange(self.channels, device=device) * layout.total).view(1, 1, -1, 1)
         self._work: Tensor | None = None
 
-    @property
-    def num_images(self) -> int:
-        return int((self.planes if self.uses_planes else self.images).shape[0])
-
     def prepare(self, images: Tensor) -> None:
         """Re-prepare every row for new ``images`` ``(N, C, H, W)`` in place (a new episode of all envs).
 
         Same result as a new sensor, without allocating new planes.
         """
         self._check_replacement(images)
-        if self._prepared_count() not in (None, images.shape[0]):
+        if images.shape[0] != self.num_images:
             raise ValueError(f"prepare() takes all {self.num_images} images; got {images.shape[0]} (use replace)")
         differentiable = images.requires_grad and torch.is_grad_enabled()
         if not self.uses_planes:
@@ -362,16 +359,11 @@ class GlimpseSensor:
                 self.images.copy_(images)
             return
         if differentiable:
-            self.planes = _block_mean_planes(images, self._layout, self.factor)
+            self.planes = _block_mean_planes(images, self._layout)
             return
         if self.planes.requires_grad:  # the last images required grad: back to the reused buffer
             self.planes = self.planes.detach()
-        _block_mean_planes(images, self._layout, self.factor, out=self.planes, scratch=self._scratch)
-
-    def _prepared_count(self) -> int | None:
-        """How many images are prepared; None before the first."""
-        prepared = self.planes if self.uses_planes else self.images
-        return None if prepared is None else int(prepared.shape[0])
+        _block_mean_planes(images, self._layout, out=self.planes, scratch=self._scratch)
 
     def replace(self, index: Tensor, images: Tensor) -> None:
         """Re-prepare the rows ``index`` ``(K,)`` with new ``images`` ``(K, C, H, W)`` (an env's reset).
@@ -386,7 +378,7 @@ class GlimpseSensor:
         elif not self.uses_planes:
             self.images[index] = images
         else:
-            self.planes[index] = _block_mean_planes(images, self._layout, self.factor)
+            self.planes[index] = _block_mean_planes(images, self._layout)
 
     def _check_replacement(self, images: Tensor) -> None:
         _check_images(images)
@@ -449,6 +441,7 @@ class GlimpseSensor:
             shape = (batch, self.scales, self.size, self.size)
             self._work = torch.empty(shape, dtype=torch.long, device=self.planes.device)
         return self._work
+
 
 def extract_glimpses(
     images: Tensor, centers: Tensor, *, size: int, scales: int = 1, factor: int = 2
