@@ -26,7 +26,8 @@ How. Two exact algorithms, one per use, both float32 sums of [0, 1] pixels (floa
   rows, then its columns) and reduced to a pyramid of block means, each level the mean of ``factor``
   strided copies of the one below per axis; every scale is a central crop of its level. Its cost
   follows the window size, not the image size. (The windows nest on the block grid whenever ``size`` is
-  even or ``factor`` odd; otherwise each scale gets its own window.)
+  even or ``factor`` odd; otherwise each scale gets its own window.) On the CPU its intermediates go to
+  per-thread buffers kept between calls (up to 256 MiB per thread), so repeated calls touch no fresh pages.
 - :class:`GlimpseSensor` (one batch of images, glimpsed many times, as in an episode): preparing
   computes, for every scale, the mean of the block at *every* block start of the zero-padded images
   (planes of block means, each from the one below); a glimpse is then a single gather of
@@ -34,6 +35,9 @@ How. Two exact algorithms, one per use, both float32 sums of [0, 1] pixels (floa
 """
 
 from __future__ import annotations
+
+import math
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -499,9 +503,11 @@ def _pyramid_glimpses(
     # every scale. Otherwise (an odd size with an even factor) each scale gets its own window.
     nested = size % 2 == 0 or factor % 2 == 1
     groups = [(scales - 1, range(scales))] if nested else [(k, [k]) for k in range(scales)]
+    # Intermediates go to reused buffers, except under autograd (out= does not record it).
+    scratch = None if images.requires_grad and torch.is_grad_enabled() else _scratch(images.device)
     out = images.new_empty((batch, scales, channels, size, size), dtype=_output_dtype(images))
     for top, members in groups:
-        levels = _block_mean_pyramid(_window(images, corners[:, top], sides[top], index), factor, top)
+        levels = _block_mean_pyramid(_window(images, corners[:, top], sides[top], index, scratch), factor, top, scratch)
         for k in members:
             # Whole blocks: corners derive from the top one by the same offset, exactly, when nested.
             first = (sides[top] - sides[k]) // 2 // factor**k
@@ -509,7 +515,9 @@ def _pyramid_glimpses(
     return out
 
 
-def _window(images: Tensor, corners: Tensor, side: int, index: Tensor | None = None) -> Tensor:
+def _window(
+    images: Tensor, corners: Tensor, side: int, index: Tensor | None = None, scratch: _Scratch | None = None
+) -> Tensor:
     """The ``side x side`` window at integer corners ``(B, 2)`` ``(x0, y0)`` of each image (of image
     ``index[b]`` for row ``b`` when given), zero off the image, pixels scaled to ``[0, 1]`` for ``uint8``:
     ``(B, C, side, side)`` float (float64 stays).
@@ -527,21 +535,69 @@ def _window(images: Tensor, corners: Tensor, side: int, index: Tensor | None = N
     which = torch.arange(batch, device=device) if index is None else index.to(device)
     first_rows = ((which[:, None] * channels + torch.arange(channels, device=device)) * height)[..., None]  # (B, C, 1)
     rows = (clamped[:, None, 1] + first_rows).view(-1)  # (B * C * side,)
-    strip = images.reshape(-1, width).index_select(0, rows).view(batch * channels, side, width)
+    strip = torch.index_select(images.reshape(-1, width), 0, rows, out=_take(scratch, "strip", (len(rows), width), images.dtype))
     cols = clamped[:, 0] if channels == 1 else clamped[:, 0].repeat_interleave(channels, dim=0)  # (B * C, side)
-    window = strip.gather(2, cols[:, None, :].expand(-1, side, -1)).view(batch, channels, side, side)
+    shape = (batch, channels, side, side)
+    window = torch.gather(strip.view(batch * channels, side, width), 2, cols[:, None, :].expand(-1, side, -1),
+                          out=_take(scratch, "window", (batch * channels, side, side), images.dtype)).view(shape)
     # Two passes that zero what lies off the image, the first also to the working dtype when needed.
     row_inside = inside[:, None, 1, :, None]
-    window = window.mul_(row_inside) if window.dtype == work else torch.mul(window, row_inside)
+    if window.dtype == work:
+        window.mul_(row_inside)
+    else:
+        window = torch.mul(window, row_inside, out=_take(scratch, "window", shape, work))
     return window.mul_(inside[:, None, None, 0, :] * (1.0 / _pixel_scale(images)))
 
 
-def _block_mean_pyramid(window: Tensor, factor: int, top: int) -> list[Tensor]:
+def _block_mean_pyramid(window: Tensor, factor: int, top: int, scratch: _Scratch | None = None) -> list[Tensor]:
     """Means of the ``factor**j``-pixel blocks of ``window`` ``(B, C, L, L)`` for ``j = 0..top``, each level
     from the one below by ``factor`` strided copies per axis (``L`` a multiple of ``factor**top``)."""
     levels = [window]
-    for _ in range(top):
+    for j in range(top):
         below = levels[-1]
-        across = _mean([below[..., j::factor] for j in range(factor)])
-        levels.append(_mean([across[..., j::factor, :] for j in range(factor)]))
+        n, c, h, w = below.shape
+        across = _mean([below[..., i::factor] for i in range(factor)], _take(scratch, f"across{j}", (n, c, h, w // factor), below.dtype))
+        level = _take(scratch, f"level{j}", (n, c, h // factor, w // factor), below.dtype)
+        levels.append(_mean([across[..., i::factor, :] for i in range(factor)], level))
     return levels
+
+
+# Intermediates of the one-shot call are reused between calls on the CPU: a fresh tensor of a few MB gets
+# fresh pages, which glibc returns to the kernel after each call, so every call re-faults all of them
+# (measured on the 2-core VM at B=256, 1x60x60, 3 scales of 12 px: ~1,400 page faults and about 3x the
+# call's own time, until other allocations happen to raise glibc's thresholds). Per thread, so that
+# concurrent calls never share; capped, so that one huge call does not pin its intermediates.
+_SCRATCH_MAX_BYTES = 256 * 2**20
+
+
+class _Scratch(threading.local):
+    """This thread's reusable CPU buffers, one per role and dtype, grown on demand up to the cap."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
+        self.nbytes = 0
+
+    def take(self, role: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        numel = math.prod(shape)
+        buffer = self.buffers.get((role, dtype))
+        if buffer is None or buffer.numel() < numel:
+            held = 0 if buffer is None else buffer.numel() * buffer.element_size()
+            wanted = numel * dtype.itemsize
+            if self.nbytes - held + wanted > _SCRATCH_MAX_BYTES:
+                return torch.empty(shape, dtype=dtype)
+            buffer = self.buffers[(role, dtype)] = torch.empty(numel, dtype=dtype)
+            self.nbytes += wanted - held
+        return buffer[:numel].view(shape)
+
+
+_CPU_SCRATCH = _Scratch()
+
+
+def _scratch(device: torch.device) -> _Scratch | None:
+    """The reusable buffers for ``device``: only on the CPU (CUDA's caching allocator already reuses)."""
+    return _CPU_SCRATCH if device.type == "cpu" else None
+
+
+def _take(scratch: _Scratch | None, role: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor | None:
+    """A buffer to write ``out=`` into, or None (let the op allocate) without scratch."""
+    return None if scratch is None else scratch.take(role, shape, dtype)

@@ -234,6 +234,53 @@ def test_large_image_region_path_matches_reference():
     torch.testing.assert_close(out.double(), reference_extract(images, centers, 6, 3, 2), atol=1e-5, rtol=0)
 
 
+def test_reused_buffers_never_leak_into_outputs():
+    """The call's intermediates live in per-thread buffers reused between calls: a later call (other
+    batch size, dtype, retina) must not change an earlier output, and every call stays exact."""
+    calls = [(random_images(6, 1, 30, 30, torch.float32, seed=1), dict(size=4, scales=3)),
+             (random_images(9, 3, 30, 30, torch.uint8, seed=2), dict(size=6, scales=2, factor=3)),
+             (random_images(2, 1, 30, 30, torch.float32, seed=3), dict(size=5, scales=3))]
+    centers = [torch.rand(len(images), 2, generator=torch.Generator().manual_seed(i)) * 3 - 1.5
+               for i, (images, _) in enumerate(calls)]
+    outs = [extract_glimpses(images, c, **kw) for (images, kw), c in zip(calls, centers)]
+    for out, (images, kw), c in zip(outs, calls, centers):
+        expected = reference_extract(images, c, kw["size"], kw.get("scales", 1), kw.get("factor", 2))
+        torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=0)
+
+
+def test_concurrent_threads_get_their_own_buffers():
+    import threading
+
+    images = [random_images(64, 1, 40, 40, torch.float32, seed=s) for s in range(4)]
+    centers = [torch.rand(64, 2, generator=torch.Generator().manual_seed(s)) * 2 - 1 for s in range(4)]
+    expected = [reference_extract(i, c, 6, 3, 2) for i, c in zip(images, centers)]
+    errors = []
+
+    def work(i):
+        for _ in range(20):
+            out = extract_glimpses(images[i], centers[i], size=6, scales=3)
+            errors.append(float((out.double() - expected[i]).abs().max()))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 80 and max(errors) <= 1e-5
+
+
+def test_calls_beyond_the_buffer_cap_allocate_and_stay_exact(monkeypatch):
+    import glimpse.retina as retina
+
+    monkeypatch.setattr(retina, "_SCRATCH_MAX_BYTES", 1024)
+    monkeypatch.setattr(retina, "_CPU_SCRATCH", retina._Scratch())
+    images = random_images(8, 1, 30, 30, torch.uint8)
+    centers = torch.rand(8, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    out = extract_glimpses(images, centers, size=6, scales=3)
+    torch.testing.assert_close(out.double(), reference_extract(images, centers, 6, 3, 2), atol=1e-5, rtol=0)
+    assert retina._CPU_SCRATCH.nbytes <= 1024
+
+
 @settings(max_examples=120, deadline=None)
 @given(
     b=st.integers(1, 3),
