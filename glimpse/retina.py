@@ -36,6 +36,7 @@ How. Two exact algorithms, one per use, both float32 sums of [0, 1] pixels (floa
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 
@@ -107,8 +108,11 @@ def window_corners_px(
     return _corners(centers, *_corner_constants(height, width, size, scales, factor, centers.device))
 
 
+@functools.lru_cache(maxsize=64)
 def _corner_constants(height: int, width: int, size: int, scales: int, factor: int, device) -> tuple[Tensor, Tensor]:
-    """``half_extent`` ``(2,)`` = ``(W/2, H/2)`` and ``shift`` ``(1, S, 1)`` = ``side_k / 2 - 1/2 - tie``, float64."""
+    """``half_extent`` ``(2,)`` = ``(W/2, H/2)`` and ``shift`` ``(1, S, 1)`` = ``side_k / 2 - 1/2 - tie``, float64.
+
+    Cached (read-only): building them costs as many small ops as a glimpse of a small batch."""
     half_extent = torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64, device=device)
     half_sides = size * factor ** torch.arange(scales, dtype=torch.float64, device=device) / 2.0
     return half_extent, (half_sides - (0.5 + _TIE_PX)).view(1, -1, 1)
@@ -527,13 +531,15 @@ def _window(
     """
     batch, (_, channels, height, width) = corners.shape[0], images.shape
     device = images.device
-    wanted = corners[:, :, None] + torch.arange(side, device=device)  # (B, 2, side): columns, then rows
-    last = torch.tensor([width - 1, height - 1], device=device).view(1, 2, 1)
-    clamped = torch.clamp(wanted, min=torch.zeros_like(last), max=last)
+    offsets, first, last = _window_constants(side, height, width, device)
+    wanted = corners[:, :, None] + offsets  # (B, 2, side): columns, then rows
+    clamped = torch.clamp(wanted, min=first, max=last)
     work = _plane_dtype(images)
     inside = (clamped == wanted).to(work)  # (B, 2, side): 1 where the column / row lies on the image
-    which = torch.arange(batch, device=device) if index is None else index.to(device)
-    first_rows = ((which[:, None] * channels + torch.arange(channels, device=device)) * height)[..., None]  # (B, C, 1)
+    if index is None:  # the first row of every (image, channel) in the (N * C * H, W) view
+        first_rows = torch.arange(0, batch * channels * height, height, device=device).view(batch, channels, 1)
+    else:
+        first_rows = ((index.to(device)[:, None] * channels + torch.arange(channels, device=device)) * height)[..., None]
     rows = (clamped[:, None, 1] + first_rows).view(-1)  # (B * C * side,)
     strip = torch.index_select(images.reshape(-1, width), 0, rows, out=_take(scratch, "strip", (len(rows), width), images.dtype))
     cols = clamped[:, 0] if channels == 1 else clamped[:, 0].repeat_interleave(channels, dim=0)  # (B * C, side)
@@ -547,6 +553,14 @@ def _window(
     else:
         window = torch.mul(window, row_inside, out=_take(scratch, "window", shape, work))
     return window.mul_(inside[:, None, None, 0, :] * (1.0 / _pixel_scale(images)))
+
+
+@functools.lru_cache(maxsize=64)
+def _window_constants(side: int, height: int, width: int, device) -> tuple[Tensor, Tensor, Tensor]:
+    """``offsets`` ``(side,)`` = ``0..side-1``, and the first and last pixel ``(1, 2, 1)`` per axis ``(x, y)``:
+    int64, cached (read-only)."""
+    first = torch.zeros((1, 2, 1), dtype=torch.long, device=device)
+    return torch.arange(side, device=device), first, torch.tensor([width - 1, height - 1], device=device).view(1, 2, 1)
 
 
 def _block_mean_pyramid(window: Tensor, factor: int, top: int, scratch: _Scratch | None = None) -> list[Tensor]:
