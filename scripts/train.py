@@ -75,6 +75,9 @@ class Config:
     """ram: where to look -- learned (RAM), or every glimpse at the centre (the no-attention ablation)"""
     entropy_coef: float = 0.0
     """entropy bonus of the hard agents' policies (0: none)"""
+    reinforce_into_core: bool = False
+    """ram: let the location REINFORCE and the baseline regression train the core and glimpse networks too,
+    as in the paper (default: they read a detached state, as popular reimplementations do)"""
     expected_context_prob: float = 0.0
     """item-hard: chance per minibatch of training on the expected context instead of the sample (Show, Attend and Tell: 0.5)"""
     doubly_stochastic: float = 0.0
@@ -145,7 +148,8 @@ def make_test_env(cfg: Config) -> GlimpseVectorEnv:
 def make_agent(cfg: Config, env: GlimpseVectorEnv) -> torch.nn.Module:
     """The ``--agent`` model sized for ``env``; it follows the contract of :mod:`agents.common`."""
     if cfg.agent == "ram":
-        model = ram.RAM.from_env(env, core=cfg.core, std=cfg.std, entropy_coef=cfg.entropy_coef, location=cfg.location)
+        model = ram.RAM.from_env(env, core=cfg.core, std=cfg.std, entropy_coef=cfg.entropy_coef, location=cfg.location,
+                                 reinforce_into_core=cfg.reinforce_into_core)
     elif cfg.agent == "item-hard":
         model = itemwise.HardItemAttention.from_env(env, core=cfg.core, entropy_coef=cfg.entropy_coef,
                                                     expected_context_prob=cfg.expected_context_prob)
@@ -243,6 +247,8 @@ def main() -> None:
     cfg = parse_config(Config, description=__doc__)
     if cfg.location != "learned" and cfg.agent != "ram":
         raise SystemExit(f"--location {cfg.location} is RAM's no-attention ablation; --agent {cfg.agent} has no such option")
+    if cfg.reinforce_into_core and cfg.agent != "ram":
+        raise SystemExit(f"--reinforce-into-core is a RAM option; --agent {cfg.agent} has no such option")
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     run_dir = Path(cfg.run_dir)

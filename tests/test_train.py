@@ -93,6 +93,20 @@ def test_agents_that_do_not_apply_are_refused(tmp_path):
     assert "still images" in failure.value.stderr
 
 
+def test_reinforce_into_core_reaches_ram_and_is_refused_elsewhere(tmp_path):
+    sys.path.insert(0, str(SCRIPTS))
+    import train as train_script
+
+    cfg = train_script.Config(agent="ram", env="catch", glimpse_size=6, scales=3, reinforce_into_core=True)
+    env = train_script.make_env(cfg, "train", 4)
+    assert train_script.make_agent(cfg, env).reinforce_into_core
+    cfg.reinforce_into_core = False
+    assert not train_script.make_agent(cfg, env).reinforce_into_core
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        train(tmp_path / "conv", "--agent", "conv", "--env", "mnist", "--reinforce-into-core", "--train-images", "32")
+    assert "RAM option" in failure.value.stderr
+
+
 def test_refuses_to_overwrite_a_run(tmp_path):
     run = tmp_path / "ram"
     train(run, *SMALL_RAM, "--train-images", "32")
