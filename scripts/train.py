@@ -176,7 +176,11 @@ def evaluate(cfg: Config, model: torch.nn.Module, test_env: GlimpseVectorEnv, mc
     """The agent's metrics on the fixed test split (hard agents: mean locations, and the MC average when
     ``mc_samples > 1``)."""
     episodes = max(1, cfg.eval_images // test_env.num_envs)  # make_test_env makes this exact
-    return model.evaluate(test_env, episodes, mc_samples=mc_samples)
+    # Seeded and isolated: a checkpoint always gets the same Monte-Carlo score, and training's random
+    # stream is the same whether or how often it is evaluated.
+    with torch.random.fork_rng(devices=[test_env.device] if test_env.device.type == "cuda" else []):
+        torch.manual_seed(cfg.seed)
+        return model.evaluate(test_env, episodes, mc_samples=mc_samples)
 
 
 def replay_test_paths(model: torch.nn.Module, test_env: GlimpseVectorEnv):

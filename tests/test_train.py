@@ -55,6 +55,7 @@ def test_ram_run_writes_events_config_checkpoint_and_results(tmp_path):
                          env=ENV, capture_output=True, text=True, timeout=120, check=True)
     evaluated = json.loads(out.stdout.strip().splitlines()[-1])
     assert evaluated["test_accuracy"] == results["test_accuracy"]  # the deterministic evaluation replays
+    assert evaluated["test_accuracy_mc"] == results["test_accuracy_mc"]  # and so do the seeded sampled rollouts
     subprocess.run([sys.executable, str(SCRIPTS / "visualize.py"), "--run-dir", str(run), "--count", "3"],
                    env=ENV, capture_output=True, text=True, timeout=120, check=True)
     assert (run / "viz" / "glimpses.gif").stat().st_size > 0 and (run / "viz" / "paths.png").stat().st_size > 0
