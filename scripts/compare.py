@@ -20,10 +20,7 @@ Then, in ``OUT``:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli import parse_config  # noqa: E402
+from _runs import run_parallel, threads_per_job  # noqa: E402
 from train import Config as TrainConfig  # noqa: E402
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -89,7 +87,7 @@ def run_name(cfg: Config, agent: str, seed: int) -> str:
     return f"{cfg.env}__{agent}__{seed}"
 
 
-def train_command(cfg: Config, agent: str, seed: int, threads: int, resume: bool) -> list[str]:
+def train_command(cfg: Config, agent: str, seed: int, threads: int) -> list[str]:
     """The one train.py command line of (agent, seed): every other flag is the same for all runs."""
     shared = dict(env=cfg.env, train_images=cfg.train_images, glimpses=cfg.glimpses, glimpse_size=cfg.glimpse_size,
                   scales=cfg.scales, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
@@ -101,38 +99,14 @@ def train_command(cfg: Config, agent: str, seed: int, threads: int, resume: bool
     for name, value in shared.items():
         if value is not None:
             args += [f"--{name.replace('_', '-')}", str(value)]
-    return args + (["--resume"] if resume else [])
+    return args
 
 
 def run_all(cfg: Config, agents: list[str]) -> None:
     """Train every (agent, seed) not yet done, ``cfg.jobs`` processes at a time; stop on the first failure."""
-    todo = [(a, s) for a in agents for s in range(1, cfg.seeds + 1)
-            if not (Path(cfg.out) / run_name(cfg, a, s) / "results.json").exists()]
-    threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
-    running: list[tuple[str, subprocess.Popen, object]] = []
-    while todo or running:
-        while todo and len(running) < cfg.jobs:
-            agent, seed = todo.pop(0)
-            run_dir = Path(cfg.out) / run_name(cfg, agent, seed)
-            resume = (run_dir / "checkpoint.pt").exists()
-            run_dir.mkdir(parents=True, exist_ok=True)
-            log = open(run_dir / "train.log", "a")
-            print(f"start {run_dir.name}{' (resuming)' if resume else ''}", flush=True)
-            proc = subprocess.Popen(train_command(cfg, agent, seed, threads, resume), stdout=log,
-                                    stderr=subprocess.STDOUT)
-            running.append((run_dir.name, proc, log))
-        time.sleep(0.5)
-        for entry in list(running):
-            name, proc, log = entry
-            if proc.poll() is None:
-                continue
-            log.close()
-            running.remove(entry)
-            if proc.returncode != 0:
-                for _, other, _ in running:
-                    other.terminate()
-                raise SystemExit(f"{name} failed (exit {proc.returncode}); see {Path(cfg.out) / name / 'train.log'}")
-            print(f"done  {name}", flush=True)
+    threads = threads_per_job(cfg.jobs)
+    run_parallel([(Path(cfg.out) / run_name(cfg, a, s), train_command(cfg, a, s, threads))
+                  for a in agents for s in range(1, cfg.seeds + 1)], cfg.jobs)
 
 
 def read_curves(run_dir: Path) -> dict[str, np.ndarray]:

@@ -4,10 +4,12 @@
 
 Rows: RAM with 4, 6 and 8 glimpses against the full-image FC and conv baselines on 28x28 MNIST,
 translated 60x60 and cluttered 60x60, plus RAM on Catch (success rate) and on Moving MNIST (accuracy).
-Every run is a ``scripts/train.py`` subprocess in its own folder under ``--out``; its checkpoint is then
-evaluated on the whole fixed test split by ``scripts/evaluate.py`` (mean locations, and the average over
-10 stochastic rollouts), and the table, with each run's command, is written to ``OUT/results.md``. Runs already finished (``results.json`` present) are
-reused, so an interrupted table can be completed by running the same command again.
+Every run is a ``scripts/train.py`` subprocess in its own folder under ``--out`` (``--jobs J`` runs J at
+once, each with ``cores / J`` torch threads); its checkpoint is then evaluated on the whole fixed test
+split by ``scripts/evaluate.py`` (mean locations, and the average over 10 stochastic rollouts), and the
+table, with each run's command, is written to ``OUT/results.md``. Runs already finished
+(``results.json`` present) are reused and killed ones resumed, so an interrupted table is completed by
+running the same command again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli import parse_config  # noqa: E402
+from _runs import run_parallel, threads_per_job  # noqa: E402
 
 # The paper's retinas: 8 px, one scale on 28x28; 12 px, three scales on 60x60 (Mnih et al. 2014, sec. 4.1).
 RETINA = {"mnist": ["--glimpse-size", "8", "--scales", "1"],
@@ -43,6 +46,10 @@ class Config:
     """mnist or fashion-mnist"""
     quick: bool = False
     """only one row per setting (a smoke test of the script)"""
+    jobs: int = 1
+    """runs trained at once"""
+    eval_every: int = 10_000
+    """each run's test evaluation interval in images (train.py's --eval-every)"""
 
 
 def rows(cfg: Config) -> list[tuple[str, list[str]]]:
@@ -64,16 +71,16 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     lines = ["| run | agent | env | glimpses | test accuracy (mean loc.) | MC accuracy (K=10) | test images | train images | wall s | FLOPs/image | params | command |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, args in rows(cfg):
-        run_dir = out / name
-        command = ["python", "scripts/train.py", *args, "--seed", str(cfg.seed), "--train-images", str(cfg.train_images),
-                   "--dataset", cfg.dataset, "--run-dir", str(run_dir)]
-        if not (run_dir / "results.json").exists():
-            if (run_dir / "checkpoint.pt").exists():
-                command.append("--resume")
-            started = time.perf_counter()
-            subprocess.run([sys.executable, *command[1:]], check=True, stdout=subprocess.DEVNULL)
-            print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
+    threads = threads_per_job(cfg.jobs)
+    commands = {name: ["python", "scripts/train.py", *args, "--seed", str(cfg.seed), "--train-images", str(cfg.train_images),
+                       "--dataset", cfg.dataset, "--eval-every", str(cfg.eval_every), "--torch-threads", str(threads),
+                       "--run-dir", str(out / name)]
+                for name, args in rows(cfg)}
+    started = time.perf_counter()
+    run_parallel([(out / name, [sys.executable, *command[1:]]) for name, command in commands.items()], cfg.jobs)
+    print(f"training: {time.perf_counter() - started:.0f} s", flush=True)
+    for name, command in commands.items():
+        run_dir, args = out / name, command[2:]
         r = json.loads((run_dir / "results.json").read_text())
         # The table's accuracies: the checkpoint evaluated on the whole fixed test split (evaluate.py).
         evaluated = subprocess.run([sys.executable, "scripts/evaluate.py", "--run-dir", str(run_dir), "--mc-samples", "10"],
@@ -83,7 +90,7 @@ def main() -> None:
         mc = f"{r['test_accuracy_mc']:.3f}" if "test_accuracy_mc" in r else "-"
         lines.append(f"| {name} | {r['agent']} | {r['env']} | {glimpses} | {r['test_accuracy']:.3f} | {mc} | "
                      f"{r.get('test_examples', '-')} | {r['train_images']} | {r['wall_seconds']:.0f} | {r['flops_per_image'] / 1e6:.2f} M | "
-                     f"{r['parameters'] / 1e3:.0f} k | `{shlex.join(c for c in command if c != '--resume')}` |")
+                     f"{r['parameters'] / 1e3:.0f} k | `{shlex.join(command)}` |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
