@@ -79,6 +79,7 @@ from torch import Tensor
 
 from envs import rng, tasks
 from glimpse import GlimpseSensor, extract_glimpses, window_corners_px
+from glimpse._modes import outside_inference_mode
 
 __all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TASKS", "STILL_TASKS", "TEST_KEY", "render_glimpse", "render_path",
            "render_attention"]
@@ -391,6 +392,9 @@ class GlimpseVectorEnv(VectorEnv):
         return _PictureScene(generate, num_glimpses, retina, (1, side, side), data.num_classes), len(labels)
 
     # ------------------------------------------------------------------ gymnasium API
+    # The env's state (pictures, steps, locations) is updated in place from call to call, so reset and
+    # step always make it as normal tensors, also when called under torch.inference_mode.
+    @outside_inference_mode
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         """Start new episodes in every env. ``seed`` ``s`` gives env ``i`` the key ``s + i``."""
         if seed is not None:
@@ -410,6 +414,7 @@ class GlimpseVectorEnv(VectorEnv):
         self._start(rows)
         return self._observe(), {}
 
+    @outside_inference_mode
     def step(self, actions):
         if not self._autoreset and bool(self._done.any()):
             raise RuntimeError("the episode has ended: call reset() before step()")

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from glimpse._checks import check_finite, check_positive_int, check_shape
+from glimpse._modes import outside_inference_mode
 
 __all__ = ["extract_glimpses", "GlimpseSensor", "window_corners_px", "centers_from_corners_px"]
 
@@ -109,6 +110,7 @@ def window_corners_px(
 
 
 @functools.lru_cache(maxsize=64)
+@outside_inference_mode
 def _corner_constants(height: int, width: int, size: int, scales: int, factor: int, device) -> tuple[Tensor, Tensor]:
     """``half_extent`` ``(2,)`` = ``(W/2, H/2)`` and ``shift`` ``(1, S, 1)`` = ``side_k / 2 - 1/2 - tie``, float64.
 
@@ -327,6 +329,7 @@ class GlimpseSensor:
         self.prepare(images)
         self._half_extent, self._shift = _corner_constants(self.height, self.width, size, scales, factor, device)
 
+    @outside_inference_mode
     def _init_planes(self, dtype: torch.dtype, device: torch.device) -> None:
         """The planes buffer (margins zeroed once), the x-mean scratch and the look-up tables."""
         size, scales, num_images = self.size, self.scales, self.num_images
@@ -362,7 +365,7 @@ class GlimpseSensor:
         if not self.uses_planes:
             # The sensor's own copy (the caller may reuse its tensor), or, with autograd, the images themselves.
             if differentiable or self.images is None or self.images.requires_grad:
-                self.images = images if differentiable else images.clone()
+                self.images = images if differentiable else outside_inference_mode(torch.clone)(images)
             else:
                 self.images.copy_(images)
             return
@@ -443,6 +446,7 @@ class GlimpseSensor:
                 f"index must be in [0, {self.num_images}); got values from {int(index.min())} to {int(index.max())}"
             )
 
+    @outside_inference_mode
     def _workspace(self, batch: int) -> Tensor:
         """The ``(B, S, size, size)`` index buffer for ``batch`` glimpses, kept for the last batch size."""
         if self._work is None or self._work.shape[0] != batch:
@@ -556,6 +560,7 @@ def _window(
 
 
 @functools.lru_cache(maxsize=64)
+@outside_inference_mode
 def _window_constants(side: int, height: int, width: int, device) -> tuple[Tensor, Tensor, Tensor]:
     """``offsets`` ``(side,)`` = ``0..side-1``, and the first and last pixel ``(1, 2, 1)`` per axis ``(x, y)``:
     int64, cached (read-only)."""
@@ -591,6 +596,7 @@ class _Scratch(threading.local):
         self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
         self.nbytes = 0
 
+    @outside_inference_mode
     def take(self, role: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         numel = math.prod(shape)
         buffer = self.buffers.get((role, dtype))

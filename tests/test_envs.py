@@ -350,6 +350,23 @@ def test_make_vec_matches_single_envs(env_id, mode):
 
 
 @pytest.mark.parametrize("env_id", IDS)
+def test_inference_mode_then_normal_mode_plays_the_same_episodes(env_id):
+    """Evaluating under torch.inference_mode and then training on the same env: its state is kept as
+    normal tensors, so it plays on, exactly as an env never put in inference mode."""
+    n, kwargs = 3, KWARGS[env_id]
+    length = episode_length(env_id, kwargs)
+    reference, mixed = (gym.make_vec(env_id, num_envs=n, **kwargs) for _ in range(2))
+    actions = fixed_actions(reference.action_space, 2 * length + 1, seed=3)
+    expected = [reference.reset(seed=5)[0]] + [reference.step(batch)[0] for batch in actions]
+    with torch.inference_mode():
+        played = [mixed.reset(seed=5)[0]] + [mixed.step(batch)[0] for batch in actions[:length]]
+    played += [mixed.step(batch)[0] for batch in actions[length:]]  # autoresets outside inference mode
+    for want, got in zip(expected, played):
+        for key in want:
+            torch.testing.assert_close(got[key], want[key], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("env_id", IDS)
 def test_make_vec_matches_gymnasium_sync_vector_env(env_id):
     """gymnasium's SyncVectorEnv over the single env, in SAME_STEP mode, plays the batched env's episodes."""
     n, kwargs = 2, KWARGS[env_id]

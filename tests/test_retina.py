@@ -281,6 +281,33 @@ def test_calls_beyond_the_buffer_cap_allocate_and_stay_exact(monkeypatch):
     assert retina._CPU_SCRATCH.nbytes <= 1024
 
 
+@RETINAS
+def test_inference_mode_and_normal_calls_mix(retina):
+    """Buffers and constants kept across calls are normal tensors even when first made under
+    torch.inference_mode, so a later call outside it can still update them in place."""
+    images = random_images(5, 2, 26, 26, torch.uint8, seed=7)
+    centers = torch.tensor([[0.0, 0.0], [-1.2, 0.4], [0.9, 0.9], [0.3, -1.0], [2.0, 2.0]])
+    expected = reference_extract(images, centers, 6, 3, 2)
+    with torch.inference_mode():
+        inside = retina(images, centers, size=6, scales=3)
+    outside = retina(images, centers, size=6, scales=3)
+    for out in (inside, outside):
+        torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["planes", "windows"])
+def test_sensor_made_under_inference_mode_works_outside_it(method):
+    images = random_images(4, 1, 30, 30, torch.float32, seed=8)
+    centers = torch.tensor([[0.0, 0.0], [-0.9, 0.2], [1.3, -0.4], [0.5, 0.5]])
+    with torch.inference_mode():
+        sensor = GlimpseSensor(images, size=6, scales=3, method=method)
+        sensor(centers)
+    sensor.prepare(images.flip(-1))
+    sensor.replace(torch.tensor([1]), images[1:2])
+    expected = reference_extract(torch.cat([images.flip(-1)[:1], images[1:2], images.flip(-1)[2:]]), centers, 6, 3, 2)
+    torch.testing.assert_close(sensor(centers).double(), expected, atol=1e-5, rtol=0)
+
+
 @settings(max_examples=120, deadline=None)
 @given(
     b=st.integers(1, 3),
