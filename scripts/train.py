@@ -90,6 +90,8 @@ class Config:
     """racnn-*: side of what each scale's CNN sees (none: the canvas's own; smaller is much cheaper)"""
     learning_rate: float = 1e-3
     """Adam's step size (Catch: start from 3e-4 with --entropy-coef 0.01; at 1e-3 its paddle policy collapses)"""
+    anneal_lr: bool = False
+    """decay the step size linearly from --learning-rate to 0 over --train-images"""
     batch_size: int = 128
     """images (episodes) per update"""
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
@@ -302,6 +304,9 @@ def main() -> None:
     while cfg.images_seen < cfg.train_images:
         # One update: the agent draws its batch (episodes, or scenes) from the env and returns its losses.
         tick = time.perf_counter()
+        if cfg.anneal_lr:  # a function of the images seen, so a resumed run follows the same schedule
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.learning_rate * (1.0 - cfg.images_seen / cfg.train_images)
         losses, obs = model.train_losses(env, obs)
         optimizer.zero_grad(set_to_none=True)  # parameters a loss does not reach get no update at all
         losses["loss"].backward()
@@ -315,6 +320,7 @@ def main() -> None:
             if name != "loss":
                 writer.add_scalar(f"train/{name}", float(value), step)
         writer.add_scalar("charts/images_per_second", step / max(elapsed, 1e-9), step)
+        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], step)
 
         last = step >= cfg.train_images
         if step % cfg.eval_every < cfg.batch_size or last:

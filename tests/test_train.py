@@ -108,6 +108,18 @@ def test_reinforce_into_core_reaches_ram_and_is_refused_elsewhere(tmp_path):
     assert "RAM option" in failure.value.stderr
 
 
+def test_anneal_lr_decays_the_step_size_linearly_to_zero(tmp_path):
+    run = tmp_path / "ram"
+    train(run, *SMALL_RAM, "--train-images", "256", "--eval-every", "256", "--learning-rate", "2e-3", "--anneal-lr")
+    logged = EventAccumulator(str(run), size_guidance={"scalars": 0}).Reload().Scalars("charts/learning_rate")
+    # Update k (after k * 32 images) runs at 2e-3 * (1 - 32 k / 256); it is logged at step 32 (k + 1).
+    assert [e.step for e in logged] == [32 * (k + 1) for k in range(8)]
+    assert [e.value for e in logged] == pytest.approx([2e-3 * (1 - k / 8) for k in range(8)], rel=1e-6)
+    train(tmp_path / "flat", *SMALL_RAM, "--train-images", "64", "--eval-every", "64")
+    flat = EventAccumulator(str(tmp_path / "flat"), size_guidance={"scalars": 0}).Reload().Scalars("charts/learning_rate")
+    assert [e.value for e in flat] == pytest.approx([1e-3, 1e-3])
+
+
 def test_refuses_to_overwrite_a_run(tmp_path):
     run = tmp_path / "ram"
     train(run, *SMALL_RAM, "--train-images", "32")
@@ -119,7 +131,7 @@ def test_refuses_to_overwrite_a_run(tmp_path):
 SAT_ITEM_HARD = [*SMALL_RAM[2:], "--agent", "item-hard", "--expected-context-prob", "0.5"]
 
 
-@pytest.mark.parametrize("agent_args", [SMALL_RAM, SAT_ITEM_HARD], ids=["ram", "item-hard-sat"])
+@pytest.mark.parametrize("agent_args", [[*SMALL_RAM, "--anneal-lr"], SAT_ITEM_HARD], ids=["ram-annealed", "item-hard-sat"])
 def test_resume_after_a_kill_reaches_the_same_result(tmp_path, agent_args):
     """SIGKILL a run once it has checkpointed; --resume must end exactly where an uninterrupted run does
     (item-hard with SAT's expected context also draws a coin per minibatch from torch's RNG)."""
