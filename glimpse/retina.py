@@ -446,12 +446,11 @@ class GlimpseSensor:
                 f"index must be in [0, {self.num_images}); got values from {int(index.min())} to {int(index.max())}"
             )
 
-    @outside_inference_mode
     def _workspace(self, batch: int) -> Tensor:
         """The ``(B, S, size, size)`` index buffer for ``batch`` glimpses, kept for the last batch size."""
         if self._work is None or self._work.shape[0] != batch:
             shape = (batch, self.scales, self.size, self.size)
-            self._work = torch.empty(shape, dtype=torch.long, device=self.planes.device)
+            self._work = _kept_empty(shape, torch.long, self.planes.device)
         return self._work
 
 
@@ -596,7 +595,6 @@ class _Scratch(threading.local):
         self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
         self.nbytes = 0
 
-    @outside_inference_mode
     def take(self, role: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         numel = math.prod(shape)
         buffer = self.buffers.get((role, dtype))
@@ -605,12 +603,19 @@ class _Scratch(threading.local):
             wanted = numel * dtype.itemsize
             if self.nbytes - held + wanted > _SCRATCH_MAX_BYTES:
                 return torch.empty(shape, dtype=dtype)
-            buffer = self.buffers[(role, dtype)] = torch.empty(numel, dtype=dtype)
+            buffer = self.buffers[(role, dtype)] = _kept_empty((numel,), dtype, torch.device("cpu"))
             self.nbytes += wanted - held
         return buffer[:numel].view(shape)
 
 
 _CPU_SCRATCH = _Scratch()
+
+
+@outside_inference_mode
+def _kept_empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """An uninitialised buffer that later calls write into: only its making leaves inference mode, so the
+    calls that merely reuse it pay nothing for the switch."""
+    return torch.empty(shape, dtype=dtype, device=device)
 
 
 def _scratch(device: torch.device) -> _Scratch | None:
