@@ -154,8 +154,9 @@ def _paste_sum(patches: Tensor, corners: Tensor, canvas: int) -> Tensor:
     for start in range(0, batch, rows):
         block = patches[start : start + rows]
         b = block.shape[0]
-        pasted = extract_glimpses(
-            block.reshape(b * count, 1, height, width), centers[start : start + rows].reshape(b * count, 2), size=canvas
+        pasted = extract_glimpses(  # centres of integer corners: finite, no need to re-read them
+            block.reshape(b * count, 1, height, width), centers[start : start + rows].reshape(b * count, 2), size=canvas,
+            validate=False,
         )  # (b*K, 1, 1, canvas, canvas) in [0, 1]
         out[start : start + b] = pasted.view(b, count, canvas, canvas).to(torch.float32).sum(dim=1) * 255.0
     return out
@@ -245,6 +246,7 @@ def _distractor_layer(
         sources,
         centers_from_corners_px(crop.reshape(-1, 2), height, width, size=size),
         size=size,
+        validate=False,  # centres of integer corners
     ).view(n, count, size, size)  # float32 in [0, 1]
     where = _inside_corners(keys, episodes, STREAM_DISTRACTOR_CORNER, (count,), (canvas - size, canvas - size))
     return _paste_sum(fragments, where, canvas)
@@ -375,7 +377,7 @@ def _shrink(images: Tensor, side: int) -> Tensor:
         return torch.zeros(0, images.shape[1], side, side, dtype=torch.float32, device=images.device)
     centers = torch.zeros(images.shape[0], 2, dtype=torch.float32, device=images.device)  # the picture's centre
     # Scale 1 covers side * factor = H pixels: the whole picture (its corner is exactly (0, 0)).
-    return extract_glimpses(images, centers, size=side, scales=2, factor=factor)[:, 1].to(torch.float32)
+    return extract_glimpses(images, centers, size=side, scales=2, factor=factor, validate=False)[:, 1].to(torch.float32)
 
 
 def _check_digit_size(digit_size: object, images: Tensor) -> int:

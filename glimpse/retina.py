@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from glimpse._checks import check_finite, check_positive_int, check_shape
+from glimpse import _fused
 from glimpse._modes import outside_inference_mode
 
 __all__ = ["extract_glimpses", "GlimpseSensor", "window_corners_px", "centers_from_corners_px"]
@@ -72,11 +73,14 @@ def _check_retina(size: int, scales: int, factor: int) -> tuple[int, int, int]:
     )
 
 
-def _check_centers(centers: Tensor, batch: int | None = None) -> None:
+def _check_centers(centers: Tensor, batch: int | None = None, validate: bool = True) -> None:
+    """Shape and dtype always (free); finiteness only with ``validate`` (it reads the values: on CUDA a
+    host synchronisation)."""
     check_shape(centers, "centers", "(B, 2)", (batch, 2))
     if not centers.is_floating_point():
         raise TypeError(f"centers must be floating point (x, y) in [-1, 1]; got {centers.dtype}")
-    check_finite(centers, "centers")
+    if validate:
+        check_finite(centers, "centers")
 
 
 def window_corners_px(
@@ -279,9 +283,13 @@ class GlimpseSensor:
     ``S * C * (H + 2 * factor**(S-1)) * (W + 2 * factor**(S-1))`` means per image. With
     ``method="windows"`` the sensor keeps a copy of the images and glimpses them as
     :func:`extract_glimpses` does, which is cheaper where the windows cover little of a large image.
-    ``"auto"`` takes planes when ``H * W <= 8 * (size * factor**(S-1))**2``. Both give the same
-    glimpses (up to float32 rounding). Use a sensor where the same images are glimpsed several times
-    (an episode); :func:`extract_glimpses` is the one-shot form.
+    With ``method="fused"`` (CUDA, where Triton imports) the sensor keeps a copy of the images and one
+    Triton kernel per scale averages each block straight from them: nothing is prepared, and a glimpse
+    moves little more than its own bytes. ``"auto"`` takes ``"fused"`` on CUDA where it can, else planes
+    when ``H * W <= 8 * (size * factor**(S-1))**2``, else windows. All give the same glimpses (up to
+    float32 rounding); under autograd the fused sensor glimpses by windows (the kernel has no backward).
+    Use a sensor where the same images are glimpsed several times (an episode); :func:`extract_glimpses`
+    is the one-shot form.
 
     Conventions: as :func:`extract_glimpses`. ``images`` ``(N, C, H, W)`` uint8 or float; glimpses
     ``(B, S, C, size, size)``, float32 in ``[0, 1]`` for uint8 images, else the images' dtype. Means are
@@ -292,7 +300,12 @@ class GlimpseSensor:
         size: glimpse side in pixels (every scale's output is ``size x size``).
         scales: number of scales ``S``; scale ``k`` covers ``size * factor**k`` pixels.
         factor: ratio of window sides between consecutive scales.
-        method: ``"auto"``, ``"planes"`` or ``"windows"`` (see above).
+        method: ``"auto"``, ``"planes"``, ``"windows"`` or ``"fused"`` (see above); the choice is kept in
+            ``sensor.method``.
+        validate: check every call's centres for NaN/inf and its ``index`` for range, as
+            ``torch.distributions`` does with ``validate_args``. Each check reads the values, which on CUDA
+            is a host synchronisation per glimpse; a caller whose centres and rows are valid by
+            construction (the envs, which validate actions once per step) passes ``False``.
 
     Example:
         >>> img = torch.arange(16.0).view(1, 1, 4, 4)
@@ -306,12 +319,17 @@ class GlimpseSensor:
     """
 
     def __init__(
-        self, images: Tensor, *, size: int, scales: int = 1, factor: int = 2, method: str = "auto"
+        self, images: Tensor, *, size: int, scales: int = 1, factor: int = 2, method: str = "auto",
+        validate: bool = True,
     ) -> None:
         _check_images(images)
+        self.validate = bool(validate)
         self.size, self.scales, self.factor = _check_retina(size, scales, factor)
-        if method not in ("auto", "planes", "windows"):
-            raise ValueError(f"method must be 'auto', 'planes' or 'windows'; got {method!r}")
+        if method not in ("auto", "planes", "windows", "fused"):
+            raise ValueError(f"method must be 'auto', 'planes', 'windows' or 'fused'; got {method!r}")
+        if method == "fused" and not _fused.available(images):
+            raise ValueError(f"method='fused' needs Triton and images on a CUDA device in one of {_fused.DTYPES}; "
+                             f"got {images.dtype} images on {images.device}")
         self.height, self.width = int(images.shape[-2]), int(images.shape[-1])
         self.channels = int(images.shape[1])
         self.input_dtype = images.dtype
@@ -321,8 +339,16 @@ class GlimpseSensor:
         # Planes pay when the windows cover much of the image (measured on the 2-core VM: at 60x60 and
         # 100x100 with 48 px windows an 8-glimpse episode is faster on planes, at 224x224 on windows).
         largest = size * factor ** (scales - 1)
-        self.uses_planes = method == "planes" or (method == "auto" and self.height * self.width <= 8 * largest**2)
-        self.images: Tensor | None = None  # the images themselves, when glimpsed by windows
+        if method == "auto":
+            # The fused kernel wherever it runs natively (CUDA with Triton); docs/benchmarks.md has the
+            # measured comparison with planes and windows.
+            if _fused.available(images) and device.type == "cuda":
+                method = "fused"
+            else:
+                method = "planes" if self.height * self.width <= 8 * largest**2 else "windows"
+        self.method = method
+        self.uses_planes = method == "planes"
+        self.images: Tensor | None = None  # the images themselves, when glimpsed by windows or fused
         self.planes: Tensor | None = None
         if self.uses_planes:
             self._init_planes(_plane_dtype(images), device)
@@ -405,12 +431,14 @@ class GlimpseSensor:
         Without ``index``, row ``b`` glimpses image ``b`` (and ``B`` must equal ``N``).
         """
         if index is None:
-            _check_centers(centers, self.num_images)
+            _check_centers(centers, self.num_images, self.validate)
         else:
-            _check_centers(centers)
+            _check_centers(centers, validate=self.validate)
             self._check_index(index, centers.shape[0])
         batch, c, size = centers.shape[0], self.channels, self.size
         corners = _corners(centers, self._half_extent, self._shift)  # (B, S, 2) as (x0, y0)
+        if self.method == "fused" and not (self.images.requires_grad and torch.is_grad_enabled()):
+            return _fused.fused_glimpses(self.images, corners, size, self.scales, self.factor, index, self.out_dtype)
         if not self.uses_planes:
             return _pyramid_glimpses(self.images, corners, size, self.scales, self.factor, index)
         torch.clamp(corners, min=self._corner_min, max=self._corner_max, out=corners)
@@ -441,7 +469,7 @@ class GlimpseSensor:
         check_shape(index, "index", "(B,)", (batch,))
         if index.is_floating_point() or index.dtype == torch.bool:
             raise TypeError(f"index must hold integer image rows; got {index.dtype}")
-        if len(index) and not bool(((index >= 0) & (index < self.num_images)).all()):
+        if self.validate and len(index) and not bool(((index >= 0) & (index < self.num_images)).all()):
             raise IndexError(
                 f"index must be in [0, {self.num_images}); got values from {int(index.min())} to {int(index.max())}"
             )
@@ -455,7 +483,7 @@ class GlimpseSensor:
 
 
 def extract_glimpses(
-    images: Tensor, centers: Tensor, *, size: int, scales: int = 1, factor: int = 2
+    images: Tensor, centers: Tensor, *, size: int, scales: int = 1, factor: int = 2, validate: bool = True
 ) -> Tensor:
     r"""Multi-scale, area-averaged glimpses of a batch of images, one centre per image.
 
@@ -477,6 +505,8 @@ def extract_glimpses(
         size: output side in pixels; scale 0 is a plain ``size x size`` crop.
         scales: number of scales (>= 1).
         factor: ratio of window sides between consecutive scales (>= 1).
+        validate: check ``centers`` for NaN/inf (reads them: a host synchronisation on CUDA); pass
+            ``False`` only for centres that are finite by construction.
 
     Returns:
         The glimpses, ``(B, scales, C, size, size)``.
@@ -493,7 +523,7 @@ def extract_glimpses(
     _check_images(images)
     size, scales, factor = _check_retina(size, scales, factor)
     batch, channels, height, width = images.shape
-    _check_centers(centers, batch)
+    _check_centers(centers, batch, validate)
     corners = _corners(centers, *_corner_constants(height, width, size, scales, factor, images.device))  # (B, S, 2)
     return _pyramid_glimpses(images, corners, size, scales, factor)
 
