@@ -1,6 +1,9 @@
 """extract_glimpses and GlimpseSensor against a slow, obviously correct per-sample reference."""
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -210,8 +213,11 @@ def test_sensor_outputs_are_fresh_and_reprepare_after_autograd(method):
 
 
 def test_sensor_index_and_method_are_checked():
-    with pytest.raises(ValueError, match="method must be 'auto', 'planes' or 'windows'; got 'table'"):
+    with pytest.raises(ValueError, match="method must be 'auto', 'planes', 'windows' or 'fused'; got 'table'"):
         GlimpseSensor(random_images(3, 1, 8, 8, torch.uint8), size=2, method="table")
+    if os.environ.get("TRITON_INTERPRET") != "1":  # the fused kernel runs on CUDA only
+        with pytest.raises(ValueError, match="method='fused' needs Triton and images on a CUDA device"):
+            GlimpseSensor(random_images(3, 1, 8, 8, torch.uint8), size=2, method="fused")
     sensor = GlimpseSensor(random_images(3, 1, 8, 8, torch.uint8), size=2)
     with pytest.raises(IndexError, match=r"index must be in \[0, 3\); got values from -1 to 2"):
         sensor(torch.zeros(2, 2), index=torch.tensor([-1, 2]))
@@ -219,6 +225,66 @@ def test_sensor_index_and_method_are_checked():
         sensor(torch.zeros(1, 2), index=torch.tensor([3]))
     with pytest.raises(TypeError, match="integer image rows"):
         sensor(torch.zeros(1, 2), index=torch.tensor([0.0]))
+
+
+def _check_fused_sensor(device: str, dtype: torch.dtype, shape: tuple, retina: tuple) -> None:
+    """The fused sensor on ``device`` against the windows sensor on the CPU: glimpses, rows by index,
+    replaced rows, and (float32) gradients through its autograd fallback."""
+    size, scales, factor = retina
+    kw = dict(size=size, scales=scales, factor=factor)
+    atol = 1e-6 if dtype != torch.float16 else 2e-3
+    images = random_images(*shape, dtype)
+    centers = torch.rand(shape[0], 2, generator=torch.Generator().manual_seed(1)) * 3 - 1.5  # some off the image
+    reference = GlimpseSensor(images, **kw, method="windows")
+    fused = GlimpseSensor(images.to(device), **kw, method="fused")
+    assert fused.method == "fused"
+    torch.testing.assert_close(fused(centers.to(device)).cpu(), reference(centers), atol=atol, rtol=0)
+    index = torch.tensor([2, 0, 2])
+    torch.testing.assert_close(fused(centers[:3].to(device), index=index.to(device)).cpu(),
+                               reference(centers[:3], index=index), atol=atol, rtol=0)
+    new = random_images(2, *shape[1:], dtype, seed=5)
+    fused.replace(torch.tensor([1, 3], device=device), new.to(device))
+    reference.replace(torch.tensor([1, 3]), new)
+    torch.testing.assert_close(fused(centers.to(device)).cpu(), reference(centers), atol=atol, rtol=0)
+    if dtype == torch.float32:  # no backward in the kernel: autograd glimpses by windows, same gradients
+        leaf = images.clone().to(device).requires_grad_()
+        GlimpseSensor(leaf, **kw, method="fused")(centers.to(device)).square().sum().backward()
+        cpu_leaf = images.clone().requires_grad_()
+        GlimpseSensor(cpu_leaf, **kw, method="windows")(centers).square().sum().backward()
+        torch.testing.assert_close(leaf.grad.cpu(), cpu_leaf.grad, atol=1e-5, rtol=0)
+
+
+FUSED_CASES = [((6, 1, 60, 60), (12, 3, 2)), ((5, 3, 30, 41), (5, 3, 2)), ((4, 2, 20, 19), (3, 2, 3))]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(
+    "dtype,shape,retina",
+    [(dtype, *case) for dtype in (torch.uint8, torch.float32) for case in FUSED_CASES] + [(torch.float16, *FUSED_CASES[0])],
+)
+def test_cuda_fused_sensor_matches_the_windows_sensor(dtype, shape, retina):
+    from glimpse import _fused
+
+    if not _fused.available(torch.zeros(1, dtype=dtype, device="cuda")):
+        pytest.skip("Triton does not import beside this torch")
+    images = random_images(*shape, dtype).cuda()
+    assert GlimpseSensor(images, size=retina[0], scales=retina[1], factor=retina[2]).method == "fused"  # auto
+    _check_fused_sensor("cuda", dtype, shape, retina)
+
+
+def test_fused_kernel_in_triton_interpreter_matches_the_windows_sensor():
+    """The same check on the CPU through Triton's interpreter, wherever Triton is installed."""
+    pytest.importorskip("triton")
+    code = (
+        "import sys, torch; sys.path.insert(0, sys.argv[1]); import test_retina as t\n"
+        "for dtype in (torch.uint8, torch.float32):\n"
+        "    for shape, retina in t.FUSED_CASES:\n"
+        "        t._check_fused_sensor('cpu', dtype, shape, retina)\n"
+    )
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_centers_from_corners_round_trip():
