@@ -12,7 +12,18 @@ Two settings:
 
     python scripts/bench_glimpse.py                       # the full table on the CPU
     python scripts/bench_glimpse.py --batch 256 --image 1x60x60 --json
-    python scripts/bench_glimpse.py --device cuda
+    python scripts/bench_glimpse.py --device cuda --batch 256 4096 65536 --image 1x60x60 --loop-max-batch 4096
+
+Two more columns where they apply:
+- ``roi`` (only where ``torchvision`` imports): the same glimpses from ``torchvision.ops.roi_align``, one
+  call per scale on the zero-padded images with ``aligned=True`` and ``factor**k`` samples per bin, which
+  puts every bilinear sample on a pixel centre, so it is the same block mean (checked, ``roi_err``);
+- ``GB/s``: the fewest bytes the fast retina must move (each image pixel that a window covers read once —
+  for the episode, every pixel once — and every output written once) over its time, beside the device's
+  own copy bandwidth measured in the same run (``copy GB/s``, bytes read plus written).
+
+``--loop-max-batch K`` times the loop on the first K samples only and scales its time by ``B / K`` (the
+loop is a per-sample Python loop, linear in B); such rows say so (``loop_batch``).
 """
 
 from __future__ import annotations
@@ -47,6 +58,37 @@ def loop_retina(images: torch.Tensor, centers: torch.Tensor, size: int, scales: 
     return torch.stack([F.avg_pool2d(torch.stack(p), factor**k) for k, p in enumerate(per_scale)], dim=1)
 
 
+def roi_align_retina(images: torch.Tensor, centers: torch.Tensor, size: int, scales: int, factor: int) -> torch.Tensor:
+    """The same glimpses from ``torchvision.ops.roi_align``: one call per scale on the zero-padded images.
+
+    With ``aligned=True`` a box ``[x0, x0 + side)`` in pixel units and ``factor**k`` samples per bin put
+    every bilinear sample exactly on a pixel centre, so each output is the mean of its block. roi_align
+    clamps samples within a pixel of the border instead of reading zeros, hence the zero padding.
+    """
+    from torchvision.ops import roi_align
+
+    corners = window_corners_px(centers, images.shape[-2], images.shape[-1], size=size, scales=scales, factor=factor)
+    pad = size * factor ** (scales - 1)
+    scale = 255.0 if images.dtype == torch.uint8 else 1.0
+    padded = F.pad(images.float() / scale if images.dtype == torch.uint8 else images, (pad, pad, pad, pad))
+    rows = torch.arange(images.shape[0], device=images.device, dtype=padded.dtype)[:, None]
+    out = []
+    for k in range(scales):
+        side = size * factor**k
+        x0y0 = (corners[:, k] + pad).to(padded.dtype)
+        boxes = torch.cat([rows, x0y0, x0y0 + side], dim=1)  # (B, 5): image, x1, y1, x2, y2
+        out.append(roi_align(padded, boxes, output_size=size, spatial_scale=1.0, sampling_ratio=factor**k, aligned=True))
+    return torch.stack(out, dim=1)
+
+
+def has_torchvision_ops() -> bool:
+    try:
+        from torchvision.ops import roi_align  # noqa: F401
+    except Exception:  # not installed, or a build that does not match this torch
+        return False
+    return True
+
+
 @dataclass
 class Row:
     setting: str
@@ -57,6 +99,12 @@ class Row:
     ratio: float
     glimpses_per_s: float
     max_abs_err: float
+    loop_batch: int
+    roi_ms: float | None = None
+    roi_ratio: float | None = None
+    roi_err: float | None = None
+    min_bytes: int = 0
+    gb_per_s: float = 0.0
 
 
 def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> list[float]:
@@ -72,16 +120,26 @@ def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> list[
     return times
 
 
-def compare(loop: Callable[[], object], fast: Callable[[], object], device: torch.device, budget_s: float):
-    """Median times of both, interleaved so that machine noise hits them alike."""
-    loop(), fast()  # warm-up
-    probe = timed(loop, device, 1)[0]
+def compare(fns: dict[str, Callable[[], object]], device: torch.device, budget_s: float) -> dict[str, float]:
+    """Median seconds of each of ``fns`` (the first, the loop, is the slow one), interleaved so that
+    machine noise hits them alike."""
+    for fn in fns.values():  # warm-up
+        fn()
+    probe = timed(next(iter(fns.values())), device, 1)[0]
     repeats = max(3, min(25, int(budget_s / max(probe, 1e-4))))
-    loop_t, fast_t = [], []
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        loop_t += timed(loop, device, 1)
-        fast_t += timed(fast, device, 3)
-    return statistics.median(loop_t), statistics.median(fast_t)
+        for i, (name, fn) in enumerate(fns.items()):
+            times[name] += timed(fn, device, 1 if i == 0 else 3)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def copy_bandwidth_gb_s(device: torch.device, nbytes: int = 2**30) -> float:
+    """The device's copy bandwidth, bytes read plus written per second, of one ``nbytes`` tensor copy."""
+    src = torch.rand(nbytes // 4, device=device)
+    dst = torch.empty_like(src)
+    seconds = statistics.median(timed(lambda: dst.copy_(src), device, 10))
+    return 2 * nbytes / seconds / 1e9
 
 
 def run_case(batch: int, image: tuple[int, int, int], args, device: torch.device) -> list[Row]:
@@ -94,36 +152,71 @@ def run_case(batch: int, image: tuple[int, int, int], args, device: torch.device
     centers = (torch.rand(args.glimpses, batch, 2, generator=gen) * 2 - 1).to(device)
     retina = dict(size=args.size, scales=args.scales, factor=args.factor)
     name = f"{c}x{h}x{w}"
-    err = (extract_glimpses(images, centers[0], **retina) - loop_retina(images, centers[0], **retina)).abs().max()
+    # The loop on the first loop_batch samples, its time scaled to the whole batch (it is linear in B).
+    loop_batch = min(batch, args.loop_max_batch or batch)
+    loop_images, loop_centers = images[:loop_batch], centers[:, :loop_batch]
+    loop_scale = batch / loop_batch
+    roi = args.roi and has_torchvision_ops()
+    fast = extract_glimpses(images, centers[0], **retina)
+    err = (fast[:loop_batch] - loop_retina(loop_images, loop_centers[0], **retina)).abs().max()
+    roi_err = float((roi_align_retina(images, centers[0], **retina) - fast).abs().max()) if roi else None
+    # The fewest bytes: each covered image pixel read once, each output written once.
+    largest = args.size * args.factor ** (args.scales - 1)
+    out_bytes = batch * args.scales * c * args.size**2 * 4
+    call_bytes = batch * c * min(largest, h) * min(largest, w) * images.element_size() + out_bytes
+    episode_bytes = images.numel() * images.element_size() + args.glimpses * out_bytes
     rows = []
 
-    loop_ms, call_ms = compare(
-        lambda: loop_retina(images, centers[0], **retina), lambda: extract_glimpses(images, centers[0], **retina),
-        device, args.budget,
-    )
-    rows.append(Row("call", batch, name, loop_ms * 1e3, call_ms * 1e3, loop_ms / call_ms, batch / call_ms, float(err)))
+    fns = {"loop": lambda: loop_retina(loop_images, loop_centers[0], **retina),
+           "fast": lambda: extract_glimpses(images, centers[0], **retina)}
+    if roi:
+        fns["roi"] = lambda: roi_align_retina(images, centers[0], **retina)
+    t = compare(fns, device, args.budget)
+    rows.append(make_row("call", batch, name, t, loop_scale, 1, float(err), loop_batch, roi_err, call_bytes))
 
     def episode_loop():
-        for t in range(args.glimpses):
-            loop_retina(images, centers[t], **retina)
+        for step in range(args.glimpses):
+            loop_retina(loop_images, loop_centers[step], **retina)
 
     # The env keeps one sensor and re-prepares it in place at every reset (GlimpseSensor.prepare): the
-    # preparation is inside the timing, only the buffers' allocation is once per env.
+    # preparation is inside the timing, only the buffers' allocation is once per env. On CUDA the fused
+    # sensor (auto's choice there) is timed beside the planes sensor, the best torch-only path at 60x60.
     sensor = GlimpseSensor(images, **retina)
+    methods = [sensor.method] + (["planes"] if sensor.method == "fused" else [])
 
-    def episode_sensor():
-        sensor.prepare(images)
-        for t in range(args.glimpses):
-            sensor(centers[t])
+    def episode_roi():
+        for step in range(args.glimpses):
+            roi_align_retina(images, centers[step], **retina)
 
-    sensor_err = max(float((sensor(c) - loop_retina(images, c, **retina)).abs().max()) for c in centers)
-    loop_ms, ep_ms = compare(episode_loop, episode_sensor, device, args.budget)
-    method = "planes" if sensor.uses_planes else "windows"
-    rows.append(
-        Row(f"episode x{args.glimpses} ({method})", batch, name, loop_ms * 1e3, ep_ms * 1e3, loop_ms / ep_ms,
-            batch * args.glimpses / ep_ms, sensor_err)
-    )
+    for method in methods:
+        sensor = GlimpseSensor(images, **retina, method=method)
+
+        def episode_sensor(sensor=sensor):
+            sensor.prepare(images)
+            for step in range(args.glimpses):
+                sensor(centers[step])
+
+        sensor_err = max(float((sensor(cs)[:loop_batch] - loop_retina(loop_images, cs[:loop_batch], **retina)).abs().max())
+                         for cs in centers)
+        fns = {"loop": episode_loop, "fast": episode_sensor}
+        if roi:
+            fns["roi"] = episode_roi
+        t = compare(fns, device, args.budget)
+        rows.append(make_row(f"episode x{args.glimpses} ({method})", batch, name, t, loop_scale, args.glimpses,
+                             sensor_err, loop_batch, roi_err, episode_bytes))
     return rows
+
+
+def make_row(setting: str, batch: int, image: str, seconds: dict[str, float], loop_scale: float, glimpses: int,
+             err: float, loop_batch: int, roi_err: float | None, min_bytes: int) -> Row:
+    loop_s, fast_s, roi_s = seconds["loop"] * loop_scale, seconds["fast"], seconds.get("roi")
+    return Row(setting, batch, image, loop_s * 1e3, fast_s * 1e3, loop_s / fast_s, batch * glimpses / fast_s, err,
+               loop_batch, None if roi_s is None else roi_s * 1e3, None if roi_s is None else roi_s / fast_s,
+               roi_err, min_bytes, min_bytes / fast_s / 1e9)
+
+
+def device_name(device: torch.device) -> str:
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def main() -> None:
@@ -138,12 +231,19 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "uint8"], help="image dtype")
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of loop time per measurement")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--loop-max-batch", type=int, default=None,
+                        help="time the loop on at most this many samples and scale its time to B (default: all)")
+    parser.add_argument("--no-roi", dest="roi", action="store_false",
+                        help="skip torchvision's roi_align column (it runs only where torchvision imports)")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of the table")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
+    if args.loop_max_batch is not None and args.loop_max_batch < 1:
+        parser.error(f"--loop-max-batch must be >= 1; got {args.loop_max_batch}")
+    copy_gb_s = copy_bandwidth_gb_s(device) if device.type == "cuda" else None
     rows: list[Row] = []
     for image in args.image:
         shape = tuple(int(v) for v in image.split("x"))
@@ -151,15 +251,21 @@ def main() -> None:
             rows += run_case(batch, shape, args, device)
 
     if args.json:
-        print(json.dumps({"device": str(device), "dtype": args.dtype, "threads": torch.get_num_threads(), "torch": torch.__version__,
-                          "rows": [asdict(r) for r in rows]}, indent=1))
+        print(json.dumps({"device": device_name(device), "dtype": args.dtype, "threads": torch.get_num_threads(),
+                          "torch": torch.__version__, "copy_gb_s": copy_gb_s, "rows": [asdict(r) for r in rows]}, indent=1))
         return
-    print(f"device={device} dtype={args.dtype} threads={torch.get_num_threads()} torch={torch.__version__} "
-          f"retina={args.scales} scales of {args.size}px, factor {args.factor}")
-    print(f"{'setting':<22} {'B':>5} {'image':>10} {'loop ms':>9} {'glimpse ms':>10} {'ratio':>7} {'glimpses/s':>11} {'max err':>8}")
+    print(f"device={device_name(device)} dtype={args.dtype} threads={torch.get_num_threads()} torch={torch.__version__} "
+          f"retina={args.scales} scales of {args.size}px, factor {args.factor}"
+          + (f" copy={copy_gb_s:.0f} GB/s" if copy_gb_s else ""))
+    print(f"{'setting':<22} {'B':>6} {'image':>10} {'loop ms':>9} {'glimpse ms':>10} {'ratio':>7} {'glimpses/s':>11} "
+          f"{'max err':>8} {'GB/s':>7} {'roi ms':>8} {'vs roi':>7} {'roi err':>8}")
     for r in rows:
-        print(f"{r.setting:<22} {r.batch:>5} {r.image:>10} {r.loop_ms:>9.2f} {r.glimpse_ms:>10.3f} {r.ratio:>6.1f}x "
-              f"{r.glimpses_per_s:>11.3g} {r.max_abs_err:>8.1e}")
+        loop = f"{r.loop_ms:>9.2f}" + ("*" if r.loop_batch < r.batch else " ")
+        roi = (f"{r.roi_ms:>8.3f} {r.roi_ratio:>6.1f}x {r.roi_err:>8.1e}" if r.roi_ms is not None else f"{'-':>8} {'-':>7} {'-':>8}")
+        print(f"{r.setting:<22} {r.batch:>6} {r.image:>10} {loop}{r.glimpse_ms:>10.3f} {r.ratio:>6.1f}x "
+              f"{r.glimpses_per_s:>11.3g} {r.max_abs_err:>8.1e} {r.gb_per_s:>7.1f} {roi}")
+    if any(r.loop_batch < r.batch for r in rows):
+        print("* loop timed on the first --loop-max-batch samples and scaled to B")
 
 
 if __name__ == "__main__":
