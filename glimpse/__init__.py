@@ -4,7 +4,7 @@ Coordinates everywhere are ``(x, y)`` normalized to ``[-1, 1]`` where -1 and +1 
 the image (``align_corners=False``); images are ``(B, C, H, W)``.
 """
 
-from glimpse.retina import GlimpseSensor, centers_from_corners_px, extract_glimpses, window_corners_px
+from glimpse.retina import GlimpseSensor, centers_from_corners_px, extract_glimpses, grid_cell_centers, window_corners_px
 from glimpse.samplers import ALIGN_CORNERS, affine_sample, box_theta, boxcar_mask, crop_boxes
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "centers_from_corners_px",
     "crop_boxes",
     "extract_glimpses",
+    "grid_cell_centers",
     "window_corners_px",
 ]

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Independent, Normal, TanhTransform, TransformedDistribution
 
-from glimpse._checks import check_positive_int, check_shape
+from glimpse.checks import check_positive_int, check_shape
 
 __all__ = [
     "tanh_normal",

@@ -44,10 +44,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from glimpse._checks import check_finite, check_positive_int, check_shape
-from glimpse._modes import outside_inference_mode
+from glimpse.checks import check_finite, check_positive_int, check_shape
+from glimpse.modes import outside_inference_mode
 
-__all__ = ["extract_glimpses", "GlimpseSensor", "window_corners_px", "centers_from_corners_px"]
+__all__ = ["extract_glimpses", "GlimpseSensor", "window_corners_px", "centers_from_corners_px", "grid_cell_centers"]
 
 # A corner this close below a half-pixel still rounds up: float32 centres cannot hold most ties exactly,
 # and a tie must not flip with the last bit of a centre. Integer corners are unaffected.
@@ -151,6 +151,42 @@ def centers_from_corners_px(corners: Tensor, height: int, width: int, *, size: i
     c_px = corners.to(torch.float64) + size / 2.0
     extent = torch.tensor([width, height], dtype=torch.float64, device=corners.device)
     return (2.0 * c_px / extent - 1.0).to(torch.float32)
+
+
+def grid_cell_centers(grid: int, cells: Tensor | None = None, *, device: torch.device | str | None = None) -> Tensor:
+    r"""Normalized centres of the cells of a ``grid x grid`` partition of an image (the "items" of item-wise
+    attention, and the discrete actions of :class:`envs.GlimpseVectorEnv`).
+
+    Conventions: the project's frame (see :mod:`glimpse`). Cell ``(column, row)`` spans
+    ``[2 column / grid - 1, 2 (column + 1) / grid - 1]`` in ``x`` (likewise ``row`` in ``y``), so its
+    centre is ``((2 column + 1) / grid - 1, (2 row + 1) / grid - 1)``, the same for any image size.
+
+    Args:
+        grid: cells per axis.
+        cells: ``(..., 2)`` integer ``(column, row)`` of the cells wanted; ``None`` for every cell, row-major:
+            item ``k`` is cell ``(k % grid, k // grid)``.
+        device: where the result is made when ``cells`` is ``None`` (else ``cells.device``).
+
+    Returns:
+        float32 centres ``(x, y)``: ``(..., 2)`` for ``cells``, else ``(grid * grid, 2)``.
+
+    Example:
+        >>> grid_cell_centers(2)
+        tensor([[-0.5000, -0.5000],
+                [ 0.5000, -0.5000],
+                [-0.5000,  0.5000],
+                [ 0.5000,  0.5000]])
+        >>> grid_cell_centers(4, torch.tensor([[3, 0]]))
+        tensor([[ 0.7500, -0.7500]])
+    """
+    grid = check_positive_int(grid, "grid")
+    if cells is None:
+        index = torch.arange(grid, device=device)
+        row, column = torch.meshgrid(index, index, indexing="ij")
+        cells = torch.stack([column.flatten(), row.flatten()], dim=1)  # (K, 2)
+    elif not isinstance(cells, Tensor) or cells.shape[-1:] != (2,):
+        raise ValueError(f"cells must be a (..., 2) tensor of (column, row); got {getattr(cells, 'shape', cells)!r}")
+    return (2 * cells.to(torch.float32) + 1) / grid - 1
 
 
 def _output_dtype(images: Tensor) -> torch.dtype:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from glimpse._checks import check_finite, check_positive_int, check_shape
+from glimpse.checks import check_finite, check_positive_int, check_shape
 
 __all__ = ["ALIGN_CORNERS", "affine_sample", "box_theta", "crop_boxes", "boxcar_mask"]
 
