@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.ram import CoreNetwork
+from agents.recurrent import CoreNetwork
 from glimpse._checks import check_shape
 
 __all__ = ["SceneClassifier", "RecurrentSoftAttention", "classification_losses", "soft_attention_losses",
@@ -85,6 +85,11 @@ class SceneClassifier(nn.Module):
 
     action_mode: ClassVar[str | None] = None
 
+    @classmethod
+    def from_env(cls, env, **kwargs: Any):
+        """Sized for ``env``'s canvases ``(C, H, W)`` and its classes; ``kwargs`` are the constructor's."""
+        return cls(env.canvas_shape, env.num_decisions, **kwargs)
+
     def scene_inputs(self, env) -> Tensor:
         """The input for ``env``'s current scenes: the canvases as float in [0, 1], ``(N, C, H, W)``."""
         check_still_canvas(env, type(self).__name__)
@@ -137,7 +142,7 @@ class RecurrentSoftAttention(nn.Module):
     soft item-wise and spatial models (Xu et al. 2015, Section 4.2; Bahdanau et al. 2015's scoring).
 
     ``e_tk = w^T tanh(W h_{t-1} + U a_k)``, ``alpha_t = softmax_k(e_t)``, ``z_t = sum_k alpha_tk a_k``,
-    ``h_t = f_h(h_{t-1}, z_t)`` (:class:`agents.ram.CoreNetwork`, ``h_0 = 0``); logits ``= Linear(h_T)``.
+    ``h_t = f_h(h_{t-1}, z_t)`` (:class:`agents.recurrent.CoreNetwork`, ``h_0 = 0``); logits ``= Linear(h_T)``.
 
     Convention:
         ``values`` ``(N, K, V)``: the ``K`` things to attend to (item encodings, feature-map cells).

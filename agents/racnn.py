@@ -127,6 +127,7 @@ __all__ = [
     "ranking_loss",
     "strongest_response_boxes",
     "RACNN",
+    "RACNNOptions",
 ]
 
 ATTENTIONS = ("soft", "hard")
@@ -337,6 +338,17 @@ class Pass:
 # ------------------------------------------------------------------------------------------------
 # 3. The model
 # ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RACNNOptions:
+    """RA-CNN's options (``--agent racnn-soft`` / ``racnn-hard`` flags); :meth:`kwargs` gives the constructor's."""
+
+    racnn_input_size: int | None = None
+    """racnn-*: side of what each scale's CNN sees (none: the canvas's own; smaller is much cheaper)"""
+
+    def kwargs(self) -> dict:
+        return dict(input_size=self.racnn_input_size)
 
 
 class RACNN(SceneClassifier):
