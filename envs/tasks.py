@@ -50,6 +50,7 @@ from glimpse.retina import centers_from_corners_px, extract_glimpses
 __all__ = [
     "paste_patches",
     "plain_digits",
+    "digits_on_canvas",
     "translated_digits",
     "cluttered_digits",
     "scaled_digits",
@@ -287,6 +288,64 @@ def plain_digits(
     return images[index][:, None], labels[index]
 
 
+def digits_on_canvas(
+    images: Tensor,
+    labels: Tensor,
+    keys: Tensor,
+    episodes: Tensor,
+    *,
+    canvas: int,
+    digit_size: int | None = None,
+    distractors: int = 0,
+    distractor_size: int | None = 8,
+    target: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""The one recipe of the still digit tasks: a digit, whole, at a random position on a canvas, with clutter.
+
+    :func:`translated_digits`, :func:`cluttered_digits` and :func:`scaled_digits` are this function with
+    some arguments fixed; their docstrings state each recipe.
+
+    - The target digit (``target``, or drawn from ``STREAM_TARGET_DIGIT``) is shrunk to
+      ``digit_size x digit_size`` when ``digit_size`` is given (:func:`scaled_digits`), else kept as it is,
+      and pasted at a uniformly random integer corner (``STREAM_TARGET_CORNER``) that keeps it whole.
+    - ``distractors`` ``distractor_size`` fragments of other digits of the set (shrunk the same way), each
+      whole inside the canvas (:func:`cluttered_digits` describes the draws).
+    - Layers are summed in ``[0, 255]`` units, rounded to nearest and clipped to 255.
+
+    Args:
+        canvas: side of the square canvas; at least the (shrunk) digit's size.
+        digit_size: side of the shrunk digit (it must divide the digit side), or ``None`` for full size.
+        distractors: number of fragments, >= 0 (>= 1 needs at least two digits in the set).
+        distractor_size: fragment side in canvas pixels, in ``[1, digit side]``; ``None`` (shrunk digits
+            only): ``max(1, 8 * digit_size // H)``.
+
+    Returns:
+        ``(canvases, labels)``: uint8 ``(N, 1, canvas, canvas)`` and ``(N,)`` (the target's label).
+    """
+    rng.check_keys(keys, episodes)
+    _check_digits(images, labels, keys)
+    height, width = int(images.shape[1]), int(images.shape[2])
+    if digit_size is None:
+        canvas = _check_canvas(canvas, images)
+    else:
+        digit_size = _check_digit_size(digit_size, images)
+        canvas = check_positive_int(canvas, "canvas")
+        if canvas < digit_size:
+            raise ValueError(f"canvas must be >= digit_size ({digit_size}) so a digit fits inside; got {canvas}")
+        height = width = digit_size
+        if distractor_size is None:
+            distractor_size = max(1, 8 * digit_size // int(images.shape[1]))
+    distractors, distractor_size = _check_distractors(distractors, distractor_size, images, side=digit_size)
+    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
+    corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - width, canvas - height))
+    digit = images[index][:, None]  # (N, 1, H, W) uint8
+    if digit_size is not None:
+        digit = _shrink(digit, digit_size)  # (N, 1, d, d) float32 in [0, 1]
+    layers = _paste_sum(digit, corner[:, None], canvas)
+    layers += _distractor_layer(images, index, keys, episodes, distractors, distractor_size, canvas, digit_size)
+    return _to_uint8(layers)[:, None], labels[index]
+
+
 def translated_digits(
     images: Tensor, labels: Tensor, keys: Tensor, episodes: Tensor, *, canvas: int = 60,
     target: Tensor | None = None,
@@ -303,14 +362,9 @@ def translated_digits(
     Returns:
         ``(canvases, labels)``: uint8 ``(N, 1, canvas, canvas)`` and ``(N,)``.
     """
-    rng.check_keys(keys, episodes)
-    _check_digits(images, labels, keys)
-    canvas = _check_canvas(canvas, images)
-    height, width = int(images.shape[1]), int(images.shape[2])
-    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
-    corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - width, canvas - height))
-    canvases = _to_uint8(_paste_sum(images[index][:, None], corner[:, None], canvas))
-    return canvases[:, None], labels[index]
+    # No fragments: distractor_size 1 fits any digit and is never used.
+    return digits_on_canvas(images, labels, keys, episodes, canvas=canvas, distractors=0, distractor_size=1,
+                            target=target)
 
 
 def cluttered_digits(
@@ -350,16 +404,8 @@ def cluttered_digits(
     Returns:
         ``(canvases, labels)``: uint8 ``(N, 1, canvas, canvas)`` and ``(N,)`` (the target's label).
     """
-    rng.check_keys(keys, episodes)
-    _check_digits(images, labels, keys)
-    canvas = _check_canvas(canvas, images)
-    distractors, distractor_size = _check_distractors(distractors, distractor_size, images)
-    height, width = int(images.shape[1]), int(images.shape[2])
-    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
-    corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - width, canvas - height))
-    layers = _paste_sum(images[index][:, None], corner[:, None], canvas)
-    layers += _distractor_layer(images, index, keys, episodes, distractors, distractor_size, canvas)
-    return _to_uint8(layers)[:, None], labels[index]
+    return digits_on_canvas(images, labels, keys, episodes, canvas=canvas, distractors=distractors,
+                            distractor_size=distractor_size, target=target)
 
 
 def _shrink(images: Tensor, side: int) -> Tensor:
@@ -435,23 +481,10 @@ def scaled_digits(
         >>> x.shape, int((x > 0).sum())  # a 14 x 14 square of 100s
         (torch.Size([1, 1, 30, 30]), 196)
     """
-    rng.check_keys(keys, episodes)
-    _check_digits(images, labels, keys)
-    digit_size = _check_digit_size(digit_size, images)
-    canvas = check_positive_int(canvas, "canvas")
-    if canvas < digit_size:
-        raise ValueError(f"canvas must be >= digit_size ({digit_size}) so a digit fits inside; got {canvas}")
-    if distractor_size is None:
-        distractor_size = max(1, 8 * digit_size // int(images.shape[1]))
-    distractors, distractor_size = _check_distractors(distractors, distractor_size, images, side=digit_size)
-    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
-    corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - digit_size, canvas - digit_size))
-    digit = _shrink(images[index][:, None], digit_size)  # (N, 1, d, d) float32 in [0, 1]
-    layers = _paste_sum(digit, corner[:, None], canvas)
-    layers += _distractor_layer(
-        images, index, keys, episodes, distractors, distractor_size, canvas, digit_size=digit_size
-    )
-    return _to_uint8(layers)[:, None], labels[index]
+    if digit_size is None:  # None means "not shrunk" to digits_on_canvas: refuse it as before
+        _check_digit_size(digit_size, images)
+    return digits_on_canvas(images, labels, keys, episodes, canvas=canvas, digit_size=digit_size,
+                            distractors=distractors, distractor_size=distractor_size, target=target)
 
 
 def plain_images(
