@@ -5,18 +5,22 @@ taking every glimpse through :class:`glimpse.GlimpseSensor` / :func:`glimpse.ext
 :class:`GlimpseEnv` is its ``N = 1`` case with numpy in and out, for ``gymnasium.make`` and checkers.
 
 ## Description
-Classification tasks (``mnist``, ``translated``, ``cluttered``, ``small``, ``folder``) show one canvas per
-episode; the agent moves its glimpse ``num_glimpses`` times and names the class at the last step (RAM's
-reward, Mnih et al. 2014). ``small`` puts a shrunk digit (14 px by default) on a large canvas (100 px), so
-that a glimpse must zoom in to read it; ``folder`` shows the pictures of a user's ImageFolder-style
-directory (``data_dir``, e.g. CUB-200), resized to ``canvas x canvas`` RGB. Video tasks (``moving-mnist``,
-``video``) glimpse frame ``t`` at step ``t`` and name the target at the end. ``catch`` is RAM's dynamic
-game: each action moves the paddle and the glimpse together.
+The task is data: a :class:`envs.TaskSpec` of :data:`envs.TASKS` (see :mod:`envs.specs`) says what kind of
+episode it is, what decision ends it, its options and how its scenes are built. Still tasks (``mnist``,
+``translated``, ``cluttered``, ``small``, ``folder`` and their presets such as ``cluttered-60``) show one
+canvas per episode; the agent moves its glimpse ``num_glimpses`` times and names the class at the last
+step (RAM's reward, Mnih et al. 2014). ``small`` puts a shrunk digit (14 px by default) on a large canvas
+(100 px), so that a glimpse must zoom in to read it; ``folder`` shows the pictures of a user's
+ImageFolder-style directory (``data_dir``, e.g. CUB-200), resized to ``canvas x canvas`` RGB. Video tasks
+(``moving-mnist``, ``video``) glimpse frame ``t`` at step ``t`` and name the target at the end. ``catch``
+is RAM's dynamic game (:mod:`envs.catch`): each action moves the paddle and the glimpse together. What an
+agent needs to know about the task it reads from the env's typed properties (``task_spec``, ``is_still``,
+``decision``, ``start_mode``, ``action_mode``), never from its name.
 
 ## Action Space
 ``action_mode="continuous"`` (default): ``Box(-1, 1, (2 + D,), float32)``. ``action[:2]`` is the next
-glimpse centre ``(x, y)`` in ``[-1, 1]`` (outer canvas edges, +y down; values outside are clipped to the
-canvas). ``action[2:]`` are ``D`` decision scores whose argmax is the decision: the class (``D`` = number
+glimpse centre ``(x, y)``, normalized (the convention of :mod:`glimpse`; values outside ``[-1, 1]`` are
+clipped to the canvas). ``action[2:]`` are ``D`` decision scores whose argmax is the decision: the class (``D`` = number
 of classes) or, in Catch, the paddle move (``D = 3``: left, stay, right).
 
 ``action_mode="discrete"``: ``MultiDiscrete([grid, grid, D])``: the glimpse moves to the centre of grid
@@ -55,10 +59,13 @@ canvas (position, clutter, motion) drawn from ``j`` alone, the same whatever the
 envs over ``ceil(M / N)`` episodes each see every test example exactly once.
 
 ## Arguments
-See :class:`GlimpseVectorEnv`.
+See :class:`GlimpseVectorEnv` (the retina, modes, data source and device) and the task's options dataclass in
+:mod:`envs.specs` (``canvas``, ``num_glimpses``, ``distractors``, ``frames``, ...).
 
 ## Version History
 - v0: initial release.
+- v0 (same episodes): the task is a :class:`envs.TaskSpec` with its own options; each preset the scripts
+  take (``translated-60``, ``cluttered-60``, ``cluttered-100``, ``small-100``) and ``video`` got an id.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def render_attention(picture: Tensor, *, heat: Tensor | None = None, quads: Tens
             weights), tinted red from clear at its minimum to strongest at its maximum (a uniform map
             shows nothing).
         quads: ``(Q, 4, 2)`` regions the agent sampled, each as its 4 corners ``(x, y)`` in ``[-1, 1]``
-            (outer edges, ``align_corners=False``) in drawing order; outlined, blue (first) to red (last).
+            (normalized, see :mod:`glimpse`) in drawing order; outlined, blue (first) to red (last).
         height_px: about how tall the returned picture is.
 
     Returns:
@@ -78,7 +78,7 @@ def render_glimpse(picture: Tensor, center: Tensor, *, size: int, scales: int = 
     Args:
         picture: ``(C, H, W)`` uint8 or float in [0, 1] (a canvas or video frame); ``C = 3`` is shown in
             colour, any other ``C`` as the grey mean of its channels.
-        center: ``(2,)`` glimpse centre ``(x, y)`` in ``[-1, 1]`` (outer edges, ``align_corners=False``).
+        center: ``(2,)`` normalized glimpse centre ``(x, y)`` (see :mod:`glimpse`).
         size, scales, factor: the retina, as in :func:`glimpse.extract_glimpses`.
         height_px: about how tall the returned picture is (nearest-neighbour magnified, integer zoom).
 

@@ -4,7 +4,7 @@ Every generator is a pure function of ``(keys, episodes)``: row ``i`` of the out
 ``keys[i]`` and ``episodes[i]`` (through :mod:`envs.rng`), so ``N`` batched envs play exactly the
 episodes of ``N`` single envs, on CPU or CUDA, in one tensor op with no Python loop over the batch.
 
-Conventions (shared with :mod:`glimpse.retina`):
+Conventions (the project's, stated in :mod:`glimpse`; here in pixels):
 
 - images are ``(N, C, H, W)``, videos ``(N, T, C, H, W)``; canvases are square, ``canvas x canvas``;
 - a pixel position is ``(x, y)`` = (column, row), +x right, +y down; a *corner* is the integer top-left

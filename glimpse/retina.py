@@ -5,13 +5,8 @@ reduces it to ``size x size`` by the **mean of each** ``factor**k x factor**k`` 
 average, so coarse scales do not alias the way a point sample (``grid_sample``) does. Pixels outside
 the image count as 0.
 
-Conventions (shared by the whole project):
-
-- images are ``(B, C, H, W)``; glimpses are ``(B, S, C, size, size)`` with ``S`` scales, finest first;
-- a location is ``(x, y)`` normalized to ``[-1, 1]``, where ``-1`` and ``+1`` are the *outer edges* of
-  the image (the ``align_corners=False`` convention): in pixel units the centre is
-  ``x_px = (x + 1) / 2 * W`` and ``y_px = (y + 1) / 2 * H``, and pixel ``i`` covers ``[i, i + 1)``;
-- +x is right (columns), +y is down (rows).
+Conventions: images are ``(B, C, H, W)``; glimpses are ``(B, S, C, size, size)`` with ``S`` scales, finest
+first; locations are ``(x, y)`` in the project's normalized frame (stated once, in :mod:`glimpse`).
 
 Rounding. Windows are snapped to the pixel grid: the top-left corner of the scale-``k`` window is
 ``floor(c_px - side_k / 2 + 1/2)`` per axis (the exact corner rounded to the nearest integer, halves
@@ -84,8 +79,8 @@ def window_corners_px(
 ) -> Tensor:
     r"""Integer top-left corners of every scale's window, in pixels.
 
-    Conventions: ``centers`` is ``(B, 2)`` as ``(x, y)`` normalized to ``[-1, 1]`` (outer image edges,
-    ``align_corners=False``); corners are ``(x0, y0)`` pixel indices (column, row), possibly outside the
+    Conventions: ``centers`` is ``(B, 2)`` as normalized ``(x, y)`` (see :mod:`glimpse`); corners are
+    ``(x0, y0)`` pixel indices (column, row), possibly outside the
     image. The scale-``k`` window spans ``[x0, x0 + size * factor**k)`` and its corner is
     ``floor(c_px - side / 2 + 1/2)``: the exact corner rounded to nearest, halves up.
 
@@ -499,9 +494,8 @@ def extract_glimpses(
 
     - ``images``: ``(B, C, H, W)``, uint8 or floating point, any device; the output is on the same device.
       uint8 gives float32 in ``[0, 1]``; a floating input gives the same dtype.
-    - ``centers``: ``(B, 2)`` as ``(x, y)`` in ``[-1, 1]`` where ``-1`` and ``+1`` are the outer image
-      edges (``align_corners=False``): the centre in pixels is ``((x + 1) / 2 * W, (y + 1) / 2 * H)``.
-      Centres outside ``[-1, 1]`` are allowed; off-image pixels count as 0.
+    - ``centers``: ``(B, 2)`` as normalized ``(x, y)`` (see :mod:`glimpse`: ``-1`` / ``+1`` the outer image
+      edges). Centres outside ``[-1, 1]`` are allowed; off-image pixels count as 0.
     - Scale ``k`` covers a ``size * factor**k`` square and returns the mean of each
       ``factor**k x factor**k`` block. Corners snap to the pixel grid by rounding to nearest (halves up),
       per scale; an integer corner gives exactly the naive pad-crop-average.
