@@ -409,6 +409,11 @@ class GlimpseVectorEnv(VectorEnv):
         return render_glimpse(picture, self._locations[row], **self.retina)
 
 
+def _forwarded(name: str) -> property:
+    """A read-only property of :class:`GlimpseEnv` that reads the same one of its :class:`GlimpseVectorEnv`."""
+    return property(lambda self: getattr(self._vec, name), doc=f"See :attr:`GlimpseVectorEnv.{name}`.")
+
+
 class GlimpseEnv(gym.Env):
     """A single glimpse episode: the ``N = 1`` case of :class:`GlimpseVectorEnv`, numpy in and out.
 
@@ -425,41 +430,14 @@ class GlimpseEnv(gym.Env):
         self.observation_space = self._vec.single_observation_space
         self.action_space = self._vec.single_action_space
 
-    @property
-    def task_spec(self) -> TaskSpec:
-        """See :attr:`GlimpseVectorEnv.task_spec`."""
-        return self._vec.task_spec
-
-    @property
-    def task_options(self) -> Any:
-        """See :attr:`GlimpseVectorEnv.task_options`."""
-        return self._vec.task_options
-
-    @property
-    def is_still(self) -> bool:
-        """See :attr:`GlimpseVectorEnv.is_still`."""
-        return self._vec.is_still
-
-    @property
-    def decision(self) -> str:
-        """See :attr:`GlimpseVectorEnv.decision`."""
-        return self._vec.decision
-
-    @property
-    def start_mode(self) -> str:
-        """See :attr:`GlimpseVectorEnv.start_mode`."""
-        return self._vec.start_mode
-
-    @property
-    def action_mode(self) -> str:
-        """See :attr:`GlimpseVectorEnv.action_mode`."""
-        return self._vec.action_mode
-
-    @property
-    def task(self) -> str:
-        """Deprecated: see :attr:`GlimpseVectorEnv.task`."""
-        # shim for issue 12 migration
-        return self._vec.task
+    # What agents read, as on the vector env (read-only).
+    task_spec = _forwarded("task_spec")
+    task_options = _forwarded("task_options")
+    is_still = _forwarded("is_still")
+    decision = _forwarded("decision")
+    start_mode = _forwarded("start_mode")
+    action_mode = _forwarded("action_mode")
+    task = _forwarded("task")  # shim for issue 12 migration
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
