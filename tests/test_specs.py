@@ -159,3 +159,16 @@ def test_a_new_task_is_one_spec_and_one_call(dots):
     with pytest.raises(ValueError, match="frames applies to task='moving-mnist' only; got task 'dots'"):
         gym.make("glimpse/Dots-v0", frames=3)
     assert math.isclose(float(vec.item_centers()[0, 0]), -1 + 1 / vec.grid)
+
+
+def test_the_video_id_plays_the_users_clips():
+    frames, labels = torch.randint(0, 256, (3, 2, 8, 8), dtype=torch.uint8), torch.arange(3)
+    vec = gym.make_vec("glimpse/Video-v0", num_envs=2, video=(frames, labels), glimpse_size=4)
+    assert (vec.task_spec.kind, vec.is_still, vec.episode_steps, vec.canvas_shape) == ("video", False, 2, (1, 8, 8))
+    vec.reset(seed=0)
+    _, _, terminated, _, infos = vec.step(vec.action_space.sample())
+    assert not terminated.any()
+    _, _, terminated, _, infos = vec.step(vec.action_space.sample())
+    assert terminated.all() and infos["final_info"]["_label"].all()
+    with pytest.raises(ValueError, match="needs video="):
+        gym.make_vec("glimpse/Video-v0", num_envs=2)
