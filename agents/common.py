@@ -1,7 +1,7 @@
 """The one contract between an attention model and the scripts, and what the image-reading agents share.
 
-``scripts/train.py``, ``evaluate.py`` and ``compare.py`` drive every agent the same way. An agent is an
-``nn.Module`` that also has:
+``scripts/train.py``, ``evaluate.py`` and ``compare.py`` drive every agent the same way (the contract is
+also written as ``typing.Protocol`` s in :mod:`agents.contract`). An agent is an ``nn.Module`` that also has:
 
 * ``action_mode`` (class attribute): how it uses :class:`envs.GlimpseVectorEnv`. ``"continuous"`` or
   ``"discrete"``: a *hard* agent, which steps the env in that mode and sees only the glimpses the env
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents.recurrent import CoreNetwork
-from glimpse._checks import check_shape
+from glimpse.checks import check_shape
 
 __all__ = ["SceneClassifier", "RecurrentSoftAttention", "classification_losses", "soft_attention_losses",
            "check_still_canvas", "check_canvas_shape", "box_corners"]
@@ -66,11 +66,9 @@ def check_canvas_shape(canvas_shape: Sequence[int]) -> tuple[int, int, int]:
 
 def check_still_canvas(env, agent: str) -> None:
     """Refuse tasks that are not still canvases with labels (video, Catch), naming the agent."""
-    from envs import STILL_TASKS
-
-    task = getattr(env, "task", None)
-    if task not in STILL_TASKS:
-        raise ValueError(f"{agent} classifies still canvases; task {task!r} is not one (use one of {STILL_TASKS})")
+    if not env.is_still:
+        raise ValueError(f"{agent} classifies still canvases; task {env.task_spec.name!r} is a {env.task_spec.kind} "
+                         f"(use a task whose kind is 'still')")
 
 
 class SceneClassifier(nn.Module):

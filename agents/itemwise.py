@@ -8,11 +8,14 @@ centre ``l_k``. Its annotation vector is RAM's glimpse network on it, ``a_k = f_
 al. 2014, Fig. 1B), so both agents below encode a look exactly as RAM does, and differ from RAM and from
 each other only in how they choose what to look at.
 
-**Hard** (:class:`HardItemAttention`, SAT's "hard" attention): RAM with a categorical where-policy. At step
-``t`` the recurrent state ``h_t = f_h(h_{t-1}, a_{k_{t-1}})`` picks the next item
-``k_t ~ Categorical(softmax(W h_t))``; the env, stepped in its discrete action mode, moves the glimpse to
-cell ``k_t``, so the agent only ever sees the items it picks (the first glimpse is the env's start). The
-classifier reads ``h_T``. Training is RAM's hybrid loss (:func:`agents.ram.ram_losses`): cross-entropy,
+**Hard** (:class:`HardItemAttention`, SAT's "hard" attention, Section 4.1): the stochastic attention
+``s_t`` is a categorical variable over the items. At step ``t`` the recurrent state
+``h_t = f_h(h_{t-1}, a_{k_{t-1}})`` picks the next item ``k_t ~ Categorical(softmax(W h_t))``
+(:class:`agents.recurrent.CategoricalItemHead`); the env, stepped in its discrete action mode, moves the
+glimpse to cell ``k_t``, so the agent only ever sees the items it picks (the first glimpse is the env's
+start). The classifier reads ``h_T``. It is the one hard recurrent rollout
+(:mod:`agents.recurrent`) with that where head. Training is SAT's REINFORCE-style learning rule, in
+RAM's hybrid form (:func:`agents.recurrent.hybrid_losses`): cross-entropy,
 REINFORCE with a learned baseline (reward 1 for a correct answer), an entropy bonus
 (``entropy_coef``, SAT's ``lambda_e``). SAT's variance trick, an option: with probability
 ``expected_context_prob`` (SAT: 0.5), drawn once per minibatch, the minibatch instead feeds the core the
@@ -47,7 +50,7 @@ import torch
 from torch import Tensor
 
 from agents.common import RecurrentSoftAttention, SceneClassifier, check_still_canvas, soft_attention_losses
-from agents.recurrent import CategoricalItemHead, GlimpseNetwork, HardRecurrentAgent, _decision_of
+from agents.recurrent import CategoricalItemHead, GlimpseNetwork, HardRecurrentAgent
 
 __all__ = ["HardItemAttention", "HardItemOptions", "SoftItemAttention", "SoftItemOptions"]
 
@@ -133,7 +136,7 @@ class HardItemAttention(HardRecurrentAgent):
     @classmethod
     def from_env(cls, env, **kwargs: Any) -> HardItemAttention:
         """Sized for ``env`` (discrete action mode): its glimpses, classes and grid cells."""
-        if _decision_of(env) != "classify":
+        if env.decision != "classify":
             raise ValueError("item-wise attention classifies; it does not play Catch")
         return cls(_glimpse_shape(env), env.num_decisions, item_centers=env.item_centers().cpu(), **kwargs)
 
@@ -142,7 +145,7 @@ class HardItemAttention(HardRecurrentAgent):
         return self.locator.expected_context(self.glimpse_net, env, probs)
 
 
-def _item_centers_moved(module, state_dict, prefix, *args) -> None:
+def _item_centers_moved(state_dict, prefix, *args) -> None:
     """Checkpoints written before the where head owned the item centres kept them at ``item_centers``."""
     if prefix + "item_centers" in state_dict:
         state_dict[prefix + "locator.item_centers"] = state_dict.pop(prefix + "item_centers")

@@ -111,7 +111,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.common import SceneClassifier, check_canvas_shape
-from glimpse._checks import check_shape
+from glimpse.checks import check_shape
 from glimpse.policies import GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss
 from glimpse.samplers import boxcar_mask, crop_boxes

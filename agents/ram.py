@@ -67,7 +67,6 @@ from agents.recurrent import (
     evaluate,
     rollout,
 )
-from agents.recurrent import _decision_of
 from agents.recurrent import hybrid_losses as ram_losses
 
 __all__ = [
@@ -153,5 +152,5 @@ class RAM(HardRecurrentAgent):
     def from_env(cls, env, **kwargs: Any) -> RAM:
         """A RAM sized for ``env`` (a continuous-action :class:`envs.GlimpseVectorEnv`); Catch gets ``decision="catch"``."""
         glimpse_shape = tuple(int(s) for s in env.single_observation_space["glimpse"].shape)
-        kwargs.setdefault("decision", "catch" if _decision_of(env) == "paddle" else "classify")
+        kwargs.setdefault("decision", "catch" if env.decision == "paddle" else "classify")
         return cls(glimpse_shape, env.num_decisions, **kwargs)

@@ -411,10 +411,10 @@ class HardRecurrentAgent(nn.Module):
     def check_env(self, env) -> None:
         """Refuse an env this agent cannot play, saying how to build the right one."""
         self.locator.check_env(env, self.num_classes)
-        plays = "catch" if _decision_of(env) == "paddle" else "classify"
+        plays = "catch" if env.decision == "paddle" else "classify"
         if plays != self.decision:
             raise ValueError(f"{type(self).__name__}(decision={self.decision!r}) cannot play an env whose "
-                             f"decision is {_decision_of(env)!r}: use decision='catch' for Catch and 'classify' "
+                             f"decision is {env.decision!r}: use decision='catch' for Catch and 'classify' "
                              f"otherwise (from_env does this)")
 
     def rollout(self, env, obs: dict[str, Tensor], *, deterministic: bool = False) -> tuple[Rollout, dict]:
@@ -453,11 +453,6 @@ class HardRecurrentAgent(nn.Module):
             if t < steps:
                 self.locator.inference(h)
             self.decider.inference(h, last=t == steps)
-
-
-def _decision_of(env) -> str:
-    """The env's decision kind, ``"classify"`` or ``"paddle"`` (until the env says so itself)."""
-    return getattr(env, "decision", None) or ("paddle" if env.task == "catch" else "classify")
 
 
 # ------------------------------------------------------------------------------------------------
