@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from agents.contract import Agent
 from agents.recurrent import HardRecurrentAgent, episode_steps
 
 __all__ = ["flops_per_image"]
@@ -53,7 +54,7 @@ def flops_per_image(model: nn.Module, env_or_shapes) -> int:
     with torch.no_grad(), counter:
         if isinstance(model, HardRecurrentAgent):
             model.inference(_glimpses(env_or_shapes))
-        elif hasattr(env_or_shapes, "single_observation_space") and hasattr(model, "inference"):
+        elif hasattr(env_or_shapes, "single_observation_space") and isinstance(model, Agent):
             model.inference(env_or_shapes)
         else:
             model(torch.zeros(1, *_canvas_shape(env_or_shapes)))

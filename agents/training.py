@@ -201,14 +201,15 @@ def parse_train_config(argv: Sequence[str] | None = None, description: str | Non
         if owners:
             titles = "/".join(dict.fromkeys(o.title or o.name for o in owners))
             raise ConfigError(f"{arg.split('=', 1)[0]} is a {titles} option; --agent {spec.name} has no such option")
-    wrapper = dataclasses.make_dataclass(spec.name.replace("-", "_"), [
+    group = f"{spec.name.replace('-', '_')}_agent"  # --help titles the group "<agent>-agent options"
+    wrapper = dataclasses.make_dataclass("train", [
         ("run", Annotated[Config, tyro.conf.OmitArgPrefixes], field(default_factory=Config)),
-        ("agent_options", Annotated[spec.options, tyro.conf.OmitArgPrefixes], field(default_factory=spec.options)),
+        (group, Annotated[spec.options, tyro.conf.OmitArgPrefixes], field(default_factory=spec.options)),
     ])
     parsed = cli(wrapper, argv, description)
     cfg = parsed.run
     cfg.plugins = tuple(cfg.plugins)
-    cfg.options = parsed.agent_options
+    cfg.options = getattr(parsed, group)
     return cfg
 
 
