@@ -5,11 +5,22 @@
 | hard | :class:`agents.itemwise.HardItemAttention` | :class:`agents.ram.RAM` |
 | soft | :class:`agents.itemwise.SoftItemAttention` | :class:`agents.spatial.SpatialSoftAttention`, :class:`agents.stn.SpatialTransformerClassifier` |
 
-- :mod:`agents.common` — the one contract every agent follows for the scripts, and the shared soft reader.
+- :mod:`agents.registry` — ``AGENTS``: every agent by its ``--agent`` name, with its options dataclass.
+- :mod:`agents.contract` — the agent contract and the env surface agents use, as ``typing.Protocol`` s.
+- :mod:`agents.recurrent` — the shared glimpse and core networks and the one rollout of every hard
+  recurrent agent, with pluggable where-to-look and decision heads.
+- :mod:`agents.common` — the scene classifiers' base class and the shared soft reader.
 - :mod:`agents.ram` — Mnih et al., "Recurrent Models of Visual Attention" (NIPS 2014).
 - :mod:`agents.itemwise` — Xu et al., "Show, Attend and Tell" (ICML 2015): hard and soft over grid cells.
 - :mod:`agents.spatial` — soft attention maps over a CNN feature map.
 - :mod:`agents.stn` — Jaderberg et al., "Spatial Transformer Networks" (NIPS 2015).
+- :mod:`agents.racnn` — Fu et al., "Look Closer to See Better" (CVPR 2017), soft and hard.
 - :mod:`agents.baselines` — the RAM paper's full-image FC and conv classifiers.
 - :mod:`agents.flops` — FLOPs per image, for comparing models at equal compute.
+- :mod:`agents.training` — the training library behind ``scripts/``: config, env and agent construction,
+  checkpoints, evaluation, pictures, the command line.
 """
+
+from agents.registry import AGENTS, AgentSpec, register_agent
+
+__all__ = ["AGENTS", "AgentSpec", "register_agent"]

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.common import SceneClassifier, check_canvas_shape
-from glimpse._checks import check_shape
+from glimpse.checks import check_shape
 
 __all__ = ["FCClassifier", "ConvClassifier"]
 

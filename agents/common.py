@@ -1,7 +1,7 @@
 """The one contract between an attention model and the scripts, and what the image-reading agents share.
 
-``scripts/train.py``, ``evaluate.py`` and ``compare.py`` drive every agent the same way. An agent is an
-``nn.Module`` that also has:
+``scripts/train.py``, ``evaluate.py`` and ``compare.py`` drive every agent the same way (the contract is
+also written as ``typing.Protocol`` s in :mod:`agents.contract`). An agent is an ``nn.Module`` that also has:
 
 * ``action_mode`` (class attribute): how it uses :class:`envs.GlimpseVectorEnv`. ``"continuous"`` or
   ``"discrete"``: a *hard* agent, which steps the env in that mode and sees only the glimpses the env
@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.ram import CoreNetwork
-from glimpse._checks import check_shape
+from agents.recurrent import CoreNetwork
+from glimpse.checks import check_shape
 
 __all__ = ["SceneClassifier", "RecurrentSoftAttention", "classification_losses", "soft_attention_losses",
            "check_still_canvas", "check_canvas_shape", "box_corners"]
@@ -66,11 +66,9 @@ def check_canvas_shape(canvas_shape: Sequence[int]) -> tuple[int, int, int]:
 
 def check_still_canvas(env, agent: str) -> None:
     """Refuse tasks that are not still canvases with labels (video, Catch), naming the agent."""
-    from envs import STILL_TASKS
-
-    task = getattr(env, "task", None)
-    if task not in STILL_TASKS:
-        raise ValueError(f"{agent} classifies still canvases; task {task!r} is not one (use one of {STILL_TASKS})")
+    if not env.is_still:
+        raise ValueError(f"{agent} classifies still canvases; task {env.task_spec.name!r} is a {env.task_spec.kind} "
+                         f"(use a task whose kind is 'still')")
 
 
 class SceneClassifier(nn.Module):
@@ -84,6 +82,11 @@ class SceneClassifier(nn.Module):
     """
 
     action_mode: ClassVar[str | None] = None
+
+    @classmethod
+    def from_env(cls, env, **kwargs: Any):
+        """Sized for ``env``'s canvases ``(C, H, W)`` and its classes; ``kwargs`` are the constructor's."""
+        return cls(env.canvas_shape, env.num_decisions, **kwargs)
 
     def scene_inputs(self, env) -> Tensor:
         """The input for ``env``'s current scenes: the canvases as float in [0, 1], ``(N, C, H, W)``."""
@@ -137,7 +140,7 @@ class RecurrentSoftAttention(nn.Module):
     soft item-wise and spatial models (Xu et al. 2015, Section 4.2; Bahdanau et al. 2015's scoring).
 
     ``e_tk = w^T tanh(W h_{t-1} + U a_k)``, ``alpha_t = softmax_k(e_t)``, ``z_t = sum_k alpha_tk a_k``,
-    ``h_t = f_h(h_{t-1}, z_t)`` (:class:`agents.ram.CoreNetwork`, ``h_0 = 0``); logits ``= Linear(h_T)``.
+    ``h_t = f_h(h_{t-1}, z_t)`` (:class:`agents.recurrent.CoreNetwork`, ``h_0 = 0``); logits ``= Linear(h_T)``.
 
     Convention:
         ``values`` ``(N, K, V)``: the ``K`` things to attend to (item encodings, feature-map cells).

@@ -12,7 +12,7 @@ What a forward pass is:
 
 * Full-image models (:mod:`agents.baselines`): ``model(zeros(1, C, H, W))``.
 * Every agent of :mod:`agents.common`'s contract: its ``inference(env)``, which runs what inference
-  needs and nothing training-only (e.g. :meth:`agents.ram.RAM.inference`: ``T`` glimpse and core steps,
+  needs and nothing training-only (e.g. :meth:`agents.recurrent.HardRecurrentAgent.inference`: ``T`` glimpse and core steps,
   ``T - 1`` location decisions and the classifier once; no baseline). Pixels the env or a sampler
   resamples are not counted.
 """
@@ -25,7 +25,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from agents.ram import RAM, episode_steps
+from agents.contract import Agent
+from agents.recurrent import HardRecurrentAgent, episode_steps
 
 __all__ = ["flops_per_image"]
 
@@ -51,9 +52,9 @@ def flops_per_image(model: nn.Module, env_or_shapes) -> int:
     model.eval()
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        if isinstance(model, RAM):
+        if isinstance(model, HardRecurrentAgent):
             model.inference(_glimpses(env_or_shapes))
-        elif hasattr(env_or_shapes, "single_observation_space") and hasattr(model, "inference"):
+        elif hasattr(env_or_shapes, "single_observation_space") and isinstance(model, Agent):
             model.inference(env_or_shapes)
         else:
             model(torch.zeros(1, *_canvas_shape(env_or_shapes)))

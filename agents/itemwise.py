@@ -8,11 +8,14 @@ centre ``l_k``. Its annotation vector is RAM's glimpse network on it, ``a_k = f_
 al. 2014, Fig. 1B), so both agents below encode a look exactly as RAM does, and differ from RAM and from
 each other only in how they choose what to look at.
 
-**Hard** (:class:`HardItemAttention`, SAT's "hard" attention): RAM with a categorical where-policy. At step
-``t`` the recurrent state ``h_t = f_h(h_{t-1}, a_{k_{t-1}})`` picks the next item
-``k_t ~ Categorical(softmax(W h_t))``; the env, stepped in its discrete action mode, moves the glimpse to
-cell ``k_t``, so the agent only ever sees the items it picks (the first glimpse is the env's start). The
-classifier reads ``h_T``. Training is RAM's hybrid loss (:func:`agents.ram.ram_losses`): cross-entropy,
+**Hard** (:class:`HardItemAttention`, SAT's "hard" attention, Section 4.1): the stochastic attention
+``s_t`` is a categorical variable over the items. At step ``t`` the recurrent state
+``h_t = f_h(h_{t-1}, a_{k_{t-1}})`` picks the next item ``k_t ~ Categorical(softmax(W h_t))``
+(:class:`agents.recurrent.CategoricalItemHead`); the env, stepped in its discrete action mode, moves the
+glimpse to cell ``k_t``, so the agent only ever sees the items it picks (the first glimpse is the env's
+start). The classifier reads ``h_T``. It is the one hard recurrent rollout
+(:mod:`agents.recurrent`) with that where head. Training is SAT's REINFORCE-style learning rule, in
+RAM's hybrid form (:func:`agents.recurrent.hybrid_losses`): cross-entropy,
 REINFORCE with a learned baseline (reward 1 for a correct answer), an entropy bonus
 (``entropy_coef``, SAT's ``lambda_e``). SAT's variance trick, an option: with probability
 ``expected_context_prob`` (SAT: 0.5), drawn once per minibatch, the minibatch instead feeds the core the
@@ -40,23 +43,45 @@ gradient.
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from agents.common import RecurrentSoftAttention, SceneClassifier, check_still_canvas, soft_attention_losses
-from agents.ram import RAM, GlimpseNetwork, Rollout, check_lockstep, episode_steps
-from glimpse.policies import CategoricalItemPolicy
+from agents.recurrent import CategoricalItemHead, GlimpseNetwork, HardRecurrentAgent
 
-__all__ = ["HardItemAttention", "SoftItemAttention"]
+__all__ = ["HardItemAttention", "HardItemOptions", "SoftItemAttention", "SoftItemOptions"]
+
+
+@dataclass
+class HardItemOptions:
+    """Hard item-wise attention's options (``--agent item-hard`` flags), :meth:`HardItemAttention.from_env`'s keywords."""
+
+    core: Literal["rnn", "lstm"] = "rnn"
+    """the core network"""
+    entropy_coef: float = 0.0
+    """entropy bonus of the hard agents' policies (0: none)"""
+    expected_context_prob: float = 0.0
+    """item-hard: chance per minibatch of training on the expected context instead of the sample (Show, Attend and Tell: 0.5)"""
+
+
+@dataclass
+class SoftItemOptions:
+    """Soft item-wise attention's options (``--agent item-soft`` flags), :meth:`SoftItemAttention.from_env`'s keywords."""
+
+    core: Literal["rnn", "lstm"] = "rnn"
+    """the core network"""
+    doubly_stochastic: float = 0.0
+    """item-soft: weight of Show, Attend and Tell's doubly stochastic attention regulariser (0: off)"""
 
 
 def _glimpse_shape(env) -> tuple[int, int, int, int]:
     return tuple(int(s) for s in env.single_observation_space["glimpse"].shape)
 
 
-def _check_items(item_centers: Tensor, env) -> None:
+def _check_items(item_centers: Tensor, env) -> None:  # the soft agent's; the hard one's is its where head's
     """The env must cut its canvas into the items the agent was built for."""
     centers = env.item_centers().to(item_centers.device)
     if centers.shape != item_centers.shape or not torch.allclose(centers, item_centers):
@@ -69,99 +94,61 @@ def _check_items(item_centers: Tensor, env) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-class HardItemAttention(RAM):
-    """RAM whose location policy is a categorical over the env's ``K`` grid cells (SAT's hard attention).
+class HardItemAttention(HardRecurrentAgent):
+    """SAT's hard attention: the hard recurrent agent with a categorical where-head over the env's ``K`` grid cells.
 
     Convention:
         Steps a :class:`envs.GlimpseVectorEnv` in ``action_mode="discrete"``: each action is
         ``[k % grid, k // grid, decision]``. ``locator`` is a
-        :class:`~glimpse.policies.CategoricalItemPolicy` over the ``K`` items; the rest is :class:`RAM`'s
-        (glimpse network, core, classifier, baseline) and its loss, :func:`agents.ram.ram_losses`.
-        :attr:`Rollout.locations` holds the centres of the cells looked at.
+        :class:`~agents.recurrent.CategoricalItemHead` over the ``K`` items; the rest (glimpse network,
+        core, classifier, baseline, the rollout and its loss, :func:`agents.recurrent.hybrid_losses`) is
+        every hard recurrent agent's. :attr:`Rollout.locations` holds the centres of the cells looked at.
 
     Args:
         glimpse_shape: ``(S, C, g, g)``, the env's glimpse observation shape.
         num_classes: number of classes ``D``.
         item_centers: ``(K, 2)`` the env's :meth:`~envs.GlimpseVectorEnv.item_centers`.
         expected_context_prob: chance per minibatch of training on the expected context (SAT: 0.5).
-        **kwargs: :class:`RAM`'s (``hidden``, ``glimpse_hidden``, ``core``, ``entropy_coef``, ...).
+        **kwargs: :class:`~agents.recurrent.HardRecurrentAgent`'s (``hidden``, ``glimpse_hidden``,
+            ``core``, ``entropy_coef``, ``reinforce_into_core``).
     """
 
     action_mode = "discrete"
 
     def __init__(self, glimpse_shape: tuple[int, int, int, int], num_classes: int, *, item_centers: Tensor,
                  expected_context_prob: float = 0.0, **kwargs: Any) -> None:
-        if kwargs.get("decision", "classify") != "classify":
+        if kwargs.pop("decision", "classify") != "classify":
             raise ValueError("item-wise attention classifies; it does not play Catch")
-        super().__init__(glimpse_shape, num_classes, **kwargs)
-        if not 0.0 <= expected_context_prob <= 1.0:
-            raise ValueError(f"expected_context_prob must lie in [0, 1]; got {expected_context_prob!r}")
-        self.expected_context_prob = float(expected_context_prob)
-        self.register_buffer("item_centers", item_centers.detach().to(torch.float32).clone())  # (K, 2)
-        self.grid = round(len(item_centers) ** 0.5)
-        self.locator = CategoricalItemPolicy(self.core.hidden_size, len(item_centers))
+        super().__init__(glimpse_shape, num_classes, where=CategoricalItemHead,
+                         where_kwargs=dict(item_centers=item_centers, expected_context_prob=expected_context_prob),
+                         **kwargs)
+        self._register_load_state_dict_pre_hook(_item_centers_moved)
+
+    @property
+    def item_centers(self) -> Tensor:
+        """``(K, 2)`` the centres of the items (grid cells) the agent chooses among."""
+        return self.locator.item_centers
+
+    @property
+    def expected_context_prob(self) -> float:
+        return self.locator.expected_context_prob
 
     @classmethod
     def from_env(cls, env, **kwargs: Any) -> HardItemAttention:
         """Sized for ``env`` (discrete action mode): its glimpses, classes and grid cells."""
-        if getattr(env, "task", None) == "catch":
+        if env.decision != "classify":
             raise ValueError("item-wise attention classifies; it does not play Catch")
         return cls(_glimpse_shape(env), env.num_decisions, item_centers=env.item_centers().cpu(), **kwargs)
 
     def expected_context(self, env, probs: Tensor) -> Tensor:
         """``sum_k pi_k a_k`` ``(N, hidden)`` over every item of what ``env`` shows now; ``probs`` ``(N, K)``."""
-        items = env.item_glimpses()  # (N, K, S, C, g, g)
-        n, k = probs.shape
-        a = self.glimpse_net(items.flatten(0, 1), self.item_centers.repeat(n, 1)).view(n, k, -1)  # (N, K, hidden)
-        return torch.einsum("nk,nkd->nd", probs, a)
+        return self.locator.expected_context(self.glimpse_net, env, probs)
 
-    def rollout(self, env, obs: dict[str, Tensor], *, deterministic: bool = False) -> tuple[Rollout, dict]:
-        """One batched episode of ``env`` (discrete actions), all rows in lockstep; as :func:`agents.ram.rollout`.
 
-        ``deterministic`` picks the most likely item (log-probabilities 0). In training, with
-        probability ``expected_context_prob`` the whole minibatch runs on the expected context instead
-        (its REINFORCE terms are then 0: backpropagation trains the policy).
-        """
-        steps = episode_steps(env)
-        if getattr(env, "action_mode", None) != "discrete":
-            raise ValueError("HardItemAttention steps the env in action_mode='discrete'")
-        _check_items(self.item_centers, env)
-        num_envs = obs["location"].shape[0]
-        expected = (self.training and not deterministic and self.expected_context_prob > 0
-                    and float(torch.rand(())) < self.expected_context_prob)
-        state = self.initial_state(num_envs, obs["location"].device)
-        log_probs, entropies, baselines, rewards, locations = [], [], [], [], [obs["location"].clone()]
-        probs = logits = labels = None
-        for t in range(1, steps + 1):
-            if expected and probs is not None:
-                g = self.expected_context(env, probs)  # (N, hidden)
-            else:
-                g = self.glimpse_net(obs["glimpse"], obs["location"])  # (N, hidden)
-            h, state = self.core(g, state)
-            # Expected context: the cross-entropy trains the policy through pi, so it reads h_t itself.
-            dist = self.locator(h if expected else self.head_input(h))
-            item = dist.probs.argmax(dim=1) if deterministic else dist.sample()  # (N,)
-            if t < steps:
-                scored = not (deterministic or expected)
-                log_probs.append(dist.log_prob(item) if scored else h.new_zeros(num_envs))
-                entropies.append(dist.entropy())
-                probs = dist.probs  # (N, K)
-            baselines.append(self.baseline(self.head_input(h)).squeeze(1))
-
-            decision = torch.zeros_like(item)
-            if t == steps:
-                logits = self.classifier(h)  # (N, D)
-                decision = logits.argmax(dim=1)
-            action = torch.stack([item % self.grid, item // self.grid, decision], dim=1)
-            obs, reward, terminated, truncated, infos = env.step(action)
-            check_lockstep(terminated, truncated, t, steps)
-            rewards.append(reward.to(h.dtype))
-            locations.append(self.item_centers[item])
-            if t == steps:
-                labels = infos["final_info"]["label"]
-
-        return Rollout.from_steps(log_probs, entropies, baselines, rewards, locations, logits=logits,
-                                  labels=labels), obs
+def _item_centers_moved(state_dict, prefix, *args) -> None:
+    """Checkpoints written before the where head owned the item centres kept them at ``item_centers``."""
+    if prefix + "item_centers" in state_dict:
+        state_dict[prefix + "locator.item_centers"] = state_dict.pop(prefix + "item_centers")
 
 
 # ------------------------------------------------------------------------------------------------

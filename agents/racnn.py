@@ -111,7 +111,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.common import SceneClassifier, check_canvas_shape
-from glimpse._checks import check_shape
+from glimpse.checks import check_shape
 from glimpse.policies import GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss
 from glimpse.samplers import boxcar_mask, crop_boxes
@@ -127,6 +127,7 @@ __all__ = [
     "ranking_loss",
     "strongest_response_boxes",
     "RACNN",
+    "RACNNOptions",
 ]
 
 ATTENTIONS = ("soft", "hard")
@@ -337,6 +338,17 @@ class Pass:
 # ------------------------------------------------------------------------------------------------
 # 3. The model
 # ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RACNNOptions:
+    """RA-CNN's options (``--agent racnn-soft`` / ``racnn-hard`` flags); :meth:`kwargs` gives the constructor's."""
+
+    racnn_input_size: int | None = None
+    """racnn-*: side of what each scale's CNN sees (none: the canvas's own; smaller is much cheaper)"""
+
+    def kwargs(self) -> dict:
+        return dict(input_size=self.racnn_input_size)
 
 
 class RACNN(SceneClassifier):

@@ -18,13 +18,23 @@ of a map computed from every pixel: it is differentiable, and its cost grows wit
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from agents.common import RecurrentSoftAttention, SceneClassifier, check_canvas_shape, soft_attention_losses
 
-__all__ = ["SpatialSoftAttention", "cell_centers"]
+__all__ = ["SpatialSoftAttention", "SpatialOptions", "cell_centers"]
+
+
+@dataclass
+class SpatialOptions:
+    """Spatial soft attention's options (``--agent spatial-soft`` flags), :meth:`SpatialSoftAttention.from_env`'s keywords."""
+
+    core: Literal["rnn", "lstm"] = "rnn"
+    """the core network"""
 
 
 def cell_centers(height: int, width: int, device: torch.device | str = "cpu") -> Tensor:
@@ -71,6 +81,12 @@ class SpatialSoftAttention(SceneClassifier):
             self.map_size = tuple(self.features(torch.zeros(1, *shape)).shape[2:])
         self.register_buffer("cells", cell_centers(*self.map_size))  # (K, 2)
         self.reader = RecurrentSoftAttention(channels[1] + 2, num_classes, steps=steps, hidden=hidden, core=core)
+
+    @classmethod
+    def from_env(cls, env, **kwargs: Any) -> SpatialSoftAttention:
+        """Sized for ``env``'s canvases and classes; ``steps`` its glimpses per episode."""
+        kwargs.setdefault("steps", env.episode_steps)
+        return super().from_env(env, **kwargs)
 
     def attend(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """``(logits (N, D), attention maps (N, T, H', W'))``."""

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,12 +33,29 @@ from torch import Tensor, nn
 
 from agents.baselines import ConvClassifier
 from agents.common import SceneClassifier, box_corners, check_canvas_shape
-from agents.ram import CoreNetwork, GlimpseNetwork
+from agents.recurrent import CoreNetwork, GlimpseNetwork
 from glimpse.samplers import affine_sample, box_theta
 
-__all__ = ["SpatialTransformerClassifier"]
+__all__ = ["SpatialTransformerClassifier", "STNOptions"]
 
 TRANSFORMS = ("affine", "attention")
+
+
+@dataclass
+class STNOptions:
+    """The Spatial Transformer's options (``--agent stn`` flags); :meth:`kwargs` gives the constructor's."""
+
+    stn_steps: int = 1
+    """stn: transforms per image (1: the feed-forward ST-CNN; T > 1: recurrent, T glimpses like RAM)"""
+    stn_transform: Literal["affine", "attention"] = "attention"
+    """stn: full affine theta, or the attention form [[s, 0, tx], [0, s, ty]]"""
+    stn_size: int = 28
+    """stn: side of each transformer output in pixels (one step: what the classifier CNN sees)"""
+    core: Literal["rnn", "lstm"] = "rnn"
+    """the recurrent variant's core network"""
+
+    def kwargs(self) -> dict:
+        return dict(transform=self.stn_transform, size=self.stn_size, steps=self.stn_steps, core=self.core)
 
 
 class SpatialTransformerClassifier(SceneClassifier):

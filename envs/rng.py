@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from glimpse._checks import check_shape
+from glimpse.checks import check_shape
 
 __all__ = ["uniform", "integers", "normal", "keys_from_seed", "check_keys"]
 

@@ -1,10 +1,10 @@
-r"""Episode generators for the glimpse tasks: digit canvases, moving digits, user videos, and RAM's Catch.
+r"""Episode generators for the glimpse tasks: digit canvases, moving digits and user videos.
 
 Every generator is a pure function of ``(keys, episodes)``: row ``i`` of the output depends only on
 ``keys[i]`` and ``episodes[i]`` (through :mod:`envs.rng`), so ``N`` batched envs play exactly the
 episodes of ``N`` single envs, on CPU or CUDA, in one tensor op with no Python loop over the batch.
 
-Conventions (shared with :mod:`glimpse.retina`):
+Conventions (the project's, stated in :mod:`glimpse`; here in pixels):
 
 - images are ``(N, C, H, W)``, videos ``(N, T, C, H, W)``; canvases are square, ``canvas x canvas``;
 - a pixel position is ``(x, y)`` = (column, row), +x right, +y down; a *corner* is the integer top-left
@@ -44,12 +44,13 @@ import torch
 from torch import Tensor
 
 from envs import rng
-from glimpse._checks import check_positive_int, check_shape
+from glimpse.checks import check_positive_int, check_shape
 from glimpse.retina import centers_from_corners_px, extract_glimpses
 
 __all__ = [
     "paste_patches",
     "plain_digits",
+    "digits_on_canvas",
     "translated_digits",
     "cluttered_digits",
     "scaled_digits",
@@ -59,10 +60,6 @@ __all__ = [
     "VideoSource",
     "as_video_source",
     "video_frames",
-    "CatchState",
-    "catch_reset",
-    "catch_step",
-    "catch_render",
 ]
 
 # One stream per kind of draw (see envs/rng.py). Never renumber: that would change every seeded episode.
@@ -75,8 +72,8 @@ STREAM_SECOND_DIGIT = 105  # index of the moving distractor digit (moving_digits
 STREAM_MOVING_START = 106  # start position of each moving digit, a fraction of its range per axis
 STREAM_MOVING_ANGLE = 107  # direction of each moving digit, a fraction of a full turn
 STREAM_VIDEO = 108  # index of the video in a user video source
-STREAM_CATCH_COLUMN = 109  # Catch: the ball's starting column
-STREAM_CATCH_SLOPE = 110  # Catch: the ball's columns per row
+STREAM_CATCH_COLUMN = 109  # Catch (envs.catch): the ball's starting column
+STREAM_CATCH_SLOPE = 110  # Catch (envs.catch): the ball's columns per row
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -293,6 +290,64 @@ def plain_digits(
     return images[index][:, None], labels[index]
 
 
+def digits_on_canvas(
+    images: Tensor,
+    labels: Tensor,
+    keys: Tensor,
+    episodes: Tensor,
+    *,
+    canvas: int,
+    digit_size: int | None = None,
+    distractors: int = 0,
+    distractor_size: int | None = 8,
+    target: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""The one recipe of the still digit tasks: a digit, whole, at a random position on a canvas, with clutter.
+
+    :func:`translated_digits`, :func:`cluttered_digits` and :func:`scaled_digits` are this function with
+    some arguments fixed; their docstrings state each recipe.
+
+    - The target digit (``target``, or drawn from ``STREAM_TARGET_DIGIT``) is shrunk to
+      ``digit_size x digit_size`` when ``digit_size`` is given (:func:`scaled_digits`), else kept as it is,
+      and pasted at a uniformly random integer corner (``STREAM_TARGET_CORNER``) that keeps it whole.
+    - ``distractors`` ``distractor_size`` fragments of other digits of the set (shrunk the same way), each
+      whole inside the canvas (:func:`cluttered_digits` describes the draws).
+    - Layers are summed in ``[0, 255]`` units, rounded to nearest and clipped to 255.
+
+    Args:
+        canvas: side of the square canvas; at least the (shrunk) digit's size.
+        digit_size: side of the shrunk digit (it must divide the digit side), or ``None`` for full size.
+        distractors: number of fragments, >= 0 (>= 1 needs at least two digits in the set).
+        distractor_size: fragment side in canvas pixels, in ``[1, digit side]``; ``None`` (shrunk digits
+            only): ``max(1, 8 * digit_size // H)``.
+
+    Returns:
+        ``(canvases, labels)``: uint8 ``(N, 1, canvas, canvas)`` and ``(N,)`` (the target's label).
+    """
+    rng.check_keys(keys, episodes)
+    _check_digits(images, labels, keys)
+    height, width = int(images.shape[1]), int(images.shape[2])
+    if digit_size is None:
+        canvas = _check_canvas(canvas, images)
+    else:
+        digit_size = _check_digit_size(digit_size, images)
+        canvas = check_positive_int(canvas, "canvas")
+        if canvas < digit_size:
+            raise ValueError(f"canvas must be >= digit_size ({digit_size}) so a digit fits inside; got {canvas}")
+        height = width = digit_size
+        if distractor_size is None:
+            distractor_size = max(1, 8 * digit_size // int(images.shape[1]))
+    distractors, distractor_size = _check_distractors(distractors, distractor_size, images, side=digit_size)
+    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
+    corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - width, canvas - height))
+    digit = images[index][:, None]  # (N, 1, H, W) uint8
+    if digit_size is not None:
+        digit = _shrink(digit, digit_size)  # (N, 1, d, d) float32 in [0, 1]
+    layers = _paste_sum(digit, corner[:, None], canvas)
+    layers += _distractor_layer(images, index, keys, episodes, distractors, distractor_size, canvas, digit_size)
+    return _to_uint8(layers)[:, None], labels[index]
+
+
 def translated_digits(
     images: Tensor, labels: Tensor, keys: Tensor, episodes: Tensor, *, canvas: int = 60,
     target: Tensor | None = None,
@@ -309,14 +364,9 @@ def translated_digits(
     Returns:
         ``(canvases, labels)``: uint8 ``(N, 1, canvas, canvas)`` and ``(N,)``.
     """
-    rng.check_keys(keys, episodes)
-    _check_digits(images, labels, keys)
-    canvas = _check_canvas(canvas, images)
-    height, width = int(images.shape[1]), int(images.shape[2])
-    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
-    corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - width, canvas - height))
-    canvases = _to_uint8(_paste_sum(images[index][:, None], corner[:, None], canvas))
-    return canvases[:, None], labels[index]
+    # No fragments: distractor_size 1 fits any digit and is never used.
+    return digits_on_canvas(images, labels, keys, episodes, canvas=canvas, distractors=0, distractor_size=1,
+                            target=target)
 
 
 def cluttered_digits(
@@ -356,16 +406,8 @@ def cluttered_digits(
     Returns:
         ``(canvases, labels)``: uint8 ``(N, 1, canvas, canvas)`` and ``(N,)`` (the target's label).
     """
-    rng.check_keys(keys, episodes)
-    _check_digits(images, labels, keys)
-    canvas = _check_canvas(canvas, images)
-    distractors, distractor_size = _check_distractors(distractors, distractor_size, images)
-    height, width = int(images.shape[1]), int(images.shape[2])
-    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
-    corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - width, canvas - height))
-    layers = _paste_sum(images[index][:, None], corner[:, None], canvas)
-    layers += _distractor_layer(images, index, keys, episodes, distractors, distractor_size, canvas)
-    return _to_uint8(layers)[:, None], labels[index]
+    return digits_on_canvas(images, labels, keys, episodes, canvas=canvas, distractors=distractors,
+                            distractor_size=distractor_size, target=target)
 
 
 def _shrink(images: Tensor, side: int) -> Tensor:
@@ -441,23 +483,10 @@ def scaled_digits(
         >>> x.shape, int((x > 0).sum())  # a 14 x 14 square of 100s
         (torch.Size([1, 1, 30, 30]), 196)
     """
-    rng.check_keys(keys, episodes)
-    _check_digits(images, labels, keys)
-    digit_size = _check_digit_size(digit_size, images)
-    canvas = check_positive_int(canvas, "canvas")
-    if canvas < digit_size:
-        raise ValueError(f"canvas must be >= digit_size ({digit_size}) so a digit fits inside; got {canvas}")
-    if distractor_size is None:
-        distractor_size = max(1, 8 * digit_size // int(images.shape[1]))
-    distractors, distractor_size = _check_distractors(distractors, distractor_size, images, side=digit_size)
-    index = _target_index(keys, episodes, int(images.shape[0]), target)  # (N,)
-    corner = _inside_corners(keys, episodes, STREAM_TARGET_CORNER, (), (canvas - digit_size, canvas - digit_size))
-    digit = _shrink(images[index][:, None], digit_size)  # (N, 1, d, d) float32 in [0, 1]
-    layers = _paste_sum(digit, corner[:, None], canvas)
-    layers += _distractor_layer(
-        images, index, keys, episodes, distractors, distractor_size, canvas, digit_size=digit_size
-    )
-    return _to_uint8(layers)[:, None], labels[index]
+    if digit_size is None:  # None means "not shrunk" to digits_on_canvas: refuse it as before
+        _check_digit_size(digit_size, images)
+    return digits_on_canvas(images, labels, keys, episodes, canvas=canvas, digit_size=digit_size,
+                            distractors=distractors, distractor_size=distractor_size, target=target)
 
 
 def plain_images(
@@ -706,122 +735,3 @@ def video_frames(
     num = int(source.frames.shape[0])
     index = rng.integers(keys, episodes, STREAM_VIDEO, num) if target is None else _target_index(keys, episodes, num, target)
     return source.frames[index], source.labels[index]
-
-
-# ----------------------------------------------------------------------------------------------------
-# Catch (Mnih et al., 2014)
-# ----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CatchState:
-    """The state of ``N`` games of Catch; all fields ``(N,)`` on one device.
-
-    Attributes:
-        ball_x: float64 column of the ball's centre, in ``[0, screen - 1]`` (drawn at ``floor(x + 1/2)``).
-        ball_y: int64 row of the ball, 0 (top) to ``screen - 1`` (bottom, the last step).
-        ball_dx: float64 columns the ball moves per row, in ``[-1, 1]``.
-        paddle_x: int64 left column of the 2-pixel paddle on the bottom row, in ``[0, screen - 2]``.
-    """
-
-    ball_x: Tensor
-    ball_y: Tensor
-    ball_dx: Tensor
-    paddle_x: Tensor
-
-
-def _check_screen(screen: object) -> int:
-    if isinstance(screen, bool) or not isinstance(screen, int) or screen < 3:
-        raise ValueError(f"screen must be an integer >= 3 (a 2-pixel paddle and room to move); got {screen!r}")
-    return screen
-
-
-def catch_reset(keys: Tensor, episodes: Tensor, *, screen: int = 24) -> CatchState:
-    r"""Start ``N`` games of RAM's Catch (Mnih et al., 2014, the dynamic environment).
-
-    Starting State:
-        The ball is on the top row (``ball_y = 0``) at a uniformly random integer column in
-        ``[0, screen - 1]`` (``STREAM_CATCH_COLUMN``), with ``ball_dx`` uniform in ``[-1, 1)`` columns per
-        row (``STREAM_CATCH_SLOPE``), i.e. up to 45 degrees either side of straight down. The paddle is
-        centred on the bottom row: ``paddle_x = (screen - 2) // 2`` (columns 11 and 12 of 24).
-
-    Args:
-        keys, episodes: ``(N,)`` int64; the state is on their device.
-        screen: side of the square screen in pixels (24 in the paper).
-    """
-    rng.check_keys(keys, episodes)
-    screen = _check_screen(screen)
-    column = rng.integers(keys, episodes, STREAM_CATCH_COLUMN, screen).to(torch.float64)
-    slope = rng.uniform(keys, episodes, STREAM_CATCH_SLOPE) * 2.0 - 1.0
-    return CatchState(
-        ball_x=column,
-        ball_y=torch.zeros_like(keys),
-        ball_dx=slope,
-        paddle_x=torch.full_like(keys, (screen - 2) // 2),
-    )
-
-
-def catch_step(state: CatchState, move: Tensor, *, screen: int = 24) -> tuple[CatchState, Tensor, Tensor]:
-    r"""Advance ``N`` games of Catch by one step.
-
-    Action Space:
-        ``move`` ``(N,)`` int64 in ``{-1, 0, +1}``: move the paddle one column left, stay, or right. The
-        paddle is clamped to the screen (``paddle_x`` in ``[0, screen - 2]``).
-
-    Ball motion:
-        Each step the ball moves down one row and ``ball_dx`` columns: ``x' = x + dx``. It bounces off
-        the side walls, which are the centre lines of columns 0 and ``screen - 1``: if
-        ``x' > screen - 1`` then ``x' = 2 (screen - 1) - x'`` and ``dx = -dx``; if ``x' < 0`` then
-        ``x' = -x'`` and ``dx = -dx``. A ball that lands exactly on a wall keeps its ``dx`` and reflects
-        on the next step, so either way it retraces its path: from column 20 with ``dx = +1`` on a
-        24-wide screen the columns are 20, 21, 22, 23, 22, 21, ... (the ``dx`` flips on step 4). Since
-        ``|dx| <= 1 <= screen - 1`` one reflection always suffices, so ``x`` stays in ``[0, screen - 1]``.
-
-    Rewards:
-        On the step the ball reaches the bottom row: 1 if its column ``floor(x + 1/2)`` is one of the
-        paddle's two columns (after this step's move), else 0. Every other step: 0.
-
-    Episode End:
-        Terminates when the ball reaches the bottom row, ``screen - 1`` steps after the reset. No
-        truncation. Stepping a finished game is an error: reset it first.
-
-    Returns:
-        ``(state, done, reward)``: the new :class:`CatchState`, ``(N,)`` bool, ``(N,)`` float32.
-    """
-    screen = _check_screen(screen)
-    check_shape(move, "move", "(N,)", (state.ball_x.shape[0],))
-    if move.dtype != torch.int64:
-        raise TypeError(f"move must be int64 in {{-1, 0, +1}}; got {move.dtype}")
-    bad_move, ended = ((move < -1) | (move > 1)).any(), (state.ball_y >= screen - 1).any()
-    if bool(bad_move | ended):  # one device sync per step for both checks
-        if bool(bad_move):
-            raise ValueError(f"move must be -1, 0 or +1; got values {sorted(set(move.unique().tolist()))}")
-        raise ValueError("some games have already ended (ball on the bottom row): reset them before stepping")
-    wall = float(screen - 1)
-    paddle_x = (state.paddle_x + move.to(state.paddle_x.device)).clamp(0, screen - 2)
-    x = state.ball_x + state.ball_dx
-    right, left = x > wall, x < 0.0
-    x = torch.where(right, 2.0 * wall - x, torch.where(left, -x, x))
-    dx = torch.where(right | left, -state.ball_dx, state.ball_dx)
-    y = state.ball_y + 1
-    done = y == screen - 1
-    column = torch.floor(x + 0.5).long()
-    caught = (column == paddle_x) | (column == paddle_x + 1)
-    reward = (done & caught).to(torch.float32)
-    return CatchState(ball_x=x, ball_y=y, ball_dx=dx, paddle_x=paddle_x), done, reward
-
-
-def catch_render(state: CatchState, *, screen: int = 24) -> Tensor:
-    r"""Draw ``N`` games of Catch: ``(N, 1, screen, screen)`` uint8, ball and paddle pixels 255, else 0.
-
-    The ball is the pixel at column ``floor(ball_x + 1/2)``, row ``ball_y``; the paddle the pixels at
-    columns ``paddle_x`` and ``paddle_x + 1`` of the bottom row (they may coincide with the ball).
-    """
-    screen = _check_screen(screen)
-    n = state.ball_x.shape[0]
-    ball = state.ball_y * screen + torch.floor(state.ball_x + 0.5).long()  # (N,) flat pixel index
-    bottom = (screen - 1) * screen + state.paddle_x
-    where = torch.stack([ball, bottom, bottom + 1], dim=1)  # (N, 3)
-    image = torch.zeros(n, screen * screen, dtype=torch.uint8, device=state.ball_x.device)
-    image.scatter_(1, where, 255)
-    return image.view(n, 1, screen, screen)

@@ -5,7 +5,7 @@ Both heads read the recurrent state ``hidden`` of shape ``(B, hidden_size)`` and
 REINFORCE (see :mod:`glimpse.reinforce`).
 
 * :class:`GaussianLocationPolicy` -- a continuous glimpse location ``(x, y)`` in normalized
-  coordinates, ``-1`` / ``+1`` being the outer edges of the image (left/top and right/bottom).
+  coordinates (see :mod:`glimpse`).
   Locations are a tanh-squashed Gaussian, so every sample lies in ``[-1, 1]`` and its
   log-probability is exact for what was sampled (no clamping).
 * :class:`CategoricalItemPolicy` -- a discrete choice among ``N`` items, with a mask of forbidden
@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Independent, Normal, TanhTransform, TransformedDistribution
 
-from glimpse._checks import check_positive_int, check_shape
+from glimpse.checks import check_positive_int, check_shape
 
 __all__ = [
     "tanh_normal",
@@ -156,7 +156,7 @@ class GaussianLocationPolicy(nn.Module):
 
     Convention:
         Input ``hidden`` is ``(B, hidden_size)``. Locations are ``(B, loc_dims)``, ``(x, y)`` order
-        for ``loc_dims=2``, normalized to ``[-1, 1]`` with ``-1`` / ``+1`` the outer image edges.
+        for ``loc_dims=2``, normalized as in :mod:`glimpse`.
         The pre-squash mean is ``mu = W hidden + b``; a location is ``tanh(u)``, ``u ~ N(mu, std^2)``
         (see :func:`tanh_normal` for why the log-probability is exact and when it is not).
         ``log_prob`` and :meth:`entropy` are summed over ``loc_dims`` and have shape ``(B,)``.

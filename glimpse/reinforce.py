@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from glimpse._checks import check_finite, check_shape
+from glimpse.checks import check_finite, check_shape
 
 __all__ = [
     "discounted_returns",

@@ -5,13 +5,8 @@ reduces it to ``size x size`` by the **mean of each** ``factor**k x factor**k`` 
 average, so coarse scales do not alias the way a point sample (``grid_sample``) does. Pixels outside
 the image count as 0.
 
-Conventions (shared by the whole project):
-
-- images are ``(B, C, H, W)``; glimpses are ``(B, S, C, size, size)`` with ``S`` scales, finest first;
-- a location is ``(x, y)`` normalized to ``[-1, 1]``, where ``-1`` and ``+1`` are the *outer edges* of
-  the image (the ``align_corners=False`` convention): in pixel units the centre is
-  ``x_px = (x + 1) / 2 * W`` and ``y_px = (y + 1) / 2 * H``, and pixel ``i`` covers ``[i, i + 1)``;
-- +x is right (columns), +y is down (rows).
+Conventions: images are ``(B, C, H, W)``; glimpses are ``(B, S, C, size, size)`` with ``S`` scales, finest
+first; locations are ``(x, y)`` in the project's normalized frame (stated once, in :mod:`glimpse`).
 
 Rounding. Windows are snapped to the pixel grid: the top-left corner of the scale-``k`` window is
 ``floor(c_px - side_k / 2 + 1/2)`` per axis (the exact corner rounded to the nearest integer, halves
@@ -44,11 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from glimpse._checks import check_finite, check_positive_int, check_shape
 from glimpse import _fused
-from glimpse._modes import outside_inference_mode
+from glimpse.checks import check_finite, check_positive_int, check_shape
+from glimpse.modes import outside_inference_mode
 
-__all__ = ["extract_glimpses", "GlimpseSensor", "window_corners_px", "centers_from_corners_px"]
+__all__ = ["extract_glimpses", "GlimpseSensor", "window_corners_px", "centers_from_corners_px", "grid_cell_centers"]
 
 # A corner this close below a half-pixel still rounds up: float32 centres cannot hold most ties exactly,
 # and a tie must not flip with the last bit of a centre. Integer corners are unaffected.
@@ -88,8 +83,8 @@ def window_corners_px(
 ) -> Tensor:
     r"""Integer top-left corners of every scale's window, in pixels.
 
-    Conventions: ``centers`` is ``(B, 2)`` as ``(x, y)`` normalized to ``[-1, 1]`` (outer image edges,
-    ``align_corners=False``); corners are ``(x0, y0)`` pixel indices (column, row), possibly outside the
+    Conventions: ``centers`` is ``(B, 2)`` as normalized ``(x, y)`` (see :mod:`glimpse`); corners are
+    ``(x0, y0)`` pixel indices (column, row), possibly outside the
     image. The scale-``k`` window spans ``[x0, x0 + size * factor**k)`` and its corner is
     ``floor(c_px - side / 2 + 1/2)``: the exact corner rounded to nearest, halves up.
 
@@ -155,6 +150,42 @@ def centers_from_corners_px(corners: Tensor, height: int, width: int, *, size: i
     c_px = corners.to(torch.float64) + size / 2.0
     extent = torch.tensor([width, height], dtype=torch.float64, device=corners.device)
     return (2.0 * c_px / extent - 1.0).to(torch.float32)
+
+
+def grid_cell_centers(grid: int, cells: Tensor | None = None, *, device: torch.device | str | None = None) -> Tensor:
+    r"""Normalized centres of the cells of a ``grid x grid`` partition of an image (the "items" of item-wise
+    attention, and the discrete actions of :class:`envs.GlimpseVectorEnv`).
+
+    Conventions: the project's frame (see :mod:`glimpse`). Cell ``(column, row)`` spans
+    ``[2 column / grid - 1, 2 (column + 1) / grid - 1]`` in ``x`` (likewise ``row`` in ``y``), so its
+    centre is ``((2 column + 1) / grid - 1, (2 row + 1) / grid - 1)``, the same for any image size.
+
+    Args:
+        grid: cells per axis.
+        cells: ``(..., 2)`` integer ``(column, row)`` of the cells wanted; ``None`` for every cell, row-major:
+            item ``k`` is cell ``(k % grid, k // grid)``.
+        device: where the result is made when ``cells`` is ``None`` (else ``cells.device``).
+
+    Returns:
+        float32 centres ``(x, y)``: ``(..., 2)`` for ``cells``, else ``(grid * grid, 2)``.
+
+    Example:
+        >>> grid_cell_centers(2)
+        tensor([[-0.5000, -0.5000],
+                [ 0.5000, -0.5000],
+                [-0.5000,  0.5000],
+                [ 0.5000,  0.5000]])
+        >>> grid_cell_centers(4, torch.tensor([[3, 0]]))
+        tensor([[ 0.7500, -0.7500]])
+    """
+    grid = check_positive_int(grid, "grid")
+    if cells is None:
+        index = torch.arange(grid, device=device)
+        row, column = torch.meshgrid(index, index, indexing="ij")
+        cells = torch.stack([column.flatten(), row.flatten()], dim=1)  # (K, 2)
+    elif not isinstance(cells, Tensor) or cells.shape[-1:] != (2,):
+        raise ValueError(f"cells must be a (..., 2) tensor of (column, row); got {getattr(cells, 'shape', cells)!r}")
+    return (2 * cells.to(torch.float32) + 1) / grid - 1
 
 
 def _output_dtype(images: Tensor) -> torch.dtype:
@@ -491,9 +522,8 @@ def extract_glimpses(
 
     - ``images``: ``(B, C, H, W)``, uint8 or floating point, any device; the output is on the same device.
       uint8 gives float32 in ``[0, 1]``; a floating input gives the same dtype.
-    - ``centers``: ``(B, 2)`` as ``(x, y)`` in ``[-1, 1]`` where ``-1`` and ``+1`` are the outer image
-      edges (``align_corners=False``): the centre in pixels is ``((x + 1) / 2 * W, (y + 1) / 2 * H)``.
-      Centres outside ``[-1, 1]`` are allowed; off-image pixels count as 0.
+    - ``centers``: ``(B, 2)`` as normalized ``(x, y)`` (see :mod:`glimpse`: ``-1`` / ``+1`` the outer image
+      edges). Centres outside ``[-1, 1]`` are allowed; off-image pixels count as 0.
     - Scale ``k`` covers a ``size * factor**k`` square and returns the mean of each
       ``factor**k x factor**k`` block. Corners snap to the pixel grid by rounding to nearest (halves up),
       per scale; an integer corner gives exactly the naive pad-crop-average.

@@ -4,17 +4,10 @@ These are the soft counterparts of the hard glimpse: a Spatial Transformer sampl
 affine map, an attention box crops and resizes, and RA-CNN multiplies the image by a smooth box mask.
 Everything here is differentiable with respect to the image *and* the location parameters.
 
-Conventions shared by every function in this module:
-
-- Images are ``(B, C, H, W)``, floating point.
-- Points are ``(x, y)``: ``x`` runs along the width (columns, left to right), ``y`` along the height
-  (rows, top to bottom, so ``+y`` is *down*).
-- Normalized coordinates lie in ``[-1, 1]`` where ``-1`` and ``+1`` are the *outer edges* of the image,
-  not the centres of the border pixels (PyTorch's ``align_corners=False``). A normalized ``x`` maps to
-  pixel units as ``x_px = (x + 1) / 2 * W`` and ``y_px = (y + 1) / 2 * H``; pixel ``i`` covers
-  ``[i, i + 1)`` and its centre is ``i + 0.5``.
-- :data:`ALIGN_CORNERS` is passed explicitly to every ``F.affine_grid`` / ``F.grid_sample`` call; the rest
-  of the project imports it from here so that no call site falls back to a default.
+Conventions: images are ``(B, C, H, W)``, floating point; points are ``(x, y)`` in the project's normalized
+frame (stated once, in :mod:`glimpse`). :data:`ALIGN_CORNERS` is passed explicitly to every
+``F.affine_grid`` / ``F.grid_sample`` call; the rest of the project imports it from here so that no call
+site falls back to a default.
 """
 
 from __future__ import annotations
@@ -25,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from glimpse._checks import check_finite, check_positive_int, check_shape
+from glimpse.checks import check_finite, check_positive_int, check_shape
 
 __all__ = ["ALIGN_CORNERS", "affine_sample", "box_theta", "crop_boxes", "boxcar_mask"]
 
@@ -81,8 +74,7 @@ def affine_sample(images: Tensor, theta: Tensor, size: int | Sequence[int], *, s
         - ``theta``: ``(B, 2, 3)``, ``img_from_out``: it maps an output point ``(x, y, 1)`` in normalized
           coordinates to the input point it reads, also normalized: ``[x_in, y_in] = theta @ [x, y, 1]``.
           Order is ``(x, y)``; ``+y`` is down.
-        - Normalized ``[-1, 1]``, where ``-1`` / ``+1`` are the outer edges of the image
-          (``align_corners=False``, :data:`ALIGN_CORNERS`); pixel ``i`` covers ``[i, i + 1)``.
+        - Normalized ``[-1, 1]`` as in :mod:`glimpse` (:data:`ALIGN_CORNERS`).
           The output samples sit at the centres of its ``h x w`` pixels.
         - Bilinear interpolation; points outside the image read zeros (``padding_mode="zeros"``).
         - Output: ``(B, C, h, w)``, same dtype and device as ``images``.
@@ -134,8 +126,7 @@ def box_theta(centers: Tensor, half_sides: Tensor) -> Tensor:
     r"""Build the attention-box affine map ``[[sx, 0, tx], [0, sy, ty]]`` for :func:`affine_sample`.
 
     Conventions:
-        - ``centers``: ``(B, 2)`` as ``(x, y)`` in normalized ``[-1, 1]`` (``-1`` / ``+1`` are the outer
-          image edges, ``align_corners=False``; ``+y`` is down).
+        - ``centers``: ``(B, 2)`` as normalized ``(x, y)`` (see :mod:`glimpse`).
         - ``half_sides``: ``(B,)`` for a box square in normalized units, or ``(B, 2)`` as ``(sx, sy)``;
           normalized units (a fraction of the image half-extent), strictly positive. A centre of ``0`` with
           half-side ``1`` is the whole image. On a non-square image a box square in normalized units is
@@ -193,8 +184,7 @@ def crop_boxes(
 
     Conventions:
         - ``images``: ``(B, C, H, W)``, floating point.
-        - ``centers``: ``(B, 2)`` as ``(x, y)``, normalized ``[-1, 1]`` with ``-1`` / ``+1`` the outer image
-          edges (``align_corners=False``); ``+y`` is down.
+        - ``centers``: ``(B, 2)`` as normalized ``(x, y)`` (see :mod:`glimpse`).
         - ``half_sides``: ``(B,)`` (square in normalized units) or ``(B, 2)`` as ``(sx, sy)``, normalized
           units, ``> 0``. The box spans ``x_px in [(cx - sx + 1) / 2 * W, (cx + sx + 1) / 2 * W]`` and
           likewise in ``y`` with ``H``.
@@ -243,8 +233,7 @@ def boxcar_mask(boxes: Tensor, height: int, width: int, steepness: float = 10.0)
     pixel units.
 
     Conventions:
-        - ``boxes``: ``(B, 3)`` as ``(tx, ty, tl)``: the centre ``(tx, ty)`` as ``(x, y)`` in normalized
-          ``[-1, 1]`` (``-1`` / ``+1`` the outer image edges, ``align_corners=False``; ``+y`` is down) and
+        - ``boxes``: ``(B, 3)`` as ``(tx, ty, tl)``: the centre ``(tx, ty)`` as normalized ``(x, y)`` (see :mod:`glimpse`) and
           the half-side ``tl > 0`` in normalized units (a fraction of the image half-extent, as in
           :func:`box_theta`).
         - Edges in pixel units: ``x_left = (tx - tl + 1) / 2 * W``, ``x_right = (tx + tl + 1) / 2 * W``,

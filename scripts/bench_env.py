@@ -24,22 +24,23 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
-from _cli import parse_config
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from envs import ENV_IDS, STILL_TASKS  # importing envs registers glimpse/...
+import envs  # importing envs registers glimpse/...
+from agents.training import cli
 
 
 @dataclass
 class Config:
     env_id: str = "glimpse/ClutteredMNIST-v0"
-    """registered id to run (see envs.ENV_IDS)"""
+    """registered id (or short name) to run (see envs.TASKS)"""
     canvas: int | None = 60
     """canvas side in pixels; 'none' keeps the id's default (ignored by MNIST, which is 28x28)"""
     distractors: int | None = 4
@@ -78,16 +79,18 @@ class Row:
 
 
 def env_kwargs(cfg: Config) -> dict:
-    """The configuration, restricted to the arguments the id's task takes."""
-    task = ENV_IDS[cfg.env_id]
-    kwargs = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode)
-    if cfg.canvas is not None and task != "mnist":
-        kwargs["canvas"] = cfg.canvas
-    if cfg.distractors is not None and task in ("cluttered", "moving-mnist"):
-        kwargs["distractors"] = cfg.distractors
-    if task in STILL_TASKS:
-        kwargs["num_glimpses"] = cfg.num_glimpses
-    return kwargs
+    """The configuration, restricted to the options the id's task takes (a task whose canvas is fixed,
+    like MNIST's 28x28, keeps it)."""
+    spec = envs.task_of(cfg.env_id)
+    takes = {f.name for f in dataclasses.fields(spec.options)}
+    wanted = dict(canvas=cfg.canvas, distractors=cfg.distractors, num_glimpses=cfg.num_glimpses if spec.is_still else None)
+    task = {name: value for name, value in wanted.items() if value is not None and name in takes}
+    if "canvas" in task:
+        try:
+            spec.configure(None, **task)
+        except ValueError:
+            del task["canvas"]
+    return dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode, **task)
 
 
 def random_actions(space: gym.Space, count: int, seed: int) -> np.ndarray:
@@ -155,9 +158,11 @@ def measure(cfg: Config, n: int, device: torch.device) -> Row:
 
 
 def main() -> None:
-    cfg = parse_config(Config)
-    if cfg.env_id not in ENV_IDS:
-        raise SystemExit(f"--env-id must be one of {list(ENV_IDS)}; got {cfg.env_id!r}")
+    cfg = cli(Config, description=__doc__)
+    try:
+        envs.task_of(cfg.env_id)
+    except ValueError as error:
+        raise SystemExit(f"--env-id: {error}") from None
     device = torch.device(cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)

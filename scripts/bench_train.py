@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import parse_config  # noqa: E402
-from train import Config as TrainConfig  # noqa: E402
-from train import make_agent, make_env  # noqa: E402
-
-from agents import ram  # noqa: E402
+from agents import ram
+from agents.training import Config as TrainConfig
+from agents.training import cli, make_agent, make_env
 
 SETTINGS = {
     "mnist-28 (6 glimpses of 8 px)": dict(env="mnist", glimpses=6, glimpse_size=8, scales=1),
@@ -47,7 +42,7 @@ class Config:
 
 
 def main() -> None:
-    cfg = parse_config(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__)
     rows = []
     for name, setting in SETTINGS.items():
         train_cfg = TrainConfig(agent="ram", batch_size=cfg.batch_size, device=cfg.device, **setting)

@@ -19,28 +19,28 @@ Then, in ``OUT``:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import parse_config  # noqa: E402
-from _runs import run_parallel, threads_per_job  # noqa: E402
-from train import Config as TrainConfig  # noqa: E402
+from agents import AGENTS
+from agents.training import cli, import_plugins, run_parallel, threads_per_job
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
-#: The taxonomy of every agent train.py knows (the README's table).
-KINDS = {"ram": "hard", "item-hard": "hard", "racnn-hard": "hard", "item-soft": "soft", "spatial-soft": "soft",
-         "stn": "soft", "racnn-soft": "soft", "fc": "baseline", "conv": "baseline"}
-NAMES = {"ram": "RAM", "item-hard": "item-wise hard", "item-soft": "item-wise soft", "spatial-soft": "spatial soft",
-         "stn": "Spatial Transformer", "racnn-soft": "RA-CNN soft", "racnn-hard": "RA-CNN hard", "fc": "FC",
-         "conv": "conv"}
+def kind(agent: str) -> str:
+    """The agent's place in the taxonomy (``AGENTS[agent].kind``): hard, soft or baseline."""
+    return AGENTS[agent].kind
+
+
+def title(agent: str) -> str:
+    """The agent's name in tables and legends."""
+    return AGENTS[agent].title or agent
 
 
 @dataclass
@@ -81,6 +81,8 @@ class Config:
     """torch device of every run"""
     racnn_input_size: int | None = None
     """RA-CNN runs: side each scale's CNN sees (none: the canvas's)"""
+    plugins: str = ""
+    """comma-separated modules for train.py to import first (they may register agents and tasks)"""
 
 
 def run_name(cfg: Config, agent: str, seed: int) -> str:
@@ -88,17 +90,22 @@ def run_name(cfg: Config, agent: str, seed: int) -> str:
 
 
 def train_command(cfg: Config, agent: str, seed: int, threads: int) -> list[str]:
-    """The one train.py command line of (agent, seed): every other flag is the same for all runs."""
+    """The one train.py command line of (agent, seed): every other flag is the same for all runs; an
+    agent's own option (``--racnn-input-size``) goes only to the agents whose options have it."""
     shared = dict(env=cfg.env, train_images=cfg.train_images, glimpses=cfg.glimpses, glimpse_size=cfg.glimpse_size,
                   scales=cfg.scales, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
                   eval_every=cfg.eval_every, eval_images=cfg.eval_images, mc_samples=cfg.mc_samples,
-                  dataset=cfg.dataset, data_dir=cfg.data_dir, device=cfg.device, torch_threads=threads,
-                  racnn_input_size=cfg.racnn_input_size)
+                  dataset=cfg.dataset, data_dir=cfg.data_dir, device=cfg.device, torch_threads=threads)
+    own = {f.name for f in dataclasses.fields(AGENTS[agent].options)}
+    if "racnn_input_size" in own:
+        shared["racnn_input_size"] = cfg.racnn_input_size
     args = [sys.executable, str(Path(__file__).with_name("train.py")), "--agent", agent, "--seed", str(seed),
             "--run-dir", str(Path(cfg.out) / run_name(cfg, agent, seed))]
     for name, value in shared.items():
         if value is not None:
             args += [f"--{name.replace('_', '-')}", str(value)]
+    if plugins := [p for p in cfg.plugins.split(",") if p]:
+        args += ["--plugins", *plugins]
     return args
 
 
@@ -128,7 +135,7 @@ def summarize(cfg: Config, agents: list[str]) -> list[dict]:
         curves = [read_curves(d) for d in dirs]
         length = min(len(c["images"]) for c in curves)
         rows.append({
-            "agent": agent, "kind": KINDS.get(agent, "other"), "results": results,
+            "agent": agent, "kind": kind(agent), "results": results,
             "images": curves[0]["images"][:length],
             "accuracy": np.stack([c["accuracy"][:length] for c in curves]),  # (seeds, evaluations)
             "seconds": np.stack([c["seconds"][:length] for c in curves]),
@@ -152,7 +159,7 @@ def write_tensorboard_layout(cfg: Config, rows: list[dict]) -> None:
             writer.add_scalar(f"{tag}/min", float(acc.min()), int(images))
             writer.add_scalar(f"{tag}/max", float(acc.max()), int(images))
         charts.setdefault(f"{row['kind']} attention" if row["kind"] != "baseline" else "baselines", {})[
-            f"{NAMES.get(row['agent'], row['agent'])}: test accuracy (mean, min-max over seeds)"] = [
+            f"{title(row['agent'])}: test accuracy (mean, min-max over seeds)"] = [
             "Margin", [tag, f"{tag}/min", f"{tag}/max"]]
     overview = {"hard vs soft: test accuracy, mean over seeds": ["Multiline", [r"^compare/(hard|soft|baseline)/[^/]+$"]],
                 "hard": ["Multiline", [r"^compare/hard/[^/]+$"]], "soft": ["Multiline", [r"^compare/soft/[^/]+$"]]}
@@ -169,7 +176,7 @@ def write_plot(cfg: Config, rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     styles = {"hard": "-", "soft": "--", "baseline": ":"}
     for row in rows:
-        label = f"{NAMES.get(row['agent'], row['agent'])} ({row['kind']})"
+        label = f"{title(row['agent'])} ({row['kind']})"
         mean, low, high = row["accuracy"].mean(0), row["accuracy"].min(0), row["accuracy"].max(0)
         line = axes[0].plot(row["images"], mean, styles.get(row["kind"], "-"), label=label)[0]
         axes[0].fill_between(row["images"], low, high, color=line.get_color(), alpha=0.2)
@@ -201,7 +208,7 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
         wall = np.mean([r["wall_seconds"] for r in row["results"]])
         mc = [100 * (1 - r["test_accuracy_mc"]) for r in row["results"] if "test_accuracy_mc" in r]
         mc_text = f"{np.mean(mc):.2f} +- {np.std(mc):.2f}" if len(mc) == len(errors) else "–"
-        lines.append(f"| {NAMES.get(row['agent'], row['agent'])} | {row['kind']} | {errors.mean():.2f} +- {errors.std():.2f} | "
+        lines.append(f"| {title(row['agent'])} | {row['kind']} | {errors.mean():.2f} +- {errors.std():.2f} | "
                      f"{', '.join(f'{e:.1f}' for e in errors)} | {mc_text} | {first['flops_per_image'] / 1e6:.2f} M | "
                      f"{first['parameters'] / 1e3:.0f} k | {wall:.0f} |")
     scaled = [row for row in rows if "test_accuracy_scale1" in row["results"][0]]
@@ -213,7 +220,7 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
         for row in scaled:
             cells = [np.mean([r[f"test_accuracy_scale{s}"] for r in row["results"]]) for s in range(1, count + 1)]
             fused = np.mean([r["test_accuracy"] for r in row["results"]])
-            lines.append(f"| {NAMES.get(row['agent'], row['agent'])} | " + " | ".join(f"{c:.3f}" for c in cells)
+            lines.append(f"| {title(row['agent'])} | " + " | ".join(f"{c:.3f}" for c in cells)
                          + f" | {fused:.3f} |")
     lines += ["", "Test error on the fixed test split, hard agents with their mean locations (MC: the classifier's "
               f"softmax averaged over K = {cfg.mc_samples} sampled rollouts; std is over seeds). FLOPs count matmuls "
@@ -223,12 +230,12 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    cfg = parse_config(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__)
+    import_plugins([p for p in cfg.plugins.split(",") if p])
     agents = [a.strip() for a in cfg.agents.split(",") if a.strip()]
-    known = typing.get_args(typing.get_type_hints(TrainConfig)["agent"])
-    unknown = [a for a in agents if a not in known]
+    unknown = [a for a in agents if a not in AGENTS]
     if not agents or unknown:
-        raise SystemExit(f"--agents must list train.py agents ({', '.join(known)}); got unknown {unknown or 'none'}")
+        raise SystemExit(f"--agents must list train.py agents ({', '.join(AGENTS)}); got unknown {unknown or 'none'}")
     if cfg.seeds < 1 or cfg.jobs < 1:
         raise SystemExit("--seeds and --jobs must be >= 1")
     out = Path(cfg.out)

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from envs import GlimpseVectorEnv
-from envs.glimpse_env import render_glimpse
+from envs.render import render_glimpse
 from glimpse import extract_glimpses
 
 ROW_PX = 240  # height of each row of the picture

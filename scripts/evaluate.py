@@ -9,14 +9,10 @@ stochastic rollouts of the same test images (RAM); full-image baselines have one
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import parse_config  # noqa: E402
-from train import evaluate, load_run  # noqa: E402
+from agents.training import ConfigError, cli, evaluate, load_run
 
 
 @dataclass
@@ -32,7 +28,7 @@ class Config:
 
 
 def main() -> None:
-    cfg = parse_config(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__)
     overrides = {k: v for k, v in (("eval_images", cfg.eval_images), ("device", cfg.device)) if v is not None}
     train_cfg, model, test_env = load_run(Path(cfg.run_dir), **overrides)
     metrics = evaluate(train_cfg, model, test_env, mc_samples=cfg.mc_samples)
@@ -41,4 +37,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None

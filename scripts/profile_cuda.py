@@ -14,24 +14,36 @@ prints ``torch.profiler``'s table of the GPU kernels (and the host-side ops) of 
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
-import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import Config as TrainConfig  # noqa: E402
-from train import make_agent, make_env  # noqa: E402
-
-from agents import ram  # noqa: E402
+import envs
+from agents import ram
+from agents.training import Config as TrainConfig
+from agents.training import cli, make_agent, make_env
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Config:
+    num_envs: int = 4096
+    """episodes stepped at once (N) while counting"""
+    steps: int = 32
+    """env steps counted (4 episodes of 8 glimpses)"""
+    updates: int = 4
+    """RAM training updates counted"""
+    profile: int | None = None
+    """also profile 32 env steps at this many envs; 'none' skips it"""
+    json: bool = False
+    """print JSON instead of the table"""
 
 
 def count_syncs(fn: Callable[[], object], repeats: int) -> dict[str, float]:
@@ -56,13 +68,7 @@ def count_syncs(fn: Callable[[], object], repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--num-envs", type=int, default=4096, help="episodes stepped at once (N)")
-    parser.add_argument("--steps", type=int, default=32, help="env steps counted (4 episodes of 8 glimpses)")
-    parser.add_argument("--updates", type=int, default=4, help="RAM training updates counted")
-    parser.add_argument("--profile", type=int, default=None, help="also profile 32 env steps at this many envs")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    args = parser.parse_args()
+    args = cli(Config, description=__doc__)
     if not torch.cuda.is_available():
         raise SystemExit("profile_cuda.py needs a CUDA device")
     device = torch.device("cuda")
@@ -109,12 +115,10 @@ def main() -> None:
 
 def make_cluttered(num_envs: int, steps: int, device: torch.device):
     """Cluttered 60x60 with RAM's retina (8 glimpses, 3 scales of 12 px), reset, and ``steps`` random actions."""
-    import envs  # noqa: F401  (registers glimpse/...)
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        env = gym.make_vec("glimpse/ClutteredMNIST-v0", num_envs=num_envs, canvas=60, distractors=4, glimpse_size=12,
-                           scales=3, num_glimpses=8, device=device)
+        env = gym.make_vec(envs.task_of("cluttered-60").env_id, num_envs=num_envs, glimpse_size=12, scales=3,
+                           num_glimpses=8, device=device)
     gen = torch.Generator(device=device).manual_seed(0)
     actions = [torch.rand(env.action_space.shape, generator=gen, device=device) * 2 - 1 for _ in range(steps)]
     env.reset(seed=0)

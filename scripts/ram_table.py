@@ -22,9 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import parse_config  # noqa: E402
-from _runs import run_parallel, threads_per_job  # noqa: E402
+from agents.training import cli, run_parallel, threads_per_job
 
 # The paper's retinas: 8 px, one scale on 28x28; 12 px, three scales on 60x60 (Mnih et al. 2014, sec. 4.1).
 # Catch: 6 px, three scales, an LSTM core, and the step size and entropy bonus its paddle policy needs
@@ -74,7 +72,7 @@ def rows(cfg: Config) -> list[tuple[str, list[str]]]:
 
 
 def main() -> None:
-    cfg = parse_config(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     lines = ["| run | agent | env | glimpses | test accuracy (mean loc.) | MC accuracy (K=10) | test images | train images | wall s | FLOPs/image | params | command |",

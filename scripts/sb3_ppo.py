@@ -18,7 +18,6 @@ final model (``model.zip``, reload with ``PPO.load``).
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,20 +26,16 @@ from typing import Literal
 import gymnasium as gym
 import numpy as np
 import torch
+import tyro
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
-import envs  # noqa: F401  (registers glimpse/...)
-from envs import ENV_IDS, PRESETS, STILL_TASKS
+from agents.training import cli
+from envs import task_of  # importing envs registers glimpse/...
 from envs.sb3 import GlimpseExtractor, to_sb3
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/, also when not run as `python scripts/...`
-from _cli import parse_config  # noqa: E402
-
-# Short name -> (registered id, extra env kwargs).
-CLASSIFICATION = tuple(name for name, (env_id, _) in PRESETS.items() if ENV_IDS[env_id] in STILL_TASKS)
 EVAL_SEED = 0  # the same test episodes (canvases and first glimpses) at every evaluation of every run
 
 
@@ -91,18 +86,18 @@ class Config:
     """digits (or Fashion-MNIST items) drawn on the canvases"""
     torch_threads: int | None = 1
     """torch intra-op threads; 1 is fastest for these tiny nets on a shared CPU; none = torch's default"""
-    run_name: str = field(init=False, default="")
+    run_name: tyro.conf.Suppress[str] = field(init=False, default="")
     """computed at run time: ENV__ALGO__SEED__UNIXTIME"""
 
 
 def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> VecEnv:
     """The batched glimpse env for ``cfg.env`` as an SB3 VecEnv, with episode statistics (``rollout/``)."""
-    env_id, extra = PRESETS[cfg.env]
+    task = task_of(cfg.env)
     kwargs = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode,
-                  dataset=cfg.dataset, split=split, device=device, **extra)
-    if cfg.env in CLASSIFICATION:
+                  dataset=cfg.dataset, split=split, device=device)
+    if task.is_still:
         kwargs["num_glimpses"] = cfg.num_glimpses
-    return VecMonitor(to_sb3(gym.make_vec(env_id, num_envs=num_envs, **kwargs)))
+    return VecMonitor(to_sb3(gym.make_vec(task.env_id, num_envs=num_envs, **kwargs)))
 
 
 def evaluate(model, venv: VecEnv) -> float:
@@ -167,7 +162,7 @@ def hparams_table(cfg: Config) -> str:
 
 
 if __name__ == "__main__":
-    cfg = parse_config(Config)
+    cfg = cli(Config, description=__doc__)
     cfg.run_name = f"{cfg.env}__{cfg.algo}__{cfg.seed}__{int(time.time())}"
     run_path = Path(cfg.run_dir) / cfg.run_name
     if cfg.torch_threads is not None:
@@ -204,11 +199,11 @@ if __name__ == "__main__":
     model.set_logger(configure(str(run_path), ["tensorboard"]))
     writer = next(f.writer for f in model.logger.output_formats if isinstance(f, TensorBoardOutputFormat))
     writer.add_text("hyperparameters", hparams_table(cfg))
-    print(f"run {cfg.run_name}: {Algo.__name__} on {PRESETS[cfg.env][0]}, {device}, "
+    print(f"run {cfg.run_name}: {Algo.__name__} on {task_of(cfg.env).env_id}, {device}, "
           f"{cfg.num_envs} envs x {cfg.n_steps} steps per rollout")
     print(f"TensorBoard logs: {run_path}  (tensorboard --logdir {cfg.run_dir})")
 
-    tag = "eval/success" if cfg.env == "catch" else "eval/accuracy"
+    tag = "eval/success" if task_of(cfg.env).decision == "paddle" else "eval/accuracy"
     model.learn(cfg.total_timesteps, callback=TestSetEval(eval_env, cfg.eval_every, tag))
     model.save(run_path / "model")
     print(f"model saved to {run_path / 'model.zip'}")

@@ -8,18 +8,15 @@ image, the glimpse taken at that step with all its scales; the PNG shows each wh
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import parse_config  # noqa: E402
-from train import load_run, paths_picture, picture_at, replay_test_paths  # noqa: E402
-
-from envs.glimpse_env import render_glimpse  # noqa: E402
+from agents.contract import RolloutAgent
+from agents.training import ConfigError, cli, load_run, paths_picture, picture_at, replay_test_paths
+from envs.render import render_glimpse
 
 
 @dataclass
@@ -35,9 +32,9 @@ class Config:
 
 
 def main() -> None:
-    cfg = parse_config(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__)
     train_cfg, model, test_env = load_run(Path(cfg.run_dir), eval_images=cfg.count)
-    if not hasattr(model, "rollout"):
+    if not isinstance(model, RolloutAgent):
         raise SystemExit(f"{cfg.run_dir} trained --agent {train_cfg.agent}, which takes no glimpses (hard agents do)")
     out = Path(cfg.out) if cfg.out else Path(cfg.run_dir) / "viz"
     out.mkdir(parents=True, exist_ok=True)
@@ -60,4 +57,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None

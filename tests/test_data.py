@@ -1,4 +1,4 @@
-"""Tests for envs/data.py: IDX parsing and layouts, the offline subset, Debian's Fashion-MNIST, downloads,
+"""Tests for envs/data/ (the envs.data package): IDX parsing and layouts, the offline subset, Debian's Fashion-MNIST, downloads,
 and ImageFolder-style directories of JPEG/PNG images.
 
 Nothing here reaches the real network or the user's cache: every download goes to a server on

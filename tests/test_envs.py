@@ -26,7 +26,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import VecMonitor
 
 import envs
-from envs import ENV_IDS, GlimpseEnv, GlimpseVectorEnv
+from envs import GlimpseEnv, GlimpseVectorEnv, task_of
 from envs.data import OfflineSubsetWarning
 from envs.sb3 import GlimpseExtractor, to_sb3
 from glimpse import extract_glimpses, window_corners_px
@@ -37,9 +37,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Your observation glimpse has an unconventional shape:UserWarning"),
 ]
 
-IDS = list(ENV_IDS)
+# The generic ids, one per kind of scene (the presets are these with other defaults: test_presets_*).
+GENERIC = ("mnist", "translated", "cluttered", "small", "folder", "moving-mnist", "catch")
+IDS = [envs.TASKS[name].env_id for name in GENERIC]
 MODES = ("continuous", "discrete")
-CLASSIFICATION = ("mnist", "translated", "cluttered", "small", "folder")
 RETINA = dict(glimpse_size=5, scales=2)
 # Small, fast settings per id; the episode lengths they give are in episode_length().
 KWARGS = {
@@ -81,12 +82,14 @@ def image_folder(tmp_path_factory) -> Path:
 
 
 
-def test_every_task_with_a_dataset_has_an_id():
-    assert set(ENV_IDS.values()) == set(envs.TASKS) - {"video"}  # "video" needs the user's frames
-    for env_id in IDS:
-        spec = gym.spec(env_id)
+def test_every_task_has_an_id():
+    assert set(GENERIC) < set(envs.TASKS)
+    for name, task in envs.TASKS.items():
+        assert task.name == name and task_of(name) is task and task_of(task.env_id) is task
+        spec = gym.spec(task.env_id)
         assert spec.entry_point == "envs.glimpse_env:GlimpseEnv"
         assert spec.vector_entry_point == "envs.glimpse_env:GlimpseVectorEnv"
+        assert spec.kwargs == {"task": name}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -96,13 +99,13 @@ def test_every_task_with_a_dataset_has_an_id():
 
 def num_decisions(env_id: str) -> int:
     """Classes (10 digits, or the image folder's), or Catch's 3 paddle moves."""
-    return {"catch": 3, "folder": len(FOLDER_CLASSES)}.get(ENV_IDS[env_id], 10)
+    return {"catch": 3, "folder": len(FOLDER_CLASSES)}.get(task_of(env_id).name, 10)
 
 
 def episode_length(env_id: str, kwargs: dict) -> int:
     """The documented length: num_glimpses (classification), frames (moving-mnist), canvas - 1 (catch)."""
-    task = ENV_IDS[env_id]
-    if task in CLASSIFICATION:
+    task = task_of(env_id).name
+    if task_of(env_id).is_still:
         return kwargs.get("num_glimpses", 6)
     if task == "moving-mnist":
         return kwargs.get("frames", 20)
@@ -134,9 +137,9 @@ def action_for(location_cell_or_xy, decision: int, mode: str, num_decisions: int
 
 def pictures(vec: GlimpseVectorEnv) -> torch.Tensor:
     """``(N, C, H, W)`` what each env shows now, read from the scene's data (canvases, video, game state)."""
-    if vec.task in CLASSIFICATION:
+    if vec.is_still:
         return vec.scene()[0]
-    if vec.task in ("moving-mnist", "video"):
+    if vec.task_spec.kind == "video":
         video = vec.scene()[0]
         t = vec._steps.clamp(max=video.shape[1] - 1)
         return video[torch.arange(vec.num_envs), t]
@@ -216,7 +219,7 @@ def test_rollout(env_id, mode):
         if t < length:
             assert (reward, terminated, info) == (0.0, False, {})
     assert terminated
-    if ENV_IDS[env_id] == "catch":
+    if task_of(env_id).name == "catch":
         assert set(info) == {"caught"} and isinstance(info["caught"], bool)
         assert reward == float(info["caught"])
     else:
@@ -225,11 +228,11 @@ def test_rollout(env_id, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("env_id", [i for i in IDS if ENV_IDS[i] != "catch"])
+@pytest.mark.parametrize("env_id", [i for i in IDS if task_of(i).name != "catch"])
 def test_reward_is_for_the_right_decision_at_the_last_step(env_id, mode):
     kwargs = KWARGS[env_id]
     length = episode_length(env_id, kwargs)
-    env = GlimpseEnv(task=ENV_IDS[env_id], action_mode=mode, **kwargs)
+    env = GlimpseEnv(task=task_of(env_id).name, action_mode=mode, **kwargs)
     classes = num_decisions(env_id)
     for correct in (True, False):
         env.reset(seed=3)
@@ -413,9 +416,9 @@ def test_same_step_autoreset_contract(env_id):
     final = infos["final_obs"]
     assert set(final) == {"glimpse", "location"} and final["glimpse"].shape == obs["glimpse"].shape
     torch.testing.assert_close(final["location"], look.expand(n, 2))
-    if ENV_IDS[env_id] != "catch":  # Catch's picture moved on with the step; checked in test_observation_glimpse
+    if task_of(env_id).name != "catch":  # Catch's picture moved on with the step; checked in test_observation_glimpse
         torch.testing.assert_close(final["glimpse"], extract_glimpses(old, final["location"], **vec.retina))
-    key = "caught" if ENV_IDS[env_id] == "catch" else "label"
+    key = "caught" if task_of(env_id).name == "catch" else "label"
     assert infos["final_info"][f"_{key}"].all() and infos["final_info"][key].shape == (n,)
     # The observation rows of the ended envs are already the next episodes' first observations.
     fresh = gym.make_vec(env_id, num_envs=n, start="center", **kwargs)
@@ -508,7 +511,7 @@ def test_continuous_locations_are_clipped_to_the_canvas():
 # ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env_id", [i for i in IDS if ENV_IDS[i] != "catch"])
+@pytest.mark.parametrize("env_id", [i for i in IDS if task_of(i).name != "catch"])
 def test_test_split_is_a_fixed_set(env_id):
     """Episode e of env i (N envs, seed s) shows test example (s + i + e * N) mod M, whatever the seed."""
     kwargs = KWARGS[env_id]
@@ -528,7 +531,7 @@ def test_test_split_is_a_fixed_set(env_id):
         torch.testing.assert_close(data[i], other_data[0], rtol=0, atol=0)
         assert labels[i] == other_labels[0]
     # The index wraps around the test set: example M + 13 is example 13.
-    if ENV_IDS[env_id] == "folder":
+    if task_of(env_id).name == "folder":
         size = len(envs.data.load_image_folder(kwargs["data_dir"], "test", size=kwargs["canvas"]))
     else:
         size = envs.data.load_digits("mnist", "test").labels.shape[0]

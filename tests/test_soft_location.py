@@ -131,7 +131,7 @@ def test_soft_location_models_on_the_env():
 
 def test_attention_pictures_show_where_the_soft_agents_look():
     from agents.common import box_corners
-    from envs.glimpse_env import render_attention
+    from envs.render import render_attention
 
     theta = torch.tensor([[0.5, 0.0, 0.5], [0.0, 0.5, -0.5]])  # the top-right quadrant
     torch.testing.assert_close(box_corners(theta), torch.tensor([[0.0, -1.0], [1.0, -1.0], [1.0, 0.0], [0.0, 0.0]]))

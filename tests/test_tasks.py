@@ -1,4 +1,5 @@
-"""Episode generators of envs/tasks.py: exact compositing, the documented recipes, batching, Catch physics."""
+"""Episode generators of envs/tasks.py (exact compositing, the documented recipes, batching) and Catch's physics
+(envs/catch.py)."""
 
 import math
 import time
@@ -11,13 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envs import rng, tasks
+from envs.catch import CatchState, catch_render, catch_reset, catch_step
 from envs.tasks import (
-    CatchState,
     VideoSource,
     as_video_source,
-    catch_render,
-    catch_reset,
-    catch_step,
     cluttered_digits,
     moving_digits,
     moving_positions,

@@ -95,14 +95,14 @@ def test_agents_that_do_not_apply_are_refused(tmp_path):
 
 
 def test_reinforce_into_core_reaches_ram_and_is_refused_elsewhere(tmp_path):
-    sys.path.insert(0, str(SCRIPTS))
-    import train as train_script
+    from agents.ram import RAMOptions
+    from agents.training import Config, make_agent, make_env
 
-    cfg = train_script.Config(agent="ram", env="catch", glimpse_size=6, scales=3, reinforce_into_core=True)
-    env = train_script.make_env(cfg, "train", 4)
-    assert train_script.make_agent(cfg, env).reinforce_into_core
-    cfg.reinforce_into_core = False
-    assert not train_script.make_agent(cfg, env).reinforce_into_core
+    cfg = Config(agent="ram", env="catch", glimpse_size=6, scales=3, options=RAMOptions(reinforce_into_core=True))
+    env = make_env(cfg, "train", 4)
+    assert make_agent(cfg, env).reinforce_into_core
+    cfg.options.reinforce_into_core = False
+    assert not make_agent(cfg, env).reinforce_into_core
     with pytest.raises(subprocess.CalledProcessError) as failure:
         train(tmp_path / "conv", "--agent", "conv", "--env", "mnist", "--reinforce-into-core", "--train-images", "32")
     assert "RAM option" in failure.value.stderr

@@ -58,7 +58,6 @@ import importlib.util
 import logging
 import os
 import socket
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -144,7 +143,7 @@ CHECKSUMS: dict[str, dict[str, str]] = {
 DOWNLOAD_TIMEOUT_S = 30.0  # per connection attempt and per read; a stalled mirror is given up on
 
 # The bundled offline subset (see envs/data/README.md).
-OFFLINE_NPZ = Path(__file__).with_name("data") / "mnist_5k.npz"
+OFFLINE_NPZ = Path(__file__).with_name("mnist_5k.npz")
 # SHA-256 of images.tobytes() followed by labels.astype("<i8").tobytes(), for the arrays in OFFLINE_NPZ.
 OFFLINE_SHA256 = "1f75c140503b3082c96134f5593303f3133e59989a92e21f060c644c655c3722"
 OFFLINE_SIZE = 5000
@@ -916,7 +915,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (FileNotFoundError, ValueError) as exc:
                 print(f"{name:14s} {split:5s} unavailable: {exc}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,721 @@
+"""One rollout for every hard, recurrent glimpse agent: shared networks, pluggable heads, one loop.
+
+A hard recurrent agent (RAM, item-wise hard attention, a no-attention ablation) is the same machine
+with different heads. Per step ``t = 1..T`` of a batched episode of :class:`envs.GlimpseVectorEnv`:
+
+1. :class:`GlimpseNetwork` encodes the glimpse the env returned and where it was taken,
+   ``g_t = f_g(x_t, l_{t-1})`` (Mnih et al. 2014, Fig. 1B);
+2. :class:`CoreNetwork` folds it into the recurrent state, ``h_t = f_h(h_{t-1}, g_t)``;
+3. the **where head** (``agent.locator``) picks what to look at next -- :class:`GaussianLocationHead`
+   (a location, RAM), :class:`CategoricalItemHead` (one of the env's grid cells, Show, Attend and Tell's
+   hard attention) or :class:`FixedCentreHead` (always the centre: an ablation without attention);
+4. the **decision head** acts -- :class:`ClassifyHead` (class scores at the last step) or
+   :class:`PaddleHead` (Catch's paddle move at every step, a second policy);
+5. a learned baseline ``b_t`` estimates the return-to-go; the env steps with ``(where, decision)``.
+
+:func:`rollout` is that loop, written once; :class:`Rollout` is what it returns, per step, for a
+policy-gradient trainer: the log-probabilities and entropies of both policies, the baselines, the
+rewards and returns, and the recurrent states ``h_t`` the actions were chosen from.
+:func:`hybrid_losses` is RAM's loss (cross-entropy + REINFORCE with the learned baseline), and
+:func:`evaluate` the accuracy with the mean locations and over ``K`` sampled rollouts.
+
+A where head is an ``nn.Module`` with ``action_mode`` (the env's action mode it needs),
+``check_env(env, num_decisions)``, ``look(h, deterministic=...) -> Look`` and ``inference(h)``; it may
+also offer an *expected context* (:meth:`CategoricalItemHead.begin_episode`). A decision head has
+``kind`` (``"classify"`` or ``"catch"``), ``attribute`` (the agent attribute it lives under, so that
+checkpoints name it ``classifier`` or ``paddle``), ``decide(h, last, deterministic, discrete)`` and
+``inference(h, last)``.
+
+Coordinates follow the glimpse core's convention: ``(x, y)`` in ``[-1, 1]``, ``-1`` / ``+1`` the outer
+image edges.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from glimpse.policies import CategoricalItemPolicy, GaussianLocationPolicy
+from glimpse.reinforce import discounted_returns, reinforce_loss
+
+__all__ = [
+    "GlimpseNetwork", "CoreNetwork",
+    "Look", "GaussianLocationHead", "CategoricalItemHead", "FixedCentreHead",
+    "Decision", "ClassifyHead", "PaddleHead",
+    "HardRecurrentAgent", "Rollout", "rollout", "hybrid_losses", "evaluate", "episode_steps", "check_lockstep",
+]
+
+CORES = ("rnn", "lstm")
+
+
+# ------------------------------------------------------------------------------------------------
+# Shared networks: the glimpse network f_g and the core f_h
+# ------------------------------------------------------------------------------------------------
+
+
+class GlimpseNetwork(nn.Module):
+    r"""``g_t = ReLU(Linear(h_g) + Linear(h_l))`` with ``h_g = ReLU(Linear(rho(x_t, l_{t-1})))``, ``h_l = ReLU(Linear(l_{t-1}))``.
+
+    Convention:
+        ``glimpse`` is the env's ``(N, S, C, g, g)`` retina output in ``[0, 1]``, flattened per row;
+        ``location`` is ``(N, 2)``, ``(x, y)`` in ``[-1, 1]`` (the centre the glimpse was taken at).
+        Output ``(N, out_size)``. The paper's sizes: 128 for ``h_g`` and ``h_l``, 256 for ``g``.
+
+    Args:
+        glimpse_numel: ``S * C * g * g``.
+        glimpse_hidden: width of ``h_g``.
+        location_hidden: width of ``h_l``.
+        out_size: width of ``g_t``.
+    """
+
+    def __init__(self, glimpse_numel: int, glimpse_hidden: int = 128, location_hidden: int = 128,
+                 out_size: int = 256) -> None:
+        super().__init__()
+        self.what = nn.Linear(glimpse_numel, glimpse_hidden)  # theta_g^0
+        self.where = nn.Linear(2, location_hidden)  # theta_g^1
+        self.what_out = nn.Linear(glimpse_hidden, out_size)  # theta_g^2, the h_g half
+        self.where_out = nn.Linear(location_hidden, out_size, bias=False)  # theta_g^2, the h_l half
+        self.out_size = out_size
+
+    def forward(self, glimpse: Tensor, location: Tensor) -> Tensor:
+        h_g = F.relu(self.what(glimpse.flatten(1)))  # (N, glimpse_hidden)
+        h_l = F.relu(self.where(location))  # (N, location_hidden)
+        return F.relu(self.what_out(h_g) + self.where_out(h_l))  # (N, out_size)
+
+
+class CoreNetwork(nn.Module):
+    r"""``h_t = f_h(h_{t-1}, g_t)``: the paper's rectifier RNN ``ReLU(Linear(h_{t-1}) + Linear(g_t))``, or an LSTM.
+
+    Convention:
+        ``g`` is ``(N, input_size)``; the state is ``h`` ``(N, hidden_size)`` for ``"rnn"`` and the pair
+        ``(h, c)`` for ``"lstm"`` (``nn.LSTMCell``; bounded ``h``, steadier under REINFORCE alone). Both
+        start at zero (:meth:`initial_state`). ``forward`` returns ``(h_t, state_t)``.
+
+    Args:
+        input_size: width of ``g_t``.
+        hidden_size: width of ``h_t`` (256 in the paper).
+        kind: ``"rnn"`` or ``"lstm"``.
+    """
+
+    def __init__(self, input_size: int = 256, hidden_size: int = 256, kind: str = "rnn") -> None:
+        super().__init__()
+        if kind not in CORES:
+            raise ValueError(f"core must be one of {CORES}; got {kind!r}")
+        self.kind, self.hidden_size = kind, hidden_size
+        if kind == "rnn":
+            self.from_input = nn.Linear(input_size, hidden_size)
+            self.from_hidden = nn.Linear(hidden_size, hidden_size, bias=False)
+        else:
+            self.cell = nn.LSTMCell(input_size, hidden_size)
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> Any:
+        h = torch.zeros(batch_size, self.hidden_size, device=device)
+        return h if self.kind == "rnn" else (h, torch.zeros_like(h))
+
+    def forward(self, g: Tensor, state: Any) -> tuple[Tensor, Any]:
+        if self.kind == "rnn":
+            h = F.relu(self.from_hidden(state) + self.from_input(g))  # (N, hidden)
+            return h, h
+        h, c = self.cell(g, state)  # (N, hidden) each
+        return h, (h, c)
+
+
+# ------------------------------------------------------------------------------------------------
+# Where heads: what to look at next
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Look:
+    """One step's choice of where to look next, for ``N`` rows."""
+
+    location: Tensor
+    """``(N, 2)`` the centre looked at next, ``(x, y)`` in ``[-1, 1]``: a constant (no gradient)."""
+    action: Tensor
+    """the where-part of the env action: ``(N, 2)`` float location, or ``(N, 2)`` long grid cell ``(col, row)``."""
+    log_prob: Tensor
+    """``(N,)`` log pi of the choice (zeros when deterministic or nothing was chosen)."""
+    entropy: Tensor
+    """``(N,)`` entropy of the where-policy."""
+    probs: Tensor | None = None
+    """``(N, K)`` item probabilities (categorical heads), for the expected context."""
+
+
+def _check_continuous(env, num_decisions: int) -> None:
+    want = 2 + num_decisions
+    if env.action_mode != "continuous" or tuple(env.single_action_space.shape) != (want,):
+        raise ValueError(f"env takes actions {tuple(env.single_action_space.shape)}, the agent sends ({want},): "
+                         f"use action_mode='continuous' and num_classes = the env's decisions")
+
+
+class GaussianLocationHead(GaussianLocationPolicy):
+    """RAM's location network ``f_l``: ``l_t = tanh(u)``, ``u ~ N(W h_t, std^2)`` (:class:`~glimpse.policies.GaussianLocationPolicy`).
+
+    Sampled without gradient (REINFORCE, not reparameterised); deterministic: ``tanh(mu)``, detached.
+    """
+
+    action_mode: ClassVar[str] = "continuous"
+
+    def check_env(self, env, num_decisions: int) -> None:
+        _check_continuous(env, num_decisions)
+
+    def begin_episode(self, *, training: bool, deterministic: bool) -> bool:
+        """Whether this episode runs on the expected context: never for a location."""
+        return False
+
+    def look(self, h: Tensor, *, deterministic: bool) -> Look:
+        if deterministic:
+            loc, log_prob = self.mode(h).detach(), h.new_zeros(h.shape[0])  # (N, 2), (N,)
+        else:
+            loc, log_prob = self.sample(h)  # (N, 2) no grad, (N,)
+        return Look(location=loc, action=loc, log_prob=log_prob, entropy=self.entropy(h))
+
+    def stats(self) -> dict[str, Tensor]:
+        """Scalars to log each update: the policy's (pre-tanh) std."""
+        return {"policy_std": self.std.mean().detach()}
+
+    def inference(self, h: Tensor) -> None:
+        self(h)  # the location distribution's parameters
+
+
+class FixedCentreHead(nn.Module):
+    """No attention: every glimpse at the image centre ``(0, 0)``; nothing to choose, nothing to score.
+
+    The env must start there too (``GlimpseVectorEnv(start="center")``): what the retina alone is worth.
+    """
+
+    action_mode: ClassVar[str] = "continuous"
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+
+    def check_env(self, env, num_decisions: int) -> None:
+        _check_continuous(env, num_decisions)
+        if env.start_mode != "center":
+            raise ValueError("RAM(location='center') glimpses only the centre: make the env with start='center' "
+                             "so that its first glimpse is there too")
+
+    def begin_episode(self, *, training: bool, deterministic: bool) -> bool:
+        return False
+
+    def look(self, h: Tensor, *, deterministic: bool) -> Look:
+        zeros = h.new_zeros(h.shape[0])
+        loc = h.new_zeros(h.shape[0], 2)
+        return Look(location=loc, action=loc, log_prob=zeros, entropy=zeros)
+
+    def stats(self) -> dict[str, Tensor]:
+        return {}
+
+    def inference(self, h: Tensor) -> None:
+        pass
+
+
+class CategoricalItemHead(CategoricalItemPolicy):
+    """Show, Attend and Tell's hard attention: ``k_t ~ Categorical(softmax(W h_t))`` over the env's ``K`` grid cells.
+
+    Steps the env in ``action_mode="discrete"`` (action ``[k % grid, k // grid, decision]``); the location
+    fed back is cell ``k``'s centre (:meth:`envs.GlimpseVectorEnv.item_centers`, kept as the buffer
+    ``item_centers``). With probability ``expected_context_prob`` per training minibatch
+    (:meth:`begin_episode`, one draw from torch's RNG) the episode runs on SAT's expected context
+    ``sum_k pi_k a_k`` instead (:meth:`expected_context`) and is trained by backpropagation alone.
+
+    Args:
+        hidden_size: width of ``h_t``.
+        item_centers: ``(K, 2)`` the env's item centres.
+        expected_context_prob: SAT's chance per minibatch of the expected context (SAT: 0.5).
+    """
+
+    action_mode: ClassVar[str] = "discrete"
+
+    def __init__(self, hidden_size: int, item_centers: Tensor, expected_context_prob: float = 0.0) -> None:
+        super().__init__(hidden_size, len(item_centers))
+        if not 0.0 <= expected_context_prob <= 1.0:
+            raise ValueError(f"expected_context_prob must lie in [0, 1]; got {expected_context_prob!r}")
+        self.expected_context_prob = float(expected_context_prob)
+        self.register_buffer("item_centers", item_centers.detach().to(torch.float32).clone())  # (K, 2)
+        self.grid = round(len(item_centers) ** 0.5)
+
+    def check_env(self, env, num_decisions: int) -> None:
+        if env.action_mode != "discrete":
+            raise ValueError("HardItemAttention steps the env in action_mode='discrete'")
+        centers = env.item_centers().to(self.item_centers.device)
+        if centers.shape != self.item_centers.shape or not torch.allclose(centers, self.item_centers):
+            raise ValueError(f"the agent was built for {len(self.item_centers)} items; the env has {len(centers)} "
+                             f"(grid {env.grid}): build the agent with from_env on an env of the same grid")
+
+    def begin_episode(self, *, training: bool, deterministic: bool) -> bool:
+        """SAT's coin, drawn once per training minibatch: run this episode on the expected context?"""
+        return (training and not deterministic and self.expected_context_prob > 0
+                and float(torch.rand(())) < self.expected_context_prob)
+
+    def look(self, h: Tensor, *, deterministic: bool) -> Look:
+        dist = self(h)
+        item = dist.probs.argmax(dim=1) if deterministic else dist.sample()  # (N,)
+        log_prob = h.new_zeros(h.shape[0]) if deterministic else dist.log_prob(item)
+        cell = torch.stack([item % self.grid, item // self.grid], dim=1)  # (N, 2): (col, row)
+        return Look(location=self.item_centers[item], action=cell, log_prob=log_prob, entropy=dist.entropy(),
+                    probs=dist.probs)
+
+    def expected_context(self, glimpse_net: GlimpseNetwork, env, probs: Tensor) -> Tensor:
+        """``sum_k pi_k a_k`` ``(N, hidden)`` over every item of what ``env`` shows now; ``probs`` ``(N, K)``."""
+        items = env.item_glimpses()  # (N, K, S, C, g, g)
+        n, k = probs.shape
+        a = glimpse_net(items.flatten(0, 1), self.item_centers.repeat(n, 1)).view(n, k, -1)  # (N, K, hidden)
+        return torch.einsum("nk,nkd->nd", probs, a)
+
+    def stats(self) -> dict[str, Tensor]:
+        return {}
+
+    def inference(self, h: Tensor) -> None:
+        self(h)
+
+
+# ------------------------------------------------------------------------------------------------
+# Decision heads: what to answer (or do)
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    """One step's decision for ``N`` rows."""
+
+    action: Tensor
+    """the decision part of the env action: ``(N, D)`` scores (continuous) or ``(N, 1)`` long index (discrete)."""
+    logits: Tensor | None = None
+    """``(N, D)`` classifier logits (the last step of a classifying head)."""
+    log_prob: Tensor | None = None
+    """``(N,)`` log pi of a per-step decision policy's move (Catch's paddle)."""
+    entropy: Tensor | None = None
+    """``(N,)`` its entropy."""
+
+
+class ClassifyHead(nn.Linear):
+    """RAM's action network ``f_a``: ``Linear(hidden, D)`` logits at the last step, trained by cross-entropy."""
+
+    kind: ClassVar[str] = "classify"
+    attribute: ClassVar[str] = "classifier"
+    per_step: ClassVar[bool] = False
+
+    def decide(self, h: Tensor, *, last: bool, deterministic: bool, discrete: bool) -> Decision:
+        n = h.shape[0]
+        if not last:
+            blank = h.new_zeros(n, 1, dtype=torch.long) if discrete else h.new_zeros(n, self.out_features)
+            return Decision(action=blank)
+        logits = self(h)  # (N, D)
+        action = logits.argmax(dim=1, keepdim=True) if discrete else logits.detach()
+        return Decision(action=action, logits=logits)
+
+    def inference(self, h: Tensor, *, last: bool) -> None:
+        if last:
+            self(h)
+
+
+class PaddleHead(CategoricalItemPolicy):
+    """Catch's paddle: a categorical policy over the ``D`` moves (left, stay, right), sampled at every step
+    and trained by REINFORCE with the game's reward (no classifier)."""
+
+    kind: ClassVar[str] = "catch"
+    attribute: ClassVar[str] = "paddle"
+    per_step: ClassVar[bool] = True
+
+    def decide(self, h: Tensor, *, last: bool, deterministic: bool, discrete: bool) -> Decision:
+        dist = self(h)
+        move = dist.probs.argmax(dim=1) if deterministic else dist.sample()  # (N,)
+        log_prob = dist.log_prob(move) if not deterministic else h.new_zeros(h.shape[0])
+        action = move[:, None] if discrete else F.one_hot(move, self.num_items).to(h.dtype)
+        return Decision(action=action, log_prob=log_prob, entropy=dist.entropy())
+
+    def inference(self, h: Tensor, *, last: bool) -> None:
+        self.logits(h)
+
+
+DECISION_HEADS = {"classify": ClassifyHead, "catch": PaddleHead}
+
+
+# ------------------------------------------------------------------------------------------------
+# The agent: shared networks + a where head + a decision head + a baseline
+# ------------------------------------------------------------------------------------------------
+
+
+class HardRecurrentAgent(nn.Module):
+    """Glimpse network, core, a where head (``locator``), a decision head, a baseline: one hard agent.
+
+    Built in this order (so that a seed gives the same initial weights): ``glimpse_net``, ``core``,
+    ``locator = where(hidden, **where_kwargs)``, the decision head (``classifier`` or ``paddle``),
+    ``baseline``.
+
+    Args:
+        glimpse_shape: ``(S, C, g, g)``, the env's glimpse observation shape.
+        num_classes: number of decision scores ``D`` (classes; 3 for Catch).
+        where: the where-head class (:class:`GaussianLocationHead`, :class:`CategoricalItemHead`,
+            :class:`FixedCentreHead`, or your own); ``where_kwargs`` its keyword arguments.
+        decision: ``"classify"`` (:class:`ClassifyHead`) or ``"catch"`` (:class:`PaddleHead`).
+        hidden: width of ``g_t`` and ``h_t`` (256 in the paper).
+        glimpse_hidden: width of ``h_g`` and ``h_l`` (128 in the paper).
+        core: ``"rnn"`` or ``"lstm"``.
+        reinforce_into_core: let the REINFORCE and baseline gradients reach the core and glimpse networks
+            (the where head and the baseline read ``h_t``) instead of stopping them at ``h_t.detach()``.
+        entropy_coef: entropy bonus of the policies in :meth:`train_losses`.
+
+    The scripts drive it through the contract of :mod:`agents.common`: :meth:`train_losses`,
+    :meth:`evaluate`, :meth:`inference`, and :meth:`rollout`.
+    """
+
+    action_mode: ClassVar[str] = "continuous"
+
+    def __init__(self, glimpse_shape: tuple[int, int, int, int], num_classes: int, *, where: type[nn.Module],
+                 where_kwargs: dict[str, Any] | None = None, decision: str = "classify", hidden: int = 256,
+                 glimpse_hidden: int = 128, core: str = "rnn", reinforce_into_core: bool = False,
+                 entropy_coef: float = 0.0) -> None:
+        super().__init__()
+        if len(glimpse_shape) != 4 or any(not isinstance(s, int) or s < 1 for s in glimpse_shape):
+            raise ValueError(f"glimpse_shape must be (S, C, g, g) positive ints; got {glimpse_shape!r}")
+        if decision not in DECISION_HEADS:
+            raise ValueError(f"decision must be one of {tuple(DECISION_HEADS)}; got {decision!r}")
+        if where.action_mode != self.action_mode:
+            raise ValueError(f"{type(self).__name__} steps the env in action_mode={self.action_mode!r}; "
+                             f"{where.__name__} needs {where.action_mode!r}")
+        self.entropy_coef = float(entropy_coef)
+        self.glimpse_shape, self.num_classes = tuple(glimpse_shape), num_classes
+        self.decision, self.reinforce_into_core = decision, bool(reinforce_into_core)
+        self.glimpse_net = GlimpseNetwork(math.prod(glimpse_shape), glimpse_hidden, glimpse_hidden, hidden)
+        self.core = CoreNetwork(hidden, hidden, core)
+        self.locator = where(hidden, **(where_kwargs or {}))
+        decide = DECISION_HEADS[decision]
+        self._decider = decide.attribute
+        self.add_module(decide.attribute, decide(hidden, num_classes))
+        self.baseline = nn.Linear(hidden, 1)
+
+    @property
+    def decider(self) -> nn.Module:
+        """The decision head (``classifier`` or ``paddle``)."""
+        return self._modules[self._decider]
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> Any:
+        return self.core.initial_state(batch_size, device)
+
+    def step(self, obs: dict[str, Tensor], state: Any) -> tuple[Tensor, Any]:
+        """Fold one observation into the state: ``h_t = f_h(h_{t-1}, f_g(x_t, l_{t-1}))``; returns ``(h_t, state)``."""
+        g = self.glimpse_net(obs["glimpse"], obs["location"])  # (N, hidden)
+        return self.core(g, state)
+
+    def head_input(self, h: Tensor) -> Tensor:
+        """What the where head and the baseline read: ``h_t``, or ``h_t.detach()`` (the default)."""
+        return h if self.reinforce_into_core else h.detach()
+
+    def check_env(self, env) -> None:
+        """Refuse an env this agent cannot play, saying how to build the right one."""
+        self.locator.check_env(env, self.num_classes)
+        plays = "catch" if env.decision == "paddle" else "classify"
+        if plays != self.decision:
+            raise ValueError(f"{type(self).__name__}(decision={self.decision!r}) cannot play an env whose "
+                             f"decision is {env.decision!r}: use decision='catch' for Catch and 'classify' "
+                             f"otherwise (from_env does this)")
+
+    def rollout(self, env, obs: dict[str, Tensor], *, deterministic: bool = False) -> tuple[Rollout, dict]:
+        """One batched episode: :func:`rollout`."""
+        return rollout(self, env, obs, deterministic=deterministic)
+
+    def train_losses(self, env, obs: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """One batch of episodes and :func:`hybrid_losses`, plus the policies' entropies (and std) to log."""
+        trajectory, obs = self.rollout(env, obs)
+        losses = hybrid_losses(trajectory, entropy_coef=self.entropy_coef)
+        losses.update(self.locator.stats())
+        losses["policy_entropy"] = trajectory.entropies.mean().detach()
+        if trajectory.paddle_entropies is not None:  # Catch: the paddle policy's entropy (max ln 3)
+            losses["paddle_entropy"] = trajectory.paddle_entropies.mean().detach()
+        return losses, obs
+
+    def evaluate(self, env, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
+        """:func:`evaluate`: ``accuracy`` with the mean locations, ``accuracy_mc`` over ``mc_samples``."""
+        result = evaluate(self, env, episodes, mc_samples=mc_samples, seed=seed)
+        metrics = {"accuracy": result["accuracy_mode"], "reward": result["reward"], "examples": result["examples"]}
+        if mc_samples > 1:
+            metrics["accuracy_mc"] = result["accuracy_mc"]
+        return metrics
+
+    @torch.no_grad()
+    def inference(self, env_or_steps) -> None:
+        """One image's inference for ``T`` glimpses (an env's episode length, or ``T`` itself), as
+        :func:`rollout` runs it minus the training-only parts: ``T`` glimpse and core steps, ``T - 1``
+        where-decisions (the last look would only produce an unused observation), the decision head
+        (the classifier once at the end; Catch's paddle at every step). The baseline is not run."""
+        steps = env_or_steps if isinstance(env_or_steps, int) else episode_steps(env_or_steps)
+        obs = {"glimpse": torch.zeros(1, *self.glimpse_shape), "location": torch.zeros(1, 2)}
+        state = self.initial_state(1)
+        for t in range(1, steps + 1):
+            h, state = self.step(obs, state)  # (1, hidden)
+            if t < steps:
+                self.locator.inference(h)
+            self.decider.inference(h, last=t == steps)
+
+
+# ------------------------------------------------------------------------------------------------
+# One episode of the batched env
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rollout:
+    """One batched episode. ``N`` rows, ``T`` steps, ``T' = T - 1`` scored looks, ``D`` decisions."""
+
+    log_probs: Tensor
+    """``(N, T')`` log pi of the looks ``l_1..l_{T-1}`` that chose a glimpse (0 if deterministic)."""
+    entropies: Tensor
+    """``(N, T')`` entropy of the where-policy at those steps (Gaussian: pre-squash)."""
+    baselines: Tensor
+    """``(N, T)`` ``b_t = b(h_t)``, the learned estimate of the return-to-go from step ``t``."""
+    rewards: Tensor
+    """``(N, T)`` the env's rewards (classification and Catch: 1 at the last step on success)."""
+    returns: Tensor
+    """``(N, T)`` undiscounted reward-to-go ``G_t = r_t + ... + r_T`` (data: no gradient)."""
+    locations: Tensor
+    """``(N, T + 1, 2)`` every glimpse centre: the env's start ``l_0``, then ``l_1..l_T`` (for plots)."""
+    states: Tensor | None = None
+    """``(N, T, hidden)`` the recurrent state ``h_t`` each step's actions were chosen from (with its graph)."""
+    logits: Tensor | None = None
+    """``(N, D)`` classifier logits at the last step (``decision="classify"``)."""
+    labels: Tensor | None = None
+    """``(N,)`` true labels, from ``infos["final_info"]["label"]`` (``decision="classify"``)."""
+    paddle_log_probs: Tensor | None = None
+    """``(N, T)`` log pi(a_t | h_t) of a per-step decision policy's moves, Catch's paddle (0 if deterministic)."""
+    paddle_entropies: Tensor | None = None
+    """``(N, T)`` entropy of that policy (Catch)."""
+
+    @classmethod
+    def from_steps(cls, log_probs: list[Tensor], entropies: list[Tensor], baselines: list[Tensor],
+                   rewards: list[Tensor], locations: list[Tensor], **decisions: Any) -> Rollout:
+        """Stack the per-step ``(N,)`` / ``(N, 2)`` lists of an episode into a :class:`Rollout`; the
+        undiscounted returns-to-go are computed here. ``decisions``: ``logits``, ``labels``, ``states``
+        and the paddle's per-step lists ``paddle_log_probs`` / ``paddle_entropies`` (Catch)."""
+        rewards_t = torch.stack(rewards, dim=1)  # (N, T)
+        empty = rewards_t.new_zeros(rewards_t.shape[0], 0)
+        stacked = {k: torch.stack(v, dim=1) for k in ("paddle_log_probs", "paddle_entropies", "states")
+                   if (v := decisions.pop(k, None)) is not None}  # (N, T, ...) each
+        return cls(
+            log_probs=torch.stack(log_probs, dim=1) if log_probs else empty,  # (N, T')
+            entropies=torch.stack(entropies, dim=1) if entropies else empty,  # (N, T')
+            baselines=torch.stack(baselines, dim=1),  # (N, T)
+            rewards=rewards_t,
+            returns=discounted_returns(rewards_t, gamma=1.0),  # (N, T)
+            locations=torch.stack(locations, dim=1),  # (N, T + 1, 2)
+            **decisions, **stacked,
+        )
+
+
+def episode_steps(env) -> int:
+    """The env's episode length ``T`` (every row's episode ends together)."""
+    steps = env.episode_steps
+    limit = env.max_episode_steps
+    if limit is not None and limit < steps:
+        raise ValueError(f"env truncates episodes at {limit} steps, before the decision at step "
+                         f"{steps}: build it with max_episode_steps=None")
+    return int(steps)
+
+
+def check_lockstep(terminated: Tensor, truncated: Tensor, t: int, steps: int) -> None:
+    """Every row's episode must end exactly at step ``steps``: a rollout plays whole episodes in lockstep."""
+    done = terminated | truncated
+    if bool(done.any()) != (t == steps) or (t == steps and not bool(terminated.all())):
+        raise RuntimeError(f"env rows ended out of lockstep at step {t} of {steps}: start rollout() right "
+                           f"after env.reset() or after a previous rollout()")
+
+
+def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, deterministic: bool = False
+            ) -> tuple[Rollout, dict]:
+    """Run one episode of every row of ``env`` in lockstep, from ``obs`` (the episodes' first glimpses).
+
+    Convention:
+        ``env`` is a :class:`envs.GlimpseVectorEnv` in the where head's action mode with same-step
+        autoreset, every row at the start of an episode (just reset, or just returned by a previous
+        ``rollout``). Each step sends the where head's action then the decision head's: continuous
+        ``(N, 2 + D)`` -- ``l_t``, then zeros before the last step and the classifier's logits at it,
+        or for Catch a one-hot of the paddle move at every step -- or discrete ``(N, 3)``, the grid cell
+        and the decision index. ``deterministic`` takes each policy's most likely choice; its
+        log-probabilities are zeros (it is for evaluation).
+
+    What carries gradient: the location sent to the env and fed back to the glimpse network is a
+    constant (a sample drawn without gradient, or a detached mode); REINFORCE reaches the where head
+    only through ``log pi``; the where head and the baseline read ``agent.head_input(h)``; the decision
+    head always reads the attached ``h_t``. In an expected-context episode (SAT) the where head reads
+    ``h_t`` itself and its log-probabilities are zeros: backpropagation trains it through ``pi``.
+
+    Returns:
+        ``(rollout, next_obs)``: the :class:`Rollout`, and the observation the last step returned, which
+        (same-step autoreset) is already the next episodes' first glimpses, so training just continues.
+    """
+    steps = episode_steps(env)
+    agent.check_env(env)
+    num_envs, device = obs["location"].shape[0], obs["location"].device
+    discrete = agent.locator.action_mode == "discrete"
+    expected = agent.locator.begin_episode(training=agent.training, deterministic=deterministic)
+
+    state = agent.initial_state(num_envs, device)
+    log_probs, entropies, baselines, rewards, locations = [], [], [], [], [obs["location"].clone()]
+    states, paddle_log_probs, paddle_entropies, probs, logits, labels = [], [], [], None, None, None
+    for t in range(1, steps + 1):
+        if expected and probs is not None:  # SAT: feed the core every item, weighted by pi
+            g = agent.locator.expected_context(agent.glimpse_net, env, probs)  # (N, hidden)
+        else:
+            g = agent.glimpse_net(obs["glimpse"], obs["location"])  # (N, hidden)
+        h, state = agent.core(g, state)  # (N, hidden)
+        h_head = agent.head_input(h)
+        states.append(h)
+
+        # Where to look next: a constant, sampled without gradient (or a detached mode).
+        look = agent.locator.look(h if expected else h_head, deterministic=deterministic)
+        if t < steps:  # the last look only produces the final observation: nothing to score
+            log_probs.append(h.new_zeros(num_envs) if expected else look.log_prob)
+            entropies.append(look.entropy)
+            probs = look.probs
+        baselines.append(agent.baseline(h_head).squeeze(1))  # (N,)
+
+        # The decision: class scores at the last step, or a move at every step (Catch's paddle).
+        decision = agent.decider.decide(h, last=t == steps, deterministic=deterministic, discrete=discrete)
+        if decision.log_prob is not None:
+            paddle_log_probs.append(decision.log_prob)
+            paddle_entropies.append(decision.entropy)
+        if decision.logits is not None:
+            logits = decision.logits
+
+        obs, reward, terminated, truncated, infos = env.step(torch.cat([look.action, decision.action], dim=1))
+        check_lockstep(terminated, truncated, t, steps)
+        rewards.append(reward.to(h.dtype))
+        locations.append(look.location)
+        if t == steps and logits is not None:
+            labels = infos["final_info"]["label"]
+
+    per_step = agent.decider.per_step
+    return Rollout.from_steps(log_probs, entropies, baselines, rewards, locations, states=states, logits=logits,
+                              labels=labels, paddle_log_probs=paddle_log_probs if per_step else None,
+                              paddle_entropies=paddle_entropies if per_step else None), obs
+
+
+# ------------------------------------------------------------------------------------------------
+# The hybrid loss
+# ------------------------------------------------------------------------------------------------
+
+
+def hybrid_losses(rollout: Rollout, *, entropy_coef: float = 0.0) -> dict[str, Tensor]:
+    """RAM's hybrid loss: supervised cross-entropy + REINFORCE with a learned baseline.
+
+    Terms (every ``loss_*`` is to be minimised; ``loss`` is their sum):
+
+    * ``loss_classifier``: cross-entropy of the last step's logits against the labels (0 for Catch).
+    * ``loss_policy``: REINFORCE (:func:`glimpse.reinforce.reinforce_loss`) for the looks
+      ``l_1..l_{T-1}``, each credited with the return that follows it, ``G_{t+1} - b_t`` (the env's reward:
+      1 for a correct final decision); for Catch plus REINFORCE for the paddle moves with ``G_t - b_t``.
+      The advantages are detached.
+    * ``loss_baseline``: mean squared error of ``b_t`` against ``G_t`` (the returns are detached).
+    * ``loss_entropy``: ``-entropy_coef`` times the policies' mean entropy (0 when ``entropy_coef=0``).
+
+    Also returned (no gradient): ``accuracy`` (classification: argmax == label; Catch: the catch rate)
+    and ``reward`` (mean episode return).
+    """
+    returns, baselines = rollout.returns, rollout.baselines  # (N, T) each
+    zero = baselines.new_zeros(())
+    loss_policy, loss_entropy = zero, zero
+    if rollout.log_probs.shape[1] > 0:
+        where = reinforce_loss(rollout.log_probs, returns[:, 1:], baselines[:, :-1], rollout.entropies,
+                               entropy_coef=entropy_coef)
+        loss_policy, loss_entropy = where.loss_policy, where.loss_entropy
+    if rollout.paddle_log_probs is not None:
+        move = reinforce_loss(rollout.paddle_log_probs, returns, baselines, rollout.paddle_entropies,
+                              entropy_coef=entropy_coef)
+        loss_policy, loss_entropy = loss_policy + move.loss_policy, loss_entropy + move.loss_entropy
+    loss_baseline = F.mse_loss(baselines, returns.detach())
+
+    episode_return = rollout.rewards.sum(dim=1)  # (N,)
+    if rollout.logits is not None:
+        loss_classifier = F.cross_entropy(rollout.logits, rollout.labels)
+        accuracy = (rollout.logits.argmax(dim=1) == rollout.labels).float().mean()
+    else:
+        loss_classifier = zero
+        accuracy = (episode_return > 0).float().mean()
+    return {
+        "loss": loss_classifier + loss_policy + loss_baseline + loss_entropy,
+        "loss_classifier": loss_classifier,
+        "loss_policy": loss_policy,
+        "loss_baseline": loss_baseline,
+        "loss_entropy": loss_entropy,
+        "accuracy": accuracy.detach(),
+        "reward": episode_return.mean().detach(),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation
+# ------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, env, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
+    """Accuracy over ``episodes`` batched episodes (``episodes * N`` examples) of ``env``.
+
+    ``model`` is any agent with a ``rollout(env, obs, deterministic=...)`` method that returns a
+    :class:`Rollout` (every :class:`HardRecurrentAgent`).
+
+    Convention:
+        Round ``e`` resets ``env`` with seed ``seed + e * N``. In ``split="test"`` that shows test examples
+        ``(seed + e * N + i) mod M`` in row ``i`` -- exactly episode ``e`` of a single reset with ``seed`` --
+        so ``episodes = ceil(M / N)`` covers the ``M`` test examples once. Every round is first played
+        with the mean locations (``deterministic=True``); with ``mc_samples = K > 1`` it is replayed ``K``
+        times with sampled locations by resetting with the same seed, which shows the same canvases (and
+        start locations) again, and the classifier's softmax is averaged over the ``K`` replays (Catch:
+        the ``K`` catch rates are averaged). The env is left reset; ``model`` is put back in its mode.
+
+    Returns:
+        ``accuracy`` (``accuracy_mc`` if ``K > 1``, else ``accuracy_mode``), ``accuracy_mode``, ``reward``
+        (mean return with the mean locations), ``examples``, ``mc_samples``, and with ``K > 1`` also
+        ``accuracy_mc`` and ``reward_mc`` (mean return of the sampled replays).
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be an integer >= 1; got {episodes!r}")
+    if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 1:
+        raise ValueError(f"mc_samples must be an integer >= 1; got {mc_samples!r}")
+    was_training = model.training
+    model.eval()
+    num_envs = env.num_envs
+    hits_mode = hits_mc = return_mode = return_mc = 0.0
+    for e in range(episodes):
+        round_seed = seed + e * num_envs
+        obs, _ = env.reset(seed=round_seed)
+        mode, _ = model.rollout(env, obs, deterministic=True)
+        return_mode += float(mode.rewards.sum())
+        hits_mode += float(_hits(mode, mode.logits))
+        if mc_samples == 1:
+            continue
+        probs = 0.0
+        for _ in range(mc_samples):
+            obs, _ = env.reset(seed=round_seed)
+            sampled, _ = model.rollout(env, obs)
+            return_mc += float(sampled.rewards.sum()) / mc_samples
+            if sampled.logits is None:  # Catch: average the catch rate
+                hits_mc += float(_hits(sampled, None)) / mc_samples
+                continue
+            if not torch.equal(sampled.labels, mode.labels):
+                raise RuntimeError("re-seeding the env did not replay the same examples: cannot average over them")
+            probs = probs + sampled.logits.softmax(dim=1)  # (N, D)
+        if mode.logits is not None:
+            hits_mc += float((probs.argmax(dim=1) == mode.labels).sum())
+    model.train(was_training)
+
+    examples = episodes * num_envs
+    out = {"accuracy_mode": hits_mode / examples, "reward": return_mode / examples, "examples": examples,
+           "mc_samples": mc_samples}
+    if mc_samples > 1:
+        out.update(accuracy_mc=hits_mc / examples, reward_mc=return_mc / examples)
+    out["accuracy"] = out.get("accuracy_mc", out["accuracy_mode"])
+    return out
+
+
+def _hits(episode: Rollout, logits: Tensor | None) -> Tensor:
+    """Number of successes in a batch: correct classes, or (Catch) episodes with a positive return."""
+    if logits is None:
+        return (episode.rewards.sum(dim=1) > 0).sum()
+    return (logits.argmax(dim=1) == episode.labels).sum()

@@ -1,0 +1,107 @@
+"""Input checks for every public boundary of the project: one helper per kind of argument.
+
+Every package (``glimpse``, ``envs``, ``agents``, ``scripts``) validates its inputs with these, so every
+error reports what arrived in the same words, e.g. ``images must be (N, C, H, W); got (3, 28, 28)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["check_shape", "check_finite", "check_int", "check_positive_int", "check_canvas"]
+
+
+def check_shape(tensor: object, name: str, pattern: str, dims: Sequence[int | None] | None = None) -> None:
+    """Raise ``ValueError`` unless ``tensor`` is a ``Tensor`` of the given rank (and sizes).
+
+    Args:
+        tensor: the argument to check.
+        name: the argument's name, used in the message.
+        pattern: the expected layout for the message, e.g. ``"(B, C, H, W)"``.
+        dims: one entry per dimension; an int fixes that size, ``None`` leaves it free.
+            When omitted, only the rank (the number of comma-separated names in ``pattern``) is checked.
+
+    Example:
+        >>> check_shape(torch.zeros(2, 3), "x", "(N, 3)", (None, 3))
+        >>> check_shape(torch.zeros(2, 4), "x", "(N, 3)", (None, 3))
+        Traceback (most recent call last):
+        ...
+        ValueError: x must be (N, 3); got (2, 4)
+    """
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {pattern}; got {type(tensor).__name__}")
+    rank = len(dims) if dims is not None else pattern.count(",") + 1
+    if tensor.dim() != rank:
+        raise ValueError(f"{name} must be {pattern}; got {tuple(tensor.shape)}")
+    if dims is not None:
+        for size, want in zip(tensor.shape, dims):
+            if want is not None and size != want:
+                raise ValueError(f"{name} must be {pattern}; got {tuple(tensor.shape)}")
+
+
+def check_finite(tensor: Tensor, name: str) -> None:
+    """Raise ``ValueError`` if ``tensor`` holds a NaN or an infinity."""
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name} must be finite; got NaN or inf in {tuple(tensor.shape)}")
+
+
+def check_int(value: object, name: str, *, minimum: int = 1, why: str = "") -> int:
+    """Return ``value`` as an ``int``, or raise ``ValueError`` unless it is an integer ``>= minimum``.
+
+    Python and NumPy integers pass; ``bool`` and floats (even ``2.0``) do not.
+
+    Args:
+        value: the argument to check.
+        name: the argument's name, used in the message.
+        minimum: the smallest allowed value.
+        why: an optional reason appended to the requirement in the message.
+
+    Example:
+        >>> check_int(3, "scales")
+        3
+        >>> check_int(2, "screen", minimum=3, why="(a 2-pixel paddle and room to move)")
+        Traceback (most recent call last):
+        ...
+        ValueError: screen must be an integer >= 3 (a 2-pixel paddle and room to move); got 2
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}{' ' + why if why else ''}; got {value!r}")
+    return int(value)
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """Return ``value`` as an ``int``, or raise ``ValueError`` if it is not an integer ``>= 1``
+    (:func:`check_int` with ``minimum=1``)."""
+    return check_int(value, name, minimum=1)
+
+
+def check_canvas(images: object, name: str = "images", shape: Sequence[int] | None = None) -> None:
+    """Raise unless ``images`` is a float canvas batch ``(N, C, H, W)`` (values meant in ``[0, 1]``).
+
+    Args:
+        images: the argument to check.
+        name: the argument's name, used in the message.
+        shape: ``(C, H, W)`` the canvases must have (e.g. an env's ``canvas_shape``); ``None`` checks
+            only the rank.
+
+    Raises:
+        ValueError: wrong rank or sizes. TypeError: not a tensor, or not floating point (uint8
+            canvases must be divided by 255 first).
+
+    Example:
+        >>> check_canvas(torch.zeros(2, 1, 28, 28), shape=(1, 28, 28))
+        >>> check_canvas(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+        Traceback (most recent call last):
+        ...
+        TypeError: images must be float in [0, 1] (divide uint8 canvases by 255); got torch.uint8
+    """
+    if shape is None:
+        check_shape(images, name, "(N, C, H, W)")
+    else:
+        check_shape(images, name, f"(N, {', '.join(map(str, shape))})", dims=(None, *shape))
+    if not images.is_floating_point():
+        raise TypeError(f"{name} must be float in [0, 1] (divide uint8 canvases by 255); got {images.dtype}")
