@@ -276,13 +276,15 @@ def test_fused_kernel_in_triton_interpreter_matches_the_windows_sensor():
     """The same check on the CPU through Triton's interpreter, wherever Triton is installed."""
     pytest.importorskip("triton")
     code = (
-        "import sys, torch; sys.path.insert(0, sys.argv[1]); import test_retina as t\n"
+        "import importlib.util, sys, torch\n"
+        "spec = importlib.util.spec_from_file_location('test_retina', sys.argv[1])\n"
+        "t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)\n"
         "for dtype in (torch.uint8, torch.float32):\n"
         "    for shape, retina in t.FUSED_CASES:\n"
         "        t._check_fused_sensor('cpu', dtype, shape, retina)\n"
     )
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__)], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", code, __file__], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
