@@ -51,27 +51,4 @@ __all__ = [
     "MovingMNISTOptions",
     "VideoOptions",
     "CatchOptions",
-    "ENV_IDS",
-    "PRESETS",
-    "STILL_TASKS",
 ]
-
-# shim for issue 12 migration: the generic ids and their task names; read TASKS / task_of instead.
-ENV_IDS = {TASKS[name].env_id: name
-           for name in ("mnist", "translated", "cluttered", "small", "folder", "moving-mnist", "catch")}
-
-# shim for issue 12 migration: presets as (generic id, keyword arguments); each preset is now its own
-# TaskSpec with its own id (TASKS[name].env_id), to be made with no extra arguments.
-PRESETS = {
-    "mnist": ("glimpse/MNIST-v0", {}),
-    "translated-60": ("glimpse/TranslatedMNIST-v0", {"canvas": 60}),
-    "cluttered-60": ("glimpse/ClutteredMNIST-v0", {"canvas": 60, "distractors": 4}),
-    "cluttered-100": ("glimpse/ClutteredMNIST-v0", {"canvas": 100, "distractors": 8}),
-    "small-100": ("glimpse/SmallMNIST-v0", {"canvas": 100, "digit_size": 14}),
-    "folder": ("glimpse/ImageFolder-v0", {"canvas": 112}),
-    "moving-mnist": ("glimpse/MovingMNIST-v0", {}),
-    "catch": ("glimpse/Catch-v0", {}),
-}
-
-# shim for issue 12 migration: the names of the still tasks; read env.is_still / TaskSpec.is_still instead.
-STILL_TASKS = tuple(name for name, spec in TASKS.items() if spec.is_still)

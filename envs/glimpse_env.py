@@ -83,7 +83,7 @@ from gymnasium.vector.utils import batch_space
 from torch import Tensor
 
 from envs import rng
-from envs.render import render_attention, render_glimpse, render_path  # noqa: F401  (shim for issue 12 migration)
+from envs.render import render_glimpse
 from envs.specs import TASKS, SceneContext, TaskSpec, task_of
 from glimpse import grid_cell_centers
 from glimpse.checks import check_int
@@ -234,12 +234,6 @@ class GlimpseVectorEnv(VectorEnv):
     def action_mode(self) -> str:
         """``"continuous"`` (locations in ``[-1, 1]``) or ``"discrete"`` (grid cells)."""
         return self._action_mode
-
-    @property
-    def task(self) -> str:
-        """The task's short name. Deprecated: read :attr:`task_spec` and its fields instead."""
-        # shim for issue 12 migration
-        return self._spec.name
 
     # ------------------------------------------------------------------ gymnasium API
     # The env's state (pictures, steps, locations) is updated in place from call to call, so reset and
@@ -437,7 +431,6 @@ class GlimpseEnv(gym.Env):
     decision = _forwarded("decision")
     start_mode = _forwarded("start_mode")
     action_mode = _forwarded("action_mode")
-    task = _forwarded("task")  # shim for issue 12 migration
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

@@ -46,10 +46,19 @@ def test_task_of_takes_names_and_ids_and_lists_the_names_otherwise():
         task_of("pong")
 
 
-@pytest.mark.parametrize("preset", ["translated-60", "cluttered-60", "cluttered-100", "small-100"])
+# Presets as the scripts used to pass them before each preset had its own id: (generic id, keyword arguments).
+PRESET_ARGUMENTS = {
+    "translated-60": ("glimpse/TranslatedMNIST-v0", {"canvas": 60}),
+    "cluttered-60": ("glimpse/ClutteredMNIST-v0", {"canvas": 60, "distractors": 4}),
+    "cluttered-100": ("glimpse/ClutteredMNIST-v0", {"canvas": 100, "distractors": 8}),
+    "small-100": ("glimpse/SmallMNIST-v0", {"canvas": 100, "digit_size": 14}),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_ARGUMENTS))
 def test_presets_play_the_episodes_of_the_generic_id_with_their_arguments(preset):
-    """Each preset id is the generic id with the keyword arguments the scripts used to pass (envs.PRESETS)."""
-    generic_id, kwargs = envs.PRESETS[preset]
+    """Each preset id is the generic id with the keyword arguments the scripts used to pass."""
+    generic_id, kwargs = PRESET_ARGUMENTS[preset]
     a = gym.make_vec(task_of(preset).env_id, num_envs=3, **RETINA)
     b = gym.make_vec(generic_id, num_envs=3, **RETINA, **kwargs)
     assert a.canvas_shape == b.canvas_shape and a.task_options == b.task_options
