@@ -6,7 +6,8 @@
 #   bash scripts/device_checks.sh tests bench     # only these stages: tests, suite, glimpse, env, train, syncs
 #
 # Where the machine has no registry access, wheels of the missing pure-Python dependencies can sit in
-# .whl/ (gymnasium, farama-notifications, stable-baselines3, sb3-contrib, mlxtend): they are installed first.
+# .whl/ (there: gymnasium, farama-notifications, stable-baselines3, sb3-contrib, mlxtend, tyro,
+# docstring-parser, typeguard): they are installed first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-device-out}
