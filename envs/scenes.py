@@ -69,8 +69,9 @@ class Scene:
 
 class PictureScene(Scene):
     """Still canvases ``(N, C, H, W)`` (classification) or videos ``(N, T, C, H, W)``, whose step ``t``
-    glimpses frame ``t``. The sensor is prepared at reset (for videos, all ``N * T`` frames): on
-    canvases this size, planes of block means, so every glimpse of the episode is one gather.
+    glimpses frame ``t``. The sensor is prepared at reset (for videos, all ``N * T`` frames): on the CPU
+    and canvases this size, planes of block means, so every glimpse of the episode is one gather; on CUDA,
+    the fused kernel over a copy of the pictures (see :class:`glimpse.GlimpseSensor`).
 
     Args:
         generate: ``(keys, episodes, target) -> (pictures, labels)``, a generator of :mod:`envs.tasks`
