@@ -26,15 +26,9 @@ import torch
 from torch import Tensor, nn
 
 from agents.common import SceneClassifier, check_canvas_shape
-from glimpse.checks import check_shape
+from glimpse.checks import check_canvas
 
 __all__ = ["FCClassifier", "ConvClassifier"]
-
-
-def _check_images(images: Tensor, canvas_shape: tuple[int, int, int]) -> None:
-    check_shape(images, "images", f"(N, {', '.join(map(str, canvas_shape))})", dims=(None, *canvas_shape))
-    if not images.is_floating_point():
-        raise TypeError(f"images must be float in [0, 1] (divide uint8 canvases by 255); got {images.dtype}")
 
 
 class FCClassifier(SceneClassifier):
@@ -58,7 +52,7 @@ class FCClassifier(SceneClassifier):
         )
 
     def forward(self, images: Tensor) -> Tensor:
-        _check_images(images, self.canvas_shape)
+        check_canvas(images, shape=self.canvas_shape)
         return self.net(images)  # (N, num_classes)
 
 
@@ -93,5 +87,5 @@ class ConvClassifier(SceneClassifier):
         self.head = nn.Sequential(*head, nn.Linear(flat if hidden is None else hidden, num_classes))
 
     def forward(self, images: Tensor) -> Tensor:
-        _check_images(images, self.canvas_shape)
+        check_canvas(images, shape=self.canvas_shape)
         return self.head(self.features(images))  # (N, num_classes)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents.recurrent import CoreNetwork
-from glimpse.checks import check_shape
+from glimpse.checks import check_positive_int, check_shape
 
 __all__ = ["SceneClassifier", "RecurrentSoftAttention", "classification_losses", "soft_attention_losses",
            "check_still_canvas", "check_canvas_shape", "box_corners"]
@@ -116,8 +116,7 @@ class SceneClassifier(nn.Module):
     @torch.no_grad()
     def evaluate(self, env, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
         """Accuracies over ``episodes * N`` test scenes; deterministic, so ``mc_samples`` is ignored."""
-        if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-            raise ValueError(f"episodes must be an integer >= 1; got {episodes!r}")
+        check_positive_int(episodes, "episodes")
         was_training = self.training
         self.eval()
         hits: dict[str, float] = {}
@@ -158,8 +157,7 @@ class RecurrentSoftAttention(nn.Module):
     def __init__(self, value_size: int, num_classes: int, *, steps: int, hidden: int = 256,
                  attention_hidden: int = 128, core: str = "rnn") -> None:
         super().__init__()
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
+        check_positive_int(steps, "steps")
         self.steps, self.value_size = steps, value_size
         self.core = CoreNetwork(value_size, hidden, core)
         self.query = nn.Linear(hidden, attention_hidden, bias=False)  # W

@@ -111,7 +111,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.common import SceneClassifier, check_canvas_shape
-from glimpse.checks import check_shape
+from glimpse.checks import check_canvas, check_int, check_shape
 from glimpse.policies import GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss
 from glimpse.samplers import boxcar_mask, crop_boxes
@@ -387,19 +387,18 @@ class RACNN(SceneClassifier):
         shape = check_canvas_shape(canvas_shape)
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}; got {attention!r}")
-        _require_int(num_classes, "num_classes", 2)
-        _require_int(scales, "scales", 2, "(one APN between each pair of scales)")
-        _require_int(alternate_every, "alternate_every", 1)
+        check_int(num_classes, "num_classes", minimum=2)
+        check_int(scales, "scales", minimum=2, why="(one APN between each pair of scales)")
+        check_int(alternate_every, "alternate_every")
         if input_size is not None:
-            _require_int(input_size, "input_size", 1)
+            check_int(input_size, "input_size")
         if not 0 < min_half_side <= max_half_side <= 1:
             raise ValueError(f"need 0 < min_half_side <= max_half_side <= 1; got {min_half_side!r}, {max_half_side!r}")
         if not margin >= 0 or not steepness > 0:
             raise ValueError(f"margin must be >= 0 and steepness > 0; got {margin!r}, {steepness!r}")
         if pretrain_steps is None:
             pretrain_steps = 200 if attention == "soft" else 0
-        if isinstance(pretrain_steps, bool) or not isinstance(pretrain_steps, int) or pretrain_steps < 0:
-            raise ValueError(f"pretrain_steps must be an integer >= 0; got {pretrain_steps!r}")
+        check_int(pretrain_steps, "pretrain_steps", minimum=0)
 
         self.canvas_shape, self.num_classes, self.attention, self.scales = shape, num_classes, attention, scales
         c, height, width = shape
@@ -452,12 +451,6 @@ class RACNN(SceneClassifier):
 
     # -- one pass ---------------------------------------------------------------------------------
 
-    def _check_images(self, images: Tensor) -> None:
-        check_shape(images, "images", f"(N, {', '.join(map(str, self.canvas_shape))})",
-                    dims=(None, *self.canvas_shape))
-        if not images.is_floating_point():
-            raise TypeError(f"images must be float in [0, 1] (divide uint8 canvases by 255); got {images.dtype}")
-
     def _first_input(self, images: Tensor) -> Tensor:
         if tuple(images.shape[-2:]) == self.input_hw:
             return images  # (N, C, H, W)
@@ -475,7 +468,7 @@ class RACNN(SceneClassifier):
                 flows through them to the boxes but never reaches their ``.grad``.
             detach_apn_input: the APNs read detached features; none: hard always, soft unless ``frozen``.
         """
-        self._check_images(images)
+        check_canvas(images, shape=self.canvas_shape)
         if sample and self.attention != "hard":
             raise ValueError("only hard attention samples boxes")
         if detach_apn_input is None:
@@ -622,8 +615,3 @@ def _maybe_frozen(module: nn.Module, frozen: bool) -> Callable[..., Any]:
         return module
     detached = {name: p.detach() for name, p in module.named_parameters()}
     return lambda *args: functional_call(module, detached, args)
-
-
-def _require_int(value: object, name: str, minimum: int, why: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}{' ' + why if why else ''}; got {value!r}")

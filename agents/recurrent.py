@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from glimpse.checks import check_positive_int
 from glimpse.policies import CategoricalItemPolicy, GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss
 
@@ -674,10 +675,8 @@ def evaluate(model: nn.Module, env, episodes: int, *, mc_samples: int = 1, seed:
         (mean return with the mean locations), ``examples``, ``mc_samples``, and with ``K > 1`` also
         ``accuracy_mc`` and ``reward_mc`` (mean return of the sampled replays).
     """
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be an integer >= 1; got {episodes!r}")
-    if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 1:
-        raise ValueError(f"mc_samples must be an integer >= 1; got {mc_samples!r}")
+    check_positive_int(episodes, "episodes")
+    check_positive_int(mc_samples, "mc_samples")
     was_training = model.training
     model.eval()
     num_envs = env.num_envs

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.common import RecurrentSoftAttention, SceneClassifier, check_canvas_shape, soft_attention_losses
+from glimpse.checks import check_canvas
 
 __all__ = ["SpatialSoftAttention", "SpatialOptions", "cell_centers"]
 
@@ -90,9 +91,7 @@ class SpatialSoftAttention(SceneClassifier):
 
     def attend(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """``(logits (N, D), attention maps (N, T, H', W'))``."""
-        if images.dim() != 4 or tuple(images.shape[1:]) != self.canvas_shape or not images.is_floating_point():
-            raise ValueError(f"images must be float (N, {', '.join(map(str, self.canvas_shape))}) in [0, 1]; "
-                             f"got {images.dtype} {tuple(images.shape)}")
+        check_canvas(images, shape=self.canvas_shape)
         n = images.shape[0]
         cells = self.features(images).flatten(2).transpose(1, 2)  # (N, K, F)
         values = torch.cat([cells, self.cells.expand(n, -1, -1)], dim=2)  # (N, K, F + 2): what and where

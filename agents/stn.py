@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from agents.baselines import ConvClassifier
 from agents.common import SceneClassifier, box_corners, check_canvas_shape
 from agents.recurrent import CoreNetwork, GlimpseNetwork
+from glimpse.checks import check_canvas, check_positive_int
 from glimpse.samplers import affine_sample, box_theta
 
 __all__ = ["SpatialTransformerClassifier", "STNOptions"]
@@ -84,9 +85,8 @@ class SpatialTransformerClassifier(SceneClassifier):
         shape = check_canvas_shape(canvas_shape)
         if transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {TRANSFORMS}; got {transform!r}")
-        for name, value in (("size", size), ("steps", steps)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        check_positive_int(size, "size")
+        check_positive_int(steps, "steps")
         self.canvas_shape, self.transform_kind, self.size, self.steps = shape, transform, size, steps
         self.supersample = supersample if supersample is not None else math.ceil(max(shape[1:]) / size)
         channels = shape[0]
@@ -121,9 +121,7 @@ class SpatialTransformerClassifier(SceneClassifier):
         return self._run(images)[1:]
 
     def _run(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        if images.dim() != 4 or tuple(images.shape[1:]) != self.canvas_shape or not images.is_floating_point():
-            raise ValueError(f"images must be float (N, {', '.join(map(str, self.canvas_shape))}) in [0, 1]; "
-                             f"got {images.dtype} {tuple(images.shape)}")
+        check_canvas(images, shape=self.canvas_shape)
         n = images.shape[0]
         where = F.relu(self.localisation_fc(self.localisation(images)))  # (N, localisation)
         if self.core is None:
