@@ -103,7 +103,7 @@ class SceneClassifier(nn.Module):
         return {"accuracy": self(inputs)}
 
     def attention_maps(self, inputs: Tensor) -> dict[str, Tensor]:
-        """Where the model attends, for pictures (:func:`envs.glimpse_env.render_attention`): ``heat``
+        """Where the model attends, for pictures (:func:`envs.render.render_attention`): ``heat``
         ``(N, h, w)`` weights over a grid on the canvas and/or ``quads`` ``(N, Q, 4, 2)`` sampled regions.
         Full-image models attend everywhere: an empty dict."""
         return {}

@@ -23,13 +23,12 @@ into. The answer fuses the features of all scales. The module follows the paper 
          ``tl = min_half_side + (max_half_side - min_half_side) * (u_l + 1) / 2``,
          ``tx = (1 - tl) * u_x``,  ``ty = (1 - tl) * u_y``.
 
-     Coordinates are the project's: ``(x, y)`` normalized to ``[-1, 1]``, ``-1`` / ``+1`` the outer
-     image edges (``align_corners=False``), ``+y`` down; ``tl`` is the half-side as a fraction of the
-     half-extent (``tl = 1``: the whole of ``X_s``). So ``tl`` lies in ``[min_half_side, max_half_side]``
-     (default ``[1/3, 1]``: the paper's lower bound, a side of at least a third of the previous scale's,
-     so the box cannot collapse; the tanh makes the whole image an asymptote the APN can only approach
-     by saturating, and pretraining starts it at half the side), and the box always lies inside ``X_s``
-     (the centre moves at most ``1 - tl`` from the middle), so no zoom ever reads outside the canvas.
+     Boxes are in the project's convention (see :mod:`glimpse`): ``(tx, ty)`` a normalized centre, ``tl`` a
+     normalized half-side (``tl = 1``: the whole of ``X_s``). So ``tl`` lies in ``[min_half_side,
+     max_half_side]`` (default ``[1/3, 1]``: the paper's lower bound, a side of at least a third of the
+     previous scale's, so the box cannot collapse; the tanh makes the whole image an asymptote the APN can
+     only approach by saturating, and pretraining starts it at half the side), and the box always lies inside
+     ``X_s`` (the centre moves at most ``1 - tl`` from the middle), so no zoom ever reads outside the canvas.
      The APN's last layer starts at tiny weights and zero bias: every first box is the centred square
      of half-side ``(min_half_side + max_half_side) / 2``.
    * Zoom (:func:`attend`): the boxes compose (:func:`compose_boxes`) into the canvas frame,
@@ -144,11 +143,10 @@ def boxes_from_unit(unit: Tensor, min_half_side: float = 1 / 3, max_half_side: f
     """Map ``u`` in ``[-1, 1]^3`` (the APN's tanh output) to a square ``(tx, ty, tl)`` inside the image.
 
     Convention:
-        ``unit`` is ``(N, 3)`` as ``(u_x, u_y, u_l)``. Output ``(N, 3)`` as ``(tx, ty, tl)``: centre
-        ``(x, y)`` normalized (``-1`` / ``+1`` the outer edges, ``+y`` down), half-side ``tl`` a fraction of
-        the half-extent. ``tl = min + (max - min) * (u_l + 1) / 2`` lies in ``[min_half_side,
-        max_half_side]``; ``tx = (1 - tl) u_x`` and ``ty = (1 - tl) u_y`` keep ``[t - tl, t + tl]`` inside
-        ``[-1, 1]``. Monotone in each input, differentiable.
+        ``unit`` is ``(N, 3)`` as ``(u_x, u_y, u_l)``. Output ``(N, 3)`` as ``(tx, ty, tl)``: a normalized
+        centre and half-side in the project's convention (see :mod:`glimpse`).
+        ``tl = min + (max - min) * (u_l + 1) / 2`` lies in ``[min_half_side, max_half_side]``;
+        ``tx = (1 - tl) u_x`` and ``ty = (1 - tl) u_y`` keep ``[t - tl, t + tl]`` inside ``[-1, 1]``. Monotone in each input, differentiable.
 
     Example:
         >>> boxes_from_unit(torch.tensor([[0.0, 0.0, -1.0], [1.0, -1.0, 0.0]]), 0.25, 0.75)
@@ -184,12 +182,11 @@ def attend(images: Tensor, boxes: Tensor, size: int | Sequence[int], *, steepnes
 
     Convention:
         ``images`` ``(N, C, H, W)`` float; ``boxes`` ``(N, 3)`` as ``(tx, ty, tl)`` in the images' frame
-        (normalized ``[-1, 1]``, ``-1`` / ``+1`` the outer edges, ``align_corners=False``, ``+y`` down;
-        ``tl > 0`` a fraction of the half-extent). With ``steepness`` (soft) the images are first
-        multiplied by :func:`glimpse.samplers.boxcar_mask` (``k`` per pixel); without it (hard) they are
-        not. Then :func:`glimpse.samplers.crop_boxes` resizes the box to ``size`` (bilinear, averaging
-        ``supersample**2`` samples per output pixel). Output ``(N, C, h, w)``. Differentiable with respect
-        to ``images`` and ``boxes``.
+        (normalized centre and half-side ``tl > 0``, the project's convention: see :mod:`glimpse`). With
+        ``steepness`` (soft) the images are first multiplied by :func:`glimpse.samplers.boxcar_mask` (``k``
+        per pixel); without it (hard) they are not. Then :func:`glimpse.samplers.crop_boxes` resizes the box
+        to ``size`` (bilinear, averaging ``supersample**2`` samples per output pixel). Output
+        ``(N, C, h, w)``. Differentiable with respect to ``images`` and ``boxes``.
     """
     check_shape(boxes, "boxes", "(N, 3) as (tx, ty, tl)", (images.shape[0], 3))
     if steepness is not None:

@@ -26,8 +26,7 @@ also offer an *expected context* (:meth:`CategoricalItemHead.begin_episode`). A 
 checkpoints name it ``classifier`` or ``paddle``), ``decide(h, last, deterministic, discrete)`` and
 ``inference(h, last)``.
 
-Coordinates follow the glimpse core's convention: ``(x, y)`` in ``[-1, 1]``, ``-1`` / ``+1`` the outer
-image edges.
+Locations are normalized ``(x, y)`` in the project's convention, stated once in :mod:`glimpse`.
 """
 
 from __future__ import annotations

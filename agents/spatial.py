@@ -4,8 +4,8 @@ Section 4.2, whose annotation vectors are exactly the cells of a conv feature ma
 
 1. **Features.** A small CNN turns the whole canvas ``(N, C, H, W)`` into a map ``(N, F, H/4, W/4)``
    (two stride-2 conv layers). Each cell ``(i, j)`` becomes one annotation vector ``a_ij``: its ``F``
-   features and its centre ``(x, y)`` in ``[-1, 1]`` (``align_corners=False``: ``-1`` / ``+1`` are the
-   outer canvas edges), so that the context can say *where* as well as *what*.
+   features and its normalized centre ``(x, y)`` (the project's convention, see :mod:`glimpse`), so that
+   the context can say *where* as well as *what*.
 2. **Attention.** For ``t = 1..T`` an additive score over every cell, a softmax over the whole map
    (the spatial attention map ``alpha_t``, ``(H/4, W/4)``) and the context ``z_t = sum_ij alpha_tij a_ij``
    feed a recurrent core; the classifier reads ``h_T`` (:class:`agents.common.RecurrentSoftAttention`).

@@ -6,8 +6,8 @@ NIPS 2015 -- soft, location-wise attention by a differentiable affine sampler.
    ``theta = identity`` (the paper's initialisation): the transformer first shows the whole canvas.
 2. **Transformation** ``T_theta``: the full affine ``theta`` ``(2, 3)`` (6 parameters), or the paper's
    attention form ``[[s, 0, tx], [0, s, ty]]`` (3 parameters; ``s = exp(.)`` keeps the scale positive,
-   :func:`glimpse.samplers.box_theta`). ``theta`` maps output to input coordinates in ``[-1, 1]``
-   (``-1`` / ``+1`` the outer canvas edges, ``align_corners=False``).
+   :func:`glimpse.samplers.box_theta`). ``theta`` maps output to input normalized coordinates
+   (the project's convention, see :mod:`glimpse`).
 3. **Sampler**: :func:`glimpse.samplers.affine_sample` to ``size x size`` pixels. Zooming out with a
    point sample aliases, so each output pixel averages ``supersample**2`` bilinear samples over its
    footprint (default: the canvas/output pixel ratio, rounded up).
