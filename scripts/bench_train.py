@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 
-from agents import ram
 from agents.training import Config as TrainConfig
 from agents.training import cli, make_agent, make_env
 
@@ -55,8 +54,7 @@ def main() -> None:
 
         def update():
             nonlocal obs
-            trajectory, obs = ram.rollout(model, env, obs)
-            losses = ram.ram_losses(trajectory)
+            losses, obs = model.train_losses(env, obs)  # what scripts/train.py runs per update
             optimizer.zero_grad()
             losses["loss"].backward()
             optimizer.step()

@@ -25,7 +25,6 @@ import gymnasium as gym
 import torch
 
 import envs
-from agents import ram
 from agents.training import Config as TrainConfig
 from agents.training import cli, make_agent, make_env
 
@@ -92,8 +91,7 @@ def main() -> None:
 
     def update() -> None:
         nonlocal obs
-        trajectory, obs = ram.rollout(model, train_env, obs)
-        losses = ram.ram_losses(trajectory)
+        losses, obs = model.train_losses(train_env, obs)  # what scripts/train.py runs per update
         optimizer.zero_grad()
         losses["loss"].backward()
         optimizer.step()
