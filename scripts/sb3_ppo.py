@@ -33,7 +33,7 @@ from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from agents.training import cli
-from envs import task_of  # importing envs registers glimpse/...
+from envs import TASKS, task_of  # importing envs registers glimpse/...
 from envs.sb3 import GlimpseExtractor, to_sb3
 
 EVAL_SEED = 0  # the same test episodes (canvases and first glimpses) at every evaluation of every run
@@ -41,8 +41,8 @@ EVAL_SEED = 0  # the same test episodes (canvases and first glimpses) at every e
 
 @dataclass
 class Config:
-    env: Literal["mnist", "translated-60", "cluttered-60", "cluttered-100", "small-100", "moving-mnist", "catch"] = "mnist"
-    """task: MNIST 28x28, translated 60x60, cluttered 60x60 or 100x100, moving MNIST video, or Catch"""
+    env: Literal[tuple(TASKS)] = "mnist"  # type: ignore[valid-type]  # the choices are envs.TASKS' names
+    """the task, a name in envs.TASKS (folder also needs --data-dir)"""
     algo: Literal["ppo", "recurrent-ppo"] = "ppo"
     """SB3's PPO (memoryless: sees the current glimpse only) or sb3-contrib's RecurrentPPO (LSTM)"""
     seed: int = 1
@@ -84,6 +84,9 @@ class Config:
     """folder that gets one sub-folder per run (TensorBoard logs and model.zip)"""
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
     """digits (or Fashion-MNIST items) drawn on the canvases"""
+    data_dir: str | None = None
+    """folder with IDX files (none: $GLIMPSE_DATA_DIR, then the offline default); for --env folder, the
+    root of the class folders of pictures"""
     torch_threads: int | None = 1
     """torch intra-op threads; 1 is fastest for these tiny nets on a shared CPU; none = torch's default"""
     run_name: tyro.conf.Suppress[str] = field(init=False, default="")
@@ -94,10 +97,14 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
     """The batched glimpse env for ``cfg.env`` as an SB3 VecEnv, with episode statistics (``rollout/``)."""
     task = task_of(cfg.env)
     kwargs = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode,
-                  dataset=cfg.dataset, split=split, device=device)
+                  dataset=cfg.dataset, data_dir=cfg.data_dir, split=split, device=device)
     if task.is_still:
         kwargs["num_glimpses"] = cfg.num_glimpses
-    return VecMonitor(to_sb3(gym.make_vec(task.env_id, num_envs=num_envs, **kwargs)))
+    try:
+        env = gym.make_vec(task.env_id, num_envs=num_envs, **kwargs)
+    except (ValueError, FileNotFoundError) as error:  # the task's own options and data refuse, and say why
+        raise SystemExit(f"--env {cfg.env}: {str(error).replace('data_dir=', '--data-dir ')}") from error
+    return VecMonitor(to_sb3(env))
 
 
 def evaluate(model, venv: VecEnv) -> float:
