@@ -263,11 +263,13 @@ FUSED_CASES = [((6, 1, 60, 60), (12, 3, 2)), ((5, 3, 30, 41), (5, 3, 2)), ((4, 2
     [(dtype, *case) for dtype in (torch.uint8, torch.float32) for case in FUSED_CASES] + [(torch.float16, *FUSED_CASES[0])],
 )
 def test_cuda_fused_sensor_matches_the_windows_sensor(dtype, shape, retina):
-    from glimpse import _fused
-
-    if not _fused.available(torch.zeros(1, dtype=dtype, device="cuda")):
-        pytest.skip("Triton does not import beside this torch")
     images = random_images(*shape, dtype).cuda()
+    try:
+        GlimpseSensor(images, size=retina[0], scales=retina[1], factor=retina[2], method="fused")
+    except ValueError as error:  # the public way to ask whether the fused kernel runs here
+        if "Triton" not in str(error):
+            raise
+        pytest.skip("Triton does not import beside this torch")
     assert GlimpseSensor(images, size=retina[0], scales=retina[1], factor=retina[2]).method == "fused"  # auto
     _check_fused_sensor("cuda", dtype, shape, retina)
 
