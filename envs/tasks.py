@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from envs import rng
-from glimpse.checks import check_positive_int, check_shape
+from glimpse.checks import check_int, check_positive_int, check_shape
 from glimpse.retina import centers_from_corners_px, extract_glimpses
 
 __all__ = [
@@ -114,8 +114,7 @@ def _check_distractors(
     distractors: object, distractor_size: object, images: Tensor, side: int | None = None
 ) -> tuple[int, int]:
     """``side``: the side of the digits fragments are cut from (default: the set's; scaled digits' own)."""
-    if isinstance(distractors, bool) or not isinstance(distractors, int) or distractors < 0:
-        raise ValueError(f"distractors must be an integer >= 0; got {distractors!r}")
+    check_int(distractors, "distractors", minimum=0)
     side = min(int(images.shape[1]), int(images.shape[2])) if side is None else side
     if isinstance(distractor_size, bool) or not isinstance(distractor_size, int) or not 1 <= distractor_size <= side:
         raise ValueError(f"distractor_size must be an integer in [1, {side}] (the digit side); got {distractor_size!r}")

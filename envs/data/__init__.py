@@ -70,6 +70,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from glimpse.checks import check_positive_int
+
 __all__ = [
     "DigitDataset",
     "load_digits",
@@ -754,8 +756,7 @@ def load_image_folder(
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be an integer >= 1; got {size!r}")
+    check_positive_int(size, "size")
     if isinstance(channels, bool) or channels not in (1, 3):
         raise ValueError(f"channels must be 3 (RGB) or 1 (grey); got {channels!r}")
     classes, files, labels, layout = _list_image_folder(Path(root), split)
