@@ -916,8 +916,8 @@ def recording():
     _recorders.append(loaded)
     try:
         yield loaded
-    finally:
-        _recorders.remove(loaded)
+    finally:  # by identity: nested recorders may hold equal lists
+        del _recorders[next(i for i, r in enumerate(_recorders) if r is loaded)]
 
 
 def _recorded(dataset):
