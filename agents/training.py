@@ -236,7 +236,17 @@ def cli(cls: type[T], argv: Sequence[str] | None = None, description: str | None
     """Parse ``argv`` (default ``sys.argv[1:]``) into dataclass ``cls`` with ``tyro``: one ``--kebab-case``
     flag per field, its help the field's docstring, ``--flag`` / ``--no-flag`` for booleans, ``none`` for
     ``X | None``. Fields annotated ``tyro.conf.Suppress[...]`` are computed at run time: no flag. Numeric
-    values are checked against :data:`LIMITS` (:func:`check_values`)."""
+    values are checked against :data:`LIMITS` (:func:`check_values`): a value out of range is one line on
+    stderr and exit status 2, as tyro does for a value of the wrong type."""
+    try:
+        return _parse(cls, argv, description)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _parse(cls: type[T], argv: Sequence[str] | None, description: str | None) -> T:
+    """:func:`cli` that raises :class:`ConfigError` for a value out of range."""
     parsed = tyro.cli(cls, args=argv, description=description, registry=_REGISTRY)
     for part in [parsed, *(getattr(parsed, f.name) for f in dataclasses.fields(parsed))]:
         if dataclasses.is_dataclass(part) and not isinstance(part, type):
@@ -291,7 +301,7 @@ def parse_train_config(argv: Sequence[str] | None = None, description: str | Non
         ("run", Annotated[Config, tyro.conf.OmitArgPrefixes], field(default_factory=Config)),
         (group, Annotated[spec.options, tyro.conf.OmitArgPrefixes], field(default_factory=spec.options)),
     ])
-    parsed = cli(wrapper, argv, description)
+    parsed = _parse(wrapper, argv, description)
     cfg = parsed.run
     cfg.plugins = tuple(cfg.plugins)
     cfg.options = getattr(parsed, group)

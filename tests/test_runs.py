@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import torch
 
 from agents import training
 from agents.training import ConfigError, TrainingStopped
+from envs.data import OfflineSubsetWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
@@ -260,7 +262,10 @@ def test_evaluate_builds_the_model_from_the_checkpoints_own_config(finished, tmp
     evaluated = json.loads(done.stdout.strip().splitlines()[-1])
     assert evaluated["test_accuracy"] == results_of(finished)["test_accuracy"]
     (run / "config.json").unlink()
-    cfg, _, test_env = training.load_run(run, eval_images=5000)  # capped to the offline test split
+    with pytest.warns(UserWarning, match="more than the test split holds; evaluating on its 1000"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", OfflineSubsetWarning)
+        cfg, _, test_env = training.load_run(run, eval_images=5000)  # capped to the offline test split
     assert cfg.glimpses == 2 and cfg.eval_images == 1000 and cfg.images_seen == 128
 
 
@@ -294,6 +299,7 @@ def test_bad_values_exit_2_with_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
     one_line_error(script("evaluate.py", "--mc-samples", "0"), 2, "--mc-samples")
     one_line_error(script("visualize.py", "--count", "0"), 2, "--count")
+    one_line_error(script("sb3_ppo.py", "--num-envs", "0"), 2, "--num-envs must be >= 1")
 
 
 def test_damaged_run_folders_are_one_line_errors_naming_the_file(finished, tmp_path):
