@@ -638,8 +638,11 @@ def check_update(losses: dict[str, Any], model: torch.nn.Module, update: int) ->
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     total = losses["loss"].detach().float().reshape(())
     norm = torch.nn.utils.get_total_norm(grads).float() if grads else torch.zeros((), device=total.device)
-    values = torch.stack([total, norm, *(torch.as_tensor(losses[n]).detach().float().reshape(()).to(total.device)
-                                         for n in names)]).tolist()
+    scalars = [total, norm, *(torch.as_tensor(losses[n]).detach().reshape(()) for n in names)]
+    if total.device.type == "cpu":  # nothing to synchronise: plain reads are the cheapest
+        values = [float(v) for v in scalars]
+    else:  # one transfer for all of them
+        values = torch.stack([v.float().to(total.device) for v in scalars]).tolist()
     if math.isfinite(values[0]) and math.isfinite(values[1]):
         return dict(zip(names, values[2:]))
     bad = [f"{n} = {v}" for n, v in zip(["loss", *names], [values[0], *values[2:]])
