@@ -23,9 +23,11 @@ modules to import first, which may register more of either.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -33,7 +35,8 @@ import sys
 import time
 import types
 import typing
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -45,22 +48,45 @@ import tyro
 from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec, PrimitiveTypeInfo
 
 import envs
+from envs import data as envs_data
 from agents.contract import RolloutAgent, SceneAgent
 from agents.registry import AGENTS, AgentSpec
 from envs.render import render_attention, render_path
 
 __all__ = [
-    "Config", "ConfigError", "parse_train_config", "cli", "flat_config", "config_from_flat", "agent_spec",
-    "make_env", "make_test_env", "make_agent", "evaluate", "replay_test_paths", "picture_at", "paths_picture",
-    "attention_picture", "eval_picture", "load_run", "save_checkpoint", "run_parallel", "threads_per_job",
+    "Config", "ConfigError", "TrainingStopped", "run_script", "LIMITS", "Range", "check_values",
+    "parse_train_config", "cli", "flat_config", "config_from_flat", "agent_spec",
+    "make_env", "make_test_env", "make_agent", "announcing_data", "record_data", "describe_data", "check_data", "evaluate", "replay_test_paths",
+    "picture_at", "paths_picture", "attention_picture", "eval_picture", "lock_run_dir", "read_json",
+    "read_checkpoint", "flag_differences", "load_run", "save_checkpoint", "check_update", "run_parallel",
+    "threads_per_job",
 ]
 
 T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A configuration that cannot run (an agent that does not apply to a task, a missing folder, ...);
-    the scripts print its message and exit."""
+    """A configuration that cannot run (a value out of range, an agent that does not apply to a task, a
+    missing, busy or damaged run folder, ...); the scripts print its message as one line and exit with
+    status 2 (:func:`run_script`)."""
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (a non-finite loss, gradient or parameter); the scripts print its message as
+    one line and exit with status 1. The run folder keeps its last good checkpoint and gets no results."""
+
+
+def run_script(main: Callable[[], None]) -> None:
+    """Run a script's ``main``: a :class:`ConfigError` is one line on stderr and exit status 2 (as for a
+    bad command line), a :class:`TrainingStopped` one line and status 1; never a traceback for either."""
+    try:
+        main()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except TrainingStopped as error:
+        print(f"stopped: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 @dataclass
@@ -114,6 +140,8 @@ class Config:
     plugins: tuple[str, ...] = ()
     """modules to import first (by name, from sys.path: installed or on PYTHONPATH); they may register
     agents (agents.register_agent) and tasks (envs.register_task)"""
+    allow_other_data: bool = False
+    """--resume: continue even if the data differ from those the run was trained on (refused by default)"""
     options: tyro.conf.Suppress[Any] = None
     """computed at run time: the agent's options (an instance of AGENTS[agent].options)"""
     images_seen: tyro.conf.Suppress[int] = field(default=0, init=False)
@@ -152,11 +180,78 @@ def _optional_rule(info: PrimitiveTypeInfo) -> PrimitiveConstructorSpec | None:
     return _none_or(rest[0], rest[0].__name__.upper())
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric flag allows: ``low <= value`` (``low < value`` if ``open_low``), ``value <= high``."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+
+    def admits(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def __str__(self) -> str:
+        low = "" if self.low is None else f"{'>' if self.open_low else '>='} {self.low:g}"
+        high = "" if self.high is None else f"<= {self.high:g}"
+        return " and ".join(part for part in (low, high) if part) or "finite"
+
+
+#: The allowed range of every numeric flag of the scripts, by field name (the run's, the agents' options,
+#: the other scripts' own). A numeric field not listed must only be finite; ``None`` is always allowed
+#: where the field's type allows it. A plugin may add its own options' ranges here.
+LIMITS: dict[str, Range] = {
+    # the run (Config)
+    "seed": Range(0), "train_images": Range(0), "glimpses": Range(1), "glimpse_size": Range(1),
+    "scales": Range(1), "learning_rate": Range(0, open_low=True), "batch_size": Range(1),
+    "eval_every": Range(1), "eval_images": Range(1), "mc_samples": Range(1), "checkpoint_every": Range(1),
+    "torch_threads": Range(1),
+    # the agents' options
+    "std": Range(0, open_low=True), "entropy_coef": Range(0), "expected_context_prob": Range(0, 1),
+    "doubly_stochastic": Range(0), "racnn_input_size": Range(1), "stn_steps": Range(1), "stn_size": Range(1),
+    # the other scripts
+    "count": Range(1), "frame_ms": Range(1), "seeds": Range(1), "jobs": Range(1), "total_timesteps": Range(1),
+    "num_envs": Range(1), "num_glimpses": Range(1), "n_steps": Range(1), "n_epochs": Range(1),
+    "gamma": Range(0, 1), "ent_coef": Range(0), "features_dim": Range(1), "eval_episodes": Range(1),
+    "canvas": Range(3), "distractors": Range(0), "steps": Range(1), "budget": Range(0, open_low=True),
+    "threads": Range(1), "updates": Range(1), "repeats": Range(1),
+}
+
+
+def check_values(config: Any) -> None:
+    """Every numeric field of dataclass ``config`` is finite and within :data:`LIMITS`; else a
+    :class:`ConfigError` naming its flag, its range and the value given."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name, None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        allowed = LIMITS.get(f.name, Range())
+        if not math.isfinite(value) or not allowed.admits(value):
+            raise ConfigError(f"--{f.name.replace('_', '-')} must be {allowed}; got {value}")
+
+
 def cli(cls: type[T], argv: Sequence[str] | None = None, description: str | None = None) -> T:
     """Parse ``argv`` (default ``sys.argv[1:]``) into dataclass ``cls`` with ``tyro``: one ``--kebab-case``
     flag per field, its help the field's docstring, ``--flag`` / ``--no-flag`` for booleans, ``none`` for
-    ``X | None``. Fields annotated ``tyro.conf.Suppress[...]`` are computed at run time: no flag."""
-    return tyro.cli(cls, args=argv, description=description, registry=_REGISTRY)
+    ``X | None``. Fields annotated ``tyro.conf.Suppress[...]`` are computed at run time: no flag. Numeric
+    values are checked against :data:`LIMITS` (:func:`check_values`): a value out of range is one line on
+    stderr and exit status 2, as tyro does for a value of the wrong type."""
+    try:
+        return _parse(cls, argv, description)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _parse(cls: type[T], argv: Sequence[str] | None, description: str | None) -> T:
+    """:func:`cli` that raises :class:`ConfigError` for a value out of range."""
+    parsed = tyro.cli(cls, args=argv, description=description, registry=_REGISTRY)
+    for part in [parsed, *(getattr(parsed, f.name) for f in dataclasses.fields(parsed))]:
+        if dataclasses.is_dataclass(part) and not isinstance(part, type):
+            check_values(part)
+    return parsed
 
 
 def _preparse(argv: Sequence[str]) -> argparse.Namespace:
@@ -206,7 +301,7 @@ def parse_train_config(argv: Sequence[str] | None = None, description: str | Non
         ("run", Annotated[Config, tyro.conf.OmitArgPrefixes], field(default_factory=Config)),
         (group, Annotated[spec.options, tyro.conf.OmitArgPrefixes], field(default_factory=spec.options)),
     ])
-    parsed = cli(wrapper, argv, description)
+    parsed = _parse(wrapper, argv, description)
     cfg = parsed.run
     cfg.plugins = tuple(cfg.plugins)
     cfg.options = getattr(parsed, group)
@@ -271,9 +366,63 @@ def _as_flags(message: str) -> str:
 
 def make_test_env(cfg: Config):
     """The fixed test split, as wide as the largest divisor of ``eval_images`` up to the batch size, so
-    that ``eval_images / width`` episodes cover exactly ``eval_images`` test examples, each once."""
-    width = max(d for d in range(1, min(cfg.batch_size, cfg.eval_images) + 1) if cfg.eval_images % d == 0)
-    return make_env(cfg, "test", width)
+    that ``eval_images / width`` episodes cover exactly ``eval_images`` test examples, each once.
+
+    ``cfg.eval_images`` above the size of the test split is lowered to that size, with a warning: an
+    evaluation never counts an example twice."""
+    def width() -> int:
+        return max(d for d in range(1, min(cfg.batch_size, cfg.eval_images) + 1) if cfg.eval_images % d == 0)
+
+    with envs_data.recording() as loaded:
+        test_env = make_env(cfg, "test", width())
+    size = next((len(d) for d in reversed(loaded) if d.split == "test"), None)
+    if size is not None and cfg.eval_images > size:
+        warnings.warn(f"--eval-images {cfg.eval_images} is more than the test split holds; evaluating on its "
+                      f"{size} examples, each once", stacklevel=2)
+        cfg.eval_images = size
+        test_env = make_env(cfg, "test", width())
+    return test_env
+
+
+@contextlib.contextmanager
+def announcing_data():
+    """``with announcing_data() as loaded:`` build envs; ``loaded`` collects the datasets they load
+    (:func:`envs.data.recording`), and what the data loaders warn about (the offline subset, an
+    ``--eval-images`` capped to the test split) is printed once each as a ``data: ...`` line on stderr
+    instead of as a Python warning."""
+    with warnings.catch_warnings(record=True) as notes, envs_data.recording() as loaded:
+        warnings.simplefilter("always")
+        yield loaded
+    for note in dict.fromkeys(str(w.message) for w in notes):
+        print(f"data: {note}", file=sys.stderr)
+
+
+def record_data(loaded: Sequence[Any]) -> dict[str, dict]:
+    """The run's data provenance from the datasets loaded while its envs were built
+    (``with envs.data.recording() as loaded``): ``{split: envs.data.provenance(dataset)}``; empty for a
+    task that makes its own scenes (Catch, a user's videos)."""
+    return {d.split: envs_data.provenance(d) for d in loaded}
+
+
+def describe_data(data: dict[str, dict]) -> list[str]:
+    """One line per split of :func:`record_data`'s record, for the start of a run."""
+    if not data:
+        return ["data: none (the task makes its own scenes)"]
+    return [f"data {split}: {d['kind']}, {d['size']} examples, sha256 {d['sha256'][:16]}, {d['source']}"
+            for split, d in data.items()]
+
+
+def check_data(recorded: dict[str, dict] | None, current: dict[str, dict], what: str, override: str) -> None:
+    """Refuse (:class:`ConfigError`) data that differ from those a run ``recorded`` (per split present in
+    both: kind, dataset, size, content digest; not the path). ``None``: a run from before provenance."""
+    if recorded is None:
+        return
+    differences = [f"{split}: {diff}" for split in sorted(set(recorded) | set(current))
+                   for diff in (envs_data.provenance_differences(recorded[split], current[split])
+                                if split in recorded and split in current else [])]
+    if differences:
+        raise ConfigError(f"{what}: the data differ from those the run was trained on ({'; '.join(differences)}); "
+                          f"point --data-dir / $GLIMPSE_DATA_DIR at the run's data, or pass {override}")
 
 
 def make_agent(cfg: Config, env) -> torch.nn.Module:
@@ -360,18 +509,117 @@ def eval_picture(cfg: Config, model: torch.nn.Module, test_env, count: int = 8) 
 # ------------------------------------------------------------------------------------------------
 
 
-def load_run(run_dir: Path, **overrides: Any) -> tuple[Config, torch.nn.Module, Any]:
-    """The config, trained model and test env of a run written by ``scripts/train.py``."""
+LOCK_NAME = "run.lock"
+_held_locks: dict[str, Any] = {}
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Make ``run_dir`` and own it for the rest of this process: an exclusive ``flock`` on
+    ``run_dir/run.lock``, which the OS releases when the process ends, however it ends (so a killed run
+    leaves no stale lock). A folder another process owns is refused at once, touching nothing of it."""
+    import fcntl  # POSIX; imported here so that the rest of the library imports anywhere
+
     run_dir = Path(run_dir)
-    saved = json.loads((run_dir / "config.json").read_text())
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
-    cfg = config_from_flat(saved)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is a file, not a folder")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK_NAME, "a+")
+    except OSError as error:
+        raise ConfigError(f"--run-dir {run_dir}: cannot be made ({error.strerror})") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        handle.close()
+        raise ConfigError(f"{run_dir} is in use by another process{f' (pid {holder})' if holder else ''}, which "
+                          f"holds {run_dir / LOCK_NAME}; wait for it to end or choose another --run-dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _held_locks[str(run_dir.resolve())] = handle
+
+
+def read_json(path: Path) -> dict:
+    """A run's JSON file (``config.json``, ``results.json``); missing or damaged: a :class:`ConfigError`
+    naming it."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing: not a run folder written by scripts/train.py") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path} is damaged (truncated or not JSON: {error})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path} is damaged (not a JSON object)")
+    return value
+
+
+CHECKPOINT_KEYS = ("config", "model", "optimizer", "env", "torch_rng", "images_seen", "elapsed")
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint written by ``scripts/train.py``; missing, truncated or not a checkpoint: a
+    :class:`ConfigError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: no checkpoint in {path.parent}")
+    try:
+        state = torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as error:  # torch.load fails in many ways on a damaged file; all mean the same here
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{path} is damaged and cannot be read ({reason})") from None
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise ConfigError(f"{path} is not a checkpoint of scripts/train.py (it lacks {', '.join(missing)})")
+    return state
+
+
+#: Flags that say how to run, not what the run is: they may differ on --resume.
+NOT_COMPARED = ("resume", "allow_other_data")
+
+
+def flag_differences(recorded: dict, current: dict) -> list[str]:
+    """The flags whose values differ between a run's recorded configuration and ``current`` (both as
+    :func:`flat_config` gives them), each as ``--flag (run: X, command: Y)``. Where the folder is
+    (``run_dir``: a moved run is the same run) and its data (see :func:`check_data`) are not compared."""
+    missing = object()
+    names = [k for k in dict.fromkeys([*current, *recorded]) if k not in (*NOT_COMPARED, "run_dir", "data")]
+    return [f"--{k.replace('_', '-')} (run: {recorded.get(k, 'unset')}, command: {current.get(k, 'unset')})"
+            for k in names if recorded.get(k, missing) != current.get(k, missing)
+            and not (k == "plugins" and list(recorded.get(k, [])) == list(current.get(k, [])))]
+
+
+def load_run(run_dir: Path, allow_other_data: bool = False, **overrides: Any) -> tuple[Config, torch.nn.Module, Any]:
+    """The config, trained model and test env of a run written by ``scripts/train.py``.
+
+    The model is built from the checkpoint's own configuration (not the loose ``config.json``), and the
+    test data must be those the run recorded unless ``allow_other_data``. ``overrides`` set fields of the
+    config (``eval_images``, ``device``); ``eval_images`` above the test split is capped to it.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is a file, not a folder")
+    if not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} does not exist")
+    state = read_checkpoint(run_dir / "checkpoint.pt")
+    cfg = config_from_flat(state["config"])
     for name, value in overrides.items():
         setattr(cfg, name, value)
     cfg.images_seen = state["images_seen"]
-    test_env = make_test_env(cfg)
+    with envs_data.recording() as loaded:
+        test_env = make_test_env(cfg)
+    if not allow_other_data:
+        check_data({k: v for k, v in state["data"].items() if k == "test"} if "data" in state else None,
+                   record_data(loaded), f"{run_dir}", "--allow-other-data")
     model = make_agent(cfg, test_env)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise ConfigError(f"{run_dir / 'checkpoint.pt'}: its weights do not fit its own configuration "
+                          f"({str(error).splitlines()[0]})") from None
     return cfg, model, test_env
 
 
@@ -382,6 +630,37 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+def check_update(losses: dict[str, Any], model: torch.nn.Module, update: int) -> dict[str, float]:
+    """After ``backward()``: the update's logged values as floats, read in one host synchronisation,
+    or a :class:`TrainingStopped` naming the non-finite loss terms (or the parameters whose gradients are
+    non-finite) and the update, before a bad step can reach the weights."""
+    names = [name for name, value in losses.items() if name != "loss"]
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    total = losses["loss"].detach().float().reshape(())
+    norm = torch.nn.utils.get_total_norm(grads).float() if grads else torch.zeros((), device=total.device)
+    scalars = [total, norm, *(torch.as_tensor(losses[n]).detach().reshape(()) for n in names)]
+    if total.device.type == "cpu":  # nothing to synchronise: plain reads are the cheapest
+        values = [float(v) for v in scalars]
+    else:  # one transfer for all of them
+        values = torch.stack([v.float().to(total.device) for v in scalars]).tolist()
+    if math.isfinite(values[0]) and math.isfinite(values[1]):
+        return dict(zip(names, values[2:]))
+    bad = [f"{n} = {v}" for n, v in zip(["loss", *names], [values[0], *values[2:]])
+           if not math.isfinite(v) and n.startswith("loss")]
+    if bad:
+        raise TrainingStopped(f"update {update}: non-finite {', '.join(bad)}")
+    params = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    raise TrainingStopped(f"update {update}: the loss is finite ({values[0]:.4g}) but the gradients of "
+                          f"{', '.join(params[:3])}{' ...' if len(params) > 3 else ''} are not")
+
+
+def check_parameters(model: torch.nn.Module, when: str) -> None:
+    """A :class:`TrainingStopped` naming the first non-finite parameters, before they can be saved."""
+    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise TrainingStopped(f"{when}: non-finite parameters {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
+
+
 def threads_per_job(jobs: int) -> int:
     """Torch threads for each of ``jobs`` concurrent runs: the cores shared out, at least 1."""
     return max(1, (os.cpu_count() or 1) // jobs)
@@ -390,7 +669,8 @@ def threads_per_job(jobs: int) -> int:
 def run_parallel(runs: list[tuple[Path, list[str]]], jobs: int) -> None:
     """Run each ``(run_dir, command)`` whose ``run_dir/results.json`` does not exist yet, ``jobs`` at a time.
 
-    A run with a checkpoint but no results (killed) is resumed with ``--resume``. Output goes to
+    A run started before (``config.json`` or a checkpoint) but without results (killed at any point) is
+    completed with ``--resume``. Output goes to
     ``run_dir/train.log``. The first failure stops the others and exits with a message naming its log.
     """
     todo = [(run_dir, command) for run_dir, command in runs if not (run_dir / "results.json").exists()]
@@ -398,7 +678,7 @@ def run_parallel(runs: list[tuple[Path, list[str]]], jobs: int) -> None:
     while todo or running:
         while todo and len(running) < jobs:
             run_dir, command = todo.pop(0)
-            resume = (run_dir / "checkpoint.pt").exists()
+            resume = (run_dir / "checkpoint.pt").exists() or (run_dir / "config.json").exists()
             run_dir.mkdir(parents=True, exist_ok=True)
             log = open(run_dir / "train.log", "a")
             print(f"start {run_dir.name}{' (resuming)' if resume else ''}", flush=True)

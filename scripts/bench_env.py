@@ -34,7 +34,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 import envs  # importing envs registers glimpse/...
-from agents.training import cli
+from agents.training import cli, run_script
 
 
 @dataclass
@@ -188,4 +188,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

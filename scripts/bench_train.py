@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from agents.training import Config as TrainConfig
-from agents.training import cli, make_agent, make_env
+from agents.training import cli, make_agent, make_env, run_script
 
 SETTINGS = {
     "mnist-28 (6 glimpses of 8 px)": dict(env="mnist", glimpses=6, glimpse_size=8, scales=1),
@@ -82,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -30,7 +30,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.tensorboard import SummaryWriter
 
 from agents import AGENTS
-from agents.training import cli, import_plugins, run_parallel, threads_per_job
+from agents.training import cli, import_plugins, run_parallel, run_script, threads_per_job
 
 
 def kind(agent: str) -> str:
@@ -250,4 +250,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

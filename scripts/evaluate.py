@@ -3,16 +3,20 @@
     python scripts/evaluate.py --run-dir runs/ram-mnist --mc-samples 10
 
 Prints JSON: test accuracy with RAM's mean (deterministic) locations, and averaged over ``--mc-samples``
-stochastic rollouts of the same test images (RAM); full-image baselines have one number.
+stochastic rollouts of the same test images (RAM); full-image baselines have one number. The model is
+built from the checkpoint's own configuration; test data other than those the run recorded (another
+``$GLIMPSE_DATA_DIR``, say) are refused unless ``--allow-other-data``. ``test_examples`` is the number of
+test examples evaluated, each once (``--eval-images`` above the test split is lowered to its size).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.training import ConfigError, cli, evaluate, load_run
+from agents.training import announcing_data, cli, describe_data, evaluate, load_run, record_data, run_script
 
 
 @dataclass
@@ -25,19 +29,23 @@ class Config:
     """also average RAM's classifier over this many stochastic rollouts (1: mean locations only)"""
     device: str | None = None
     """torch device; none: the run's own"""
+    allow_other_data: bool = False
+    """evaluate even if the test data differ from those the run recorded (refused by default)"""
 
 
 def main() -> None:
     cfg = cli(Config, description=__doc__)
     overrides = {k: v for k, v in (("eval_images", cfg.eval_images), ("device", cfg.device)) if v is not None}
-    train_cfg, model, test_env = load_run(Path(cfg.run_dir), **overrides)
+    with announcing_data() as loaded:
+        train_cfg, model, test_env = load_run(Path(cfg.run_dir), allow_other_data=cfg.allow_other_data, **overrides)
+    data = record_data(loaded)
+    for line in describe_data(data):
+        print(line, file=sys.stderr)
     metrics = evaluate(train_cfg, model, test_env, mc_samples=cfg.mc_samples)
     print(json.dumps({"run_dir": cfg.run_dir, "agent": train_cfg.agent, "env": train_cfg.env,
-                      "images_seen": train_cfg.images_seen, **{f"test_{k}": v for k, v in metrics.items()}}))
+                      "images_seen": train_cfg.images_seen, **{f"test_{k}": v for k, v in metrics.items()},
+                      "data": data}))
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ConfigError as error:
-        raise SystemExit(str(error)) from None
+    run_script(main)

@@ -26,7 +26,7 @@ import torch
 
 import envs
 from agents.training import Config as TrainConfig
-from agents.training import cli, make_agent, make_env
+from agents.training import cli, make_agent, make_env, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,4 +143,4 @@ def profile_env(num_envs: int, device: torch.device) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

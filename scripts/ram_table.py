@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.training import cli, run_parallel, threads_per_job
+from agents.training import cli, run_parallel, run_script, threads_per_job
 
 # The paper's retinas: 8 px, one scale on 28x28; 12 px, three scales on 60x60 (Mnih et al. 2014, sec. 4.1).
 # Catch: 6 px, three scales, an LSTM core, and the step size and entropy bonus its paddle policy needs
@@ -102,4 +102,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

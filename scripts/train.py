@@ -12,9 +12,16 @@ Agents (``--agent``), by the project's taxonomy:
 
 Writes to ``--run-dir``: TensorBoard events (scalars under ``train/``, ``eval/``, ``charts/``, the config as
 a table, pictures of glimpse paths at each evaluation), ``config.json``, ``checkpoint.pt`` (written
-atomically) and, at the end, ``results.json``. ``--resume`` continues a killed run from its last checkpoint
-to the same final result as an uninterrupted run (same seed, CPU). ``--train-images`` is the budget in
-images (episodes for Catch), so runs compare at equal data.
+atomically) and, at the end, ``results.json``. ``--train-images`` is the budget in images (episodes for
+Catch), so runs compare at equal data; 0 evaluates the untrained model.
+
+A run folder has one owner: the process holds ``run.lock`` for its life, and a second one is refused.
+``--resume`` completes a run killed at any point (before its first checkpoint, between two, after the
+last) to the same ``results.json`` an uninterrupted run writes (same seed, CPU); it refuses other flags
+(naming them) or other data; on a finished run it does nothing. The data's provenance (kind, path,
+checksums, sizes) is printed at the start and recorded in ``config.json``, the checkpoint and
+``results.json``. A non-finite loss or gradient stops training with a one-line message (exit status 1),
+keeping the last good checkpoint and writing no ``results.json``.
 
 Every flag, with its meaning: ``--help`` (the run's flags, then those of ``--agent``'s own options).
 ``--plugins MODULE ...`` imports modules first, which may register agents (``agents.register_agent``) and
@@ -25,9 +32,9 @@ again. The library behind this script is :mod:`agents.training`.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -36,14 +43,27 @@ from tqdm import tqdm
 
 from agents.flops import flops_per_image
 from agents.training import (
+    NOT_COMPARED,
     ConfigError,
-    evaluate,
+    TrainingStopped,
+    announcing_data,
+    check_data,
+    check_parameters,
+    check_update,
+    describe_data,
     eval_picture,
+    evaluate,
+    flag_differences,
     flat_config,
+    lock_run_dir,
     make_agent,
     make_env,
     make_test_env,
     parse_train_config,
+    read_checkpoint,
+    read_json,
+    record_data,
+    run_script,
     save_checkpoint,
 )
 
@@ -53,82 +73,126 @@ def main() -> None:
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     run_dir = Path(cfg.run_dir)
-    checkpoint_path = run_dir / "checkpoint.pt"
-    if checkpoint_path.exists() and not cfg.resume:
-        raise SystemExit(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --run-dir")
-    if cfg.resume and not checkpoint_path.exists():
-        raise SystemExit(f"--resume: no checkpoint.pt in {run_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.resume and not run_dir.exists():
+        raise ConfigError(f"--resume: {run_dir} does not exist")
+    lock_run_dir(run_dir)  # ours until this process ends; refused at once if another process trains here
+    checkpoint_path, config_path, results_path = (run_dir / n for n in ("checkpoint.pt", "config.json", "results.json"))
+    started = checkpoint_path.exists() or config_path.exists()
+    if started and not cfg.resume:
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --run-dir")
+    if cfg.resume and not started:
+        raise ConfigError(f"--resume: no run in {run_dir} (neither checkpoint.pt nor config.json)")
+    # Killed before its first checkpoint: the run starts again from scratch, with the flags it recorded.
+    state = read_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+    recorded = state["config"] if state is not None else read_json(config_path) if started else None
     torch.manual_seed(cfg.seed)
 
     # Environments: the training batch steps all episodes at once; the test split is a fixed set.
-    with warnings.catch_warnings(record=True) as data_notes:
-        warnings.simplefilter("always")
+    with announcing_data() as loaded:
         env = make_env(cfg, "train", cfg.batch_size)
         test_env = make_test_env(cfg)
-    for note in {str(w.message) for w in data_notes}:
-        print(f"data: {note}", file=sys.stderr)
+    data = record_data(loaded)
+    for line in describe_data(data):
+        print(line, file=sys.stderr)
+    if recorded is not None:
+        if not cfg.allow_other_data:  # first: other data can change values computed from them (--eval-images)
+            check_data(state.get("data") if state is not None else recorded.get("data"), data, "--resume",
+                       "--allow-other-data")
+        differ = flag_differences(recorded, saved_config(cfg))
+        if differ:
+            raise ConfigError(f"--resume: the command's flags differ from the run's: {'; '.join(differ)}; "
+                              f"pass the run's flags")
+    if state is not None and results_path.exists() and state["images_seen"] >= cfg.train_images:
+        print(f"{run_dir} is finished (results.json); nothing to do", file=sys.stderr)
+        return
+
     model = make_agent(cfg, env)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     obs, _ = env.reset(seed=cfg.seed)
     elapsed = 0.0
-
-    if cfg.resume:
-        state = torch.load(checkpoint_path, weights_only=False)
-        if any(state["config"].get(k, MISSING) != v for k, v in saved_config(cfg).items()):
-            raise SystemExit("--resume: the command's configuration differs from the checkpoint's; pass the same flags")
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         obs = env.load_state_dict(state["env"])
         torch.set_rng_state(state["torch_rng"])
         cfg.images_seen, elapsed = state["images_seen"], state["elapsed"]
-    writer = SummaryWriter(run_dir, purge_step=cfg.images_seen if cfg.resume else None)
-    if not cfg.resume:
+    else:
+        config_path.write_text(json.dumps({**flat_config(cfg), "data": data}, indent=1))
+    # A resumed run drops the events its killed predecessor logged after the point it resumes from.
+    writer = SummaryWriter(run_dir, purge_step=cfg.images_seen if started else None)
+    if state is None:
         table = "\n".join(f"|{k}|{v}|" for k, v in flat_config(cfg).items())
         writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}", 0)
-        (run_dir / "config.json").write_text(json.dumps(flat_config(cfg), indent=1))
+    saved_at = cfg.images_seen if state is not None else None
 
     def checkpoint() -> None:
+        nonlocal saved_at
+        check_parameters(model, f"at {cfg.images_seen} images")  # a bad model is never saved
         save_checkpoint(checkpoint_path, {
-            "config": saved_config(cfg),
+            "config": saved_config(cfg), "data": data,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "env": env.state_dict(),
             "torch_rng": torch.get_rng_state(), "images_seen": cfg.images_seen, "elapsed": elapsed,
         })
+        saved_at = cfg.images_seen
+
+    def log_evaluation(step: int, mc_samples: int) -> dict:
+        metrics = evaluate(cfg, model, test_env, mc_samples=mc_samples)
+        for name, value in metrics.items():
+            if name != "examples":
+                writer.add_scalar(f"eval/{name}", value, step)
+        writer.add_scalar("charts/train_seconds", elapsed, step)  # for accuracy against wall time
+        progress.set_postfix(eval_accuracy=f"{metrics['accuracy']:.3f}")
+        if (picture := eval_picture(cfg, model, test_env, 8)) is not None:  # glimpse paths, or attention
+            writer.add_image(*picture, step, dataformats="HWC")
+        return metrics
+
+    def stopped(reason: str) -> TrainingStopped:
+        progress.close()
+        kept = f"the last good checkpoint is {checkpoint_path} ({saved_at} images)" if saved_at is not None \
+            else "no checkpoint was written"
+        return TrainingStopped(f"{reason}; {kept}; no results.json written")
 
     progress = tqdm(total=cfg.train_images, initial=cfg.images_seen, unit="img", desc=f"{cfg.agent} {cfg.env}")
     while cfg.images_seen < cfg.train_images:
         # One update: the agent draws its batch (episodes, or scenes) from the env and returns its losses.
+        update = cfg.images_seen // cfg.batch_size + 1
         tick = time.perf_counter()
         if cfg.anneal_lr:  # a function of the images seen, so a resumed run follows the same schedule
             for group in optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * (1.0 - cfg.images_seen / cfg.train_images)
-        losses, obs = model.train_losses(env, obs)
+        try:
+            losses, obs = model.train_losses(env, obs)
+        except ValueError as error:  # a diverged model trips a check of the forward pass (torch.distributions')
+            if update == 1 and state is None:
+                raise  # the untrained model: a bug, not a divergence
+            raise stopped(f"update {update}: {diverged(error)}") from None
         optimizer.zero_grad(set_to_none=True)  # parameters a loss does not reach get no update at all
         losses["loss"].backward()
+        try:
+            logged = check_update(losses, model, update)  # one host sync: the logged values and the check
+        except TrainingStopped as error:
+            raise stopped(str(error)) from None
         optimizer.step()
         elapsed += time.perf_counter() - tick  # training time only: evaluations and logging excluded
         cfg.images_seen += cfg.batch_size
         progress.update(cfg.batch_size)
 
         step = cfg.images_seen
-        for name, value in losses.items():
-            if name != "loss":
-                writer.add_scalar(f"train/{name}", float(value), step)
+        for name, value in logged.items():
+            writer.add_scalar(f"train/{name}", value, step)
         writer.add_scalar("charts/images_per_second", step / max(elapsed, 1e-9), step)
         writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], step)
 
         last = step >= cfg.train_images
-        if step % cfg.eval_every < cfg.batch_size or last:
-            metrics = evaluate(cfg, model, test_env, mc_samples=cfg.mc_samples if last else 1)
-            for name, value in metrics.items():
-                if name != "examples":
-                    writer.add_scalar(f"eval/{name}", value, step)
-            writer.add_scalar("charts/train_seconds", elapsed, step)  # for accuracy against wall time
-            progress.set_postfix(eval_accuracy=f"{metrics['accuracy']:.3f}")
-            if (picture := eval_picture(cfg, model, test_env, 8)) is not None:  # glimpse paths, or attention
-                writer.add_image(*picture, step, dataformats="HWC")
+        if step % cfg.eval_every < cfg.batch_size and not last:
+            log_evaluation(step, 1)
         if step % cfg.checkpoint_every < cfg.batch_size or last:
             checkpoint()
+    if saved_at != cfg.images_seen:  # --train-images 0: the untrained model is the run's model
+        checkpoint()
+    # The final evaluation, after the last checkpoint: seeded and isolated from training's random stream,
+    # so a run killed after its last checkpoint is completed by --resume to the same numbers.
+    metrics = log_evaluation(cfg.images_seen, cfg.mc_samples)
     progress.close()
 
     results = {
@@ -137,23 +201,28 @@ def main() -> None:
         "parameters": sum(p.numel() for p in model.parameters()),
         "flops_per_image": flops_per_image(model, env),
         **{f"test_{k}": v for k, v in metrics.items()},
+        "data": data,
     }
-    (run_dir / "results.json").write_text(json.dumps(results, indent=1))
     writer.close()
+    save_json = results_path.with_name(results_path.name + ".tmp")
+    save_json.write_text(json.dumps(results, indent=1))
+    save_json.replace(results_path)  # atomically: results.json is whole or absent
     print(json.dumps(results))
     print(f"TensorBoard: tensorboard --logdir {run_dir}")
 
 
-MISSING = object()
+def diverged(error: ValueError) -> str:
+    """One line on a forward pass that a diverged model made fail."""
+    found = re.search(r"Expected parameter (\w+) .* of distribution (\w+)", str(error))
+    if found:
+        return f"non-finite {found.group(1)} of the {found.group(2)} policy in the forward pass (the model diverged)"
+    return f"the forward pass failed ({str(error).splitlines()[0][:200]}): the model has likely diverged"
 
 
 def saved_config(cfg) -> dict:
-    """What a checkpoint records of the run's configuration: every flag but --resume."""
-    return {k: v for k, v in flat_config(cfg).items() if k != "resume"}
+    """What a checkpoint records of the run's configuration: every flag but those that say how to run."""
+    return {k: v for k, v in flat_config(cfg).items() if k not in NOT_COMPARED}
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ConfigError as error:
-        raise SystemExit(str(error)) from None
+    run_script(main)

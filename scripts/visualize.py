@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from agents.contract import RolloutAgent
-from agents.training import ConfigError, cli, load_run, paths_picture, picture_at, replay_test_paths
+from agents.training import announcing_data, cli, load_run, paths_picture, picture_at, replay_test_paths, run_script
 from envs.render import render_glimpse
 
 
@@ -33,7 +33,8 @@ class Config:
 
 def main() -> None:
     cfg = cli(Config, description=__doc__)
-    train_cfg, model, test_env = load_run(Path(cfg.run_dir), eval_images=cfg.count)
+    with announcing_data():
+        train_cfg, model, test_env = load_run(Path(cfg.run_dir), eval_images=cfg.count)
     if not isinstance(model, RolloutAgent):
         raise SystemExit(f"{cfg.run_dir} trained --agent {train_cfg.agent}, which takes no glimpses (hard agents do)")
     out = Path(cfg.out) if cfg.out else Path(cfg.run_dir) / "viz"
@@ -57,7 +58,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ConfigError as error:
-        raise SystemExit(str(error)) from None
+    run_script(main)

@@ -203,14 +203,44 @@ def test_unpacked_preferred_over_gz(tmp_path):
     assert_same(data.load_digits("mnist", "test", data_dir=tmp_path), *plain)
 
 
-def test_env_dir_without_files_falls_through_but_argument_raises(tmp_path, monkeypatch):
+def test_env_dir_or_argument_without_files_is_an_error_not_a_fallback(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(empty))
-    with pytest.warns(data.OfflineSubsetWarning):
-        assert len(data.load_digits("mnist", "test")) == 1000
     with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte"):
         data.load_digits("mnist", "test", data_dir=empty)
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=f"{data.DATA_DIR_ENV}=.*nowhere.*unset"):
+        data.load_digits("mnist", "test")
+    monkeypatch.delenv(data.DATA_DIR_ENV)
+    with pytest.warns(data.OfflineSubsetWarning):  # nothing given: the offline default
+        assert len(data.load_digits("mnist", "test")) == 1000
+
+
+def test_provenance_records_kind_checksums_and_sizes_of_every_load(tmp_path):
+    plain = synthetic(5, seed=1)
+    write_split(tmp_path / "unpacked", "test", *plain, gz=False)
+    write_split(tmp_path / "packed", "test", *plain, gz=True)
+    with data.recording() as loaded, warnings.catch_warnings():
+        warnings.simplefilter("ignore", data.OfflineSubsetWarning)
+        unpacked = data.load_digits("mnist", "test", data_dir=tmp_path / "unpacked")
+        data.load_digits("mnist", "test", data_dir=tmp_path / "unpacked")  # a cached load is recorded too
+        packed = data.load_digits("mnist", "test", data_dir=tmp_path / "packed")
+        offline = data.load_digits("mnist", "train")
+    assert len(loaded) == 4
+    idx = data.provenance(unpacked)
+    assert idx["kind"] == "idx" and idx["size"] == 5 and idx["split"] == "test"
+    assert idx["path"] == str((tmp_path / "unpacked").resolve())
+    image_file = tmp_path / "unpacked" / "t10k-images-idx3-ubyte"
+    assert idx["files"]["t10k-images-idx3-ubyte"] == hashlib.sha256(image_file.read_bytes()).hexdigest()
+    same = data.provenance(packed)  # the same digits packed: other files, same data
+    assert same["files"] != idx["files"] and data.provenance_differences(idx, same) == []
+    subset = data.provenance(offline)
+    assert subset["kind"] == "offline" and subset["name"] == "mnist_5k.npz" and subset["size"] == 4000
+    assert subset["offline_sha256"] == data.OFFLINE_SHA256
+    assert any(d.startswith("kind") for d in data.provenance_differences(subset, idx))
+    with data.recording() as nothing:
+        pass
+    assert nothing == []
 
 
 def test_half_a_split_is_an_error(tmp_path):

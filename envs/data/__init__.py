@@ -8,8 +8,8 @@
    ``t10k-labels-idx1-ubyte``), gzipped (``.gz``) or not, in ``<dir>/<name>/`` (``<dir>/mnist/``,
    ``<dir>/fashion-mnist/``), in torchvision's ``<dir>/MNIST/raw/`` or ``<dir>/FashionMNIST/raw/``, or
    directly in ``<dir>/`` (which is then taken to hold the dataset asked for: IDX files do not say
-   which dataset they are). A ``data_dir`` argument that holds no files is an error; an environment
-   variable that holds none is passed over.
+   which dataset they are). A ``data_dir`` argument or an environment variable that holds no files is
+   an error (an explicit choice is never passed over for another source).
 2. Fashion-MNIST only: Debian's ``dataset-fashion-mnist`` package, ``/usr/share/datasets/fashion-mnist/``.
 3. The cache, ``<cache_dir>/<name>/`` (default ``$XDG_CACHE_HOME/glimpse`` or ``~/.cache/glimpse``),
    which holds earlier downloads.
@@ -44,6 +44,13 @@ Command line::
 Version History:
     * v0: MNIST / Fashion-MNIST from IDX files, Debian, cache, download, and the bundled 5k subset.
     * v0 (added): ImageFolder-style directories of JPEG/PNG images (:func:`load_image_folder`).
+    * v0 (added): :func:`recording` and :func:`provenance`, what a run records of its data; a
+      ``$GLIMPSE_DATA_DIR`` without the files is an error instead of falling through.
+
+Provenance. ``with recording() as loaded: ...`` collects every dataset loaded inside the block (cache
+hits too); :func:`provenance` turns one into a JSON-able record of where it came from (kind, path,
+checksums, size), which the training scripts store with every run and check when it is resumed or
+evaluated.
 """
 
 from __future__ import annotations
@@ -85,6 +92,9 @@ __all__ = [
     "OfflineSubsetWarning",
     "NAMES",
     "SPLITS",
+    "recording",
+    "provenance",
+    "provenance_differences",
     "MIRRORS",
     "CHECKSUMS",
 ]
@@ -175,6 +185,7 @@ class DigitDataset:
         split: ``"train"`` or ``"test"``.
         source: where the data came from, in words (files and folder, or the offline subset).
         num_classes: 10.
+        files: the IDX files ``(images, labels)`` it was read from; empty for the offline subset.
 
     The tensors may be shared with other callers of :func:`load_digits`; clone before writing.
     """
@@ -185,6 +196,7 @@ class DigitDataset:
     split: str
     source: str
     num_classes: int = NUM_CLASSES
+    files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or tuple(self.images.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
@@ -261,7 +273,7 @@ def load_digits(
         images, labels = _load_idx_pair(*_cache_key(pair))
         source = f"IDX files {pair[0].name} + {pair[1].name} in {pair[0].parent}"
         _announce(name, split, source, len(labels), subset=False)
-        return DigitDataset(images, labels, name, split, source)
+        return _recorded(DigitDataset(images, labels, name, split, source, files=tuple(str(p) for p in pair)))
 
     if name == "mnist":
         images, labels = _load_offline_split(split)
@@ -271,7 +283,7 @@ def load_digits(
             f"{OFFLINE_SIZE // NUM_CLASSES - OFFLINE_TRAIN_PER_CLASS} split)"
         )
         _announce(name, split, source, len(labels), subset=True)
-        return DigitDataset(images, labels, name, split, source)
+        return _recorded(DigitDataset(images, labels, name, split, source))
 
     raise FileNotFoundError(
         f"Fashion-MNIST ({split}) was not found. Searched: {_describe_searched(name, data_dir, cache_root)}. "
@@ -306,10 +318,16 @@ def _find_local(name: str, split: str, data_dir: str | os.PathLike | None) -> tu
         return pair
     env_dir = os.environ.get(DATA_DIR_ENV)
     if env_dir:
-        pair = _find_in_root(Path(env_dir), name, split)
-        if pair is not None:
-            return pair
-        logger.debug("%s=%s holds no %s %s files; trying the next source", DATA_DIR_ENV, env_dir, name, split)
+        root = Path(env_dir)
+        pair = _find_in_root(root, name, split)
+        if pair is None:  # an explicit choice that fails is an error, never a silent fallback
+            images, labels = FILES[split]
+            raise FileNotFoundError(
+                f"{DATA_DIR_ENV}={env_dir!r} holds no {name} {split} files: looked for {images}[.gz] and "
+                f"{labels}[.gz] in {', '.join(str(d) for d in _candidate_dirs(root, name))}; put them there, "
+                f"or unset {DATA_DIR_ENV} to use the default sources"
+            )
+        return pair
     for system_dir in SYSTEM_DIRS[name]:
         pair = _find_pair(system_dir, split)
         if pair is not None:
@@ -769,10 +787,10 @@ def load_image_folder(
     images = _decode_images(stamps, size, channels)
     source = f"{len(files)} images in {len(classes)} classes of {root} ({layout})"
     _announce(f"image folder {root}", split, source, len(files), subset=False)
-    return ImageFolderDataset(
+    return _recorded(ImageFolderDataset(
         images, torch.tensor(labels, dtype=torch.int64), tuple(classes), tuple(str(f) for f in files),
         str(root), split, source,
-    )
+    ))
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -884,12 +902,98 @@ def _announce(name: str, split: str, source: str, count: int, *, subset: bool) -
         logger.info("%s %s: %d images from %s", name, split, count, source)
 
 
+# --------------------------------------------------------------------------------------------------
+# Provenance: what a run records of its data
+# --------------------------------------------------------------------------------------------------
+
+_recorders: list[list] = []
+
+
+@contextlib.contextmanager
+def recording():
+    """``with recording() as loaded:``: ``loaded`` collects every :class:`DigitDataset` and
+    :class:`ImageFolderDataset` returned inside the block, in order (cached loads included)."""
+    loaded: list = []
+    _recorders.append(loaded)
+    try:
+        yield loaded
+    finally:  # by identity: nested recorders may hold equal lists
+        del _recorders[next(i for i, r in enumerate(_recorders) if r is loaded)]
+
+
+def _recorded(dataset):
+    for loaded in _recorders:
+        loaded.append(dataset)
+    return dataset
+
+
+def provenance(dataset: DigitDataset | ImageFolderDataset) -> dict:
+    """Where ``dataset`` came from, as a JSON-able dict.
+
+    Keys: ``kind`` (``"idx"``, ``"offline"`` or ``"image-folder"``), ``dataset`` (``"mnist"``, ...,
+    or the folder), ``split``, ``size`` (examples), ``path`` (the folder; the offline subset's file),
+    ``sha256`` (of the content: for digits the images' bytes then the labels as little-endian int64,
+    the same definition as :data:`OFFLINE_SHA256`, so packed and unpacked copies agree; for a folder, of
+    every file's relative name and bytes), ``files`` (IDX only: each file's own SHA-256), ``source``
+    (in words). The offline subset is named by ``name`` (its file) and its published digest.
+    """
+    if isinstance(dataset, ImageFolderDataset):
+        root = Path(dataset.root)
+        return {"kind": "image-folder", "dataset": str(root), "split": dataset.split, "size": len(dataset),
+                "path": str(root.resolve()), "classes": dataset.num_classes,
+                "sha256": _folder_digest(tuple(dataset.files), str(root)), "source": dataset.source}
+    record = {"dataset": dataset.name, "split": dataset.split, "size": len(dataset)}
+    if not dataset.files:
+        return {"kind": "offline", **record, "name": OFFLINE_NPZ.name, "path": str(OFFLINE_NPZ),
+                "sha256": _arrays_digest(dataset.images, dataset.labels), "offline_sha256": OFFLINE_SHA256,
+                "source": dataset.source}
+    files = [Path(f).resolve() for f in dataset.files]
+    return {"kind": "idx", **record, "path": str(files[0].parent),
+            "sha256": _arrays_digest(dataset.images, dataset.labels),
+            "files": {f.name: _file_digest(str(f), *_stamp(f)) for f in files}, "source": dataset.source}
+
+
+# What identifies the data, not where they were read from: a moved copy of the same files is the same data.
+_IDENTITY = ("kind", "dataset", "split", "size", "sha256")
+
+
+def provenance_differences(recorded: dict, current: dict) -> list[str]:
+    """How two :func:`provenance` records differ in what identifies the data (kind, dataset, split, size,
+    content digest; not the path), in words; empty when they are the same data."""
+    return [f"{key} {recorded.get(key)!r} -> {current.get(key)!r}" for key in _IDENTITY
+            if recorded.get(key) != current.get(key)]
+
+
+def _arrays_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
+    digest = hashlib.sha256(images.cpu().numpy().tobytes())
+    digest.update(labels.cpu().numpy().astype("<i8").tobytes())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=32)
+def _file_digest(path: str, _mtime_ns: int, _size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _folder_digest(files: tuple[str, ...], root: str) -> str:
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(os.path.relpath(f, root).encode() + b"\0")
+        digest.update(_file_digest(f, *_stamp(Path(f))).encode())
+    return digest.hexdigest()
+
+
 def _reset_for_tests() -> None:
     """Forget loaded arrays and announcements (tests only)."""
     _load_idx_pair.cache_clear()
     _load_offline.cache_clear()
     _load_offline_split.cache_clear()
     _decode_images.cache_clear()
+    _file_digest.cache_clear()
     _announced.clear()
 
 

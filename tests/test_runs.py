@@ -1,0 +1,349 @@
+"""Runs you can trust (issue 14): a diverged run stops, every run folder is resumable to its end, one process
+owns a run folder, the data's provenance is recorded and checked, counts are honest, bad values and
+damaged files are one-line errors, and a clean run prints no warnings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from agents import training
+from agents.training import ConfigError, TrainingStopped
+from envs.data import OfflineSubsetWarning
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # no PYTHONWARNINGS=ignore: a clean run must print no warning
+ENV.pop("GLIMPSE_DATA_DIR", None)
+ENV.pop("PYTHONWARNINGS", None)
+
+BASE = ["--agent", "ram", "--env", "mnist", "--glimpse-size", "8", "--scales", "2", "--glimpses", "2",
+        "--batch-size", "32", "--eval-images", "64", "--mc-samples", "2", "--torch-threads", "1"]
+SMALL = [*BASE, "--train-images", "128", "--eval-every", "64", "--checkpoint-every", "64"]
+
+
+def script(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPTS / name), *args], env=env or ENV, capture_output=True,
+                          text=True, timeout=300)
+
+
+def train(run_dir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return script("train.py", "--run-dir", str(run_dir), *args, env=env)
+
+
+def results_of(run_dir: Path) -> dict:
+    results = json.loads((run_dir / "results.json").read_text())
+    results.pop("wall_seconds")  # the only field that may differ: time
+    return results
+
+
+def one_line_error(done: subprocess.CompletedProcess, status: int, *words: str) -> str:
+    """The process ended with ``status`` and a single ``error:``/``stopped:`` line naming ``words``."""
+    assert done.returncode == status, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith(("error:", "stopped:"))]
+    assert len(lines) == 1, done.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """One uninterrupted small RAM run: the reference every resumed run must reproduce."""
+    run = tmp_path_factory.mktemp("reference") / "run"
+    done = train(run, *SMALL)
+    assert done.returncode == 0, done.stderr
+    # 7. A clean run prints no warning (torch's requires_grad-to-scalar one included); the offline subset
+    # is announced as data, not as a Python warning.
+    assert "Warning" not in done.stderr and "warn" not in done.stderr.lower().replace("data: ", ""), done.stderr
+    return run
+
+
+def copy_run(run: Path, to: Path, drop: tuple[str, ...] = ()) -> Path:
+    shutil.copytree(run, to, ignore=shutil.ignore_patterns("run.lock"))
+    for name in drop:
+        (to / name).unlink()
+    return to
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. A non-finite loss, gradient or parameter stops training
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("agent", ["item-soft", "ram"])
+def test_a_diverging_run_stops_keeps_its_last_good_checkpoint_and_writes_no_results(tmp_path, agent):
+    """--learning-rate 1e6: item-soft's loss turns NaN, RAM's policy mean does (torch.distributions refuses it)."""
+    run = tmp_path / agent
+    args = [a if a != "ram" else agent for a in SMALL]
+    done = train(run, *args, "--learning-rate", "1e6", "--checkpoint-every", "32", "--train-images", "320")
+    line = one_line_error(done, 1, "update 2", "non-finite", "checkpoint.pt (32 images)", "no results.json")
+    if agent == "item-soft":
+        assert "loss_classifier = nan" in line
+    assert not (run / "results.json").exists()
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["images_seen"] == 32
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+
+
+def test_check_update_names_the_term_or_the_parameters_and_the_update():
+    model = torch.nn.Linear(2, 1)
+    loss = model(torch.ones(1, 2)).sum()
+    loss.backward()
+    logged = training.check_update({"loss": loss, "loss_a": loss.detach(), "accuracy": torch.tensor(0.5)}, model, 3)
+    assert logged == {"loss_a": pytest.approx(loss.item()), "accuracy": 0.5}
+    with pytest.raises(TrainingStopped, match=r"update 7: non-finite loss = nan, loss_b = nan"):
+        training.check_update({"loss": loss * float("nan"), "loss_a": loss, "loss_b": torch.tensor(float("nan"))},
+                              model, 7)
+    model.weight.grad[0, 0] = float("inf")
+    with pytest.raises(TrainingStopped, match=r"update 4: the loss is finite .* gradients of weight are not"):
+        training.check_update({"loss": loss}, model, 4)
+    with torch.no_grad():
+        model.bias.fill_(float("nan"))
+    with pytest.raises(TrainingStopped, match="non-finite parameters bias"):
+        training.check_parameters(model, "at 64 images")
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. Every run folder is resumable to its end
+# ------------------------------------------------------------------------------------------------
+
+
+def test_killed_after_the_last_checkpoint_resumes_to_the_same_results(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run", drop=("results.json",))
+    done = train(run, *SMALL, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert results_of(run) == results_of(finished)
+
+
+def test_compare_relaunches_a_run_killed_before_its_first_checkpoint_to_the_same_results(finished, tmp_path):
+    """What compare.py and ram_table.py do with a run folder that holds config.json but no checkpoint."""
+    run = copy_run(finished, tmp_path / "run", drop=("results.json", "checkpoint.pt"))
+    refused = train(run, *SMALL)  # without --resume, an existing run is never silently reused
+    one_line_error(refused, 2, "already holds a run", "--resume")
+    command = [sys.executable, str(SCRIPTS / "train.py"), "--run-dir", str(run), *SMALL]
+    old = dict(os.environ)
+    os.environ.pop("GLIMPSE_DATA_DIR", None)
+    try:
+        training.run_parallel([(run, command)], jobs=1)  # adds --resume, as for a checkpointed run
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    assert results_of(run) == results_of(finished)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0}).Reload()
+    assert [e.step for e in events.Scalars("eval/accuracy")] == [64, 128]  # the killed run's events purged
+
+
+def test_a_finished_run_resumed_does_nothing_and_exits_0(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    done = train(run, *SMALL, "--resume")
+    assert done.returncode == 0 and "nothing to do" in done.stderr, done.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.name != "run.lock"} == \
+        {k: v for k, v in before.items() if k != "run.lock"}
+
+
+def test_zero_train_images_evaluates_the_untrained_model_and_resumes_as_a_no_op(tmp_path):
+    run = tmp_path / "zero"
+    args = [*BASE, "--train-images", "0"]
+    done = train(run, *args)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((run / "results.json").read_text())
+    assert results["train_images"] == 0 and results["test_examples"] == 64
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["images_seen"] == 0
+    again = train(run, *args, "--resume")
+    assert again.returncode == 0 and "nothing to do" in again.stderr
+
+
+def test_resume_with_other_flags_names_them(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run", drop=("results.json",))
+    args = [a if a != "2" else "3" for a in SMALL]  # --scales 3, --glimpses 3, --mc-samples 3
+    line = one_line_error(train(run, *args, "--learning-rate", "0.002", "--resume"), 2, "--resume")
+    for flag in ("--scales (run: 2, command: 3)", "--glimpses", "--mc-samples", "--learning-rate (run: 0.001"):
+        assert flag in line
+    assert not (run / "results.json").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. One owner per run folder
+# ------------------------------------------------------------------------------------------------
+
+
+def test_a_second_process_is_refused_at_once_and_a_killed_owner_leaves_no_lock(tmp_path):
+    run = tmp_path / "run"
+    owner = subprocess.Popen([sys.executable, "-c", "import sys, time; from agents.training import lock_run_dir; "
+                              "lock_run_dir(sys.argv[1]); print('locked', flush=True); time.sleep(120)", str(run)],
+                             env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout.readline().strip() == "locked"
+        line = one_line_error(train(run, *SMALL), 2, "in use by another process", f"pid {owner.pid}", "run.lock")
+        assert "--run-dir" in line
+        assert sorted(p.name for p in run.iterdir()) == ["run.lock"]  # nothing of the owner's touched
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    done = train(run, *BASE, "--train-images", "32")  # the lock died with its process
+    assert done.returncode == 0, done.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. Provenance, and 5. honest counts
+# ------------------------------------------------------------------------------------------------
+
+
+def idx_folder(folder: Path, train: int, test: int) -> Path:
+    """A $GLIMPSE_DATA_DIR of random IDX digits: ``train`` and ``test`` examples."""
+    from test_data import synthetic, write_split
+
+    write_split(folder, "train", *synthetic(train, seed=1), gz=False)
+    write_split(folder, "test", *synthetic(test, seed=2), gz=True)
+    return folder
+
+
+def test_provenance_is_recorded_everywhere_and_printed(finished):
+    recorded = [json.loads((finished / "config.json").read_text())["data"],
+                torch.load(finished / "checkpoint.pt", weights_only=False)["data"],
+                json.loads((finished / "results.json").read_text())["data"]]
+    assert recorded[0] == recorded[1] == recorded[2]
+    assert recorded[0]["train"]["kind"] == "offline" and recorded[0]["train"]["name"] == "mnist_5k.npz"
+    assert (recorded[0]["train"]["size"], recorded[0]["test"]["size"]) == (4000, 1000)
+
+
+def test_idx_data_are_announced_recorded_and_counts_capped_to_the_test_split(tmp_path):
+    data_dir = idx_folder(tmp_path / "idx", train=64, test=10)
+    env = {**ENV, "GLIMPSE_DATA_DIR": str(data_dir)}
+    run = tmp_path / "run"
+    done = train(run, *BASE, "--train-images", "32", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "data train: idx, 64 examples" in done.stderr and "data test: idx, 10 examples" in done.stderr
+    assert "--eval-images 64 is more than the test split holds; evaluating on its 10 examples" in done.stderr
+    results = json.loads((run / "results.json").read_text())
+    assert results["test_examples"] == 10 and results["data"]["test"]["kind"] == "idx"
+    assert results["data"]["test"]["files"].keys() == {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}
+
+    # The same run evaluated on other data (the offline default) is refused unless asked for.
+    line = one_line_error(script("evaluate.py", "--run-dir", str(run)), 2, "data differ", "--allow-other-data")
+    assert "kind 'idx' -> 'offline'" in line
+    other = script("evaluate.py", "--run-dir", str(run), "--allow-other-data", "--mc-samples", "1")
+    assert other.returncode == 0, other.stderr
+    assert json.loads(other.stdout.strip().splitlines()[-1])["test_examples"] == 10  # the run's own count
+    same = script("evaluate.py", "--run-dir", str(run), "--eval-images", "500", "--mc-samples", "1", env=env)
+    assert json.loads(same.stdout.strip().splitlines()[-1])["test_examples"] == 10  # never an example twice
+    # Resuming it on other data is refused too.
+    (run / "results.json").unlink()
+    one_line_error(train(run, *BASE, "--train-images", "32", "--resume"), 2, "--resume: the data differ")
+
+
+def test_a_data_dir_without_the_data_is_an_error_not_a_fallback(tmp_path):
+    done = train(tmp_path / "run", *SMALL, env={**ENV, "GLIMPSE_DATA_DIR": str(tmp_path / "nowhere")})
+    one_line_error(done, 2, "GLIMPSE_DATA_DIR", "nowhere")
+    one_line_error(train(tmp_path / "run2", *SMALL, "--data-dir", str(tmp_path)), 2, "--data-dir")
+
+
+def test_evaluate_builds_the_model_from_the_checkpoints_own_config(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "glimpses": 5, "scales": 1}))  # a stray edit
+    done = script("evaluate.py", "--run-dir", str(run), "--mc-samples", "2")
+    assert done.returncode == 0, done.stderr
+    evaluated = json.loads(done.stdout.strip().splitlines()[-1])
+    assert evaluated["test_accuracy"] == results_of(finished)["test_accuracy"]
+    (run / "config.json").unlink()
+    with pytest.warns(UserWarning, match="more than the test split holds; evaluating on its 1000"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", OfflineSubsetWarning)
+        cfg, _, test_env = training.load_run(run, eval_images=5000)  # capped to the offline test split
+    assert cfg.glimpses == 2 and cfg.eval_images == 1000 and cfg.images_seen == 128
+
+
+# ------------------------------------------------------------------------------------------------
+# 6. Bad values and damaged files: one line, exit status 2
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--train-images", "-1"], "--train-images must be >= 0; got -1"),
+    (["--batch-size", "0"], "--batch-size must be >= 1; got 0"),
+    (["--eval-every", "0"], "--eval-every must be >= 1"),
+    (["--checkpoint-every", "-5"], "--checkpoint-every must be >= 1"),
+    (["--eval-images", "0"], "--eval-images must be >= 1"),
+    (["--mc-samples", "0"], "--mc-samples must be >= 1"),
+    (["--glimpses", "0"], "--glimpses must be >= 1"),
+    (["--learning-rate", "0"], "--learning-rate must be > 0"),
+    (["--learning-rate", "nan"], "--learning-rate must be > 0; got nan"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--torch-threads", "0"], "--torch-threads must be >= 1"),
+    (["--agent", "item-hard", "--expected-context-prob", "1.5"], "--expected-context-prob must be >= 0 and <= 1"),
+    (["--agent", "ram", "--std", "-0.1"], "--std must be > 0"),
+])
+def test_every_numeric_flag_is_checked_at_parse_time(args, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        training.parse_train_config(args)
+
+
+def test_bad_values_exit_2_with_one_line(tmp_path):
+    one_line_error(train(tmp_path / "run", "--batch-size", "0"), 2, "--batch-size must be >= 1; got 0")
+    assert not (tmp_path / "run").exists()
+    one_line_error(script("evaluate.py", "--mc-samples", "0"), 2, "--mc-samples")
+    one_line_error(script("visualize.py", "--count", "0"), 2, "--count")
+    one_line_error(script("sb3_ppo.py", "--num-envs", "0"), 2, "--num-envs must be >= 1")
+
+
+def test_damaged_run_folders_are_one_line_errors_naming_the_file(finished, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    one_line_error(train(a_file, *SMALL), 2, "is a file")
+    one_line_error(script("evaluate.py", "--run-dir", str(a_file)), 2, "is a file")
+
+    run = copy_run(finished, tmp_path / "run", drop=("results.json",))
+    checkpoint = run / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # truncated
+    one_line_error(train(run, *SMALL, "--resume"), 2, str(checkpoint), "damaged")
+    for garbage in (b"", b"garbage" * 10):
+        checkpoint.write_bytes(garbage)
+        with pytest.raises(ConfigError, match=f"{checkpoint} is damaged"):
+            training.load_run(run)
+    torch.save({"model": {}}, checkpoint)
+    with pytest.raises(ConfigError, match="lacks config, optimizer"):
+        training.load_run(run)
+    checkpoint.unlink()
+    with pytest.raises(ConfigError, match=f"{checkpoint} is missing"):
+        training.load_run(run)
+
+    config = run / "config.json"
+    config.write_text(config.read_text()[:50])  # truncated, and no checkpoint to fall back on
+    one_line_error(train(run, *SMALL, "--resume"), 2, str(config), "damaged")
+    config.unlink()
+    (run / "events.out.tfevents.0").write_text("")
+    with pytest.raises(ConfigError, match="is missing"):
+        training.read_json(config)
+
+
+# ------------------------------------------------------------------------------------------------
+# 7. Tests write only inside their temporary directories
+# ------------------------------------------------------------------------------------------------
+
+
+def test_the_system_temp_dir_is_pytests_own(tmp_path_factory):
+    """SB3's logger makes an empty ``SB3-<time>`` folder in the temp dir at every learn(): conftest points the
+    temp dir (in-process and for subprocesses) inside pytest's base temp dir."""
+    base = tmp_path_factory.getbasetemp().resolve()
+    assert Path(tempfile.gettempdir()).resolve().is_relative_to(base)
+    assert Path(os.environ["TMPDIR"]).resolve().is_relative_to(base)
+    from stable_baselines3.common.logger import configure
+
+    logger = configure(None, [])  # what SB3's learn() does when no logger is set
+    assert Path(logger.dir).resolve().is_relative_to(base)
