@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import gymnasium as gym
+from gymnasium.vector import AutoresetMode
 import numpy as np
 import torch
 import tyro
@@ -97,7 +98,9 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
                   dataset=cfg.dataset, split=split, device=device)
     if task.is_still:
         kwargs["num_glimpses"] = cfg.num_glimpses
-    return VecMonitor(to_sb3(gym.make_vec(task.env_id, num_envs=num_envs, **kwargs)))
+    # SB3 stores every step as a transition: the reset must happen within the ending step (SAME_STEP).
+    vec = gym.make_vec(task.env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
+    return VecMonitor(to_sb3(vec))
 
 
 def evaluate(model, venv: VecEnv) -> float:
