@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import gymnasium as gym
+from gymnasium.vector import AutoresetMode
 import numpy as np
 import torch
 import tyro
@@ -344,7 +345,8 @@ def task_spec(cfg: Config) -> envs.TaskSpec:
 
 def make_env(cfg: Config, split: str, num_envs: int):
     """The batched env of ``cfg.env`` (``gym.make_vec`` of its registered id) with ``cfg``'s retina,
-    and what ``cfg.agent`` needs of it (its action mode, its start)."""
+    and what ``cfg.agent`` needs of it (its action mode, its start). Same-step autoreset: the agents'
+    rollouts take every step as a transition, the ending step's observation already the next episode's."""
     spec = task_spec(cfg)
     agent = agent_spec(cfg.agent)
     kwargs: dict[str, Any] = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, split=split,
@@ -353,7 +355,7 @@ def make_env(cfg: Config, split: str, num_envs: int):
         kwargs["num_glimpses"] = cfg.glimpses
     kwargs.update(agent.env_kwargs(cfg.options))
     try:
-        return gym.make_vec(spec.env_id, num_envs=num_envs, **kwargs)
+        return gym.make_vec(spec.env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
     except (ValueError, FileNotFoundError) as error:  # the task's own options and data refuse, and say why
         raise ConfigError(f"--env {cfg.env}: {_as_flags(str(error))}") from error
 

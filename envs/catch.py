@@ -159,9 +159,21 @@ class CatchScene(Scene):
         for f in fields(new):
             getattr(self.state, f.name)[rows] = getattr(new, f.name)
 
-    def advance(self, decisions, steps):
-        self.state, done, reward = catch_step(self.state, decisions - 1, screen=self.screen)
-        return reward.to(torch.float32), done
+    def advance(self, decisions, steps, active=None):
+        if active is None:
+            self.state, done, reward = catch_step(self.state, decisions - 1, screen=self.screen)
+            return reward.to(torch.float32), done
+        # Only the active games move (the others are finished and restart at this step).
+        rows = active.nonzero().flatten()
+        part = CatchState(**{f.name: getattr(self.state, f.name)[rows] for f in fields(self.state)})
+        part, part_done, part_reward = catch_step(part, decisions[rows] - 1, screen=self.screen)
+        for f in fields(part):
+            getattr(self.state, f.name)[rows] = getattr(part, f.name)
+        done = torch.zeros_like(active)
+        done[rows] = part_done
+        reward = torch.zeros(len(active), dtype=torch.float32, device=active.device)
+        reward[rows] = part_reward.to(torch.float32)
+        return reward, done
 
     def glimpse(self, centers, steps, rows=None):
         screens = catch_render(self.state, screen=self.screen)

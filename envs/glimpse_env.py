@@ -46,8 +46,32 @@ Termination: after ``num_glimpses`` steps (classification: the observation after
 glimpse, so the agent has seen ``num_glimpses`` glimpses when it decides; the last step's location only
 produces the final observation), after ``frames`` steps (video), or when the ball reaches the bottom
 row (Catch, ``canvas - 1`` steps). Truncation: at ``max_episode_steps`` if given. The label (or
-``caught``) is in the step's info when an episode ends; in the vector env it is in
-``infos["final_info"]`` with the final observation in ``infos["final_obs"]`` (same-step autoreset).
+``caught``) is in the step's info when an episode ends (``info["label"]``, ``info["caught"]``).
+
+## Autoreset (the vector env)
+``gym.make_vec(id, num_envs=N, autoreset_mode=AutoresetMode.X)`` picks Gymnasium's mode, declared in
+``metadata["autoreset_mode"]``; each has Gymnasium's exact semantics (https://farama.org/Vector-Autoreset-Mode):
+
+- ``NEXT_STEP`` (default, as in Gymnasium): the step that ends env ``i``'s episode returns its final
+  observation, and the label in the top-level infos (``infos["label"]`` with mask ``infos["_label"]``). The
+  next step is the reset step: its action for env ``i`` is ignored, and it returns the first observation of
+  the next episode with reward 0, ``terminated`` and ``truncated`` False and no label.
+- ``SAME_STEP``: the step that ends env ``i``'s episode already returns the next episode's first
+  observation; the final observation is in ``infos["final_obs"]`` and the label in
+  ``infos["final_info"]["label"]`` (each with its ``_`` mask). Stable-Baselines3 (``envs.sb3``) and the
+  agents of :mod:`agents` need this mode: every step is a real transition.
+- ``DISABLED``: an ended env must be reset (``reset(options={"reset_mask": mask})`` resets only the envs of
+  the ``(N,)`` bool mask) before it is stepped again.
+
+Both modes play the same episodes from the same seed; only where the reset shows differs.
+
+## Arrays (the vector env)
+``arrays="torch"`` (default, the fast path: no copies, on ``device``): observations, rewards,
+terminations and infos are torch tensors. ``arrays="numpy"``: the same values as numpy arrays, with
+infos exactly as Gymnasium's own vector envs write them (in ``SAME_STEP`` mode ``infos["final_obs"]`` is
+an object array of per-env observations), so every Gymnasium vector wrapper that applies to a Dict
+observation works on it (``RecordEpisodeStatistics``, ``NormalizeReward``, ``FlattenObservation``,
+``DictInfoToList``, ...). For torch episode statistics, see :class:`envs.wrappers.RecordEpisodeStatistics`.
 
 ## Seeding
 Every random number is a counter-based hash of (seed, episode, draw): env ``i`` of
@@ -66,6 +90,9 @@ See :class:`GlimpseVectorEnv` (the retina, modes, data source and device) and th
 - v0: initial release.
 - v0 (same episodes): the task is a :class:`envs.TaskSpec` with its own options; each preset the scripts
   take (``translated-60``, ``cluttered-60``, ``cluttered-100``, ``small-100``) and ``video`` got an id.
+- v0 (same episodes): the vector env takes ``autoreset_mode`` (default ``NEXT_STEP``, Gymnasium's; it was
+  always ``SAME_STEP`` before, so pass ``autoreset_mode=AutoresetMode.SAME_STEP`` for the old behaviour) and
+  ``arrays`` (``"torch"`` or ``"numpy"``).
 """
 
 from __future__ import annotations
@@ -89,10 +116,11 @@ from glimpse import grid_cell_centers
 from glimpse.checks import check_int
 from glimpse.modes import outside_inference_mode
 
-__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TEST_KEY", "ACTION_MODES", "START_MODES"]
+__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TEST_KEY", "ACTION_MODES", "START_MODES", "ARRAYS"]
 
 ACTION_MODES = ("continuous", "discrete")
 START_MODES = ("random", "center")
+ARRAYS = ("torch", "numpy")
 # The key that draws the test split's canvases: fixed, so the test set is the same for every seed.
 TEST_KEY = 0x7E57
 # Streams of the env's own draws, apart from the task generators' (envs.tasks uses 100-199): sharing one
@@ -103,8 +131,14 @@ _STREAM_START = 1000
 class GlimpseVectorEnv(VectorEnv):
     r"""``N`` glimpse episodes stepped together as torch tensors; see the module docstring.
 
-    Observations, rewards, terminations and infos are torch tensors on ``device``; actions may be torch
-    tensors or numpy arrays ``(N, ...)``. Autoreset is same-step (what SB3 expects; see ``envs.sb3``).
+    Observations, rewards, terminations and infos are torch tensors on ``device`` (numpy arrays with
+    ``arrays="numpy"``); actions may be torch tensors or numpy arrays ``(N, ...)``.
+
+    Autoreset is Gymnasium's ``NEXT_STEP`` unless ``autoreset_mode`` says otherwise: it is Gymnasium's
+    default, the mode its vector wrappers assume when nothing is declared and the only one some of them
+    take (``NormalizeObservation``), so a Gymnasium user gets what ``gym.make_vec("CartPole-v1")`` gives.
+    Code that treats every step as a transition (SB3 through ``envs.sb3``, the agents of :mod:`agents`)
+    asks for ``SAME_STEP`` explicitly. See the module docstring for both modes.
 
     The env's own arguments are the retina, the action and start modes, where the data come from and the
     device; everything else is the task's: ``task`` names a :class:`envs.TaskSpec` of :data:`envs.TASKS`
@@ -129,13 +163,18 @@ class GlimpseVectorEnv(VectorEnv):
         device: torch device of every tensor.
         render_mode: ``None`` or ``"rgb_array"``.
         max_episode_steps: truncate episodes at this many steps.
+        autoreset_mode: Gymnasium's ``AutoresetMode`` (or its value, e.g. ``"SameStep"``): ``NEXT_STEP``
+            (default), ``SAME_STEP`` or ``DISABLED``.
+        arrays: ``"torch"`` (default: tensors on ``device``) or ``"numpy"`` (numpy arrays and Gymnasium's
+            own info layout, for numpy-based wrappers and tools).
         **task_options: the task's options by name (``canvas``, ``num_glimpses``, ``distractors``,
             ``frames``, ...: the fields of the task's options dataclass, e.g. :class:`envs.ClutteredOptions`);
             ``None`` means the task's default. An option of another task is a ``ValueError`` that names the
             tasks taking it.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.SAME_STEP, "render_fps": 4}
+    # The class's default; each instance declares its own mode in self.metadata.
+    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP, "render_fps": 4}
 
     def __init__(
         self,
@@ -155,10 +194,13 @@ class GlimpseVectorEnv(VectorEnv):
         device: str | torch.device = "cpu",
         render_mode: str | None = None,
         max_episode_steps: int | None = None,
-        _autoreset: bool = True,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        arrays: str = "torch",
         **task_options: Any,
     ) -> None:
         spec = task_of(task)
+        autoreset_mode = _autoreset_mode(autoreset_mode)
+        _require(arrays in ARRAYS, f"arrays must be one of {ARRAYS}; got {arrays!r}")
         _require(action_mode in ACTION_MODES, f"action_mode must be one of {ACTION_MODES}; got {action_mode!r}")
         _require(start in START_MODES, f"start must be 'random' or 'center'; got {start!r}")
         _require(render_mode in (None, "rgb_array"), f"render_mode must be None or 'rgb_array'; got {render_mode!r}")
@@ -175,7 +217,9 @@ class GlimpseVectorEnv(VectorEnv):
         self.device = torch.device(device)
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps
-        self._autoreset = _autoreset
+        self.autoreset_mode = autoreset_mode
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+        self.arrays = arrays
         self.retina = dict(size=glimpse_size, scales=scales, factor=factor)
         context = SceneContext(self.retina, self.device, split, dataset, data_dir)
         self._scene = spec.build(self._options, context)
@@ -202,7 +246,10 @@ class GlimpseVectorEnv(VectorEnv):
         self._episodes = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._locations = torch.zeros(num_envs, 2, dtype=torch.float32, device=self.device)
+        # The envs whose episode has ended and not restarted yet (NEXT_STEP: restarted at the next step;
+        # DISABLED: at reset), and whether there are any, known without another device sync.
         self._done = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+        self._any_done = False
 
     # ------------------------------------------------------------------ what agents read
     @property
@@ -240,7 +287,24 @@ class GlimpseVectorEnv(VectorEnv):
     # step always make it as normal tensors, also when called under torch.inference_mode.
     @outside_inference_mode
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
-        """Start new episodes in every env. ``seed`` ``s`` gives env ``i`` the key ``s + i``."""
+        """Start new episodes in every env. ``seed`` ``s`` gives env ``i`` the key ``s + i``.
+
+        ``options={"reset_mask": mask}`` (``(N,)`` bool, numpy or torch) starts new episodes in the envs of
+        ``mask`` only (Gymnasium's partial reset, for ``DISABLED`` autoreset); the other envs play on.
+        """
+        mask = None if options is None else options.get("reset_mask")
+        if mask is not None:
+            mask = torch.as_tensor(np.asarray(mask) if not isinstance(mask, Tensor) else mask, device=self.device)
+            _require(mask.dtype == torch.bool and tuple(mask.shape) == (self.num_envs,),
+                     f"options['reset_mask'] must be a ({self.num_envs},) bool array; "
+                     f"got {mask.dtype} {tuple(mask.shape)}")
+            _require(seed is None, "reset with options['reset_mask'] takes no seed: the masked envs play on from theirs")
+            _require(self._keys is not None, "the first reset() resets every env: call it without reset_mask")
+            rows = mask.nonzero().flatten()
+            self._episodes[rows] += 1
+            self._start(rows)
+            self._any_done = bool(self._done.any())
+            return self._output(self._observe(), {})
         if seed is not None:
             if isinstance(seed, int):
                 self._keys = rng.keys_from_seed(seed, self.num_envs, self.device)
@@ -256,28 +320,42 @@ class GlimpseVectorEnv(VectorEnv):
             self._episodes += 1
         rows = torch.arange(self.num_envs, device=self.device)
         self._start(rows)
-        return self._observe(), {}
+        self._any_done = False
+        return self._output(self._observe(), {})
 
     @outside_inference_mode
     def step(self, actions):
-        if not self._autoreset and bool(self._done.any()):
-            raise RuntimeError("the episode has ended: call reset() before step()")
         if self._keys is None:
             raise RuntimeError("call reset() before step()")
+        mode = self.autoreset_mode
+        if mode == AutoresetMode.DISABLED and self._any_done:
+            raise RuntimeError("the episode has ended: call reset() before step() (autoreset is disabled; "
+                               "reset(options={'reset_mask': mask}) restarts only the envs of mask)")
         locations, decisions = self._parse_actions(actions)
+        # NEXT_STEP: the envs that ended at the last step spend this step on their reset.
+        resetting = self._done.clone() if mode == AutoresetMode.NEXT_STEP and self._any_done else None
         self._steps += 1
-        rewards, terminated = self._scene.advance(decisions, self._steps)
+        if resetting is None:
+            rewards, terminated = self._scene.advance(decisions, self._steps)
+        else:
+            rewards, terminated = self._scene.advance(decisions, self._steps, active=~resetting)
         self._locations = locations
+        if resetting is not None:
+            rows = resetting.nonzero().flatten()
+            self._episodes[rows] += 1
+            self._start(rows)  # steps 0, the start location, the next episode's picture
+            rewards, terminated = rewards.masked_fill(resetting, 0.0), terminated & ~resetting
         obs = self._observe()
         truncated = torch.zeros_like(terminated)
         if self.max_episode_steps is not None:
             truncated = (self._steps >= self.max_episode_steps) & ~terminated
         done = terminated | truncated
         infos: dict[str, Any] = {}
-        if bool(done.any()):
+        self._any_done = bool(done.any())
+        if self._any_done:
             info = self._scene.final_info(rewards)
             info.update({f"_{k}": done for k in list(info)})
-            if self._autoreset:
+            if mode == AutoresetMode.SAME_STEP:
                 infos = {"final_obs": {k: v.clone() for k, v in obs.items()}, "_final_obs": done,
                          "final_info": info, "_final_info": done}
                 rows = done.nonzero().flatten()
@@ -286,10 +364,11 @@ class GlimpseVectorEnv(VectorEnv):
                 fresh = self._observe(rows)
                 for key in obs:
                     obs[key][rows] = fresh[key]
+                self._any_done = False
             else:
                 infos = info
                 self._done = done
-        return obs, rewards, terminated, truncated, infos
+        return self._output(obs, infos, rewards, terminated, truncated)
 
     def scene(self) -> tuple[Tensor, Tensor | None]:
         """What the current episodes show, without a retina: for full-image baselines and plots.
@@ -357,6 +436,19 @@ class GlimpseVectorEnv(VectorEnv):
         return np.stack([self._render_row(i) for i in range(self.num_envs)])
 
     # ------------------------------------------------------------------ internals
+    def _output(self, obs: dict[str, Tensor], infos: dict[str, Any], *step: Tensor) -> tuple:
+        """``reset``'s ``(obs, infos)`` or ``step``'s ``(obs, *step, infos)``, as tensors or numpy arrays."""
+        if self.arrays == "torch":
+            return (obs, *step, infos)
+        obs = _numpy(obs)
+        infos = _numpy(infos)
+        if "final_obs" in infos:  # Gymnasium's layout: an object array of per-env observations (None elsewhere)
+            batch, per_env = infos["final_obs"], np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(infos["_final_obs"]):
+                per_env[i] = {k: v[i] for k, v in batch.items()}
+            infos["final_obs"] = per_env
+        return (obs, *(_numpy(x) for x in step), infos)
+
     def _start(self, rows: Tensor) -> None:
         keys, episodes = self._keys[rows], self._episodes[rows]
         if self._scene.test_set_size is not None and self.split == "test":
@@ -419,7 +511,7 @@ class GlimpseEnv(gym.Env):
 
     def __init__(self, **kwargs: Any) -> None:
         _require("num_envs" not in kwargs, "GlimpseEnv is a single env; use gymnasium.make_vec for num_envs")
-        self._vec = GlimpseVectorEnv(1, _autoreset=False, **kwargs)
+        self._vec = GlimpseVectorEnv(1, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
         self.render_mode = self._vec.render_mode
         self.observation_space = self._vec.single_observation_space
         self.action_space = self._vec.single_action_space
@@ -456,6 +548,25 @@ class GlimpseEnv(gym.Env):
 
 def _unbatch(obs: dict[str, Tensor]) -> dict[str, np.ndarray]:
     return {k: v[0].detach().cpu().numpy().astype(np.float32, copy=True) for k, v in obs.items()}
+
+
+def _numpy(x: Any) -> Any:
+    """Tensors (also inside dicts) as fresh numpy arrays on the CPU; anything else as it is."""
+    if isinstance(x, Tensor):
+        return x.detach().cpu().numpy().copy() if x.device.type == "cpu" else x.detach().cpu().numpy()
+    if isinstance(x, dict):
+        return {k: _numpy(v) for k, v in x.items()}
+    return x
+
+
+def _autoreset_mode(mode: Any) -> AutoresetMode:
+    """Gymnasium's ``AutoresetMode`` from itself or its value (``"NextStep"``, ``"SameStep"``, ``"Disabled"``)."""
+    try:
+        return AutoresetMode(mode)
+    except ValueError:
+        values = tuple(m.value for m in AutoresetMode)
+        raise ValueError(f"autoreset_mode must be a gymnasium.vector.AutoresetMode (or one of {values}); "
+                         f"got {mode!r}") from None
 
 
 def _require(condition: bool, message: str) -> None:

@@ -322,8 +322,9 @@ def _check_vector_env(vector_env: Any) -> None:
             f"to_sb3 needs a VectorEnv with metadata['autoreset_mode'] == AutoresetMode.SAME_STEP; "
             f"{vector_env!r} has {mode!r}. In NEXT_STEP mode the step after an episode ends only resets, and "
             "SB3 would learn from that reset transition; DISABLED never resets. Create the env with "
-            "SAME_STEP autoreset (for gymnasium's own: gymnasium.make_vec(..., vector_kwargs="
-            "{'autoreset_mode': gymnasium.vector.AutoresetMode.SAME_STEP}) or SyncVectorEnv(fns, "
+            "SAME_STEP autoreset (the glimpse envs: gymnasium.make_vec('glimpse/...', num_envs=N, "
+            "autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP); gymnasium's own: gymnasium.make_vec(..., "
+            "vector_kwargs={'autoreset_mode': AutoresetMode.SAME_STEP}) or SyncVectorEnv(fns, "
             "autoreset_mode=AutoresetMode.SAME_STEP)), or wrap single envs in SB3's DummyVecEnv."
         )
     obs_space = vector_env.single_observation_space
@@ -374,6 +375,7 @@ def to_sb3(vector_env: VectorEnv) -> GlimpseVecEnv:
 
     Example::
 
+        vector_env = gym.make_vec("glimpse/MNIST-v0", num_envs=16, autoreset_mode=AutoresetMode.SAME_STEP)
         venv = to_sb3(vector_env)
         model = PPO("MultiInputPolicy", venv,
                     policy_kwargs=dict(features_extractor_class=GlimpseExtractor,

@@ -45,8 +45,14 @@ class Scene:
         ``(K,)`` fixes which example of the data set each row shows (the test split)."""
         raise NotImplementedError
 
-    def advance(self, decisions: Tensor, steps: Tensor) -> tuple[Tensor, Tensor]:
-        """Apply the decisions of step ``steps`` (1-based); return ``(reward (N,) float32, terminated (N,))``."""
+    def advance(self, decisions: Tensor, steps: Tensor, active: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Apply the decisions of step ``steps`` (1-based); return ``(reward (N,) float32, terminated (N,))``.
+
+        ``active`` ``(N,)`` bool, where given, says which envs to advance: the others ended at the last step
+        and restart at this one (``NEXT_STEP`` autoreset), so their state must not change (it may be a
+        finished game) and their reward and termination are ignored. A scene whose ``advance`` changes no
+        state (a picture or a video) may ignore it.
+        """
         raise NotImplementedError
 
     def glimpse(self, centers: Tensor, steps: Tensor, rows: Tensor | None = None) -> Tensor:
@@ -107,7 +113,7 @@ class PictureScene(Scene):
         frame_rows = (rows[:, None] * t + torch.arange(t, device=rows.device)).flatten()
         self.sensor.replace(frame_rows, pictures.reshape(-1, *self.shape))
 
-    def advance(self, decisions, steps):
+    def advance(self, decisions, steps, active=None):  # changes no state: ``active`` needs no care
         terminated = steps >= self.episode_steps
         return (terminated & (decisions == self.labels)).to(torch.float32), terminated
 

@@ -5,8 +5,8 @@ sampling is not timed), in SAME_STEP autoreset mode, so they play the very same 
 timing). Timed blocks of ``--steps`` steps alternate between the two and the medians are compared: the
 machines are noisy, so read the ratios, which come from one run, rather than the absolute rates.
 
-- batched: ``gym.make_vec(id, num_envs=N)``, the registry's ``vector_entry_point`` (one ``GlimpseVectorEnv``
-  stepping all N episodes as tensors);
+- batched: ``gym.make_vec(id, num_envs=N, autoreset_mode=SAME_STEP)``, the registry's
+  ``vector_entry_point`` (one ``GlimpseVectorEnv`` stepping all N episodes as tensors);
 - sync: ``gym.make_vec(id, num_envs=N, vectorization_mode="sync")``, N single ``GlimpseEnv``s stepped in a
   Python loop by gymnasium's ``SyncVectorEnv``.
 
@@ -129,7 +129,7 @@ def check_same_episodes(batched: VectorEnv, sync: VectorEnv, seed: int) -> None:
 
 def measure(cfg: Config, n: int, device: torch.device) -> Row:
     kwargs = env_kwargs(cfg)
-    batched = gym.make_vec(cfg.env_id, num_envs=n, device=device, **kwargs)
+    batched = gym.make_vec(cfg.env_id, num_envs=n, device=device, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
     actions = random_actions(batched.action_space, cfg.steps, cfg.seed)
     runners = {}
     if device.type == "cpu":

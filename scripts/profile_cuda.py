@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
+from gymnasium.vector import AutoresetMode
 import torch
 
 import envs
@@ -116,7 +117,7 @@ def make_cluttered(num_envs: int, steps: int, device: torch.device):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         env = gym.make_vec(envs.task_of("cluttered-60").env_id, num_envs=num_envs, glimpse_size=12, scales=3,
-                           num_glimpses=8, device=device)
+                           num_glimpses=8, device=device, autoreset_mode=AutoresetMode.SAME_STEP)
     gen = torch.Generator(device=device).manual_seed(0)
     actions = [torch.rand(env.action_space.shape, generator=gen, device=device) * 2 - 1 for _ in range(steps)]
     env.reset(seed=0)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import gymnasium as gym
+from gymnasium.vector import AutoresetMode
 import numpy as np
 import torch
 import tyro
@@ -100,8 +101,9 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
                   dataset=cfg.dataset, data_dir=cfg.data_dir, split=split, device=device)
     if task.is_still:
         kwargs["num_glimpses"] = cfg.num_glimpses
+    # SB3 stores every step as a transition: the reset must happen within the ending step (SAME_STEP).
     try:
-        env = gym.make_vec(task.env_id, num_envs=num_envs, **kwargs)
+        env = gym.make_vec(task.env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
     except (ValueError, FileNotFoundError) as error:  # the task's own options and data refuse, and say why
         raise SystemExit(f"--env {cfg.env}: {str(error).replace('data_dir=', '--data-dir ')}") from error
     return VecMonitor(to_sb3(env))

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from gymnasium.vector import AutoresetMode
 
 from agents.baselines import ConvClassifier, FCClassifier
 from agents.flops import flops_per_image
 from agents.ram import RAM
 from envs import GlimpseVectorEnv
+
+# The agents take every step as a transition: same-step autoreset, as agents.training.make_env asks.
+SAME_STEP = AutoresetMode.SAME_STEP
 
 pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
 
@@ -73,7 +77,8 @@ def test_flops_on_60x60_canvases():
     assert deep_conv > fc > paper_conv  # the paper's stride-5 conv is cheaper than its FC net
 
     # RAM's cost does not depend on the canvas; a full-image network's grows with its pixels
-    small, large = (GlimpseVectorEnv(2, task="translated", canvas=side, glimpse_size=12, scales=3, num_glimpses=6)
+    small, large = (GlimpseVectorEnv(2, autoreset_mode=SAME_STEP, task="translated", canvas=side, glimpse_size=12,
+                                     scales=3, num_glimpses=6)
                     for side in (60, 100))
     assert flops_per_image(FCClassifier(small.canvas_shape, 10), small) == fc
     assert flops_per_image(FCClassifier(large.canvas_shape, 10), large) > 2.5 * fc

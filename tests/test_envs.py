@@ -42,6 +42,8 @@ GENERIC = ("mnist", "translated", "cluttered", "small", "folder", "moving-mnist"
 IDS = [envs.TASKS[name].env_id for name in GENERIC]
 MODES = ("continuous", "discrete")
 RETINA = dict(glimpse_size=5, scales=2)
+# The tests of the same-step contract (final_obs, the next episode at once) ask for it; NEXT_STEP is the default.
+SAME_STEP = AutoresetMode.SAME_STEP
 # Small, fast settings per id; the episode lengths they give are in episode_length().
 KWARGS = {
     "glimpse/MNIST-v0": dict(RETINA, num_glimpses=3),
@@ -318,7 +320,7 @@ def test_make_vec_matches_single_envs(env_id, mode):
     """Vector env seeded s, env i == single env seeded s + i, step by step over 2.5 episodes (autoreset)."""
     n, seed, kwargs = 3, 11, KWARGS[env_id]
     length = episode_length(env_id, kwargs)
-    vec = gym.make_vec(env_id, num_envs=n, action_mode=mode, **kwargs)
+    vec = gym.make_vec(env_id, num_envs=n, action_mode=mode, autoreset_mode=SAME_STEP, **kwargs)
     singles = [gym.make(env_id, action_mode=mode, **kwargs) for _ in range(n)]
     assert vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     # Continuous locations up to 1.5 also exercise the clipping.
@@ -374,7 +376,7 @@ def test_make_vec_matches_gymnasium_sync_vector_env(env_id):
     """gymnasium's SyncVectorEnv over the single env, in SAME_STEP mode, plays the batched env's episodes."""
     n, kwargs = 2, KWARGS[env_id]
     length = episode_length(env_id, kwargs)
-    batched = gym.make_vec(env_id, num_envs=n, **kwargs)
+    batched = gym.make_vec(env_id, num_envs=n, autoreset_mode=SAME_STEP, **kwargs)
     sync = gym.make_vec(
         env_id, num_envs=n, vectorization_mode="sync",
         vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **kwargs,
@@ -399,7 +401,7 @@ def test_make_vec_matches_gymnasium_sync_vector_env(env_id):
 def test_same_step_autoreset_contract(env_id):
     n, kwargs = 3, KWARGS[env_id]
     length = episode_length(env_id, kwargs)
-    vec = gym.make_vec(env_id, num_envs=n, start="center", **kwargs)
+    vec = gym.make_vec(env_id, num_envs=n, start="center", autoreset_mode=SAME_STEP, **kwargs)
     assert vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     vec.reset(seed=0)
     look = torch.tensor([0.3, -0.4])
@@ -421,7 +423,7 @@ def test_same_step_autoreset_contract(env_id):
     key = "caught" if task_of(env_id).name == "catch" else "label"
     assert infos["final_info"][f"_{key}"].all() and infos["final_info"][key].shape == (n,)
     # The observation rows of the ended envs are already the next episodes' first observations.
-    fresh = gym.make_vec(env_id, num_envs=n, start="center", **kwargs)
+    fresh = gym.make_vec(env_id, num_envs=n, start="center", autoreset_mode=SAME_STEP, **kwargs)
     fresh.reset(seed=0)
     first_of_next, _ = fresh.reset()  # episode 1 of every env
     for k in obs:
@@ -432,7 +434,8 @@ def test_same_step_autoreset_contract(env_id):
 @pytest.mark.parametrize("mode", MODES)
 def test_ppo_learns_through_to_sb3(mode):
     """to_sb3 on the batched env runs SB3's PPO (MultiInputPolicy + GlimpseExtractor) under VecMonitor."""
-    vec = gym.make_vec("glimpse/MNIST-v0", num_envs=4, action_mode=mode, glimpse_size=4, scales=2, num_glimpses=3)
+    vec = gym.make_vec("glimpse/MNIST-v0", num_envs=4, action_mode=mode, glimpse_size=4, scales=2, num_glimpses=3,
+                       autoreset_mode=SAME_STEP)
     venv = VecMonitor(to_sb3(vec))
     model = PPO(
         "MultiInputPolicy", venv, n_steps=6, batch_size=24, n_epochs=1, seed=0, device="cpu",
@@ -518,7 +521,7 @@ def test_test_split_is_a_fixed_set(env_id):
     length = episode_length(env_id, kwargs)
 
     def shown(num_envs: int, seed: int, episodes: int = 0, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-        vec = gym.make_vec(env_id, num_envs=num_envs, split=split, **kwargs)
+        vec = gym.make_vec(env_id, num_envs=num_envs, split=split, autoreset_mode=SAME_STEP, **kwargs)
         vec.reset(seed=seed)
         for _ in range(episodes * length):
             vec.step(vec.action_space.sample())
@@ -564,7 +567,8 @@ def test_max_episode_steps_truncates_single_env():
 
 def test_max_episode_steps_truncates_vector_env_and_sb3():
     kwargs = KWARGS["glimpse/TranslatedMNIST-v0"]
-    vec = gym.make_vec("glimpse/TranslatedMNIST-v0", num_envs=2, max_episode_steps=2, **kwargs)
+    vec = gym.make_vec("glimpse/TranslatedMNIST-v0", num_envs=2, max_episode_steps=2, autoreset_mode=SAME_STEP,
+                       **kwargs)
     vec.reset(seed=0)
     actions = vec.action_space.sample()
     _, _, terminated, truncated, infos = vec.step(actions)
@@ -573,7 +577,8 @@ def test_max_episode_steps_truncates_vector_env_and_sb3():
     assert truncated.all() and not terminated.any() and (rewards == 0).all()
     assert infos["_final_obs"].all() and infos["final_info"]["_label"].all()
 
-    venv = to_sb3(gym.make_vec("glimpse/TranslatedMNIST-v0", num_envs=2, max_episode_steps=2, **kwargs))
+    venv = to_sb3(gym.make_vec("glimpse/TranslatedMNIST-v0", num_envs=2, max_episode_steps=2, autoreset_mode=SAME_STEP,
+                               **kwargs))
     venv.reset()
     venv.step(actions)
     _, _, dones, infos = venv.step(actions)
@@ -586,7 +591,7 @@ def test_max_episode_steps_truncates_vector_env_and_sb3():
 def test_termination_wins_over_truncation_at_the_same_step():
     kwargs = KWARGS["glimpse/Catch-v0"]
     length = episode_length("glimpse/Catch-v0", kwargs)
-    vec = gym.make_vec("glimpse/Catch-v0", num_envs=2, max_episode_steps=length, **kwargs)
+    vec = gym.make_vec("glimpse/Catch-v0", num_envs=2, max_episode_steps=length, autoreset_mode=SAME_STEP, **kwargs)
     vec.reset(seed=0)
     for _ in range(length):
         _, _, terminated, truncated, infos = vec.step(vec.action_space.sample())
@@ -729,7 +734,7 @@ def test_video_task_with_user_frames(layout):
         frames = torch.rand(m, t, h, w, 3, dtype=torch.float64, generator=generator)
         channels, as_chw = 3, lambda x: x.permute(2, 0, 1)
     labels = torch.arange(m)  # the label names the video, so the test knows which one is shown
-    vec = GlimpseVectorEnv(3, task="video", video=(frames, labels), glimpse_size=4, scales=2)
+    vec = GlimpseVectorEnv(3, task="video", video=(frames, labels), glimpse_size=4, scales=2, autoreset_mode=SAME_STEP)
     assert vec.single_observation_space["glimpse"].shape == (2, channels, 4, 4)
     assert vec.single_action_space.shape == (2 + m,)
     obs, _ = vec.reset(seed=0)
@@ -880,8 +885,8 @@ def test_folder_test_split_shows_every_picture_once_in_order(image_folder):
     """Test example j is picture j of load_image_folder(root, "test"): N envs over ceil(M / N) episodes see all."""
     test = envs.data.load_image_folder(image_folder, "test", size=24)
     assert len(test) == 3  # one of the 5 to 7 files per class
-    vec = GlimpseVectorEnv(2, task="folder", data_dir=str(image_folder), canvas=24, split="test",
-                           num_glimpses=1, **RETINA)
+    vec = GlimpseVectorEnv(2, task="folder", data_dir=str(image_folder), canvas=24, split="test", num_glimpses=1,
+                           autoreset_mode=SAME_STEP, **RETINA)
     vec.reset(seed=0)
     seen = []
     for _ in range(2):

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from gymnasium.vector import AutoresetMode
 
 from agents.common import RecurrentSoftAttention, soft_attention_losses
 from agents.flops import flops_per_image
 from agents.itemwise import HardItemAttention, SoftItemAttention
 from envs import GlimpseVectorEnv
 from glimpse import extract_glimpses
+
+# The agents take every step as a transition: same-step autoreset, as agents.training.make_env asks.
+SAME_STEP = AutoresetMode.SAME_STEP
 
 pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
 
@@ -23,7 +27,7 @@ def grads(module: torch.nn.Module) -> list[torch.Tensor]:
 
 def hard_setup(num_envs: int = 8, seed: int = 0, **kwargs):
     torch.manual_seed(seed)
-    env = GlimpseVectorEnv(num_envs, action_mode="discrete", **RETINA)
+    env = GlimpseVectorEnv(num_envs, autoreset_mode=SAME_STEP, action_mode="discrete", **RETINA)
     obs, _ = env.reset(seed=seed)
     return env, HardItemAttention.from_env(env, **kwargs), obs
 
@@ -33,7 +37,7 @@ def hard_setup(num_envs: int = 8, seed: int = 0, **kwargs):
 
 @pytest.mark.parametrize("task", [dict(task="cluttered", canvas=40), dict(task="moving-mnist", frames=3)])
 def test_item_glimpses_are_the_retina_at_the_grid_cell_centres(task):
-    env = GlimpseVectorEnv(3, glimpse_size=8, scales=2, action_mode="discrete", **task)
+    env = GlimpseVectorEnv(3, autoreset_mode=SAME_STEP, glimpse_size=8, scales=2, action_mode="discrete", **task)
     env.reset(seed=1)
     env.step(torch.tensor([[0, 0, 0]] * 3))  # video: the items of frame 1
     centers = env.item_centers()
@@ -63,10 +67,10 @@ def test_hard_rollout_shapes_and_discrete_env():
     chosen = trajectory.locations[:, 1:].reshape(-1, 1, 2)
     assert bool((chosen - model.item_centers).abs().sum(-1).min(-1).values.lt(1e-6).all())
     with pytest.raises(ValueError, match="discrete"):
-        continuous = GlimpseVectorEnv(8, **RETINA)
+        continuous = GlimpseVectorEnv(8, autoreset_mode=SAME_STEP, **RETINA)
         model.rollout(continuous, continuous.reset(seed=0)[0])
     with pytest.raises(ValueError, match="items"):
-        other = GlimpseVectorEnv(8, action_mode="discrete", grid=3, **RETINA)
+        other = GlimpseVectorEnv(8, autoreset_mode=SAME_STEP, action_mode="discrete", grid=3, **RETINA)
         model.rollout(other, other.reset(seed=0)[0])
 
 
@@ -104,7 +108,7 @@ def test_hard_evaluate_and_flops():
     assert {"accuracy", "accuracy_mc", "reward", "examples"} <= set(result) and result["examples"] == 16
     # a RAM step with a K-way linear head instead of a 2-d one: count the difference by hand
     from agents.ram import RAM
-    ram = RAM.from_env(GlimpseVectorEnv(2, **RETINA))
+    ram = RAM.from_env(GlimpseVectorEnv(2, autoreset_mode=SAME_STEP, **RETINA))
     ram.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith(("locator", "item_"))},
                         strict=False)
     steps, k, hidden = 3, len(model.item_centers), 256
@@ -113,8 +117,9 @@ def test_hard_evaluate_and_flops():
 
 def test_hard_short_training_beats_chance():
     torch.manual_seed(0)
-    env = GlimpseVectorEnv(64, action_mode="discrete", **{**RETINA, "scales": 3})
-    test_env = GlimpseVectorEnv(250, split="test", action_mode="discrete", **{**RETINA, "scales": 3})
+    env = GlimpseVectorEnv(64, autoreset_mode=SAME_STEP, action_mode="discrete", **{**RETINA, "scales": 3})
+    test_env = GlimpseVectorEnv(250, autoreset_mode=SAME_STEP, split="test", action_mode="discrete",
+                                **{**RETINA, "scales": 3})
     model = HardItemAttention.from_env(env, entropy_coef=0.01)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     obs, _ = env.reset(seed=0)
@@ -132,7 +137,7 @@ def test_hard_short_training_beats_chance():
 
 def soft_setup(num_envs: int = 8, **kwargs):
     torch.manual_seed(0)
-    env = GlimpseVectorEnv(num_envs, **RETINA)
+    env = GlimpseVectorEnv(num_envs, autoreset_mode=SAME_STEP, **RETINA)
     env.reset(seed=0)
     return env, SoftItemAttention.from_env(env, **kwargs)
 
@@ -151,7 +156,8 @@ def test_soft_shapes_and_backprop_into_the_attention():
     with pytest.raises(ValueError, match="items must be"):
         model(items[:, :5])
     with pytest.raises(ValueError, match="still canvases"):
-        SoftItemAttention.from_env(GlimpseVectorEnv(2, task="moving-mnist", frames=2, glimpse_size=8))
+        SoftItemAttention.from_env(GlimpseVectorEnv(2, autoreset_mode=SAME_STEP, task="moving-mnist", frames=2,
+                                                    glimpse_size=8))
 
 
 def test_soft_reader_is_invariant_to_the_order_of_its_values():
@@ -180,7 +186,7 @@ def test_doubly_stochastic_regulariser_matches_the_formula():
 def test_soft_evaluate_and_flops_grow_with_the_items():
     env, model = soft_setup()
     assert set(model.evaluate(env, 2)) == {"accuracy", "examples"}
-    fine = GlimpseVectorEnv(2, grid=7, **RETINA)
+    fine = GlimpseVectorEnv(2, autoreset_mode=SAME_STEP, grid=7, **RETINA)
     coarse_flops = flops_per_image(model, env)
     fine_flops = flops_per_image(SoftItemAttention.from_env(fine), fine)
     assert fine_flops > 2.5 * coarse_flops  # 49 items against 16: the encodings dominate

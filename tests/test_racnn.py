@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from gymnasium.vector import AutoresetMode
 
 from agents.flops import flops_per_image
 from agents.racnn import (
@@ -19,6 +20,9 @@ from agents.racnn import (
     strongest_response_boxes,
 )
 from glimpse.samplers import boxcar_mask
+
+# The agents take every step as a transition: same-step autoreset, as agents.training.make_env asks.
+SAME_STEP = AutoresetMode.SAME_STEP
 
 pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
 
@@ -489,7 +493,8 @@ def test_a_few_dozen_updates_reduce_the_loss(attention):
 def test_evaluate_and_flops_on_the_env():
     from envs import GlimpseVectorEnv
 
-    env = GlimpseVectorEnv(4, task="translated", canvas=60, glimpse_size=12, num_glimpses=6, split="test")
+    env = GlimpseVectorEnv(4, autoreset_mode=SAME_STEP, task="translated", canvas=60, glimpse_size=12, num_glimpses=6,
+                           split="test")
     model = RACNN(env.canvas_shape, env.num_decisions, **SMALL)
     metrics = model.evaluate(env, 2)
     assert set(metrics) == {"accuracy", "accuracy_scale1", "accuracy_scale2", "accuracy_scale3", "examples"}

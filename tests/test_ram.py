@@ -9,10 +9,14 @@ import math
 
 import pytest
 import torch
+from gymnasium.vector import AutoresetMode
 
 from agents.flops import flops_per_image
 from agents.ram import RAM, CoreNetwork, GlimpseNetwork, episode_steps, evaluate, ram_losses, rollout
 from envs import GlimpseVectorEnv
+
+# The agents take every step as a transition: same-step autoreset, as agents.training.make_env asks.
+SAME_STEP = AutoresetMode.SAME_STEP
 
 pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
 
@@ -26,7 +30,7 @@ TASKS = {
 
 
 def make_env(name: str = "mnist", num_envs: int = 8, **kwargs) -> GlimpseVectorEnv:
-    return GlimpseVectorEnv(num_envs, **{**RETINA, **TASKS[name], **kwargs})
+    return GlimpseVectorEnv(num_envs, autoreset_mode=SAME_STEP, **{**RETINA, **TASKS[name], **kwargs})
 
 
 def start(name: str = "mnist", seed: int = 0, **model_kwargs):
@@ -291,8 +295,8 @@ def test_short_training_run_learns_mnist_well_above_chance():
     """A few hundred hybrid-loss updates take test accuracy from chance (10%) to well over 50%."""
     torch.manual_seed(0)
     retina = dict(task="mnist", glimpse_size=8, scales=3, num_glimpses=4)  # the coarsest scale sees the digit
-    env = GlimpseVectorEnv(64, **retina)
-    test_env = GlimpseVectorEnv(250, split="test", **retina)
+    env = GlimpseVectorEnv(64, autoreset_mode=SAME_STEP, **retina)
+    test_env = GlimpseVectorEnv(250, autoreset_mode=SAME_STEP, split="test", **retina)
     model = RAM.from_env(env)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     before = evaluate(model, test_env, 2)["accuracy"]

@@ -18,3 +18,5 @@ def test_readme_python_examples_run():
             short = short.replace('PPO("MultiInputPolicy", venv, ', 'PPO("MultiInputPolicy", venv, n_steps=4, batch_size=64, ')
             exec(short, namespace)
     assert tuple(namespace["obs"]["glimpse"].shape) == (256, 3, 1, 12, 12)
+    assert tuple(namespace["returns"].shape) == (8,)  # the wrappers example: episodes of 3 glimpses, all ended
+    assert set(namespace["returns"].tolist()) <= {0.0, 1.0}

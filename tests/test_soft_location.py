@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from gymnasium.vector import AutoresetMode
 
 from agents.baselines import ConvClassifier
 from agents.flops import flops_per_image
 from agents.spatial import SpatialSoftAttention, cell_centers
 from agents.stn import SpatialTransformerClassifier
 from envs import GlimpseVectorEnv
+
+# The agents take every step as a transition: same-step autoreset, as agents.training.make_env asks.
+SAME_STEP = AutoresetMode.SAME_STEP
 
 pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
 
@@ -116,7 +120,7 @@ def test_recurrent_stn_takes_steps_transforms():
 
 
 def test_soft_location_models_on_the_env():
-    env = GlimpseVectorEnv(8, task="cluttered", glimpse_size=12, scales=3, num_glimpses=3)
+    env = GlimpseVectorEnv(8, autoreset_mode=SAME_STEP, task="cluttered", glimpse_size=12, scales=3, num_glimpses=3)
     env.reset(seed=0)
     for model in (SpatialSoftAttention(env.canvas_shape, 10, steps=3), SpatialTransformerClassifier(env.canvas_shape, 10)):
         losses, _ = model.train_losses(env, None)
@@ -124,7 +128,7 @@ def test_soft_location_models_on_the_env():
         assert set(model.evaluate(env, 1)) >= {"accuracy", "examples"}
         assert flops_per_image(model, env) > 0
     with pytest.raises(ValueError, match="still canvases"):
-        video = GlimpseVectorEnv(2, task="moving-mnist", frames=2, glimpse_size=8)
+        video = GlimpseVectorEnv(2, autoreset_mode=SAME_STEP, task="moving-mnist", frames=2, glimpse_size=8)
         video.reset(seed=0)
         SpatialSoftAttention(video.canvas_shape, 10).train_losses(video, None)
 

@@ -153,7 +153,8 @@ def test_a_new_task_is_one_spec_and_one_call(dots):
     assert register_task(dots) is dots  # registering the same spec again is a no-op
     with pytest.raises(ValueError, match="already registered"):
         register_task(dataclasses.replace(dots, summary="another"))
-    vec = gym.make_vec("glimpse/Dots-v0", num_envs=4, glimpse_size=4, scales=2, canvas=8)
+    vec = gym.make_vec("glimpse/Dots-v0", num_envs=4, glimpse_size=4, scales=2, canvas=8,
+                       autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     assert vec.task_spec is dots and vec.is_still and vec.decision == "classify"
     assert vec.single_action_space.shape == (2 + 4,) and vec.canvas_shape == (1, 8, 8)
     obs, _ = vec.reset(seed=0)
@@ -172,7 +173,8 @@ def test_a_new_task_is_one_spec_and_one_call(dots):
 
 def test_the_video_id_plays_the_users_clips():
     frames, labels = torch.randint(0, 256, (3, 2, 8, 8), dtype=torch.uint8), torch.arange(3)
-    vec = gym.make_vec("glimpse/Video-v0", num_envs=2, video=(frames, labels), glimpse_size=4)
+    vec = gym.make_vec("glimpse/Video-v0", num_envs=2, video=(frames, labels), glimpse_size=4,
+                       autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     assert (vec.task_spec.kind, vec.is_still, vec.episode_steps, vec.canvas_shape) == ("video", False, 2, (1, 8, 8))
     vec.reset(seed=0)
     _, _, terminated, _, infos = vec.step(vec.action_space.sample())
