@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents.recurrent import CoreNetwork
-from glimpse.checks import check_positive_int, check_shape
+from glimpse.checks import check_finite, check_positive_int, check_shape
 
 __all__ = ["SceneClassifier", "RecurrentSoftAttention", "classification_losses", "soft_attention_losses",
            "check_still_canvas", "check_canvas_shape", "box_corners"]
@@ -124,6 +124,7 @@ class SceneClassifier(nn.Module):
             env.reset(seed=seed + e * env.num_envs)
             labels = env.scene()[1]
             for name, logits in self.eval_logits(self.scene_inputs(env)).items():
+                check_finite(logits, f"the {name} logits")  # a diverged model must not score by argmax of NaN
                 hits[name] = hits.get(name, 0.0) + float((logits.argmax(dim=1) == labels).sum())
         self.train(was_training)
         examples = episodes * env.num_envs

@@ -36,10 +36,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from gymnasium.vector import AutoresetMode
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from glimpse.checks import check_positive_int
+from glimpse.checks import check_finite, check_positive_int
 from glimpse.policies import CategoricalItemPolicy, GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss
 
@@ -410,6 +411,11 @@ class HardRecurrentAgent(nn.Module):
 
     def check_env(self, env) -> None:
         """Refuse an env this agent cannot play, saying how to build the right one."""
+        mode = getattr(env, "metadata", {}).get("autoreset_mode")
+        if mode is not None and mode != AutoresetMode.SAME_STEP:
+            # The rollout reads each episode's label from the ending step's final_info.
+            raise ValueError(f"{type(self).__name__} plays episodes in lockstep and reads their labels at the "
+                             f"ending step: build the env with autoreset_mode=AutoresetMode.SAME_STEP; got {mode}")
         self.locator.check_env(env, self.num_classes)
         plays = "catch" if env.decision == "paddle" else "classify"
         if plays != self.decision:
@@ -698,6 +704,7 @@ def evaluate(model: nn.Module, env, episodes: int, *, mc_samples: int = 1, seed:
                 continue
             if not torch.equal(sampled.labels, mode.labels):
                 raise RuntimeError("re-seeding the env did not replay the same examples: cannot average over them")
+            check_finite(sampled.logits, "the class logits")
             probs = probs + sampled.logits.softmax(dim=1)  # (N, D)
         if mode.logits is not None:
             hits_mc += float((probs.argmax(dim=1) == mode.labels).sum())
@@ -716,4 +723,5 @@ def _hits(episode: Rollout, logits: Tensor | None) -> Tensor:
     """Number of successes in a batch: correct classes, or (Catch) episodes with a positive return."""
     if logits is None:
         return (episode.rewards.sum(dim=1) > 0).sum()
+    check_finite(logits, "the class logits")  # a diverged model must not score by argmax of NaN
     return (logits.argmax(dim=1) == episode.labels).sum()

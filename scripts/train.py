@@ -136,7 +136,13 @@ def main() -> None:
         saved_at = cfg.images_seen
 
     def log_evaluation(step: int, mc_samples: int) -> dict:
-        metrics = evaluate(cfg, model, test_env, mc_samples=mc_samples)
+        try:
+            metrics = evaluate(cfg, model, test_env, mc_samples=mc_samples)
+        except ValueError as error:  # non-finite actions or logits: the last update diverged
+            if step == 0:
+                raise  # the untrained model: a bug, not a divergence
+            kept = f"{checkpoint_path} holds this model" if saved_at == step else None
+            raise stopped(f"evaluation at {step} images: {diverged(error)}", kept) from None
         for name, value in metrics.items():
             if name != "examples":
                 writer.add_scalar(f"eval/{name}", value, step)
@@ -146,10 +152,11 @@ def main() -> None:
             writer.add_image(*picture, step, dataformats="HWC")
         return metrics
 
-    def stopped(reason: str) -> TrainingStopped:
+    def stopped(reason: str, kept: str | None = None) -> TrainingStopped:
         progress.close()
-        kept = f"the last good checkpoint is {checkpoint_path} ({saved_at} images)" if saved_at is not None \
-            else "no checkpoint was written"
+        if kept is None:
+            kept = f"the last good checkpoint is {checkpoint_path} ({saved_at} images)" if saved_at is not None \
+                else "no checkpoint was written"
         return TrainingStopped(f"{reason}; {kept}; no results.json written")
 
     progress = tqdm(total=cfg.train_images, initial=cfg.images_seen, unit="img", desc=f"{cfg.agent} {cfg.env}")
