@@ -252,7 +252,21 @@ def _parse(cls: type[T], argv: Sequence[str] | None, description: str | None) ->
     for part in [parsed, *(getattr(parsed, f.name) for f in dataclasses.fields(parsed))]:
         if dataclasses.is_dataclass(part) and not isinstance(part, type):
             check_values(part)
+            if isinstance(getattr(part, "device", None), str):
+                check_device(part.device)
     return parsed
+
+
+def check_device(name: str) -> None:
+    """A :class:`ConfigError` unless ``name`` is a torch device this machine has."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device must be a torch device such as cpu, cuda or cuda:1; got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: this torch has no CUDA device (torch {torch.__version__})")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
 
 
 def _preparse(argv: Sequence[str]) -> argparse.Namespace:
@@ -524,6 +538,8 @@ def lock_run_dir(run_dir: Path) -> None:
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a folder")
+    if str(run_dir.resolve()) in _held_locks:  # this process owns it already (a second run in one process)
+        return
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         handle = open(run_dir / LOCK_NAME, "a+")
@@ -580,7 +596,8 @@ def read_checkpoint(path: Path) -> dict:
 
 
 #: Flags that say how to run, not what the run is: they may differ on --resume.
-NOT_COMPARED = ("resume", "allow_other_data")
+# How to run, not what the run is: a resumed run may use other threads or another device.
+NOT_COMPARED = ("resume", "allow_other_data", "torch_threads", "device")
 
 
 def flag_differences(recorded: dict, current: dict) -> list[str]:
@@ -604,6 +621,8 @@ def load_run(run_dir: Path, allow_other_data: bool = False, **overrides: Any) ->
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a folder")
+    if str(run_dir.resolve()) in _held_locks:  # this process owns it already (a second run in one process)
+        return
     if not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} does not exist")
     state = read_checkpoint(run_dir / "checkpoint.pt")
@@ -652,6 +671,9 @@ def check_update(losses: dict[str, Any], model: torch.nn.Module, update: int) ->
     if bad:
         raise TrainingStopped(f"update {update}: non-finite {', '.join(bad)}")
     params = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    if not params:  # every gradient is finite, their total norm is not
+        raise TrainingStopped(f"update {update}: the loss is finite ({values[0]:.4g}) but the gradients' total "
+                              f"norm overflows float32 (the model is diverging)")
     raise TrainingStopped(f"update {update}: the loss is finite ({values[0]:.4g}) but the gradients of "
                           f"{', '.join(params[:3])}{' ...' if len(params) > 3 else ''} are not")
 
