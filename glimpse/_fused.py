@@ -14,6 +14,7 @@ kernel on the CPU, for tests); never under autograd (the kernel has no backward)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -36,11 +37,17 @@ def _triton():
     return triton, tl, _build_kernel(triton, tl)
 
 
-def available(images: Tensor) -> bool:
-    """Whether the kernel can glimpse ``images``: Triton imports, the device is CUDA (or the CPU under
-    ``TRITON_INTERPRET=1``) and the dtype is one it reads."""
+#: The largest block side the kernel takes: its loops over a block's pixels are unrolled at compile time
+#: (``side**2`` loads per output pixel), so larger blocks (say 4 scales of factor 4) glimpse by windows.
+MAX_BLOCK_SIDE = 8
+
+
+def available(images: Tensor, largest_block: int = 1) -> bool:
+    """Whether the kernel can glimpse ``images`` with blocks up to ``largest_block`` pixels a side: Triton
+    imports, the device is CUDA (or the CPU under ``TRITON_INTERPRET=1``), the dtype is one it reads and
+    the blocks are at most :data:`MAX_BLOCK_SIDE`."""
     on_device = images.device.type == "cuda" or (images.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
-    return on_device and images.dtype in DTYPES and _triton() is not None
+    return on_device and images.dtype in DTYPES and largest_block <= MAX_BLOCK_SIDE and _triton() is not None
 
 
 def _build_kernel(triton, tl):
@@ -85,16 +92,23 @@ def fused_glimpses(images: Tensor, corners: Tensor, size: int, scales: int, fact
     triton, _, kernel = _triton()
     images = images.contiguous()
     corners = corners.contiguous()
-    batch, channels, height, width = corners.shape[0], *images.shape[1:]
+    batch, channels = corners.shape[0], images.shape[1]
     out = torch.empty((batch, scales, channels, size, size), dtype=out_dtype, device=images.device)
     if batch == 0:
         return out
     rows = corners if index is None else index.to(device=images.device, dtype=torch.int64).contiguous()
     pixel_scale = 1.0 / 255.0 if images.dtype == torch.uint8 else 1.0
+    # Triton launches on the current CUDA device, not the tensors': make it theirs (cuda:1, ...).
+    with torch.cuda.device(images.device) if images.device.type == "cuda" else contextlib.nullcontext():
+        _launch(kernel, triton, images, corners, rows, out, size, scales, factor, pixel_scale, index is not None)
+    return out
+
+
+def _launch(kernel, triton, images, corners, rows, out, size, scales, factor, pixel_scale, has_rows) -> None:
+    batch, channels, height, width = corners.shape[0], *images.shape[1:]
     for k in range(scales):  # one launch per scale: its block side is a compile-time constant
         kernel[(batch, channels)](
             images, corners, rows, out, height, width, channels * height * width, pixel_scale,
             SCALE=k, SCALES=scales, CHANNELS=channels, SIZE=size, SIDE=factor**k,
-            BLOCK=triton.next_power_of_2(size * size), HAS_ROWS=index is not None,
+            BLOCK=triton.next_power_of_2(size * size), HAS_ROWS=has_rows,
         )
-    return out

@@ -358,9 +358,11 @@ class GlimpseSensor:
         self.size, self.scales, self.factor = _check_retina(size, scales, factor)
         if method not in ("auto", "planes", "windows", "fused"):
             raise ValueError(f"method must be 'auto', 'planes', 'windows' or 'fused'; got {method!r}")
-        if method == "fused" and not _fused.available(images):
-            raise ValueError(f"method='fused' needs Triton and images on a CUDA device in one of {_fused.DTYPES}; "
-                             f"got {images.dtype} images on {images.device}")
+        largest_block = factor ** (scales - 1)
+        if method == "fused" and not _fused.available(images, largest_block):
+            raise ValueError(f"method='fused' needs Triton, images on a CUDA device in one of {_fused.DTYPES} and "
+                             f"blocks of at most {_fused.MAX_BLOCK_SIDE} px; got {images.dtype} images on "
+                             f"{images.device}, blocks of {largest_block} px")
         self.height, self.width = int(images.shape[-2]), int(images.shape[-1])
         self.channels = int(images.shape[1])
         self.input_dtype = images.dtype
@@ -373,7 +375,7 @@ class GlimpseSensor:
         if method == "auto":
             # The fused kernel wherever it runs natively (CUDA with Triton); docs/benchmarks.md has the
             # measured comparison with planes and windows.
-            if _fused.available(images) and device.type == "cuda":
+            if _fused.available(images, largest_block) and device.type == "cuda":
                 method = "fused"
             else:
                 method = "planes" if self.height * self.width <= 8 * largest**2 else "windows"
