@@ -311,3 +311,14 @@ def test_short_training_run_learns_mnist_well_above_chance():
     assert before < 0.3
     assert after["accuracy_mode"] > 0.6 and after["accuracy_mc"] > 0.6, after
     assert math.isfinite(after["reward"])
+
+
+def test_rollout_refuses_an_env_without_same_step_autoreset():
+    """The rollout reads each label at the ending step (final_info): a NEXT_STEP env, Gymnasium's default,
+    is refused with the argument that fixes it, not a KeyError deep inside."""
+    env = GlimpseVectorEnv(4, task="mnist", glimpse_size=8, scales=1, num_glimpses=2,
+                           autoreset_mode=AutoresetMode.NEXT_STEP)
+    model = RAM.from_env(env)
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match="autoreset_mode=AutoresetMode.SAME_STEP"):
+        rollout(model, env, obs)

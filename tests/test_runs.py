@@ -97,6 +97,20 @@ def test_a_diverging_run_stops_keeps_its_last_good_checkpoint_and_writes_no_resu
     assert all(torch.isfinite(t).all() for t in state["model"].values())
 
 
+@pytest.mark.parametrize("agent", ["stn"])
+def test_a_run_diverging_at_its_last_update_is_stopped_by_the_evaluation(tmp_path, agent):
+    """One update at --learning-rate 1e6: the loss was finite, the weights are huge, and the evaluation
+    after the last checkpoint meets a non-finite transform: stopped, no results.json, the checkpoint
+    named as holding this model. (Where the huge weights still give finite outputs, as item-soft's and
+    RAM's do in this setting, the run is a finite, bad model and its accuracy says so.)"""
+    run = tmp_path / agent
+    done = train(run, "--agent", agent, "--env", "mnist", "--glimpse-size", "8", "--scales", "2", "--glimpses", "2",
+                 "--batch-size", "128", "--train-images", "128", "--eval-images", "100", "--torch-threads", "1",
+                 "--learning-rate", "1e6")  # one update
+    one_line_error(done, 1, "evaluation at 128 images", "checkpoint.pt holds this model", "no results.json")
+    assert not (run / "results.json").exists()
+
+
 def test_check_update_names_the_term_or_the_parameters_and_the_update():
     model = torch.nn.Linear(2, 1)
     loss = model(torch.ones(1, 2)).sum()
@@ -109,6 +123,9 @@ def test_check_update_names_the_term_or_the_parameters_and_the_update():
     model.weight.grad[0, 0] = float("inf")
     with pytest.raises(TrainingStopped, match=r"update 4: the loss is finite .* gradients of weight are not"):
         training.check_update({"loss": loss}, model, 4)
+    model.weight.grad.fill_(3e38)  # every gradient finite, their norm not
+    with pytest.raises(TrainingStopped, match=r"update 5: .* total norm overflows float32"):
+        training.check_update({"loss": loss}, model, 5)
     with torch.no_grad():
         model.bias.fill_(float("nan"))
     with pytest.raises(TrainingStopped, match="non-finite parameters bias"):
@@ -168,6 +185,16 @@ def test_zero_train_images_evaluates_the_untrained_model_and_resumes_as_a_no_op(
     assert again.returncode == 0 and "nothing to do" in again.stderr
 
 
+def test_resume_may_change_how_to_run_threads_and_device(finished, tmp_path):
+    """--torch-threads and --device say how to run, not what the run is: compare.py re-launches with its
+    own thread count."""
+    run = copy_run(finished, tmp_path / "run", drop=("results.json",))
+    args = [a if a != "1" else "2" for a in SMALL]  # --torch-threads 2 (the run's: 1)
+    done = train(run, *args, "--device", "cpu", "--resume")
+    assert done.returncode == 0, done.stderr
+    assert results_of(run) == results_of(finished)
+
+
 def test_resume_with_other_flags_names_them(finished, tmp_path):
     run = copy_run(finished, tmp_path / "run", drop=("results.json",))
     args = [a if a != "2" else "3" for a in SMALL]  # --scales 3, --glimpses 3, --mc-samples 3
@@ -180,6 +207,11 @@ def test_resume_with_other_flags_names_them(finished, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # 3. One owner per run folder
 # ------------------------------------------------------------------------------------------------
+
+
+def test_a_process_may_lock_its_own_run_folder_again(tmp_path):
+    training.lock_run_dir(tmp_path / "run")
+    training.lock_run_dir(tmp_path / "run")  # a second run in the same process (a notebook) is its owner
 
 
 def test_a_second_process_is_refused_at_once_and_a_killed_owner_leaves_no_lock(tmp_path):
@@ -286,6 +318,7 @@ def test_evaluate_builds_the_model_from_the_checkpoints_own_config(finished, tmp
     (["--learning-rate", "nan"], "--learning-rate must be > 0; got nan"),
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--torch-threads", "0"], "--torch-threads must be >= 1"),
+    (["--device", "gpu"], "--device must be a torch device"),
     (["--agent", "item-hard", "--expected-context-prob", "1.5"], "--expected-context-prob must be >= 0 and <= 1"),
     (["--agent", "ram", "--std", "-0.1"], "--std must be > 0"),
 ])
