@@ -3,7 +3,7 @@
 # then the GPU benchmarks, each stage time-limited, every log under $OUT (default: device-out/).
 #
 #   bash scripts/device_checks.sh                 # all stages
-#   bash scripts/device_checks.sh tests bench     # only these stages: tests, suite, glimpse, env, train, syncs
+#   bash scripts/device_checks.sh tests glimpse   # only these stages: tests, suite, glimpse, env, train, syncs
 #
 # Where the machine has no registry access, wheels of the missing pure-Python dependencies can sit in
 # .whl/ (there: gymnasium, farama-notifications, stable-baselines3, sb3-contrib, mlxtend, tyro,
@@ -34,7 +34,8 @@ run() {  # run NAME SECONDS COMMAND...: tee the output to $OUT/NAME.log
   nproc; } | tee "$OUT/machine.txt"
 
 # The CUDA tests alone first (fast, and what this stage is for), then the whole suite with CUDA visible,
-# in parallel workers; whatever fails in parallel is re-run serially, so only real failures remain.
+# in parallel workers (pytest-xdist: the CUDA image has it); whatever fails in parallel is re-run
+# serially, so only real failures remain.
 want tests && run tests 120 $PY -m pytest -q -p no:cacheprovider -rs -k "cuda or device" tests
 if want suite; then
     run suite 300 env OMP_NUM_THREADS=2 $PY -m pytest -q -n 8 -p no:randomly
