@@ -55,7 +55,7 @@ from agents.registry import AGENTS, AgentSpec
 from envs.render import render_attention, render_path
 
 __all__ = [
-    "Config", "ConfigError", "TrainingStopped", "run_script", "LIMITS", "Range", "check_values",
+    "Config", "ConfigError", "TrainingStopped", "run_script", "LIMITS", "Range", "check_values", "release_run_dir",
     "parse_train_config", "cli", "flat_config", "config_from_flat", "agent_spec",
     "make_env", "make_test_env", "make_agent", "announcing_data", "record_data", "describe_data", "check_data", "evaluate", "replay_test_paths",
     "picture_at", "paths_picture", "attention_picture", "eval_picture", "lock_run_dir", "read_json",
@@ -527,6 +527,13 @@ def eval_picture(cfg: Config, model: torch.nn.Module, test_env, count: int = 8) 
 
 LOCK_NAME = "run.lock"
 _held_locks: dict[str, Any] = {}
+
+
+def release_run_dir(run_dir: Path) -> None:
+    """Give up this process's ownership of ``run_dir`` (taken by :func:`lock_run_dir`); nothing if not held."""
+    handle = _held_locks.pop(str(Path(run_dir).resolve()), None)
+    if handle is not None:
+        handle.close()  # closing the file drops its flock
 
 
 def lock_run_dir(run_dir: Path) -> None:

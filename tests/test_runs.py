@@ -212,6 +212,10 @@ def test_resume_with_other_flags_names_them(finished, tmp_path):
 def test_a_process_may_lock_its_own_run_folder_again(tmp_path):
     training.lock_run_dir(tmp_path / "run")
     training.lock_run_dir(tmp_path / "run")  # a second run in the same process (a notebook) is its owner
+    training.release_run_dir(tmp_path / "run")
+    probe = subprocess.run([sys.executable, "-c", "import sys; from agents.training import lock_run_dir; "
+                            "lock_run_dir(sys.argv[1])", str(tmp_path / "run")], env=ENV, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr  # released: another process may own it now
 
 
 def test_a_second_process_is_refused_at_once_and_a_killed_owner_leaves_no_lock(tmp_path):
