@@ -84,31 +84,26 @@ def _build_kernel(triton, tl):
     return glimpse_kernel
 
 
-def fused_glimpses(images: Tensor, corners: Tensor, size: int, scales: int, factor: int, index: Tensor | None = None,
-                   out_dtype: torch.dtype = torch.float32) -> Tensor:
-    """Glimpses ``(B, S, C, size, size)`` at integer corners ``(B, S, 2)`` ``(x0, y0)`` of ``images``
-    ``(N, C, H, W)`` (of ``images[index]`` for row ``b`` when ``index`` ``(B,)`` is given), as the
-    torch paths compute them (see the module docstring)."""
+def fused_glimpses(images: Tensor, corners: Tensor, size: int, scales: int, factor: int, index: Tensor | None,
+                   out_dtype: torch.dtype, pixel_scale: float) -> Tensor:
+    """Glimpses ``(B, S, C, size, size)`` of ``out_dtype`` at integer corners ``(B, S, 2)`` ``(x0, y0)`` of
+    ``images`` ``(N, C, H, W)`` (of ``images[index]`` for row ``b`` when ``index`` ``(B,)`` is given), each
+    pixel times ``pixel_scale`` (``1 / 255`` for uint8), as the torch paths compute them (see the module
+    docstring)."""
     triton, _, kernel = _triton()
     images = images.contiguous()
     corners = corners.contiguous()
-    batch, channels = corners.shape[0], images.shape[1]
+    batch, channels, height, width = corners.shape[0], *images.shape[1:]
     out = torch.empty((batch, scales, channels, size, size), dtype=out_dtype, device=images.device)
     if batch == 0:
         return out
     rows = corners if index is None else index.to(device=images.device, dtype=torch.int64).contiguous()
-    pixel_scale = 1.0 / 255.0 if images.dtype == torch.uint8 else 1.0
     # Triton launches on the current CUDA device, not the tensors': make it theirs (cuda:1, ...).
     with torch.cuda.device(images.device) if images.device.type == "cuda" else contextlib.nullcontext():
-        _launch(kernel, triton, images, corners, rows, out, size, scales, factor, pixel_scale, index is not None)
+        for k in range(scales):  # one launch per scale: its block side is a compile-time constant
+            kernel[(batch, channels)](
+                images, corners, rows, out, height, width, channels * height * width, pixel_scale,
+                SCALE=k, SCALES=scales, CHANNELS=channels, SIZE=size, SIDE=factor**k,
+                BLOCK=triton.next_power_of_2(size * size), HAS_ROWS=index is not None,
+            )
     return out
-
-
-def _launch(kernel, triton, images, corners, rows, out, size, scales, factor, pixel_scale, has_rows) -> None:
-    batch, channels, height, width = corners.shape[0], *images.shape[1:]
-    for k in range(scales):  # one launch per scale: its block side is a compile-time constant
-        kernel[(batch, channels)](
-            images, corners, rows, out, height, width, channels * height * width, pixel_scale,
-            SCALE=k, SCALES=scales, CHANNELS=channels, SIZE=size, SIDE=factor**k,
-            BLOCK=triton.next_power_of_2(size * size), HAS_ROWS=has_rows,
-        )

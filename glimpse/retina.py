@@ -371,7 +371,7 @@ class GlimpseSensor:
         device = images.device
         # Planes pay when the windows cover much of the image (measured on the 2-core VM: at 60x60 and
         # 100x100 with 48 px windows an 8-glimpse episode is faster on planes, at 224x224 on windows).
-        largest = size * factor ** (scales - 1)
+        largest = size * largest_block
         if method == "auto":
             # The fused kernel wherever it runs natively (CUDA with Triton); docs/benchmarks.md has the
             # measured comparison with planes and windows.
@@ -380,13 +380,17 @@ class GlimpseSensor:
             else:
                 method = "planes" if self.height * self.width <= 8 * largest**2 else "windows"
         self.method = method
-        self.uses_planes = method == "planes"
         self.images: Tensor | None = None  # the images themselves, when glimpsed by windows or fused
         self.planes: Tensor | None = None
         if self.uses_planes:
             self._init_planes(_plane_dtype(images), device)
         self.prepare(images)
         self._half_extent, self._shift = _corner_constants(self.height, self.width, size, scales, factor, device)
+
+    @property
+    def uses_planes(self) -> bool:
+        """Whether this sensor glimpses from planes of block means (``method == "planes"``)."""
+        return self.method == "planes"
 
     @outside_inference_mode
     def _init_planes(self, dtype: torch.dtype, device: torch.device) -> None:
@@ -471,7 +475,8 @@ class GlimpseSensor:
         batch, c, size = centers.shape[0], self.channels, self.size
         corners = _corners(centers, self._half_extent, self._shift)  # (B, S, 2) as (x0, y0)
         if self.method == "fused" and not (self.images.requires_grad and torch.is_grad_enabled()):
-            return _fused.fused_glimpses(self.images, corners, size, self.scales, self.factor, index, self.out_dtype)
+            return _fused.fused_glimpses(self.images, corners, size, self.scales, self.factor, index, self.out_dtype,
+                                         1.0 / _pixel_scale(self.images))
         if not self.uses_planes:
             return _pyramid_glimpses(self.images, corners, size, self.scales, self.factor, index)
         torch.clamp(corners, min=self._corner_min, max=self._corner_max, out=corners)
