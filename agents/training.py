@@ -628,8 +628,6 @@ def load_run(run_dir: Path, allow_other_data: bool = False, **overrides: Any) ->
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a folder")
-    if str(run_dir.resolve()) in _held_locks:  # this process owns it already (a second run in one process)
-        return
     if not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} does not exist")
     state = read_checkpoint(run_dir / "checkpoint.pt")

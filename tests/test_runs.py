@@ -218,6 +218,18 @@ def test_a_process_may_lock_its_own_run_folder_again(tmp_path):
     assert probe.returncode == 0, probe.stderr  # released: another process may own it now
 
 
+def test_a_run_folder_this_process_owns_still_loads(finished, tmp_path):
+    """Owning a folder (a notebook that trained in it) does not change what load_run gives back."""
+    run = copy_run(finished, tmp_path / "run")
+    training.lock_run_dir(run)
+    try:
+        with pytest.warns(OfflineSubsetWarning):  # the data source is announced
+            cfg, model, test_env = training.load_run(run)
+        assert cfg.agent == "ram" and isinstance(model, torch.nn.Module) and test_env.num_envs > 0
+    finally:
+        training.release_run_dir(run)
+
+
 def test_a_second_process_is_refused_at_once_and_a_killed_owner_leaves_no_lock(tmp_path):
     run = tmp_path / "run"
     owner = subprocess.Popen([sys.executable, "-c", "import sys, time; from agents.training import lock_run_dir; "
