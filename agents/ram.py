@@ -93,6 +93,8 @@ class RAMOptions:
 
     core: Literal["rnn", "lstm"] = "rnn"
     """RAM's core network"""
+    hidden: int = 256
+    """width of the glimpse features g_t and the core's state h_t (256 in the paper)"""
     std: float = 0.17
     """std of the Gaussian location policy (pre-tanh), fixed as in the paper"""
     location: Literal["learned", "center"] = "learned"

@@ -40,6 +40,7 @@ from gymnasium.vector import AutoresetMode
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from agents.trainers import Episodes, Replayed
 from glimpse.checks import check_finite, check_positive_int
 from glimpse.policies import CategoricalItemPolicy, GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss
@@ -145,6 +146,9 @@ class Look:
     """``(N,)`` entropy of the where-policy."""
     probs: Tensor | None = None
     """``(N, K)`` item probabilities (categorical heads), for the expected context."""
+    raw: Tensor | None = None
+    """what the head's ``score`` re-scores the choice from later (PPO's replay): the Gaussian's pre-squash
+    draw ``u`` ``(N, 2)``, the item index ``(N,)``; None when nothing was chosen."""
 
 
 def _check_continuous(env, num_decisions: int) -> None:
@@ -161,6 +165,7 @@ class GaussianLocationHead(GaussianLocationPolicy):
     """
 
     action_mode: ClassVar[str] = "continuous"
+    policy: ClassVar[str | None] = "location"
 
     def check_env(self, env, num_decisions: int) -> None:
         _check_continuous(env, num_decisions)
@@ -171,10 +176,14 @@ class GaussianLocationHead(GaussianLocationPolicy):
 
     def look(self, h: Tensor, *, deterministic: bool) -> Look:
         if deterministic:
-            loc, log_prob = self.mode(h).detach(), h.new_zeros(h.shape[0])  # (N, 2), (N,)
+            loc, u, log_prob = self.mode(h).detach(), None, h.new_zeros(h.shape[0])  # (N, 2), (N,)
         else:
-            loc, log_prob = self.sample(h)  # (N, 2) no grad, (N,)
-        return Look(location=loc, action=loc, log_prob=log_prob, entropy=self.entropy(h))
+            loc, u, log_prob = self.sample_pre_squash(h)  # (N, 2), (N, 2) no grad, (N,)
+        return Look(location=loc, action=loc, log_prob=log_prob, entropy=self.entropy(h), raw=u)
+
+    def score(self, h: Tensor, raw: Tensor) -> tuple[Tensor, Tensor]:
+        """``(log pi, entropy)``, ``(N,)`` each, of stored choices ``raw`` (:attr:`Look.raw`) under the current policy."""
+        return self.log_prob_pre_squash(h, raw), self.entropy(h)
 
     def stats(self) -> dict[str, Tensor]:
         """Scalars to log each update: the policy's (pre-tanh) std."""
@@ -191,6 +200,7 @@ class FixedCentreHead(nn.Module):
     """
 
     action_mode: ClassVar[str] = "continuous"
+    policy: ClassVar[str | None] = None
 
     def __init__(self, hidden_size: int) -> None:
         super().__init__()
@@ -208,6 +218,10 @@ class FixedCentreHead(nn.Module):
         zeros = h.new_zeros(h.shape[0])
         loc = h.new_zeros(h.shape[0], 2)
         return Look(location=loc, action=loc, log_prob=zeros, entropy=zeros)
+
+    def score(self, h: Tensor, raw: Tensor | None) -> tuple[Tensor, Tensor]:
+        zeros = h.new_zeros(h.shape[0])
+        return zeros, zeros
 
     def stats(self) -> dict[str, Tensor]:
         return {}
@@ -232,6 +246,7 @@ class CategoricalItemHead(CategoricalItemPolicy):
     """
 
     action_mode: ClassVar[str] = "discrete"
+    policy: ClassVar[str | None] = "item"
 
     def __init__(self, hidden_size: int, item_centers: Tensor, expected_context_prob: float = 0.0) -> None:
         super().__init__(hidden_size, len(item_centers))
@@ -260,7 +275,12 @@ class CategoricalItemHead(CategoricalItemPolicy):
         log_prob = h.new_zeros(h.shape[0]) if deterministic else dist.log_prob(item)
         cell = torch.stack([item % self.grid, item // self.grid], dim=1)  # (N, 2): (col, row)
         return Look(location=self.item_centers[item], action=cell, log_prob=log_prob, entropy=dist.entropy(),
-                    probs=dist.probs)
+                    probs=dist.probs, raw=None if deterministic else item)
+
+    def score(self, h: Tensor, raw: Tensor) -> tuple[Tensor, Tensor]:
+        """``(log pi, entropy)``, ``(N,)`` each, of stored item indices ``raw`` ``(N,)`` under the current policy."""
+        dist = self(h)
+        return dist.log_prob(raw), dist.entropy()
 
     def expected_context(self, glimpse_net: GlimpseNetwork, env, probs: Tensor) -> Tensor:
         """``sum_k pi_k a_k`` ``(N, hidden)`` over every item of what ``env`` shows now; ``probs`` ``(N, K)``."""
@@ -293,6 +313,8 @@ class Decision:
     """``(N,)`` log pi of a per-step decision policy's move (Catch's paddle)."""
     entropy: Tensor | None = None
     """``(N,)`` its entropy."""
+    raw: Tensor | None = None
+    """``(N,)`` the sampled move index, for ``score`` (PPO's replay); None if not sampled."""
 
 
 class ClassifyHead(nn.Linear):
@@ -301,6 +323,7 @@ class ClassifyHead(nn.Linear):
     kind: ClassVar[str] = "classify"
     attribute: ClassVar[str] = "classifier"
     per_step: ClassVar[bool] = False
+    policy: ClassVar[str | None] = None
 
     def decide(self, h: Tensor, *, last: bool, deterministic: bool, discrete: bool) -> Decision:
         n = h.shape[0]
@@ -323,13 +346,19 @@ class PaddleHead(CategoricalItemPolicy):
     kind: ClassVar[str] = "catch"
     attribute: ClassVar[str] = "paddle"
     per_step: ClassVar[bool] = True
+    policy: ClassVar[str | None] = "paddle"
 
     def decide(self, h: Tensor, *, last: bool, deterministic: bool, discrete: bool) -> Decision:
         dist = self(h)
         move = dist.probs.argmax(dim=1) if deterministic else dist.sample()  # (N,)
         log_prob = dist.log_prob(move) if not deterministic else h.new_zeros(h.shape[0])
         action = move[:, None] if discrete else F.one_hot(move, self.num_items).to(h.dtype)
-        return Decision(action=action, log_prob=log_prob, entropy=dist.entropy())
+        return Decision(action=action, log_prob=log_prob, entropy=dist.entropy(), raw=None if deterministic else move)
+
+    def score(self, h: Tensor, raw: Tensor) -> tuple[Tensor, Tensor]:
+        """``(log pi, entropy)``, ``(N,)`` each, of stored moves ``raw`` ``(N,)`` under the current policy."""
+        dist = self(h)
+        return dist.log_prob(raw), dist.entropy()
 
     def inference(self, h: Tensor, *, last: bool) -> None:
         self.logits(h)
@@ -437,6 +466,67 @@ class HardRecurrentAgent(nn.Module):
             losses["paddle_entropy"] = trajectory.paddle_entropies.mean().detach()
         return losses, obs
 
+    # -- the actor-critic trainers' contract (agents.trainers.PolicyAgent) ---------------------------
+
+    def collect(self, env, obs: dict[str, Tensor]) -> tuple[Episodes, dict]:
+        """One batch of episodes played without gradient (:func:`rollout` with ``record=True``), kept for
+        :meth:`replay`. Step ``t``'s joint choice is the look ``l_t`` (``t < T``) and, for Catch, the paddle
+        move; the critic is the baseline head, ``V(s_t) = b(h_t)``."""
+        with torch.no_grad():
+            trajectory, obs = rollout(self, env, obs, record=True)
+        n, steps = trajectory.rewards.shape
+        chooses_where = self.locator.policy is not None and steps > 1
+        mask = torch.zeros(n, steps, dtype=torch.bool, device=trajectory.rewards.device)
+        log_probs = torch.zeros_like(trajectory.rewards)
+        if chooses_where:
+            mask[:, :-1] = True
+            log_probs[:, :-1] += trajectory.log_probs
+        if trajectory.paddle_log_probs is not None:
+            mask[:] = True
+            log_probs += trajectory.paddle_log_probs
+        inputs = {"glimpses": trajectory.record["glimpses"], "locations": trajectory.locations[:, :steps]}
+        for name in ("looks", "moves"):
+            if name in trajectory.record:
+                inputs[name] = trajectory.record[name]
+        if trajectory.labels is not None:
+            inputs["labels"] = trajectory.labels
+        losses = hybrid_losses(trajectory)
+        return Episodes(trajectory.rewards, trajectory.baselines, log_probs, mask, inputs,
+                        stats={"accuracy": losses["accuracy"], "reward": losses["reward"]}), obs
+
+    def replay(self, episodes: Episodes) -> Replayed:
+        """The stored episodes' glimpses through the glimpse network and the core again, and the stored
+        choices scored by the current heads: ``log pi``, ``V(s_t)``, entropies, the classifier's cross-entropy."""
+        inputs = episodes.inputs
+        glimpses, locations = inputs["glimpses"], inputs["locations"]  # (n, T, S, C, g, g), (n, T, 2)
+        n, steps = glimpses.shape[:2]
+        g = self.glimpse_net(glimpses.flatten(0, 1), locations.flatten(0, 1)).view(n, steps, -1)  # all steps at once
+        state = self.initial_state(n, glimpses.device)
+        hs = []
+        for t in range(steps):
+            h, state = self.core(g[:, t], state)
+            hs.append(h)
+        h = torch.stack(hs, dim=1)  # (n, T, hidden)
+        head = self.head_input(h)
+        values = self.baseline(head).squeeze(-1)  # (n, T)
+        log_probs, entropy = torch.zeros_like(values), torch.zeros_like(values)
+        entropies: dict[str, Tensor] = {}
+        if "looks" in inputs:
+            looks = inputs["looks"]  # (n, T - 1, ...)
+            lp, ent = self.locator.score(head[:, :-1].flatten(0, 1), looks.flatten(0, 1))
+            log_probs[:, :-1] += lp.view(n, steps - 1)
+            entropy[:, :-1] += ent.view(n, steps - 1)
+            entropies[self.locator.policy] = ent.detach()
+        if "moves" in inputs:
+            lp, ent = self.decider.score(h.flatten(0, 1), inputs["moves"].flatten(0, 1))
+            log_probs += lp.view(n, steps)
+            entropy += ent.view(n, steps)
+            entropies[self.decider.policy] = ent.detach()
+        supervised = values.new_zeros(())
+        if "labels" in inputs:
+            supervised = F.cross_entropy(self.decider(h[:, -1]), inputs["labels"])
+        return Replayed(log_probs, values, entropy, entropies, supervised)
+
     def evaluate(self, env, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
         """:func:`evaluate`: ``accuracy`` with the mean locations, ``accuracy_mc`` over ``mc_samples``."""
         result = evaluate(self, env, episodes, mc_samples=mc_samples, seed=seed)
@@ -492,6 +582,10 @@ class Rollout:
     """``(N, T)`` log pi(a_t | h_t) of a per-step decision policy's moves, Catch's paddle (0 if deterministic)."""
     paddle_entropies: Tensor | None = None
     """``(N, T)`` entropy of that policy (Catch)."""
+    record: dict[str, Tensor] | None = None
+    """``rollout(record=True)``: what a replay needs (:meth:`HardRecurrentAgent.replay`): ``glimpses``
+    ``(N, T, S, C, g, g)`` the observation each step read, ``looks`` ``(N, T', ...)`` the where head's raw
+    choices (:attr:`Look.raw`; absent if it chooses nothing), ``moves`` ``(N, T)`` the paddle's (Catch)."""
 
     @classmethod
     def from_steps(cls, log_probs: list[Tensor], entropies: list[Tensor], baselines: list[Tensor],
@@ -532,8 +626,8 @@ def check_lockstep(terminated: Tensor, truncated: Tensor, t: int, steps: int) ->
                            f"after env.reset() or after a previous rollout()")
 
 
-def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, deterministic: bool = False
-            ) -> tuple[Rollout, dict]:
+def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, deterministic: bool = False,
+            record: bool = False) -> tuple[Rollout, dict]:
     """Run one episode of every row of ``env`` in lockstep, from ``obs`` (the episodes' first glimpses).
 
     Convention:
@@ -543,7 +637,8 @@ def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, determini
         ``(N, 2 + D)`` -- ``l_t``, then zeros before the last step and the classifier's logits at it,
         or for Catch a one-hot of the paddle move at every step -- or discrete ``(N, 3)``, the grid cell
         and the decision index. ``deterministic`` takes each policy's most likely choice; its
-        log-probabilities are zeros (it is for evaluation).
+        log-probabilities are zeros (it is for evaluation). ``record`` keeps what a replay of the episode
+        needs in :attr:`Rollout.record` (the observations and the raw choices; PPO's stored batch).
 
     What carries gradient: the location sent to the env and fed back to the glimpse network is a
     constant (a sample drawn without gradient, or a detached mode); REINFORCE reaches the where head
@@ -564,7 +659,13 @@ def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, determini
     state = agent.initial_state(num_envs, device)
     log_probs, entropies, baselines, rewards, locations = [], [], [], [], [obs["location"].clone()]
     states, paddle_log_probs, paddle_entropies, probs, logits, labels = [], [], [], None, None, None
+    glimpses, looks, moves = [], [], []
+    if record and expected:
+        raise ValueError("an expected-context episode (SAT) has no sampled choices to replay: record=True needs "
+                         "expected_context_prob=0")
     for t in range(1, steps + 1):
+        if record:
+            glimpses.append(obs["glimpse"].clone())  # the env may reuse its buffers
         if expected and probs is not None:  # SAT: feed the core every item, weighted by pi
             g = agent.locator.expected_context(agent.glimpse_net, env, probs)  # (N, hidden)
         else:
@@ -579,6 +680,8 @@ def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, determini
             log_probs.append(h.new_zeros(num_envs) if expected else look.log_prob)
             entropies.append(look.entropy)
             probs = look.probs
+            if record and look.raw is not None:
+                looks.append(look.raw)
         baselines.append(agent.baseline(h_head).squeeze(1))  # (N,)
 
         # The decision: class scores at the last step, or a move at every step (Catch's paddle).
@@ -586,6 +689,8 @@ def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, determini
         if decision.log_prob is not None:
             paddle_log_probs.append(decision.log_prob)
             paddle_entropies.append(decision.entropy)
+            if record and decision.raw is not None:
+                moves.append(decision.raw)
         if decision.logits is not None:
             logits = decision.logits
 
@@ -597,9 +702,13 @@ def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, determini
             labels = infos["final_info"]["label"]
 
     per_step = agent.decider.per_step
+    kept = None
+    if record:
+        kept = {name: torch.stack(values, dim=1) for name, values in
+                (("glimpses", glimpses), ("looks", looks), ("moves", moves)) if values}
     return Rollout.from_steps(log_probs, entropies, baselines, rewards, locations, states=states, logits=logits,
                               labels=labels, paddle_log_probs=paddle_log_probs if per_step else None,
-                              paddle_entropies=paddle_entropies if per_step else None), obs
+                              paddle_entropies=paddle_entropies if per_step else None, record=kept), obs
 
 
 # ------------------------------------------------------------------------------------------------

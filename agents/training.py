@@ -51,13 +51,15 @@ from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec, Pri
 import envs
 from envs import data as envs_data
 from agents.contract import RolloutAgent, SceneAgent
+from agents import trainers
 from agents.registry import AGENTS, AgentSpec
+from agents.trainers import TrainerOptions
 from envs.render import render_attention, render_path
 
 __all__ = [
     "Config", "ConfigError", "TrainingStopped", "run_script", "LIMITS", "Range", "check_values", "release_run_dir",
-    "parse_train_config", "cli", "flat_config", "config_from_flat", "agent_spec",
-    "make_env", "make_test_env", "make_agent", "announcing_data", "record_data", "describe_data", "check_data", "evaluate", "replay_test_paths",
+    "parse_train_config", "cli", "task_defaults", "recipe_in_use", "flat_config", "config_from_flat", "agent_spec",
+    "make_env", "make_test_env", "make_agent", "check_algo", "trainer_options", "make_trainer", "announcing_data", "record_data", "describe_data", "check_data", "evaluate", "replay_test_paths",
     "picture_at", "paths_picture", "attention_picture", "eval_picture", "lock_run_dir", "read_json",
     "read_checkpoint", "flag_differences", "load_run", "save_checkpoint", "check_update", "run_parallel",
     "threads_per_job",
@@ -121,6 +123,31 @@ class Config:
     """decay the step size linearly from --learning-rate to 0 over --train-images"""
     batch_size: int = 128
     """images (episodes) per update"""
+    algo: Literal["reinforce", "a2c", "ppo"] = "reinforce"
+    """how the hard agents (ram, item-hard, racnn-hard) learn their policies: reinforce (the papers' REINFORCE
+    with a learned baseline, one gradient step per batch), a2c (advantage actor-critic: a per-step critic and
+    GAE, one step per batch) or ppo (PPO: --ppo-epochs passes of --minibatches minibatches of whole episodes
+    per batch, replayed through the current networks); the other agents train by backpropagation (reinforce)"""
+    gamma: float = 0.99
+    """a2c/ppo: discount of the per-step rewards"""
+    gae_lambda: float = 0.95
+    """a2c/ppo: GAE's lambda (1: Monte-Carlo returns minus the critic; 0: one-step TD errors)"""
+    ppo_epochs: int = 4
+    """ppo: passes over each batch of episodes"""
+    minibatches: int = 4
+    """ppo: minibatches (of whole episodes) per pass"""
+    clip_coef: float = 0.2
+    """ppo: the surrogate's ratio is clipped to [1 - clip, 1 + clip]"""
+    value_clip: float | None = None
+    """ppo: clip the critic's change per batch to this much in its loss (none: no clipping)"""
+    value_coef: float = 0.5
+    """a2c/ppo: weight of the critic's squared error"""
+    max_grad_norm: float | None = 0.5
+    """a2c/ppo: clip the gradients' total norm to this (none: no clipping)"""
+    normalize_advantages: bool = True
+    """a2c/ppo: standardise each minibatch's advantages"""
+    entropy_coef_final: float | None = None
+    """a2c/ppo: anneal the entropy bonus linearly from --entropy-coef to this over --train-images (none: constant)"""
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
     """which digits/items (see envs.data for the sources)"""
     data_dir: str | None = None
@@ -207,11 +234,14 @@ LIMITS: dict[str, Range] = {
     # the run (Config)
     "seed": Range(0), "train_images": Range(0), "glimpses": Range(1), "glimpse_size": Range(1),
     "scales": Range(1), "learning_rate": Range(0, open_low=True), "batch_size": Range(1),
+    "gae_lambda": Range(0, 1), "ppo_epochs": Range(1), "minibatches": Range(1), "clip_coef": Range(0, open_low=True),
+    "value_clip": Range(0, open_low=True), "value_coef": Range(0), "max_grad_norm": Range(0, open_low=True),
+    "entropy_coef_final": Range(0),
     "eval_every": Range(1), "eval_images": Range(1), "mc_samples": Range(1), "checkpoint_every": Range(1),
     "torch_threads": Range(1),
     # the agents' options
     "std": Range(0, open_low=True), "entropy_coef": Range(0), "expected_context_prob": Range(0, 1),
-    "doubly_stochastic": Range(0), "racnn_input_size": Range(1), "stn_steps": Range(1), "stn_size": Range(1),
+    "doubly_stochastic": Range(0), "racnn_input_size": Range(1), "hidden": Range(1), "stn_steps": Range(1), "stn_size": Range(1),
     # the other scripts
     "count": Range(1), "frame_ms": Range(1), "seeds": Range(1), "jobs": Range(1), "total_timesteps": Range(1),
     "num_envs": Range(1), "num_glimpses": Range(1), "n_steps": Range(1), "n_epochs": Range(1),
@@ -272,6 +302,7 @@ def check_device(name: str) -> None:
 def _preparse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--agent", default=Config.agent)
+    parser.add_argument("--env", default=Config.env)
     parser.add_argument("--plugins", nargs="*", default=[])
     return parser.parse_known_args(list(argv))[0]
 
@@ -312,15 +343,36 @@ def parse_train_config(argv: Sequence[str] | None = None, description: str | Non
             titles = "/".join(dict.fromkeys(o.title or o.name for o in owners))
             raise ConfigError(f"{arg.split('=', 1)[0]} is a {titles} option; --agent {spec.name} has no such option")
     group = f"{spec.name.replace('-', '_')}_agent"  # --help titles the group "<agent>-agent options"
+    recipe = task_defaults(early.env)
+    # Flags an agent lacks are skipped: its own options, and --algo for agents without a policy.
+    run_defaults = {k: v for k, v in recipe.items() if k in shared and (k != "algo" or spec.kind == "hard")}
+    own_defaults = {k: v for k, v in recipe.items() if k in own}
     wrapper = dataclasses.make_dataclass("train", [
-        ("run", Annotated[Config, tyro.conf.OmitArgPrefixes], field(default_factory=Config)),
-        (group, Annotated[spec.options, tyro.conf.OmitArgPrefixes], field(default_factory=spec.options)),
+        ("run", Annotated[Config, tyro.conf.OmitArgPrefixes], field(default_factory=lambda: Config(**run_defaults))),
+        (group, Annotated[spec.options, tyro.conf.OmitArgPrefixes],
+         field(default_factory=lambda: spec.options(**own_defaults))),
     ])
     parsed = _parse(wrapper, argv, description)
     cfg = parsed.run
     cfg.plugins = tuple(cfg.plugins)
     cfg.options = getattr(parsed, group)
+    check_algo(cfg)
     return cfg
+
+
+def task_defaults(env: str) -> dict[str, Any]:
+    """The training recipe of task ``env`` (:attr:`envs.TaskSpec.train_defaults`): flag defaults that
+    ``scripts/train.py`` uses where the command line is silent; empty for an unknown task (refused later)."""
+    try:
+        return dict(envs.task_of(env).train_defaults)
+    except ValueError:
+        return {}
+
+
+def recipe_in_use(cfg: Config) -> dict[str, Any]:
+    """The flags of ``cfg`` whose value is its task's recipe default (:func:`task_defaults`)."""
+    flat = flat_config(cfg)
+    return {k: v for k, v in task_defaults(cfg.env).items() if k in flat and flat[k] == v}
 
 
 def flat_config(cfg: Config) -> dict[str, Any]:
@@ -447,6 +499,36 @@ def make_agent(cfg: Config, env) -> torch.nn.Module:
     if spec.still_only and not env.is_still:
         raise ConfigError(f"--agent {cfg.agent} classifies still images; it does not apply to --env {cfg.env}")
     return spec.make(env, cfg.options).to(cfg.device)
+
+
+def check_algo(cfg: Config) -> None:
+    """A :class:`ConfigError` naming the flag if ``--algo`` and its options cannot train ``--agent``."""
+    spec = agent_spec(cfg.agent)
+    if cfg.algo == "reinforce":
+        return
+    if spec.kind != "hard":
+        raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} has no policy to train ({spec.kind} attention "
+                          f"learns by backpropagation); use --algo reinforce")
+    if cfg.algo == "ppo" and cfg.minibatches > cfg.batch_size:
+        raise ConfigError(f"--minibatches {cfg.minibatches} is more than the --batch-size {cfg.batch_size} episodes "
+                          f"it splits")
+    if getattr(cfg.options, "expected_context_prob", 0.0) > 0:
+        raise ConfigError(f"--expected-context-prob trains by backpropagation through the expected context, which "
+                          f"--algo {cfg.algo} cannot replay; use it with --algo reinforce")
+
+
+def trainer_options(cfg: Config) -> TrainerOptions:
+    """The run's :class:`agents.trainers.TrainerOptions` (the entropy bonus is the agent's ``--entropy-coef``)."""
+    names = {f.name for f in dataclasses.fields(TrainerOptions)} - {"entropy_coef"}
+    return TrainerOptions(entropy_coef=getattr(cfg.options, "entropy_coef", 0.0),
+                          **{name: getattr(cfg, name) for name in names})
+
+
+def make_trainer(cfg: Config, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 sync_gradients: Callable[[torch.nn.Module], None] | None = None):
+    """The ``--algo`` trainer of ``model`` (:mod:`agents.trainers`), checking each update with :func:`check_update`."""
+    check_algo(cfg)
+    return trainers.make_trainer(trainer_options(cfg), model, optimizer, check_update, sync_gradients)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -672,7 +754,7 @@ def check_update(losses: dict[str, Any], model: torch.nn.Module, update: int) ->
     if math.isfinite(values[0]) and math.isfinite(values[1]):
         return dict(zip(names, values[2:]))
     bad = [f"{n} = {v}" for n, v in zip(["loss", *names], [values[0], *values[2:]])
-           if not math.isfinite(v) and n.startswith("loss")]
+           if not math.isfinite(v) and (n.startswith("loss") or n.endswith("_loss"))]
     if bad:
         raise TrainingStopped(f"update {update}: non-finite {', '.join(bad)}")
     params = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]

@@ -235,6 +235,32 @@ class GaussianLocationPolicy(nn.Module):
         loc = dist.sample()
         return loc, dist.log_prob(loc)
 
+    def sample_pre_squash(self, hidden: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`sample`, also returning the pre-squash draw ``u`` (``loc = tanh(u)``), which
+        :meth:`log_prob_pre_squash` re-scores exactly later (a stored ``loc`` may have rounded to ``+-1``).
+
+        The same draw from torch's RNG and the same log-probability, bit for bit, as :meth:`sample`.
+
+        Returns:
+            ``loc`` ``(B, loc_dims)`` (no gradient), ``u`` ``(B, loc_dims)`` (no gradient), ``log_prob`` ``(B,)``.
+        """
+        dist = self(hidden)
+        u = dist.base_dist.sample()
+        return torch.tanh(u), u, self._log_prob_of(dist, u)
+
+    def log_prob_pre_squash(self, hidden: Tensor, u: Tensor) -> Tensor:
+        """Exact ``log pi(tanh(u))`` ``(B,)`` of stored pre-squash draws ``u`` ``(B, loc_dims)`` under the
+        current policy: ``log N(u; mu, std^2) - sum log(1 - tanh(u)^2)``, the Jacobian in a stable form."""
+        check_shape(u, "u", "(B, loc_dims)", dims=(hidden.shape[0], self.loc_dims))
+        return self._log_prob_of(self(hidden), u)
+
+    @staticmethod
+    def _log_prob_of(dist: TransformedDistribution, u: Tensor) -> Tensor:
+        # Summed in the order TransformedDistribution.log_prob sums, so that sample() and
+        # sample_pre_squash() agree to the bit.
+        tanh = dist.transforms[0]
+        return -tanh.log_abs_det_jacobian(u, torch.tanh(u)).sum(-1) + dist.base_dist.log_prob(u)
+
     def mode(self, hidden: Tensor) -> Tensor:
         """Deterministic location for evaluation: ``tanh(mu)``, ``(B, loc_dims)`` in ``[-1, 1]``.
 

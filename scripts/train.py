@@ -49,7 +49,6 @@ from agents.training import (
     announcing_data,
     check_data,
     check_parameters,
-    check_update,
     describe_data,
     eval_picture,
     evaluate,
@@ -59,9 +58,11 @@ from agents.training import (
     make_agent,
     make_env,
     make_test_env,
+    make_trainer,
     parse_train_config,
     read_checkpoint,
     read_json,
+    recipe_in_use,
     record_data,
     run_script,
     save_checkpoint,
@@ -94,6 +95,10 @@ def main() -> None:
     data = record_data(loaded)
     for line in describe_data(data):
         print(line, file=sys.stderr)
+    recipe = recipe_in_use(cfg)  # the task's defaults the command line left in place
+    if recipe:
+        flags = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in recipe.items())
+        print(f"--env {cfg.env} defaults: {flags}", file=sys.stderr)
     if recorded is not None:
         if not cfg.allow_other_data:  # first: other data can change values computed from them (--eval-images)
             check_data(state.get("data") if state is not None else recorded.get("data"), data, "--resume",
@@ -108,6 +113,7 @@ def main() -> None:
 
     model = make_agent(cfg, env)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    trainer = make_trainer(cfg, model, optimizer)  # --algo: reinforce, a2c or ppo
     obs, _ = env.reset(seed=cfg.seed)
     elapsed = 0.0
     if state is not None:
@@ -121,7 +127,8 @@ def main() -> None:
     # A resumed run drops the events its killed predecessor logged after the point it resumes from.
     writer = SummaryWriter(run_dir, purge_step=cfg.images_seen if started else None)
     if state is None:
-        table = "\n".join(f"|{k}|{v}|" for k, v in flat_config(cfg).items())
+        table = "\n".join(f"|{k}|{v}{f' (--env {cfg.env} default)' if k in recipe else ''}|"
+                          for k, v in flat_config(cfg).items())
         writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}", 0)
     saved_at = cfg.images_seen if state is not None else None
 
@@ -168,18 +175,13 @@ def main() -> None:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * (1.0 - cfg.images_seen / cfg.train_images)
         try:
-            losses, obs = model.train_losses(env, obs)
+            logged, obs = trainer.update(env, obs, update, progress=cfg.images_seen / max(cfg.train_images, 1))
         except ValueError as error:  # a diverged model trips a check of the forward pass (torch.distributions')
             if update == 1 and state is None:
                 raise  # the untrained model: a bug, not a divergence
             raise stopped(f"update {update}: {diverged(error)}") from None
-        optimizer.zero_grad(set_to_none=True)  # parameters a loss does not reach get no update at all
-        losses["loss"].backward()
-        try:
-            logged = check_update(losses, model, update)  # one host sync: the logged values and the check
-        except TrainingStopped as error:
+        except TrainingStopped as error:  # a non-finite loss or gradient (check_update), before the step
             raise stopped(str(error)) from None
-        optimizer.step()
         elapsed += time.perf_counter() - tick  # training time only: evaluations and logging excluded
         cfg.images_seen += cfg.batch_size
         progress.update(cfg.batch_size)

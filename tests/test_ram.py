@@ -199,12 +199,12 @@ def test_catch_paddle_reinforce_trains_the_core_even_when_detached():
 def _buggy_sample(locator):
     """The reimplementation bug: ``tanh(mu + noise)`` with ``mu`` still attached to the graph."""
 
-    def sample(hidden):
+    def sample_pre_squash(hidden):
         mu = locator.mean(hidden)
-        loc = torch.tanh(mu + locator.std * torch.randn_like(mu))
-        return loc, torch.zeros(hidden.shape[0])
+        u = mu + locator.std * torch.randn_like(mu)
+        return torch.tanh(u), u, torch.zeros(hidden.shape[0])
 
-    return sample
+    return sample_pre_squash
 
 
 @pytest.mark.parametrize("deterministic", [False, True])
@@ -229,7 +229,7 @@ def test_classifier_loss_does_not_flow_through_the_sampled_location(into_core, d
     if deterministic or into_core:  # control once: the check is sensitive to the bug
         return
     model.zero_grad(set_to_none=True)
-    model.locator.sample = _buggy_sample(model.locator)
+    model.locator.sample_pre_squash = _buggy_sample(model.locator)
     obs, _ = env.reset(seed=0)
     ram_losses(rollout(model, env, obs)[0])["loss_classifier"].backward()
     assert len(reached) > 0 and len(grads(model.locator.mean_head)) > 0

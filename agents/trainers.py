@@ -1,0 +1,248 @@
+"""The policy-gradient trainers: one update of any agent, by REINFORCE, A2C or PPO (``--algo``).
+
+A trainer owns what one update does with a batch: it draws the batch from the env, computes the losses,
+steps the optimizer, and returns the values to log. :func:`make_trainer` picks it by name:
+
+* ``reinforce`` (:class:`ReinforceTrainer`): the agent's own losses (:meth:`agents.contract.Agent.train_losses`)
+  -- for the hard agents the papers' REINFORCE with a learned baseline (Williams, 1992; Mnih et al., 2014),
+  for every other agent plain backpropagation -- and one gradient step per batch.
+* ``ppo`` (:class:`PPOTrainer`): Proximal Policy Optimisation (Schulman et al., 2017) with generalised
+  advantage estimation (Schulman et al., 2016). The agent plays a batch of whole episodes without gradient
+  (:meth:`PolicyAgent.collect`), the per-step critic's values give every step its own advantage, and
+  ``ppo_epochs`` passes of ``minibatches`` minibatches of whole episodes each replay the stored
+  observations and choices through the current networks (:meth:`PolicyAgent.replay`: no second pass through
+  the env) to maximise the clipped surrogate, regress the critic and keep the agent's supervised loss (the
+  classifier's cross-entropy), with an entropy bonus and gradient-norm clipping.
+* ``a2c``: synchronous advantage actor-critic (Mnih et al., 2016): the same update with one epoch of one
+  minibatch, so the ratio is exactly 1 and the surrogate's gradient is ``A_t grad log pi``.
+
+Time is the last dimension of every per-step tensor, ``(N, T)``, as in :mod:`glimpse.reinforce`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from glimpse.policy_gradient import (
+    entropy_bonus,
+    explained_variance,
+    generalized_advantages,
+    normalize_advantages,
+    ppo_clip_loss,
+    value_loss,
+)
+
+__all__ = ["ALGOS", "Episodes", "Replayed", "PolicyAgent", "TrainerOptions", "ReinforceTrainer", "PPOTrainer",
+           "make_trainer"]
+
+ALGOS = ("reinforce", "a2c", "ppo")
+
+
+@dataclass
+class Episodes:
+    """A batch of ``N`` whole episodes of ``T`` steps, played without gradient and kept for replay.
+
+    Step ``t`` is one env step: the state ``s_t`` (the agent's recurrent state after reading the step's
+    observation), the choices sampled from it, the env's reward ``r_t``. Every row's episode ends at step ``T``.
+    """
+
+    rewards: Tensor
+    """``(N, T)`` the env's rewards."""
+    values: Tensor
+    """``(N, T)`` the critic's ``V(s_t)`` when the batch was played."""
+    log_probs: Tensor
+    """``(N, T)`` ``log pi(a_t | s_t)`` of the step's sampled choices (summed over the step's policies: a
+    location and a paddle move are one joint action) when the batch was played; 0 where ``mask`` is False."""
+    mask: Tensor
+    """``(N, T)`` bool: the step sampled a choice (a classifier's last step chooses no location)."""
+    inputs: dict[str, Tensor]
+    """what :meth:`PolicyAgent.replay` reads, every tensor with ``N`` leading rows."""
+    stats: dict[str, Tensor] = field(default_factory=dict)
+    """scalars of the batch to log (``accuracy``, ``reward``)."""
+
+    def rows(self, index: Tensor) -> Episodes:
+        """The episodes ``index`` ``(n,)`` (a minibatch): every per-row tensor indexed, ``stats`` kept."""
+        return Episodes(self.rewards[index], self.values[index], self.log_probs[index], self.mask[index],
+                        {k: v[index] for k, v in self.inputs.items()}, self.stats)
+
+
+@dataclass
+class Replayed:
+    """What the current networks make of stored episodes (:meth:`PolicyAgent.replay`), with gradient."""
+
+    log_probs: Tensor
+    """``(n, T)`` ``log pi(a_t | s_t)`` of the stored choices, summed over the step's policies."""
+    values: Tensor
+    """``(n, T)`` ``V(s_t)``."""
+    entropy: Tensor
+    """``(n, T)`` the step's policy entropy (summed over its policies; 0 where none chose)."""
+    entropies: dict[str, Tensor]
+    """per policy (``location``, ``item``, ``paddle``, ``box``): its entropy at the steps it chose, any shape."""
+    loss_supervised: Tensor
+    """scalar: the agent's own supervised loss on these episodes (the classifier's cross-entropy; 0 for Catch)."""
+
+
+@runtime_checkable
+class PolicyAgent(Protocol):
+    """An agent with a policy that the actor-critic trainers can train (``--algo a2c|ppo``)."""
+
+    def collect(self, env, obs: Any) -> tuple[Episodes, Any]:
+        """Play one batch of whole episodes of ``env`` without gradient, from ``obs``; returns the stored
+        :class:`Episodes` and the next observation."""
+
+    def replay(self, episodes: Episodes) -> Replayed:
+        """Re-run stored episodes through the current networks (no env), with gradient."""
+
+
+@dataclass
+class TrainerOptions:
+    """The trainer's settings, from the run's configuration (``scripts/train.py`` flags of the same names)."""
+
+    algo: str = "reinforce"
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ppo_epochs: int = 4
+    minibatches: int = 4
+    clip_coef: float = 0.2
+    value_clip: float | None = None
+    value_coef: float = 0.5
+    max_grad_norm: float | None = 0.5
+    normalize_advantages: bool = True
+    entropy_coef: float = 0.0
+    entropy_coef_final: float | None = None
+
+
+Check = Callable[[dict[str, Tensor], nn.Module, int], dict[str, float]]
+
+
+class ReinforceTrainer:
+    """One gradient step per batch on the agent's own losses (:meth:`~agents.contract.Agent.train_losses`).
+
+    Args:
+        model: the agent.
+        optimizer: its optimizer.
+        check: ``(losses, model, update) -> logged floats``, called after ``backward()`` and before the step
+            (:func:`agents.training.check_update`: it stops a run on a non-finite loss or gradient).
+        sync_gradients: called after every ``backward()`` (data-parallel training averages the gradients
+            over the ranks there); none on one process.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, check: Check,
+                 sync_gradients: Callable[[nn.Module], None] | None = None) -> None:
+        self.model, self.optimizer, self.check, self.sync_gradients = model, optimizer, check, sync_gradients
+
+    def update(self, env, obs: Any, update: int, progress: float = 0.0) -> tuple[dict[str, float], Any]:
+        """One batch: ``(logged values, next observation)``. ``progress`` (done fraction of the budget) is unused."""
+        losses, obs = self.model.train_losses(env, obs)
+        self.optimizer.zero_grad(set_to_none=True)  # parameters a loss does not reach get no update at all
+        losses["loss"].backward()
+        if self.sync_gradients is not None:
+            self.sync_gradients(self.model)
+        logged = self.check(losses, self.model, update)  # one host sync: the logged values and the check
+        self.optimizer.step()
+        return logged, obs
+
+
+class PPOTrainer:
+    """PPO (``algo="ppo"``) or A2C (``algo="a2c"``: one epoch, one minibatch) on a :class:`PolicyAgent`.
+
+    Per batch of ``N`` episodes: ``A_t, R_t = GAE(r, V, gamma, lambda)`` from the values the batch was
+    played with; then for each of ``E`` epochs a fresh permutation of the episodes is cut into ``M``
+    minibatches, and each minibatch makes one optimizer step on::
+
+        loss = supervised + PPO-clip(log pi / log pi_old, normalise(A)) + c_v * value_loss(V, R) - c_e * H
+
+    with the gradients' total norm clipped to ``max_grad_norm``. Logged (averaged over the batch's steps):
+    ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``, ``clip_fraction`` (of the last epoch's ratios,
+    the ones that tell how far the policy moved), ``explained_variance`` (of the collected values),
+    ``advantage_std`` (before normalisation), ``entropy_coef``, each policy's ``<name>_entropy`` and the
+    agent's ``loss_supervised``, ``accuracy``, ``reward``.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, check: Check, options: TrainerOptions,
+                 sync_gradients: Callable[[nn.Module], None] | None = None) -> None:
+        if not isinstance(model, PolicyAgent):
+            raise ValueError(f"--algo {options.algo}: {type(model).__name__} has no policy to train (use --algo reinforce)")
+        self.model, self.optimizer, self.check, self.sync_gradients = model, optimizer, check, sync_gradients
+        self.options = options
+        self.epochs = 1 if options.algo == "a2c" else options.ppo_epochs
+        self.minibatches = 1 if options.algo == "a2c" else options.minibatches
+
+    def entropy_coef(self, progress: float) -> float:
+        """The entropy bonus at ``progress`` (done fraction of the budget): linear to ``entropy_coef_final``."""
+        start, final = self.options.entropy_coef, self.options.entropy_coef_final
+        return start if final is None else start + (final - start) * min(max(progress, 0.0), 1.0)
+
+    def update(self, env, obs: Any, update: int, progress: float = 0.0) -> tuple[dict[str, float], Any]:
+        """One batch (collect, then ``E x M`` optimizer steps): ``(logged values, next observation)``."""
+        o = self.options
+        episodes, obs = self.model.collect(env, obs)
+        dones = torch.zeros_like(episodes.mask)
+        dones[:, -1] = True  # whole episodes: nothing to bootstrap after the last step
+        advantages, returns = generalized_advantages(episodes.rewards, episodes.values, dones, o.gamma, o.gae_lambda)
+        entropy_coef = self.entropy_coef(progress)
+        n = episodes.rewards.shape[0]
+        size = math.ceil(n / self.minibatches)
+        sums: dict[str, float] = {}
+        steps = 0
+        for epoch in range(self.epochs):
+            order = torch.randperm(n, device=episodes.rewards.device)
+            for index in order.split(size):
+                batch = episodes.rows(index)
+                replayed = self.model.replay(batch)
+                adv = advantages[index]
+                if o.normalize_advantages:
+                    adv = normalize_advantages(adv, batch.mask)
+                surrogate = ppo_clip_loss(replayed.log_probs, batch.log_probs, adv, o.clip_coef, batch.mask)
+                critic = value_loss(replayed.values, returns[index], batch.values if o.value_clip else None,
+                                    o.value_clip)
+                bonus = entropy_bonus(replayed.entropy, entropy_coef, batch.mask)
+                losses = {
+                    "loss": replayed.loss_supervised + surrogate.loss_policy + o.value_coef * critic + bonus,
+                    "loss_supervised": replayed.loss_supervised, "policy_loss": surrogate.loss_policy,
+                    "value_loss": critic, "entropy": masked_mean(replayed.entropy, batch.mask),
+                    "approx_kl": surrogate.approx_kl, "clip_fraction": surrogate.clip_fraction,
+                    **{f"{name}_entropy": value.mean() for name, value in replayed.entropies.items()},
+                }
+                self.optimizer.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                if self.sync_gradients is not None:
+                    self.sync_gradients(self.model)
+                logged = self.check(losses, self.model, update)
+                if o.max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), o.max_grad_norm)
+                self.optimizer.step()
+                last_epoch = epoch == self.epochs - 1
+                for name, value in logged.items():
+                    if name in ("approx_kl", "clip_fraction") and not last_epoch:
+                        continue
+                    sums[name] = sums.get(name, 0.0) + value
+                steps += 1
+        per_epoch = math.ceil(n / size)
+        logged = {name: value / (per_epoch if name in ("approx_kl", "clip_fraction") else steps)
+                  for name, value in sums.items()}
+        logged.update(explained_variance=float(explained_variance(episodes.values, returns)),
+                      advantage_std=float(advantages.std()), entropy_coef=entropy_coef,
+                      **{name: float(value) for name, value in episodes.stats.items()})
+        return logged, obs
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``x`` over the ``True`` entries of ``mask`` (0 if none), detached."""
+    return (torch.where(mask, x, 0.0).sum() / mask.sum().clamp(min=1)).detach()
+
+
+def make_trainer(options: TrainerOptions, model: nn.Module, optimizer: torch.optim.Optimizer, check: Check,
+                 sync_gradients: Callable[[nn.Module], None] | None = None) -> ReinforceTrainer | PPOTrainer:
+    """The trainer of ``options.algo`` (one of :data:`ALGOS`)."""
+    if options.algo == "reinforce":
+        return ReinforceTrainer(model, optimizer, check, sync_gradients)
+    if options.algo in ("a2c", "ppo"):
+        return PPOTrainer(model, optimizer, check, options, sync_gradients)
+    raise ValueError(f"--algo must be one of {', '.join(ALGOS)}; got {options.algo!r}")
