@@ -2,8 +2,10 @@
 
 Modules: :mod:`glimpse.retina` (exact multi-scale glimpses), :mod:`glimpse.samplers` (differentiable
 samplers of the soft agents), :mod:`glimpse.policies` (location and item heads), :mod:`glimpse.reinforce`
-(returns, baselines, the REINFORCE loss), :mod:`glimpse.checks` (input checks every package uses) and
-:mod:`glimpse.modes` (code that keeps tensors across calls, outside inference mode).
+(returns, baselines, the REINFORCE loss), :mod:`glimpse.policy_gradient` (actor-critic and PPO blocks:
+GAE, advantage normalisation, the clipped policy and value losses, explained variance, the entropy
+bonus), :mod:`glimpse.checks` (input checks every package uses) and :mod:`glimpse.modes` (code that
+keeps tensors across calls, outside inference mode).
 
 Coordinate convention
 ---------------------

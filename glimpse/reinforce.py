@@ -17,6 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from glimpse._steps import check_mask, check_unit_interval, masked_mean, masked_standardize
 from glimpse.checks import check_finite, check_shape
 
 __all__ = [
@@ -25,20 +26,6 @@ __all__ = [
     "ReinforceLosses",
     "reinforce_loss",
 ]
-
-
-def _check_mask(mask: Tensor | None, like: Tensor, like_name: str) -> None:
-    if mask is None:
-        return
-    check_shape(mask, "mask", "(B, T)", dims=tuple(like.shape))
-    if mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor (True = valid step) shaped like {like_name}; got dtype {mask.dtype}")
-
-
-def _check_gamma(gamma: float) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must be a number in [0, 1]; got {gamma!r}")
-    return float(gamma)
 
 
 def discounted_returns(rewards: Tensor, gamma: float = 1.0, mask: Tensor | None = None) -> Tensor:
@@ -65,8 +52,8 @@ def discounted_returns(rewards: Tensor, gamma: float = 1.0, mask: Tensor | None 
         tensor([[2., 1., 0.]])
     """
     check_shape(rewards, "rewards", "(B, T)")
-    gamma = _check_gamma(gamma)
-    _check_mask(mask, rewards, "rewards")
+    gamma = check_unit_interval(gamma, "gamma")
+    check_mask(mask, rewards, "rewards")
     if mask is not None:
         rewards = rewards * mask
     running = torch.zeros_like(rewards[:, 0])  # (B,)
@@ -143,7 +130,7 @@ class MovingAverageBaseline(nn.Module):
         check_finite(returns, "returns")
         if self.shape and returns.shape[1] != self.shape[0]:
             raise ValueError(f"returns must be (B, {self.shape[0]}) for shape={self.shape}; got {tuple(returns.shape)}")
-        _check_mask(mask, returns, "returns")
+        check_mask(mask, returns, "returns")
         returns = returns.detach().to(self.value.dtype)
         weight = torch.ones_like(returns) if mask is None else mask.to(returns.dtype)
         dims = (0, 1) if not self.shape else (0,)
@@ -168,12 +155,6 @@ class ReinforceLosses(NamedTuple):
     """``-entropy_coef * mean(entropy)``: minimising it raises the entropy (0 if unused)."""
     advantages: Tensor
     """``(B, T)``, detached ``returns - baseline`` (normalised if asked), zero on invalid steps."""
-
-
-def _masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
-    if mask is None:
-        return x.mean()
-    return torch.where(mask, x, 0.0).sum() / mask.sum().clamp(min=1)
 
 
 def reinforce_loss(
@@ -239,7 +220,7 @@ def reinforce_loss(
         check_shape(baseline, "baseline", "(B, T)", dims=like)
     if entropy is not None:
         check_shape(entropy, "entropy", "(B, T)", dims=like)
-    _check_mask(mask, log_probs, "log_probs")
+    check_mask(mask, log_probs, "log_probs")
     if isinstance(entropy_coef, bool) or not isinstance(entropy_coef, (int, float)) or entropy_coef < 0:
         raise ValueError(f"entropy_coef must be a number >= 0; got {entropy_coef!r}")
 
@@ -247,9 +228,7 @@ def reinforce_loss(
     target = returns.detach()
     advantages = target if baseline is None else target - baseline.detach()  # (B, T)
     if normalize_advantages:
-        mean = _masked_mean(advantages, mask)
-        var = _masked_mean((advantages - mean) ** 2, mask)
-        advantages = (advantages - mean) / (var.sqrt() + 1e-8)
+        advantages = masked_standardize(advantages, mask, eps=1e-8)
     if mask is not None:
         advantages = advantages * mask
         # where(), not multiply: a -inf log-prob on a padded step must not become NaN.
@@ -258,12 +237,12 @@ def reinforce_loss(
     loss_policy = -(log_probs * advantages).sum(dim=1).mean()
 
     if baseline is not None and baseline.requires_grad:
-        loss_baseline = _masked_mean((baseline - target) ** 2, mask)
+        loss_baseline = masked_mean((baseline - target) ** 2, mask)
     else:
         loss_baseline = zero
 
     if entropy is not None and entropy_coef > 0:
-        loss_entropy = -entropy_coef * _masked_mean(entropy, mask)
+        loss_entropy = -entropy_coef * masked_mean(entropy, mask)
     else:
         loss_entropy = zero
 
