@@ -110,6 +110,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.common import SceneClassifier, check_canvas_shape
+from agents.trainers import Episodes, Replayed
 from glimpse.checks import check_canvas, check_int, check_shape
 from glimpse.policies import GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss
@@ -330,6 +331,8 @@ class Pass:
     """``(N, S-1)`` log pi of the sampled boxes (hard, sampled passes only)."""
     baselines: Tensor | None = None
     """``(N, S-1)`` learned baselines (hard only)."""
+    draws: Tensor | None = None
+    """``(N, S-1, 3)`` the sampled boxes' pre-tanh draws ``z`` (hard, sampled passes only), for a replay."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -474,7 +477,8 @@ class RACNN(SceneClassifier):
         cnns = [_maybe_frozen(cnn, frozen) for cnn in self.cnns]
         x = self._first_input(images)  # (N, C, h, w)
         outer = None
-        inputs, logits, descriptors, boxes, image_boxes, means, last_maps, log_probs, baselines = ([] for _ in range(9))
+        inputs, logits, descriptors, boxes, image_boxes, means, last_maps, log_probs, baselines, draws = (
+            [] for _ in range(10))
         for s in range(self.scales):
             inputs.append(x)
             last_map, pooled, descriptor, scale_logits = cnns[s](x)
@@ -488,8 +492,9 @@ class RACNN(SceneClassifier):
             mean_unit = self.apns[s].policy.mode(hidden)  # (N, 3) tanh(a)
             means.append(boxes_from_unit(mean_unit, self.min_half_side, self.max_half_side))
             if sample:
-                unit, log_prob = self.apns[s].policy.sample(hidden)  # (N, 3) no grad, (N,)
+                unit, draw, log_prob = self.apns[s].policy.sample_pre_squash(hidden)  # (N, 3), (N, 3) no grad, (N,)
                 log_probs.append(log_prob)
+                draws.append(draw)
                 box = boxes_from_unit(unit, self.min_half_side, self.max_half_side)
             else:
                 box = means[-1]
@@ -509,6 +514,7 @@ class RACNN(SceneClassifier):
             means=torch.stack(means, dim=1), last_maps=last_maps,
             log_probs=torch.stack(log_probs, dim=1) if log_probs else None,
             baselines=torch.stack(baselines, dim=1) if baselines else None,
+            draws=torch.stack(draws, dim=1) if draws else None,
         )
 
     def forward(self, images: Tensor) -> Tensor:
@@ -598,6 +604,51 @@ class RACNN(SceneClassifier):
         losses = self.losses(inputs, labels)
         self.updates.add_(1)
         return losses, obs
+
+    # -- the actor-critic trainers' contract (agents.trainers.PolicyAgent), hard attention ----------
+
+    def collect(self, env, obs: Any = None) -> tuple[Episodes, Any]:
+        """One batch of scenes zoomed with sampled boxes, without gradient, kept for :meth:`replay`: an episode
+        of ``S - 1`` steps per image, step ``s`` choosing box ``s`` from scale ``s``'s features, its reward the
+        gain in true-class probability ``r_s = p_t(s+1) - p_t(s)`` and its value the baseline head ``b_s``.
+        One update of the schedule (the clock ``updates`` advances), which must be in its joint phase."""
+        if self.attention != "hard" or self.phase != "joint":
+            raise ValueError(f"the actor-critic trainers train hard RA-CNN's joint phase; this model is "
+                             f"{self.attention}, in phase {self.phase!r}")
+        images, labels = self.scene_inputs(env), env.scene()[1].clone()
+        env.reset()  # draw the next batch of scenes
+        with torch.no_grad():
+            result = self.run(images, sample=True)
+            true_probs = torch.stack([y.softmax(dim=1).gather(1, labels[:, None]).squeeze(1) for y in result.logits],
+                                     dim=1)  # (N, S)
+        self.updates.add_(1)
+        rewards = true_probs[:, 1:] - true_probs[:, :-1]  # (N, S-1)
+        accuracy = (result.fused.argmax(dim=1) == labels).float().mean()
+        episodes = Episodes(rewards, result.baselines, result.log_probs, torch.ones_like(rewards, dtype=torch.bool),
+                            {"scales": torch.stack(result.inputs, dim=1), "draws": result.draws, "labels": labels},
+                            stats={"accuracy": accuracy, "reward": accuracy,
+                                   "prob_gain": (true_probs[:, -1] - true_probs[:, 0]).mean()})
+        return episodes, obs
+
+    def replay(self, episodes: Episodes) -> Replayed:
+        """The stored zooms through the current CNNs, fusion and APNs: the boxes' ``log pi``, the baselines,
+        the APN policies' entropies and the cross-entropies (scales and fused)."""
+        scales, draws, labels = (episodes.inputs[k] for k in ("scales", "draws", "labels"))
+        logits, descriptors, log_probs, entropies, values = [], [], [], [], []
+        for s in range(self.scales):
+            _, pooled, descriptor, scale_logits = self.cnns[s](scales[:, s])
+            logits.append(scale_logits)
+            descriptors.append(F.normalize(descriptor, dim=1))
+            if s < self.scales - 1:
+                hidden = self.apns[s](pooled.flatten(1).detach())  # as in run(): REINFORCE never reaches the CNNs
+                log_probs.append(self.apns[s].policy.log_prob_pre_squash(hidden, draws[:, s]))
+                entropies.append(self.apns[s].policy.entropy(hidden))
+                values.append(self.baselines[s](hidden.detach()).squeeze(1))
+        fused = self.fusion(torch.cat(descriptors, dim=1))
+        supervised = sum(F.cross_entropy(y, labels) for y in logits) + F.cross_entropy(fused, labels)
+        entropy = torch.stack(entropies, dim=1)  # (n, S-1)
+        return Replayed(torch.stack(log_probs, dim=1), torch.stack(values, dim=1), entropy, {"box": entropy.detach()},
+                        supervised)
 
     def eval_logits(self, inputs: Tensor) -> dict[str, Tensor]:
         """The fused logits (``accuracy``) and each scale's (``accuracy_scale1`` .. ``accuracy_scale{S}``), mean boxes."""
