@@ -1,10 +1,12 @@
 """Benchmark RAM training throughput: images per second of whole updates (rollout, loss, backward, step).
 
     python scripts/bench_train.py                 # 28x28 (6 glimpses of 8 px) and cluttered-60 (8 x 3 scales of 12 px)
+    python scripts/bench_train.py --algos reinforce ppo --ppo-epochs 4 --minibatches 4
     python scripts/bench_train.py --json
 
-Each setting builds the batched env and RAM exactly as ``scripts/train.py`` does, warms up, then times
-``--updates`` updates of ``--batch-size`` images and reports the median of ``--repeats`` timings.
+Each setting builds the batched env, RAM and the ``--algo`` trainer exactly as ``scripts/train.py`` does,
+warms up, then times ``--updates`` updates of ``--batch-size`` images and reports the median of
+``--repeats`` timings; the algorithms' timings alternate, so their ratio is measured under the same load.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from agents.training import Config as TrainConfig
-from agents.training import cli, make_agent, make_env, run_script
+from agents.training import cli, make_agent, make_env, make_trainer, run_script
 
 SETTINGS = {
     "mnist-28 (6 glimpses of 8 px)": dict(env="mnist", glimpses=6, glimpse_size=8, scales=1),
@@ -36,6 +39,12 @@ class Config:
     """timings per setting (the median is reported)"""
     device: str = "cpu"
     """torch device"""
+    algos: tuple[Literal["reinforce", "a2c", "ppo"], ...] = ("reinforce",)
+    """trainers to time (scripts/train.py --algo)"""
+    ppo_epochs: int = 4
+    """ppo: passes over each batch"""
+    minibatches: int = 4
+    """ppo: minibatches per pass"""
     json: bool = False
     """print JSON instead of the table"""
 
@@ -44,41 +53,47 @@ def main() -> None:
     cfg = cli(Config, description=__doc__)
     rows = []
     for name, setting in SETTINGS.items():
-        train_cfg = TrainConfig(agent="ram", batch_size=cfg.batch_size, device=cfg.device, **setting)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            env = make_env(train_cfg, "train", cfg.batch_size)
-        model = make_agent(train_cfg, env)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        obs, _ = env.reset(seed=0)
+        runs = {}
+        for algo in cfg.algos:
+            train_cfg = TrainConfig(agent="ram", batch_size=cfg.batch_size, device=cfg.device, algo=algo,
+                                    ppo_epochs=cfg.ppo_epochs, minibatches=cfg.minibatches, **setting)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                env = make_env(train_cfg, "train", cfg.batch_size)
+            model = make_agent(train_cfg, env)
+            trainer = make_trainer(train_cfg, model, torch.optim.Adam(model.parameters(), lr=1e-3))
+            runs[algo] = [trainer, env, env.reset(seed=0)[0]]
 
-        def update():
-            nonlocal obs
-            losses, obs = model.train_losses(env, obs)  # what scripts/train.py runs per update
-            optimizer.zero_grad()
-            losses["loss"].backward()
-            optimizer.step()
+        def update(algo: str) -> None:
+            run = runs[algo]
+            _, run[2] = run[0].update(run[1], run[2], 1)  # what scripts/train.py runs per update
 
-        for _ in range(3):
-            update()
-        timings = []
+        for algo in cfg.algos:
+            for _ in range(3):
+                update(algo)
+        timings = {algo: [] for algo in cfg.algos}
         for _ in range(cfg.repeats):
-            if env.device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in range(cfg.updates):
-                update()
-            if env.device.type == "cuda":
-                torch.cuda.synchronize()
-            timings.append(time.perf_counter() - start)
-        seconds = statistics.median(timings)
-        rows.append({"setting": name, "batch": cfg.batch_size, "images_per_s": cfg.updates * cfg.batch_size / seconds})
+            for algo in cfg.algos:  # interleaved: every algorithm sees the same machine load
+                if cfg.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                for _ in range(cfg.updates):
+                    update(algo)
+                if cfg.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                timings[algo].append(time.perf_counter() - start)
+        for algo in cfg.algos:
+            seconds = statistics.median(timings[algo])
+            epochs = f"{cfg.ppo_epochs}x{cfg.minibatches}" if algo == "ppo" else "1x1"
+            rows.append({"setting": name, "algo": algo, "epochs_x_minibatches": epochs, "batch": cfg.batch_size,
+                         "images_per_s": cfg.updates * cfg.batch_size / seconds})
     if cfg.json:
         print(json.dumps({"device": cfg.device, "threads": torch.get_num_threads(), "rows": rows}, indent=1))
         return
     print(f"device={cfg.device} threads={torch.get_num_threads()} torch={torch.__version__}")
     for row in rows:
-        print(f"{row['setting']:<46} B={row['batch']:<5} {row['images_per_s']:>9.0f} images/s")
+        print(f"{row['setting']:<46} {row['algo']:<9} {row['epochs_x_minibatches']:>5} B={row['batch']:<5} "
+              f"{row['images_per_s']:>9.0f} images/s")
 
 
 if __name__ == "__main__":
