@@ -51,7 +51,7 @@ def main() -> None:
     rates = {}
     for name, policy in policies.items():
         caught = play_catch(env, policy, seed=cfg.seed)
-        rates[name] = float(caught.float().mean())
+        rates[name] = float(caught.double().mean())
         print(f"{name}: {rates[name]:.4f} ({int(caught.sum())} / {cfg.games})")
     print(json.dumps({"games": cfg.games, "seed": cfg.seed, "catch_rate": rates}))
 
