@@ -12,8 +12,9 @@ builder, registered id), and importing ``envs`` registers every id with Gymnasiu
     envs.task_of("cluttered-100").env_id  # 'glimpse/ClutteredMNIST100-v0'
 
 Modules: :mod:`envs.specs` (the task table), :mod:`envs.glimpse_env` (the envs), :mod:`envs.scenes` and
-:mod:`envs.catch` (what the glimpses look at), :mod:`envs.tasks` (pure episode generators),
-:mod:`envs.data` (MNIST, Fashion-MNIST, image folders), :mod:`envs.render` (pictures of glimpses),
+:mod:`envs.catch` (what the glimpses look at), :mod:`envs.catch_reference` (scripted Catch policies on the
+whole screen), :mod:`envs.tasks` (pure episode generators), :mod:`envs.data` (MNIST, Fashion-MNIST, image
+folders), :mod:`envs.render` (pictures of glimpses),
 :mod:`envs.rng` (counter-based random numbers), :mod:`envs.sb3` (the Stable-Baselines3 bridge),
 :mod:`envs.wrappers` (torch equivalents of Gymnasium's numpy-only vector wrappers).
 Coordinates follow the project's convention, stated once in :mod:`glimpse`.

@@ -10,8 +10,11 @@ them with ``tensorboard --logdir OUT``. Runs share nothing, so ``--jobs J`` runs
 
 Then, in ``OUT``:
 
-* TensorBoard's *Custom Scalars* tab: hard vs soft -- each agent's test accuracy, mean over seeds with
-  its min-max band, against training images (tags ``compare/<kind>/<agent>`` of the run ``.``);
+* ``mean-<agent>/``: one aggregate TensorBoard run per agent, its test accuracy against training images,
+  mean / min / max over seeds (tags ``compare/accuracy_{mean,min,max}``, the same for every agent, so the
+  Scalars tab overlays the agents, one colour and one name each; and ``compare/<kind>/accuracy_…``);
+  the *Custom Scalars* tab shows hard vs soft over them: the means of all agents, of the hard ones, of
+  the soft ones, and the same with min-max bands (the seeds' runs have none of these tags);
 * ``comparison.png``: test accuracy against training images and against training wall time, mean and
   min-max over seeds;
 * ``comparison.md``: final test error (mean +- std over seeds), FLOPs per image, parameters, wall time.
@@ -54,7 +57,7 @@ class Config:
     train_images: int = 100_000
     """training budget of every run, in images"""
     out: str = "runs/compare"
-    """output folder: one run folder per (agent, seed), the plot and the table"""
+    """output folder: one run folder per (agent, seed), one mean-<agent> run per agent, the plot and the table"""
     jobs: int = 1
     """runs at once (separate processes)"""
     glimpses: int = 6
@@ -143,28 +146,67 @@ def summarize(cfg: Config, agents: list[str]) -> list[dict]:
     return rows
 
 
-def write_tensorboard_layout(cfg: Config, rows: list[dict]) -> None:
-    """The run ``.`` of ``OUT``: mean/min/max test accuracy per agent and a Custom Scalars layout of hard vs soft.
+MEAN_PREFIX = "mean-"
+"""The aggregate run of agent A is ``OUT/mean-A``: its mean over seeds, a run of its own."""
 
-    Rewritten whole on every call (the runs are unchanged), so a re-run leaves one summary, not two."""
-    for old in Path(cfg.out).glob("events.out.tfevents.*"):
+SUMMARIES = ("mean", "min", "max")
+"""Per evaluation, over the seeds' test accuracies."""
+
+KIND_CHARTS = {"hard": "hard attention", "soft": "soft attention", "baseline": "baselines"}
+
+
+def mean_run_name(agent: str) -> str:
+    return f"{MEAN_PREFIX}{agent}"
+
+
+def mean_tags(kind_: str | None = None) -> dict[str, str]:
+    """Tags of an aggregate run: ``compare/accuracy_<summary>`` (every agent's run), or with ``kind_``
+    ``compare/<kind>/accuracy_<summary>`` (only the runs of agents of that kind)."""
+    prefix = "compare/" if kind_ is None else f"compare/{kind_}/"
+    return {s: f"{prefix}accuracy_{s}" for s in SUMMARIES}
+
+
+def tensorboard_layout(kinds: list[str]) -> dict[str, dict[str, list]]:
+    """The Custom Scalars layout over the aggregate runs, for agents of ``kinds``.
+
+    A chart selects tags, by regex (Multiline) or by name (Margin), in every run; TensorBoard draws one
+    line per (run, tag) and colours it by run. The aggregate runs share their tags, so each chart is one
+    line (and band) per agent, in the agent's colour; the seeds' runs have none of these tags."""
+    every = mean_tags()
+    means = {"all agents": ["Multiline", [f"^{every['mean']}$"]]}
+    bands = {"all agents": ["Margin", [every["mean"], every["min"], every["max"]]]}
+    for k in kinds:
+        tags = mean_tags(k)
+        means[KIND_CHARTS[k]] = ["Multiline", [f"^{tags['mean']}$"]]
+        bands[KIND_CHARTS[k]] = ["Margin", [tags["mean"], tags["min"], tags["max"]]]
+    return {"hard vs soft: test accuracy, mean over seeds": means,
+            "hard vs soft: test accuracy, mean and min-max over seeds": bands}
+
+
+def write_tensorboard_layout(cfg: Config, rows: list[dict]) -> None:
+    """One aggregate run per agent, ``OUT/mean-<agent>``: the seeds' mean, min and max test accuracy at
+    each evaluation, under the same tags for every agent, and the Custom Scalars layout of hard vs soft.
+
+    TensorBoard colours and names lines by run, so each agent's mean is one line of its own colour both in
+    the Scalars tab (tags ``compare/accuracy_{mean,min,max}``; also ``compare/<kind>/accuracy_…``, shared
+    by the agents of one kind) and in the Custom Scalars tab. Every aggregate run holds the same layout
+    (TensorBoard merges identical charts into one). All ``OUT/mean-*`` runs, and the run ``.`` that
+    earlier versions wrote, are rewritten whole on every call, so a re-run leaves one summary, not two."""
+    out = Path(cfg.out)
+    for old in [*out.glob("events.out.tfevents.*"), *out.glob(f"{MEAN_PREFIX}*/events.out.tfevents.*")]:
         old.unlink()
-    writer = SummaryWriter(cfg.out)
-    charts: dict[str, dict[str, list]] = {}
+    kinds = [k for k in KIND_CHARTS if any(row["kind"] == k for row in rows)]
+    layout = tensorboard_layout(kinds)
     for row in rows:
-        tag = f"compare/{row['kind']}/{row['agent']}"
+        writer = SummaryWriter(str(out / mean_run_name(row["agent"])))
         for i, images in enumerate(row["images"]):
-            acc = row["accuracy"][:, i]
-            writer.add_scalar(tag, float(acc.mean()), int(images))
-            writer.add_scalar(f"{tag}/min", float(acc.min()), int(images))
-            writer.add_scalar(f"{tag}/max", float(acc.max()), int(images))
-        charts.setdefault(f"{row['kind']} attention" if row["kind"] != "baseline" else "baselines", {})[
-            f"{title(row['agent'])}: test accuracy (mean, min-max over seeds)"] = [
-            "Margin", [tag, f"{tag}/min", f"{tag}/max"]]
-    overview = {"hard vs soft: test accuracy, mean over seeds": ["Multiline", [r"^compare/(hard|soft|baseline)/[^/]+$"]],
-                "hard": ["Multiline", [r"^compare/hard/[^/]+$"]], "soft": ["Multiline", [r"^compare/soft/[^/]+$"]]}
-    writer.add_custom_scalars({"comparison": overview, **charts})
-    writer.close()
+            acc = row["accuracy"][:, i]  # (seeds,)
+            values = {"mean": acc.mean(), "min": acc.min(), "max": acc.max()}
+            for tags in (mean_tags(), mean_tags(row["kind"])):
+                for summary, tag in tags.items():
+                    writer.add_scalar(tag, float(values[summary]), int(images))
+        writer.add_custom_scalars(layout)
+        writer.close()
 
 
 def write_plot(cfg: Config, rows: list[dict], path: Path) -> None:

@@ -2,15 +2,89 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+from tensorboard import context
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.custom_scalar.custom_scalars_plugin import CustomScalarsPlugin
+from tensorboard.plugins.scalar.scalars_plugin import ScalarsPlugin
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+
+
+def tensorboard_plugins(logdir: Path) -> tuple[CustomScalarsPlugin, list[str]]:
+    """TensorBoard's own loading of ``logdir``: its Custom Scalars plugin (over the Scalars plugin) and runs."""
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    tb = base_plugin.TBContext(logdir=str(logdir), multiplexer=multiplexer, plugin_name_to_instance={},
+                               data_provider=data_provider.MultiplexerDataProvider(multiplexer, str(logdir)))
+    for plugin in (ScalarsPlugin(tb), CustomScalarsPlugin(tb)):
+        tb.plugin_name_to_instance[plugin.plugin_name] = plugin
+    return tb.plugin_name_to_instance["custom_scalars"], sorted(multiplexer.Runs())
+
+
+def chart_lines(plugin: CustomScalarsPlugin, runs: list[str], chart: dict) -> dict[str, dict[str, list]]:
+    """What the Custom Scalars page draws for one chart of the layout, as its frontend asks for it: the
+    chart's tag filter (regexes joined, or a Margin chart's escaped tag names) in every run; one line per
+    matching (run, tag), coloured by its run. Returns run -> tag -> [(step, value)]."""
+    if "multiline" in chart:
+        regexes = chart["multiline"]["tag"]
+        pattern = regexes[0] if len(regexes) == 1 else "|".join(f"({r})" for r in regexes)
+    else:
+        tags = [t for series in chart["margin"]["series"] for t in (series["value"], series["lower"], series["upper"])]
+        pattern = "|".join(f"({re.escape(t)})" for t in tags)
+    lines = {}
+    for run in runs:
+        body = plugin.scalars_impl(context.RequestContext(), run, pattern, "")
+        assert body["regex_valid"], pattern
+        if body["tag_to_events"]:
+            lines[run] = {tag: [(step, value) for _, step, value in events]
+                          for tag, events in body["tag_to_events"].items()}
+    return lines
+
+
+def check_aggregate_runs(out: Path, agents: dict[str, str]) -> None:
+    """Each agent's mean / min / max over seeds is a run of its own, ``mean-<agent>``, under tags common to
+    all agents (and to its kind); every Custom Scalars chart draws one line per agent of its kind."""
+    seeds = {a: np.array([[e.value for e in EventAccumulator(str(out / f"mnist__{a}__{s}"), size_guidance={"scalars": 0})
+                           .Reload().Scalars("eval/accuracy")] for s in (1, 2)]) for a in agents}  # (seeds, evals)
+    plugin, runs = tensorboard_plugins(out)
+    for agent, kind in agents.items():
+        events = EventAccumulator(str(out / f"mean-{agent}"), size_guidance={"scalars": 0}).Reload()
+        common = {f"compare/accuracy_{s}" for s in ("mean", "min", "max")}
+        assert set(events.Tags()["scalars"]) == common | {f"compare/{kind}/accuracy_{s}" for s in ("mean", "min", "max")}
+        for prefix in ("compare", f"compare/{kind}"):
+            for summary, expected in (("mean", seeds[agent].mean(0)), ("min", seeds[agent].min(0)),
+                                      ("max", seeds[agent].max(0))):
+                got = events.Scalars(f"{prefix}/accuracy_{summary}")
+                assert [e.step for e in got] == [64, 128]
+                np.testing.assert_allclose([e.value for e in got], expected, rtol=0, atol=1e-6)
+
+    layout = json.loads(plugin.layout_impl(context.RequestContext(), ""))
+    charts = {(c["title"], ch["title"]): ch for c in layout["category"] for ch in c["chart"]}
+    means, bands = "hard vs soft: test accuracy, mean over seeds", "hard vs soft: test accuracy, mean and min-max over seeds"
+    assert set(charts) == {(cat, t) for cat in (means, bands)
+                           for t in ("all agents", "hard attention", "soft attention", "baselines")}
+    chart_kind = {"all agents": None, "hard attention": "hard", "soft attention": "soft", "baselines": "baseline"}
+    for (category, title), chart in charts.items():
+        expected = [a for a, k in agents.items() if chart_kind[title] in (None, k)]
+        lines = chart_lines(plugin, runs, chart)
+        assert sorted(lines) == sorted(f"mean-{a}" for a in expected), (category, title)  # one colour per agent
+        for agent in expected:
+            drawn = lines[f"mean-{agent}"]
+            mean_tag = next(t for t in drawn if t.endswith("accuracy_mean"))
+            assert len(drawn) == (1 if category == means else 3)  # the mean, or the mean and its band
+            np.testing.assert_allclose([v for _, v in drawn[mean_tag]], seeds[agent].mean(0), rtol=0, atol=1e-6)
 
 
 def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path):
@@ -21,21 +95,16 @@ def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path):
            "--out", str(out)]
     subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, check=True)
 
+    agents = {"conv": "baseline", "item-soft": "soft", "racnn-soft": "soft", "ram": "hard"}
     runs = sorted(p.name for p in out.iterdir() if p.is_dir())
-    assert runs == [f"mnist__{a}__{s}" for a in ("conv", "item-soft", "racnn-soft", "ram") for s in (1, 2)]
-    for name in runs:  # identical tags, so TensorBoard overlays them
+    seed_runs = [f"mnist__{a}__{s}" for a in agents for s in (1, 2)]
+    assert runs == sorted(seed_runs + [f"mean-{a}" for a in agents])
+    assert not list(out.glob("events.out.tfevents.*"))  # no aggregate run "." any more
+    for name in seed_runs:  # identical tags, so TensorBoard overlays them
         events = EventAccumulator(str(out / name), size_guidance={"scalars": 0}).Reload()
         assert [e.step for e in events.Scalars("eval/accuracy")] == [64, 128]
         assert {"train/loss_classifier", "train/accuracy", "charts/train_seconds"} <= set(events.Tags()["scalars"])
-
-    root = EventAccumulator(str(out), size_guidance={"scalars": 0, "tensors": 0}).Reload()
-    tags = set(root.Tags()["scalars"])
-    assert {"compare/hard/ram", "compare/soft/item-soft", "compare/baseline/conv", "compare/hard/ram/min"} <= tags
-    assert "custom_scalars__config__" in root.Tags()["tensors"]
-    mean = [e.value for e in root.Scalars("compare/hard/ram")]
-    seeds = [[e.value for e in EventAccumulator(str(out / f"mnist__ram__{s}")).Reload().Scalars("eval/accuracy")]
-             for s in (1, 2)]
-    assert mean == [sum(v) / 2 for v in zip(*seeds)] or all(abs(m - sum(v) / 2) < 1e-6 for m, v in zip(mean, zip(*seeds)))
+    check_aggregate_runs(out, agents)
 
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (out / "comparison.md").read_text()
@@ -46,3 +115,5 @@ def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path):
     # A second call reuses the finished runs instead of training them again.
     again = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120, check=True)
     assert "start" not in again.stdout
+    assert all(len(list((out / f"mean-{a}").glob("events.out.tfevents.*"))) == 1 for a in agents)  # rewritten, not added
+    check_aggregate_runs(out, agents)
