@@ -26,6 +26,7 @@ import dataclasses
 import json
 import sys
 from dataclasses import dataclass
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,8 @@ class Config:
     """RA-CNN runs: side each scale's CNN sees (none: the canvas's)"""
     plugins: str = ""
     """comma-separated modules for train.py to import first (they may register agents and tasks)"""
+    hard_algo: Literal["reinforce", "a2c", "ppo"] = "reinforce"
+    """train.py's --algo for the hard agents (the others learn by backpropagation)"""
 
 
 def run_name(cfg: Config, agent: str, seed: int) -> str:
@@ -102,6 +105,8 @@ def train_command(cfg: Config, agent: str, seed: int, threads: int) -> list[str]
     own = {f.name for f in dataclasses.fields(AGENTS[agent].options)}
     if "racnn_input_size" in own:
         shared["racnn_input_size"] = cfg.racnn_input_size
+    if kind(agent) == "hard":
+        shared["algo"] = cfg.hard_algo
     args = [sys.executable, str(Path(__file__).with_name("train.py")), "--agent", agent, "--seed", str(seed),
             "--run-dir", str(Path(cfg.out) / run_name(cfg, agent, seed))]
     for name, value in shared.items():
@@ -230,7 +235,8 @@ def write_plot(cfg: Config, rows: list[dict], path: Path) -> None:
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"--env {cfg.env}, --dataset {cfg.dataset}: mean and min-max over {cfg.seeds} seed(s), {cfg.train_images:,} images each")
+    fig.suptitle(f"--env {cfg.env}, --dataset {cfg.dataset}: mean and min-max over {cfg.seeds} seed(s), {cfg.train_images:,} images each; "
+                 f"hard agents: --algo {cfg.hard_algo}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -25,14 +25,13 @@ from pathlib import Path
 from agents.training import cli, run_parallel, run_script, threads_per_job
 
 # The paper's retinas: 8 px, one scale on 28x28; 12 px, three scales on 60x60 (Mnih et al. 2014, sec. 4.1).
-# Catch: 6 px, three scales, an LSTM core, and the step size and entropy bonus its paddle policy needs
-# (at Adam's 1e-3 the paddle collapses even without attention; docs/results.md).
+# Catch: its task's training recipe (envs.TASKS["catch"].train_defaults: the paper's 6 px x 3 retina, an
+# LSTM core, PPO; docs/results.md), which train.py applies where the command line is silent.
 RETINA = {"mnist": ["--glimpse-size", "8", "--scales", "1"],
           "translated-60": ["--glimpse-size", "12", "--scales", "3"],
           "cluttered-60": ["--glimpse-size", "12", "--scales", "3"],
           "moving-mnist": ["--glimpse-size", "12", "--scales", "3"],
-          "catch": ["--glimpse-size", "6", "--scales", "3", "--core", "lstm", "--learning-rate", "3e-4",
-                    "--entropy-coef", "0.01"]}
+          "catch": []}
 STILL = ("mnist", "translated-60", "cluttered-60")
 
 
