@@ -1,4 +1,4 @@
-"""Train an attention agent on a glimpse task: hard attention (REINFORCE), its soft counterparts, or a baseline.
+"""Train an attention agent on a glimpse task: hard attention (REINFORCE, A2C or PPO), its soft counterparts, or a baseline.
 
 Agents (``--agent``), by the project's taxonomy:
 
@@ -9,6 +9,14 @@ Agents (``--agent``), by the project's taxonomy:
 * full-image baselines: ``fc``, ``conv``.
 
     python scripts/train.py --agent ram --env mnist --seed 1 --train-images 60000 --run-dir runs/ram-mnist
+    python scripts/train.py --agent ram --env catch --run-dir runs/ram-catch     # Catch's recipe: PPO, 6 px x 3
+
+``--algo`` picks how the hard agents learn their policies (:mod:`agents.trainers`): ``reinforce`` (the
+papers' REINFORCE with a learned baseline), ``a2c`` or ``ppo`` (a per-step critic on the recurrent state,
+GAE, and for PPO several epochs of clipped minibatch updates over each batch of episodes, replayed through
+the current networks). A task may carry a training recipe (``envs.TASKS[name].train_defaults``; Catch's is
+PPO with the paper's retina): its values are the defaults where the command line is silent, printed at the
+start and marked in TensorBoard's configuration table.
 
 Writes to ``--run-dir``: TensorBoard events (scalars under ``train/``, ``eval/``, ``charts/``, the config as
 a table, pictures of glimpse paths at each evaluation), ``config.json``, ``checkpoint.pt`` (written
