@@ -509,6 +509,9 @@ def check_algo(cfg: Config) -> None:
     if spec.kind != "hard":
         raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} has no policy to train ({spec.kind} attention "
                           f"learns by backpropagation); use --algo reinforce")
+    if not issubclass(spec.cls, trainers.PolicyAgent):  # a hard agent without collect/replay (RA-CNN's)
+        raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} cannot replay its episodes (it has no "
+                          f"collect/replay for the actor-critic trainers); use --algo reinforce")
     if cfg.algo == "ppo" and cfg.minibatches > cfg.batch_size:
         raise ConfigError(f"--minibatches {cfg.minibatches} is more than the --batch-size {cfg.batch_size} episodes "
                           f"it splits")
