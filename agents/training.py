@@ -344,8 +344,10 @@ def parse_train_config(argv: Sequence[str] | None = None, description: str | Non
             raise ConfigError(f"{arg.split('=', 1)[0]} is a {titles} option; --agent {spec.name} has no such option")
     group = f"{spec.name.replace('-', '_')}_agent"  # --help titles the group "<agent>-agent options"
     recipe = task_defaults(early.env)
-    # Flags an agent lacks are skipped: its own options, and --algo for agents without a policy.
-    run_defaults = {k: v for k, v in recipe.items() if k in shared and (k != "algo" or spec.kind == "hard")}
+    # Flags an agent lacks are skipped: its own options, and --algo for agents the actor-critic trainers
+    # cannot train (no policy, or no collect/replay: see check_algo).
+    trains = issubclass(spec.cls, trainers.PolicyAgent)
+    run_defaults = {k: v for k, v in recipe.items() if k in shared and (k != "algo" or trains)}
     own_defaults = {k: v for k, v in recipe.items() if k in own}
     wrapper = dataclasses.make_dataclass("train", [
         ("run", Annotated[Config, tyro.conf.OmitArgPrefixes], field(default_factory=lambda: Config(**run_defaults))),

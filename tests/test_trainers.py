@@ -480,10 +480,11 @@ def test_a_task_without_a_recipe_keeps_configs_defaults():
     assert cfg.algo == "reinforce" and cfg.options.core == "rnn" and cfg.options.hidden == 256
 
 
-def test_a_still_image_agent_on_catch_is_refused_for_that_not_for_its_algo(tmp_path):
-    cfg = training.parse_train_config(["--agent", "stn", "--env", "catch"])
-    assert cfg.algo == "reinforce"  # the recipe's --algo ppo is skipped: stn has no policy
-    status, stderr = train(tmp_path / "run", "--agent", "stn", "--env", "catch", "--train-images", "32")
+@pytest.mark.parametrize("agent", ["stn", "racnn-hard"])  # soft; hard without collect/replay
+def test_a_still_image_agent_on_catch_is_refused_for_that_not_for_its_algo(tmp_path, agent):
+    cfg = training.parse_train_config(["--agent", agent, "--env", "catch"])
+    assert cfg.algo == "reinforce"  # the recipe's --algo ppo is skipped: the agent cannot be trained by it
+    status, stderr = train(tmp_path / "run", "--agent", agent, "--env", "catch", "--train-images", "32")
     assert status == 2
     line = one_line(stderr, "error:", "still images", "--env catch")
     assert "--algo" not in line
