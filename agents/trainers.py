@@ -21,7 +21,6 @@ Time is the last dimension of every per-step tensor, ``(N, T)``, as in :mod:`gli
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -188,12 +187,12 @@ class PPOTrainer:
         advantages, returns = generalized_advantages(episodes.rewards, episodes.values, dones, o.gamma, o.gae_lambda)
         entropy_coef = self.entropy_coef(progress)
         n = episodes.rewards.shape[0]
-        size = math.ceil(n / self.minibatches)
+        per_epoch = min(self.minibatches, n)  # never an empty minibatch
         sums: dict[str, float] = {}
         steps = 0
         for epoch in range(self.epochs):
             order = torch.randperm(n, device=episodes.rewards.device)
-            for index in order.split(size):
+            for index in order.tensor_split(per_epoch):  # exactly per_epoch minibatches, sizes differing by <= 1
                 batch = episodes.rows(index)
                 replayed = self.model.replay(batch)
                 adv = advantages[index]
@@ -224,7 +223,6 @@ class PPOTrainer:
                         continue
                     sums[name] = sums.get(name, 0.0) + value
                 steps += 1
-        per_epoch = math.ceil(n / size)
         logged = {name: value / (per_epoch if name in ("approx_kl", "clip_fraction") else steps)
                   for name, value in sums.items()}
         logged.update(explained_variance=float(explained_variance(episodes.values, returns)),

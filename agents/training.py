@@ -344,8 +344,10 @@ def parse_train_config(argv: Sequence[str] | None = None, description: str | Non
             raise ConfigError(f"{arg.split('=', 1)[0]} is a {titles} option; --agent {spec.name} has no such option")
     group = f"{spec.name.replace('-', '_')}_agent"  # --help titles the group "<agent>-agent options"
     recipe = task_defaults(early.env)
-    # Flags an agent lacks are skipped: its own options, and --algo for agents without a policy.
-    run_defaults = {k: v for k, v in recipe.items() if k in shared and (k != "algo" or spec.kind == "hard")}
+    # Flags an agent lacks are skipped: its own options, and --algo for agents the actor-critic trainers
+    # cannot train (no policy, or no collect/replay: see check_algo).
+    trains = issubclass(spec.cls, trainers.PolicyAgent)
+    run_defaults = {k: v for k, v in recipe.items() if k in shared and (k != "algo" or trains)}
     own_defaults = {k: v for k, v in recipe.items() if k in own}
     wrapper = dataclasses.make_dataclass("train", [
         ("run", Annotated[Config, tyro.conf.OmitArgPrefixes], field(default_factory=lambda: Config(**run_defaults))),
@@ -509,6 +511,9 @@ def check_algo(cfg: Config) -> None:
     if spec.kind != "hard":
         raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} has no policy to train ({spec.kind} attention "
                           f"learns by backpropagation); use --algo reinforce")
+    if not issubclass(spec.cls, trainers.PolicyAgent):  # a hard agent without collect/replay (RA-CNN's)
+        raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} cannot replay its episodes (it has no "
+                          f"collect/replay for the actor-critic trainers); use --algo reinforce")
     if cfg.algo == "ppo" and cfg.minibatches > cfg.batch_size:
         raise ConfigError(f"--minibatches {cfg.minibatches} is more than the --batch-size {cfg.batch_size} episodes "
                           f"it splits")

@@ -1,0 +1,561 @@
+"""agents/trainers.py (``--algo reinforce|a2c|ppo``): exact re-scoring of a stored look, replay against
+collection, the A2C gradient against a hand-built actor-critic loss, PPO's minibatches, non-finite values,
+bad flags, Catch's recipe, and a short PPO run of scripts/train.py that logs its diagnostics and resumes exactly.
+
+Small envs (6 px glimpses, 2 scales, 8 rows, Catch on an 8 px screen) and small agents keep each test
+well under a second; the scripts/train.py runs are played in this process (``runpy``: the script's own
+code, without a second interpreter's start, which is most of a short run's time on a loaded machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import math
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from gymnasium.vector import AutoresetMode
+from torch.distributions import Normal
+
+import envs
+from agents import training
+from agents.itemwise import HardItemAttention
+from agents.ram import RAM
+from agents.recurrent import rollout
+from agents.trainers import PPOTrainer, ReinforceTrainer, TrainerOptions, make_trainer
+from envs import GlimpseVectorEnv
+from glimpse.policies import GaussianLocationPolicy
+
+pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
+
+TRAIN = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+RETINA = dict(glimpse_size=6, scales=2, autoreset_mode=AutoresetMode.SAME_STEP)
+SMALL = dict(hidden=16, glimpse_hidden=8)
+
+# name: (env keywords, agent class, agent keywords)
+SETUPS = {
+    "ram-mnist": (dict(task="mnist", num_glimpses=4), RAM, {}),
+    "ram-mnist-center": (dict(task="mnist", num_glimpses=4, start="center"), RAM, dict(location="center")),
+    "ram-catch": (dict(task="catch", canvas=8), RAM, {}),
+    "ram-catch-center": (dict(task="catch", canvas=8, start="center"), RAM, dict(location="center")),
+    "item-hard": (dict(task="cluttered", canvas=36, distractors=2, num_glimpses=3, action_mode="discrete"),
+                  HardItemAttention, {}),
+}
+
+
+def setup(name: str, seed: int = 0, num_envs: int = 8):
+    """``(env, agent, first observation)``: the same for the same ``name`` and ``seed``."""
+    env_kwargs, cls, agent_kwargs = SETUPS[name]
+    torch.manual_seed(seed)
+    env = GlimpseVectorEnv(num_envs, **RETINA, **env_kwargs)
+    model = cls.from_env(env, **SMALL, **agent_kwargs)
+    obs, _ = env.reset(seed=seed)
+    return env, model, obs
+
+
+def no_check(losses, model, update):
+    return {}
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. The pre-squash draw: the same sample, re-scored exactly even where tanh saturates
+# ------------------------------------------------------------------------------------------------
+
+
+def closed_form_log_prob(policy: GaussianLocationPolicy, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``log N(u; mu, std^2) - sum log(1 - tanh(u)^2)`` in float64, with ``1 - tanh^2 = 1 / cosh^2``."""
+    mu, std, u = policy.mean(h).double(), policy.std.double(), u.double()
+    return (Normal(mu, std).log_prob(u) + 2 * torch.log(torch.cosh(u))).sum(-1)
+
+
+def test_sample_pre_squash_draws_and_scores_as_sample_bit_for_bit():
+    torch.manual_seed(0)
+    policy = GaussianLocationPolicy(hidden_size=5, std=0.3, learn_std=True)
+    with torch.no_grad():
+        policy.mean_head.weight.normal_()  # means spread over the square, some near its edges
+    h = torch.randn(64, 5)
+    torch.manual_seed(7)
+    loc, log_prob = policy.sample(h)
+    torch.manual_seed(7)
+    loc2, u, log_prob2 = policy.sample_pre_squash(h)
+    assert torch.equal(loc, loc2) and torch.equal(log_prob, log_prob2)
+    assert torch.equal(torch.tanh(u), loc2) and not u.requires_grad and not loc2.requires_grad
+    rescored = policy.log_prob_pre_squash(h, u)
+    assert torch.equal(rescored, log_prob2)
+    torch.testing.assert_close(rescored.double(), closed_form_log_prob(policy, h, u), atol=1e-5, rtol=1e-5)
+    rescored.sum().backward()  # differentiable in the mean head and the learned std
+    assert policy.mean_head.weight.grad.abs().sum() > 0 and policy.log_std.grad.abs().sum() > 0
+
+
+def test_log_prob_pre_squash_is_finite_where_the_location_rounds_to_the_edge():
+    policy = GaussianLocationPolicy(hidden_size=3)
+    with torch.no_grad():
+        policy.mean_head.weight.zero_()
+        policy.mean_head.bias.copy_(torch.tensor([20.0, -20.0]))  # a saturated mean
+    h = torch.randn(16, 3)
+    torch.manual_seed(1)
+    loc, u, log_prob = policy.sample_pre_squash(h)
+    assert torch.equal(loc, torch.tensor([1.0, -1.0]).expand(16, 2))  # tanh(u) rounded to +-1 in float32
+    rescored = policy.log_prob_pre_squash(h, u)
+    assert torch.isfinite(rescored).all() and torch.equal(rescored, log_prob)
+    torch.testing.assert_close(rescored.double(), closed_form_log_prob(policy, h, u), atol=1e-4, rtol=1e-6)
+    # The stored location alone cannot be scored: atanh(+-1) is infinite.
+    assert torch.isinf(torch.atanh(loc)).all()
+    assert not torch.isfinite(policy(h).log_prob(loc.clone())).any()
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. REINFORCE: the trainer is the hand-written loop
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ram-mnist", "ram-catch"])
+def test_reinforce_trainer_is_the_hand_written_loop_bit_for_bit(name):
+    def train(use_trainer: bool) -> dict[str, torch.Tensor]:
+        env, model, obs = setup(name, seed=1)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        trainer = make_trainer(TrainerOptions(algo="reinforce"), model, optimizer, training.check_update)
+        assert isinstance(trainer, ReinforceTrainer)
+        for update in range(1, 4):
+            if use_trainer:
+                logged, obs = trainer.update(env, obs, update)
+                assert {"loss_policy", "loss_baseline", "accuracy", "reward"} <= set(logged)
+            else:
+                losses, obs = model.train_losses(env, obs)
+                optimizer.zero_grad()
+                losses["loss"].backward()
+                optimizer.step()
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    initial = {k: v.clone() for k, v in setup(name, seed=1)[1].state_dict().items()}
+    by_trainer, by_hand = train(True), train(False)
+    assert by_trainer.keys() == by_hand.keys()
+    for key in by_hand:
+        assert torch.equal(by_trainer[key], by_hand[key]), key
+    assert not torch.equal(by_hand["baseline.weight"], initial["baseline.weight"])  # it did train
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. Replay reproduces collection
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, expected_mask", [
+    ("ram-mnist", "looks"),  # a look at steps 1..T-1, the class at T
+    ("ram-catch", "all"),  # a look and a paddle move at every step (the paddle's at T)
+    ("ram-catch-center", "all"),  # the paddle alone
+    ("ram-mnist-center", "none"),  # nothing chosen: the classifier and the critic learn
+    ("item-hard", "looks"),
+])
+def test_replay_before_any_update_gives_the_collected_log_probs_and_values(name, expected_mask):
+    env, model, obs = setup(name)
+    episodes, next_obs = model.collect(env, obs)
+    n, steps = episodes.rewards.shape
+    assert (n, steps) == (8, {"ram-mnist": 4, "ram-mnist-center": 4, "item-hard": 3}.get(name, 7))
+    mask = {"looks": torch.arange(steps) < steps - 1, "all": torch.ones(steps, dtype=torch.bool),
+            "none": torch.zeros(steps, dtype=torch.bool)}[expected_mask].expand(n, steps)
+    assert episodes.mask.dtype == torch.bool and torch.equal(episodes.mask, mask)
+    assert not episodes.values.requires_grad and not episodes.log_probs.requires_grad
+    assert bool((episodes.log_probs[~mask] == 0).all())
+    if mask.any():
+        assert bool((episodes.log_probs[mask] != 0).all())
+    if name == "item-hard":
+        assert bool((episodes.log_probs[mask] < 0).all())  # log-probabilities of items
+    assert next_obs["glimpse"].shape == obs["glimpse"].shape  # the next episodes' first glimpses
+
+    replayed = model.replay(episodes)
+    assert replayed.values.requires_grad
+    torch.testing.assert_close(replayed.values.detach(), episodes.values, atol=1e-5, rtol=0)
+    torch.testing.assert_close(replayed.log_probs.detach()[mask], episodes.log_probs[mask], atol=1e-5, rtol=0)
+    assert bool((replayed.log_probs[~mask] == 0).all())
+    if SETUPS[name][0]["task"] != "catch":  # the classifier's cross-entropy on the stored labels
+        assert float(replayed.loss_supervised.detach()) > 0
+    else:
+        assert float(replayed.loss_supervised.detach()) == 0.0
+    # A minibatch of rows replays as those rows of the whole batch.
+    rows = torch.tensor([5, 1])
+    part = model.replay(episodes.rows(rows))
+    torch.testing.assert_close(part.values, replayed.values[rows], atol=1e-6, rtol=0)
+    torch.testing.assert_close(part.log_probs, replayed.log_probs[rows], atol=1e-6, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. A2C's gradient is the actor-critic gradient
+# ------------------------------------------------------------------------------------------------
+
+GAMMA, LAMBDA, VALUE_COEF = 0.9, 0.7, 0.8
+
+
+def gae_by_hand(rewards: list[list[float]], values: list[list[float]]) -> list[list[float]]:
+    """GAE of whole episodes (nothing after the last step), one row and one step at a time."""
+    advantages = []
+    for r, v in zip(rewards, values):
+        row, running = [0.0] * len(r), 0.0
+        for t in reversed(range(len(r))):
+            next_value = v[t + 1] if t + 1 < len(r) else 0.0
+            running = r[t] + GAMMA * next_value - v[t] + GAMMA * LAMBDA * running
+            row[t] = running
+        advantages.append(row)
+    return advantages
+
+
+@pytest.mark.parametrize("name, normalize", [("ram-mnist", False), ("ram-catch", False), ("item-hard", False),
+                                             ("ram-mnist", True), ("ram-catch", True)])
+def test_a2c_gradient_is_the_actor_critic_gradient_computed_by_hand(name, normalize):
+    env, model, obs = setup(name, seed=2)
+    twin_env, _, twin_obs = setup(name, seed=2)
+    hand = copy.deepcopy(model)
+    if name == "ram-catch":  # rewards at the last step only: make the critic's GAE non-trivial everywhere
+        with torch.no_grad():
+            for m in (model, hand):
+                m.baseline.bias.fill_(0.3)
+    options = TrainerOptions(algo="a2c", gamma=GAMMA, gae_lambda=LAMBDA, value_coef=VALUE_COEF, max_grad_norm=None,
+                             normalize_advantages=normalize, entropy_coef=0.0, ppo_epochs=3, minibatches=4)
+    captured: dict[str, torch.Tensor] = {}
+
+    def check(losses, m, update):  # after backward(), before the step
+        assert not captured, "a2c steps once per batch"
+        captured.update({k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None})
+        return training.check_update(losses, m, update)
+
+    trainer = PPOTrainer(model, torch.optim.SGD(model.parameters(), lr=0.1), check, options)
+    torch.manual_seed(11)
+    logged, _ = trainer.update(env, obs, 1)
+
+    torch.manual_seed(11)
+    ro, _ = rollout(hand, twin_env, twin_obs)  # the same episodes, with gradient
+    n, steps = ro.rewards.shape
+    values = ro.baselines  # (N, T), V(s_t) with its graph
+    advantages = torch.tensor(gae_by_hand(ro.rewards.tolist(), values.detach().tolist()))
+    returns = advantages + values.detach()
+    joint = torch.zeros(n, steps)
+    valid = torch.zeros(n, steps, dtype=torch.bool)
+    if ro.log_probs.shape[1] > 0 and hand.locator.policy is not None:
+        joint = joint + F.pad(ro.log_probs, (0, 1))  # the looks l_1..l_{T-1}
+        valid[:, :-1] = True
+    if ro.paddle_log_probs is not None:
+        joint = joint + ro.paddle_log_probs
+        valid[:] = True
+    weights = advantages[valid]
+    if normalize:  # standardised over the valid steps, with the population std
+        weights = (weights - weights.mean()) / (weights.std(unbiased=False) + 1e-8)
+    policy_loss = -(joint[valid] * weights).mean()
+    critic_loss = 0.5 * ((values - returns) ** 2).mean()
+    supervised = F.cross_entropy(ro.logits, ro.labels) if ro.logits is not None else torch.zeros(())
+    (policy_loss + VALUE_COEF * critic_loss + supervised).backward()
+
+    compared = 0
+    for key, p in hand.named_parameters():
+        want = p.grad if p.grad is not None else torch.zeros_like(p)
+        got = captured.get(key, torch.zeros_like(p))
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5, msg=lambda m, k=key: f"{k}: {m}")
+        compared += int(want.abs().sum() > 0)
+    for module in (hand.locator, hand.baseline):  # the actor and the critic both got gradient
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    assert compared >= 6
+    # The surrogate's value at ratio 1 is -mean(A) (its gradient, checked above, is -mean(A grad log pi)).
+    assert logged["policy_loss"] == pytest.approx(-float(weights.mean()), abs=1e-5)
+    assert logged["value_loss"] == pytest.approx(float(critic_loss.detach()), abs=1e-5)
+    assert logged["advantage_std"] == pytest.approx(float(advantages.std()), abs=1e-5)
+    assert logged["approx_kl"] == pytest.approx(0.0, abs=1e-6) and logged["clip_fraction"] == 0.0  # ratio 1
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. PPO: E epochs of M minibatches of whole episodes
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_envs, epochs, minibatches", [(8, 2, 4), (9, 3, 4), (6, 2, 4), (5, 1, 5)])
+def test_ppo_steps_epochs_times_minibatches_on_disjoint_whole_episodes(num_envs, epochs, minibatches):
+    env, model, obs = setup("ram-catch", num_envs=num_envs)
+    collected, replays = [], []
+    collect, replay = model.collect, model.replay
+
+    def collect_with_ids(env, obs):
+        episodes, obs = collect(env, obs)
+        episodes.inputs["row"] = torch.arange(episodes.rewards.shape[0])  # replay ignores it; rows() keeps it
+        collected.append(episodes)
+        return episodes, obs
+
+    def replay_and_record(batch):
+        replays.append(batch)
+        return replay(batch)
+
+    model.collect, model.replay = collect_with_ids, replay_and_record
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    steps = []
+    optimizer_step = optimizer.step
+
+    def counted_step(*args, **kwargs):
+        steps.append(1)
+        return optimizer_step(*args, **kwargs)
+
+    optimizer.step = counted_step
+    options = TrainerOptions(algo="ppo", ppo_epochs=epochs, minibatches=minibatches)
+    trainer = PPOTrainer(model, optimizer, training.check_update, options)
+    for update in (1, 2):
+        for seen in (collected, replays, steps):
+            seen.clear()
+        logged, obs = trainer.update(env, obs, update, progress=0.5)
+        assert len(steps) == len(replays) == epochs * minibatches
+        whole = collected[0]
+        for epoch in range(epochs):
+            batches = replays[epoch * minibatches:(epoch + 1) * minibatches]
+            ids = [b.inputs["row"] for b in batches]
+            assert all(len(i) > 0 for i in ids)
+            assert sorted(torch.cat(ids).tolist()) == list(range(num_envs))  # disjoint, and covering the batch
+            for b, i in zip(batches, ids):  # whole episodes: every step of those rows
+                assert torch.equal(b.rewards, whole.rewards[i]) and torch.equal(b.mask, whole.mask[i])
+                assert torch.equal(b.inputs["glimpses"], whole.inputs["glimpses"][i])
+                assert torch.equal(b.log_probs, whole.log_probs[i]) and torch.equal(b.values, whole.values[i])
+        for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance",
+                     "advantage_std", "paddle_entropy", "location_entropy", "accuracy", "reward", "entropy_coef"):
+            assert name in logged, name
+        assert 0.0 <= logged["clip_fraction"] <= 1.0 and logged["approx_kl"] >= 0.0
+    # a2c: one step per batch, whatever --ppo-epochs and --minibatches say
+    steps.clear()
+    a2c = PPOTrainer(model, optimizer, training.check_update, TrainerOptions(algo="a2c", ppo_epochs=epochs,
+                                                                              minibatches=minibatches))
+    a2c.update(env, obs, 3)
+    assert len(steps) == 1
+
+
+def test_the_entropy_bonus_anneals_linearly_with_progress():
+    env, model, obs = setup("ram-catch")
+    trainer = PPOTrainer(model, torch.optim.Adam(model.parameters()), no_check,
+                         TrainerOptions(algo="ppo", entropy_coef=0.02, entropy_coef_final=0.0))
+    assert [trainer.entropy_coef(p) for p in (0.0, 0.25, 1.0, 2.0)] == pytest.approx([0.02, 0.015, 0.0, 0.0])
+    constant = PPOTrainer(model, torch.optim.Adam(model.parameters()), no_check, TrainerOptions(entropy_coef=0.01))
+    assert constant.entropy_coef(0.7) == 0.01
+
+
+# ------------------------------------------------------------------------------------------------
+# 6. Non-finite values stop training
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_a_critic_outputting_nan_makes_the_update_raise_naming_the_values(algo):
+    env, model, obs = setup("ram-catch")
+    with torch.no_grad():
+        model.baseline.weight.fill_(float("nan"))
+    before = copy.deepcopy(model.state_dict())
+    trainer = PPOTrainer(model, torch.optim.Adam(model.parameters()), training.check_update, TrainerOptions(algo=algo))
+    with pytest.raises(ValueError, match=r"^values must be finite"):
+        trainer.update(env, obs, 1)
+    for key, value in model.state_dict().items():  # nothing was stepped
+        assert torch.equal(value, before[key]) or key == "baseline.weight", key
+
+
+class Killed(BaseException):
+    """The process dies here (a SIGKILL, simulated in this process: nothing after it runs)."""
+
+
+def train(run_dir: Path, *args: str) -> tuple[int | str, str]:
+    """``scripts/train.py --run-dir run_dir --torch-threads 1 *args`` run in this process (its code, its
+    ``run_script``): ``(exit status, or "killed"; stderr)``."""
+    saved = sys.argv
+    sys.argv = ["train.py", "--run-dir", str(run_dir), "--torch-threads", "1", *args]
+    err, status = io.StringIO(), 0
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            runpy.run_path(str(TRAIN), run_name="__main__")
+    except SystemExit as stop:
+        status = stop.code
+    except Killed:
+        status = "killed"
+    finally:
+        sys.argv = saved
+        training.release_run_dir(run_dir)
+    return status, err.getvalue()
+
+
+def one_line(stderr: str, prefix: str, *words: str) -> str:
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+CATCH_RUN = ["--agent", "ram", "--env", "catch", "--hidden", "16", "--train-images", "512", "--batch-size", "128",
+             "--eval-images", "64", "--mc-samples", "1", "--checkpoint-every", "128"]
+
+
+def test_train_stops_with_one_line_when_the_critic_turns_nan_after_the_first_update(tmp_path, monkeypatch):
+    """The critic's weights are set to NaN between updates 1 and 2 (the first update of a fresh run is where
+    train.py reports a failing forward pass as a bug, not a divergence)."""
+    make = training.make_trainer
+
+    def poisoned(cfg, model, optimizer, *args):
+        trainer = make(cfg, model, optimizer, *args)
+        update = trainer.update
+
+        def update_then_poison(env, obs, n, progress=0.0):
+            if n == 2:
+                with torch.no_grad():
+                    model.baseline.weight.fill_(float("nan"))
+            return update(env, obs, n, progress)
+
+        trainer.update = update_then_poison
+        return trainer
+
+    monkeypatch.setattr(training, "make_trainer", poisoned)
+    run = tmp_path / "run"
+    status, stderr = train(run, "--agent", "ram", "--env", "catch", "--hidden", "16", "--train-images", "96",
+                           "--batch-size", "32", "--checkpoint-every", "32", "--eval-images", "32")
+    assert status == 1, stderr
+    one_line(stderr, "stopped:", "update 2", "values must be finite", "checkpoint.pt (32 images)", "no results.json")
+    assert not (run / "results.json").exists()
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["images_seen"] == 32 and all(torch.isfinite(t).all() for t in state["model"].values())
+
+
+# ------------------------------------------------------------------------------------------------
+# 7. Bad flags: one line, exit status 2, naming the flag
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--algo", "ppo", "--ppo-epochs", "0"], ["--ppo-epochs must be >= 1; got 0"]),
+    (["--algo", "ppo", "--clip-coef", "0"], ["--clip-coef must be > 0; got 0"]),
+    (["--algo", "a2c", "--gamma", "1.5"], ["--gamma must be >= 0 and <= 1; got 1.5"]),
+    (["--algo", "ppo", "--gae-lambda", "-0.1"], ["--gae-lambda must be >= 0 and <= 1; got -0.1"]),
+    (["--algo", "ppo", "--batch-size", "8", "--minibatches", "9"], ["--minibatches 9", "--batch-size 8"]),
+    (["--algo", "ppo", "--agent", "stn"], ["--algo ppo", "--agent stn", "--algo reinforce"]),
+    (["--algo", "a2c", "--agent", "conv"], ["--algo a2c", "--agent conv"]),
+    (["--algo", "ppo", "--agent", "racnn-hard"], ["--algo ppo", "--agent racnn-hard", "--algo reinforce"]),
+    (["--algo", "ppo", "--agent", "item-hard", "--expected-context-prob", "0.5"], ["--expected-context-prob",
+                                                                                    "--algo ppo"]),
+])
+def test_bad_trainer_flags_are_one_line_and_exit_status_2(tmp_path, args, words):
+    run = tmp_path / "run"
+    status, stderr = train(run, "--train-images", "32", *args)
+    assert status == 2, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    one_line(stderr, "error:", *words)
+    assert not (run / "config.json").exists() and not (run / "checkpoint.pt").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# 8. Catch's recipe: the task's train_defaults
+# ------------------------------------------------------------------------------------------------
+
+
+def test_catch_takes_its_recipe_and_an_explicit_flag_overrides_one():
+    recipe = envs.TASKS["catch"].train_defaults
+    assert recipe["algo"] == "ppo" and recipe["core"] == "lstm"  # what the recipe is for (docs/results.md)
+    cfg = training.parse_train_config(["--agent", "ram", "--env", "catch"])
+    flat = training.flat_config(cfg)
+    assert {k: flat[k] for k in recipe} == recipe
+    assert (cfg.algo, cfg.glimpse_size, cfg.scales, cfg.options.core, cfg.options.hidden) == \
+        (recipe["algo"], recipe["glimpse_size"], recipe["scales"], recipe["core"], recipe["hidden"])
+    assert training.recipe_in_use(cfg) == recipe
+    defaults = training.Config(agent="ram", env="catch")  # what the recipe does not set stays Config's
+    assert (cfg.gamma, cfg.ppo_epochs, cfg.minibatches, cfg.seed) == \
+        (defaults.gamma, defaults.ppo_epochs, defaults.minibatches, defaults.seed)
+
+    mine = training.parse_train_config(["--agent", "ram", "--env", "catch", "--hidden", "32", "--algo", "a2c",
+                                        "--scales", "2"])
+    flat = training.flat_config(mine)
+    assert (mine.options.hidden, mine.algo, mine.scales) == (32, "a2c", 2)
+    assert {k: flat[k] for k in recipe if k not in ("hidden", "algo", "scales")} == \
+        {k: v for k, v in recipe.items() if k not in ("hidden", "algo", "scales")}
+    assert set(training.recipe_in_use(mine)) == set(recipe) - {"hidden", "algo", "scales"}
+
+
+def test_a_task_without_a_recipe_keeps_configs_defaults():
+    assert envs.TASKS["mnist"].train_defaults == {}
+    cfg = training.parse_train_config(["--agent", "ram", "--env", "mnist"])
+    assert training.flat_config(cfg) == training.flat_config(training.Config(agent="ram", env="mnist"))
+    assert training.recipe_in_use(cfg) == {}
+    assert cfg.algo == "reinforce" and cfg.options.core == "rnn" and cfg.options.hidden == 256
+
+
+@pytest.mark.parametrize("agent", ["stn", "racnn-hard"])  # soft; hard without collect/replay
+def test_a_still_image_agent_on_catch_is_refused_for_that_not_for_its_algo(tmp_path, agent):
+    cfg = training.parse_train_config(["--agent", agent, "--env", "catch"])
+    assert cfg.algo == "reinforce"  # the recipe's --algo ppo is skipped: the agent cannot be trained by it
+    status, stderr = train(tmp_path / "run", "--agent", agent, "--env", "catch", "--train-images", "32")
+    assert status == 2
+    line = one_line(stderr, "error:", "still images", "--env catch")
+    assert "--algo" not in line
+
+
+# ------------------------------------------------------------------------------------------------
+# 9. A short PPO run: its diagnostics logged, and resumed exactly
+# ------------------------------------------------------------------------------------------------
+
+PPO_TAGS = {"value_loss", "policy_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance",
+            "advantage_std", "paddle_entropy", "location_entropy"}
+
+
+@pytest.fixture(scope="module")
+def ppo_run(tmp_path_factory) -> tuple[Path, str]:
+    """One uninterrupted short PPO run of RAM on Catch (the recipe's --algo ppo): ``(run folder, stderr)``."""
+    run = tmp_path_factory.mktemp("ppo") / "whole"
+    status, stderr = train(run, *CATCH_RUN)
+    assert status == 0, stderr
+    return run, stderr
+
+
+def test_a_ppo_run_logs_its_diagnostics_and_marks_the_recipe(ppo_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run, stderr = ppo_run
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0, "tensors": 0}).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {f"train/{name}" for name in PPO_TAGS} <= tags, sorted(tags)
+    for name in PPO_TAGS - {"explained_variance"}:
+        logged = events.Scalars(f"train/{name}")
+        assert [e.step for e in logged] == [128, 256, 384, 512], name
+        assert all(math.isfinite(e.value) for e in logged), name
+    assert all(0 < e.value <= math.log(3) for e in events.Scalars("train/paddle_entropy"))  # 3 moves
+    assert all(0 <= e.value <= 1 for e in events.Scalars("train/clip_fraction"))
+
+    recipe = envs.TASKS["catch"].train_defaults
+    overridden = {"hidden", "train_images", "batch_size"}  # given on the command line
+    in_use = {k: v for k, v in recipe.items() if k not in overridden}
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in in_use.items())
+    assert f"--env catch defaults: {flags}" in stderr.splitlines()
+    text = events.Tensors("hyperparameters/text_summary")[0].tensor_proto.string_val[0].decode()
+    for name, value in in_use.items():
+        assert f"|{name}|{value} (--env catch default)|" in text, name
+    assert "|batch_size|128|" in text and "|hidden|16|" in text and "|gamma|0.99|" in text
+    config = json.loads((run / "config.json").read_text())
+    assert config["algo"] == "ppo" and config["core"] == "lstm" and config["hidden"] == 16
+
+
+def test_a_ppo_run_killed_after_its_first_checkpoint_resumes_to_the_same_results(ppo_run, tmp_path, monkeypatch):
+    whole, _ = ppo_run
+    save = training.save_checkpoint
+
+    def save_then_die(path, payload):
+        save(path, payload)
+        raise Killed
+
+    run = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "save_checkpoint", save_then_die)
+        status, _ = train(run, *CATCH_RUN)
+    assert status == "killed" and not (run / "results.json").exists()
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["images_seen"] == 128
+
+    status, stderr = train(run, *CATCH_RUN, "--resume")
+    assert status == 0, stderr
+    first, second = (json.loads((r / "results.json").read_text()) for r in (whole, run))
+    first.pop("wall_seconds"), second.pop("wall_seconds")
+    assert first == second
+    a, b = (torch.load(r / "checkpoint.pt", weights_only=False) for r in (whole, run))
+    assert a["images_seen"] == b["images_seen"] == 512
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert torch.equal(a["torch_rng"], b["torch_rng"])  # the same random stream consumed, minibatches included
