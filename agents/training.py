@@ -346,7 +346,7 @@ def parse_train_config(argv: Sequence[str] | None = None, description: str | Non
     recipe = task_defaults(early.env)
     # Flags an agent lacks are skipped: its own options, and --algo for agents the actor-critic trainers
     # cannot train (no policy, or no collect/replay: see check_algo).
-    trains = issubclass(spec.cls, trainers.PolicyAgent)
+    trains = spec.kind == "hard" and issubclass(spec.cls, trainers.PolicyAgent)
     run_defaults = {k: v for k, v in recipe.items() if k in shared and (k != "algo" or trains)}
     own_defaults = {k: v for k, v in recipe.items() if k in own}
     wrapper = dataclasses.make_dataclass("train", [
@@ -511,7 +511,7 @@ def check_algo(cfg: Config) -> None:
     if spec.kind != "hard":
         raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} has no policy to train ({spec.kind} attention "
                           f"learns by backpropagation); use --algo reinforce")
-    if not issubclass(spec.cls, trainers.PolicyAgent):  # a hard agent without collect/replay (RA-CNN's)
+    if not issubclass(spec.cls, trainers.PolicyAgent):  # a (plugin's) hard agent without collect/replay
         raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} cannot replay its episodes (it has no "
                           f"collect/replay for the actor-critic trainers); use --algo reinforce")
     if cfg.algo == "ppo" and cfg.minibatches > cfg.batch_size:

@@ -147,6 +147,31 @@ def test_reinforce_trainer_is_the_hand_written_loop_bit_for_bit(name):
 # ------------------------------------------------------------------------------------------------
 
 
+def test_racnn_hard_replays_its_sampled_zooms_and_is_rewarded_by_the_probability_gain():
+    cfg = training.Config(agent="racnn-hard", env="small-100", batch_size=6, algo="ppo")
+    cfg.options.racnn_input_size = 20
+    env = training.make_env(cfg, "train", cfg.batch_size)
+    torch.manual_seed(0)
+    model = training.make_agent(cfg, env)
+    obs, _ = env.reset(seed=0)
+    labels = env.scene()[1].clone()
+    images = model.scene_inputs(env)
+    episodes, _ = model.collect(env, obs)
+    assert int(model.updates) == 1  # one update of the schedule
+    assert episodes.rewards.shape == (6, model.scales - 1) and bool(episodes.mask.all())
+    # The rewards are the gains in true-class probability of the scales the sampled boxes produced.
+    with torch.no_grad():
+        probs = [y.softmax(dim=1)[torch.arange(6), labels] for y in
+                 (model.cnns[s](episodes.inputs["scales"][:, s])[3] for s in range(model.scales))]
+    torch.testing.assert_close(episodes.rewards, torch.stack(probs, 1)[:, 1:] - torch.stack(probs, 1)[:, :-1])
+    assert torch.equal(episodes.inputs["labels"], labels)
+    assert torch.equal(episodes.inputs["scales"][:, 0], model.run(images).inputs[0])  # scale 1: the whole canvas
+    replayed = model.replay(episodes)
+    torch.testing.assert_close(replayed.log_probs.detach(), episodes.log_probs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(replayed.values.detach(), episodes.values, atol=1e-6, rtol=0)
+    assert float(replayed.loss_supervised) > 0 and set(replayed.entropies) == {"box"}
+
+
 @pytest.mark.parametrize("name, expected_mask", [
     ("ram-mnist", "looks"),  # a look at steps 1..T-1, the class at T
     ("ram-catch", "all"),  # a look and a paddle move at every step (the paddle's at T)
@@ -432,7 +457,6 @@ def test_train_stops_with_one_line_when_the_critic_turns_nan_after_the_first_upd
     (["--algo", "ppo", "--batch-size", "8", "--minibatches", "9"], ["--minibatches 9", "--batch-size 8"]),
     (["--algo", "ppo", "--agent", "stn"], ["--algo ppo", "--agent stn", "--algo reinforce"]),
     (["--algo", "a2c", "--agent", "conv"], ["--algo a2c", "--agent conv"]),
-    (["--algo", "ppo", "--agent", "racnn-hard"], ["--algo ppo", "--agent racnn-hard", "--algo reinforce"]),
     (["--algo", "ppo", "--agent", "item-hard", "--expected-context-prob", "0.5"], ["--expected-context-prob",
                                                                                     "--algo ppo"]),
 ])
@@ -480,7 +504,7 @@ def test_a_task_without_a_recipe_keeps_configs_defaults():
     assert cfg.algo == "reinforce" and cfg.options.core == "rnn" and cfg.options.hidden == 256
 
 
-@pytest.mark.parametrize("agent", ["stn", "racnn-hard"])  # soft; hard without collect/replay
+@pytest.mark.parametrize("agent", ["stn", "racnn-soft"])  # soft: no policy for --algo ppo
 def test_a_still_image_agent_on_catch_is_refused_for_that_not_for_its_algo(tmp_path, agent):
     cfg = training.parse_train_config(["--agent", agent, "--env", "catch"])
     assert cfg.algo == "reinforce"  # the recipe's --algo ppo is skipped: the agent cannot be trained by it
