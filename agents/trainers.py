@@ -115,6 +115,7 @@ class TrainerOptions:
     normalize_advantages: bool = True
     entropy_coef: float = 0.0
     entropy_coef_final: float | None = None
+    target_kl: float | None = None
 
 
 Check = Callable[[dict[str, Tensor], nn.Module, int], dict[str, float]]
@@ -157,11 +158,15 @@ class PPOTrainer:
 
         loss = supervised + PPO-clip(log pi / log pi_old, normalise(A)) + c_v * value_loss(V, R) - c_e * H
 
-    with the gradients' total norm clipped to ``max_grad_norm``. Logged (averaged over the batch's steps):
+    with the gradients' total norm clipped to ``max_grad_norm``. With ``target_kl``, the update stops early
+    (as Stable-Baselines3's PPO does) at the first minibatch whose approximate KL divergence from the policy
+    that played the batch exceeds ``1.5 * target_kl``, before its step: a policy whose every choice is a
+    narrow Gaussian moves far from the data in a few Adam steps, and its ratios are then all clipped. Logged (averaged over the batch's steps):
     ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``, ``clip_fraction`` (of the last epoch's ratios,
     the ones that tell how far the policy moved), ``explained_variance`` (of the collected values),
-    ``advantage_std`` (before normalisation), ``entropy_coef``, each policy's ``<name>_entropy`` and the
-    agent's ``loss_supervised``, ``accuracy``, ``reward``.
+    ``advantage_std`` (before normalisation), ``entropy_coef``, each policy's ``<name>_entropy``, the
+    agent's ``loss_supervised``, ``accuracy``, ``reward``, and ``optimizer_steps`` (fewer than ``E x M`` when
+    the KL target stopped the update early).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, check: Check, options: TrainerOptions,
@@ -190,6 +195,7 @@ class PPOTrainer:
         per_epoch = min(self.minibatches, n)  # never an empty minibatch
         sums: dict[str, float] = {}
         steps = 0
+        last: dict[str, float] = {}
         for epoch in range(self.epochs):
             order = torch.randperm(n, device=episodes.rewards.device)
             for index in order.tensor_split(per_epoch):  # exactly per_epoch minibatches, sizes differing by <= 1
@@ -209,6 +215,9 @@ class PPOTrainer:
                     "approx_kl": surrogate.approx_kl, "clip_fraction": surrogate.clip_fraction,
                     **{f"{name}_entropy": value.mean() for name, value in replayed.entropies.items()},
                 }
+                if o.target_kl is not None and steps > 0 and float(surrogate.approx_kl) > 1.5 * o.target_kl:
+                    last = {"approx_kl": float(surrogate.approx_kl), "clip_fraction": float(surrogate.clip_fraction)}
+                    break  # the policy has moved far enough from the batch's: no more steps on it
                 self.optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 if self.sync_gradients is not None:
@@ -217,14 +226,17 @@ class PPOTrainer:
                 if o.max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), o.max_grad_norm)
                 self.optimizer.step()
-                last_epoch = epoch == self.epochs - 1
                 for name, value in logged.items():
-                    if name in ("approx_kl", "clip_fraction") and not last_epoch:
-                        continue
                     sums[name] = sums.get(name, 0.0) + value
+                last = {name: logged[name] for name in ("approx_kl", "clip_fraction")}
                 steps += 1
-        logged = {name: value / (per_epoch if name in ("approx_kl", "clip_fraction") else steps)
-                  for name, value in sums.items()}
+            else:
+                continue
+            break  # the KL target stopped the update
+        # Means over the steps made; approx_kl and clip_fraction of the last minibatch looked at: how far the
+        # policy got from the one that played the batch.
+        logged = {name: value / steps for name, value in sums.items()}
+        logged.update(last, optimizer_steps=float(steps))
         logged.update(explained_variance=float(explained_variance(episodes.values, returns)),
                       advantage_std=float(advantages.std()), entropy_coef=entropy_coef,
                       **{name: float(value) for name, value in episodes.stats.items()})

@@ -148,6 +148,9 @@ class Config:
     """a2c/ppo: standardise each minibatch's advantages"""
     entropy_coef_final: float | None = None
     """a2c/ppo: anneal the entropy bonus linearly from --entropy-coef to this over --train-images (none: constant)"""
+    target_kl: float | None = None
+    """ppo: stop a batch's epochs at the first minibatch whose approximate KL from the batch's policy exceeds
+    1.5 x this (none: always every epoch)"""
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
     """which digits/items (see envs.data for the sources)"""
     data_dir: str | None = None
@@ -236,7 +239,7 @@ LIMITS: dict[str, Range] = {
     "scales": Range(1), "learning_rate": Range(0, open_low=True), "batch_size": Range(1),
     "gae_lambda": Range(0, 1), "ppo_epochs": Range(1), "minibatches": Range(1), "clip_coef": Range(0, open_low=True),
     "value_clip": Range(0, open_low=True), "value_coef": Range(0), "max_grad_norm": Range(0, open_low=True),
-    "entropy_coef_final": Range(0),
+    "entropy_coef_final": Range(0), "target_kl": Range(0, open_low=True),
     "eval_every": Range(1), "eval_images": Range(1), "mc_samples": Range(1), "checkpoint_every": Range(1),
     "torch_threads": Range(1),
     # the agents' options
