@@ -6,7 +6,7 @@ by environment variables (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORL
 
     from agents import distributed
 
-    ctx = distributed.init_from_env("cpu")          # gloo on CPU, nccl on CUDA (cuda:LOCAL_RANK); one process: rank 0 of 1
+    ctx = distributed.init_from_env("cpu")          # gloo on CPU, nccl on CUDA (cuda:LOCAL_RANK); else rank 0 of 1
     first, rows = ctx.share(batch_size, "--batch-size")   # this rank's rows of every global batch
     model = make_model().to(ctx.device)
     distributed.broadcast_parameters(model)         # every rank starts from rank 0's weights
@@ -350,15 +350,16 @@ def average_gradients(model: nn.Module | Iterable[nn.Parameter]) -> None:
         _collective("averaging gradients", lambda: dist.all_reduce(flat, op=dist.ReduceOp.SUM))
         if dtype == torch.float32:
             has_grad = flat[flat.numel() - len(params):]
+        flat[:flat.numel() - (len(params) if dtype == torch.float32 else 0)].div_(world)
         offset = 0
         for i in members:
             p = params[i]
             piece = flat[offset:offset + p.numel()].view_as(p)
             offset += p.numel()
             if p.grad is not None:
-                p.grad.copy_(piece).div_(world)
+                p.grad.copy_(piece)
             else:
-                p.grad = piece.div(world)  # set back to None below where no rank had one
+                p.grad = piece.clone()  # set back to None below where no rank had one
     for p, anywhere in zip(params, has_grad.tolist()):
         if not anywhere:
             p.grad = None

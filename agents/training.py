@@ -62,7 +62,8 @@ from envs.render import render_attention, render_path
 __all__ = [
     "Config", "ConfigError", "TrainingStopped", "run_script", "LIMITS", "Range", "check_values", "release_run_dir",
     "parse_train_config", "cli", "flat_config", "config_from_flat", "agent_spec",
-    "make_env", "eval_share", "make_test_env", "make_agent", "announcing_data", "check_same_data", "record_data", "describe_data", "check_data", "evaluate", "replay_test_paths",
+    "make_env", "eval_share", "make_test_env", "make_agent", "announcing_data", "record_data", "describe_data",
+    "check_data", "check_same_data", "evaluate", "replay_test_paths",
     "picture_at", "paths_picture", "attention_picture", "eval_picture", "lock_run_dir", "read_json",
     "read_checkpoint", "flag_differences", "load_run", "save_checkpoint", "check_update", "run_parallel",
     "threads_per_job", "NullWriter",

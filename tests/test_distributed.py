@@ -4,8 +4,9 @@ with gloo and 2 processes, one torch thread each.
 - the env: a rank's rows of a global batch play exactly what those rows of one process's env play;
 - the library, in 2 spawned processes: gradients averaged (a gradient missing on one rank counts as zero,
   one missing everywhere stays missing), weights broadcast, failures agreed on, a peer that is gone is
-  a :class:`PeerFailure`; ``item-soft`` and ``stn`` trained by 2 ranks end where one process ends, RAM's
-  ranks hold identical parameters after every update while sampling their own actions;
+  a :class:`PeerFailure`; the agents that draw no random numbers (``item-soft``, ``spatial-soft``, ``stn``,
+  ``racnn-soft``, ``fc``) trained by 2 ranks end where one process ends (within 1e-6), RAM's ranks hold
+  identical parameters after every update while sampling their own actions;
 - the script: ``torchrun`` with 2 processes trains ``conv`` to the parameters one process reaches
   (float reduction order: the tolerance is 1e-6, measured ~1.5e-8 after 4 Adam updates) and writes one
   run folder; RAM's ranks stay identical at every update, a rank killed mid-run stops the run with one
@@ -174,6 +175,7 @@ def test_launch_variables_and_devices_are_checked():
 
 AGENT_SETTINGS = dict(env="mnist", glimpses=2, glimpse_size=8, scales=2, batch_size=8, seed=3)
 UPDATES = 3
+DETERMINISTIC = ("item-soft", "spatial-soft", "stn", "racnn-soft", "fc")  # conv: through torchrun, below
 
 
 def train_updates(agent: str, ctx: Context) -> tuple[dict, list[str]]:
@@ -234,7 +236,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         found["agreed"] = (str(error), distributed.is_raised_everywhere(error))
     found["main"] = distributed.run_on_main(lambda: f"from rank {rank}", (ValueError,))
     # Training.
-    for agent in ("item-soft", "stn", "ram"):
+    for agent in (*DETERMINISTIC, "ram"):
         found[agent] = train_updates(agent, ctx)
     torch.manual_seed(0)
     distributed.seed_sampling(0)
@@ -273,7 +275,7 @@ def test_collectives_in_two_processes(ranks):
     assert "another process of the run stopped or cannot be reached" in ranks[0]["peer"]
 
 
-@pytest.mark.parametrize("agent", ["item-soft", "stn"])
+@pytest.mark.parametrize("agent", DETERMINISTIC)
 def test_two_ranks_train_a_deterministic_agent_as_one_process_does(ranks, agent):
     single, _ = train_updates(agent, Context())
     for found in ranks:
@@ -367,7 +369,8 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_one_line_and_status_2(tmp
     (LaunchError("--batch-size 15 ..."), 2, 0, "error: --batch-size 15 ..."),  # the second machine's first
     (training.ConfigError("--resume: ..."), 1, 1, None),  # agreed on (rank 0 read the folder): rank 0's
     (training.ConfigError("--resume: ..."), 0, 0, "error: --resume: ..."),
-    (training.TrainingStopped("update 3: the forward pass failed"), 1, 1, "stopped: rank 1: update 3: the forward pass failed"),
+    (training.TrainingStopped("update 3: the forward pass failed"), 1, 1,
+     "stopped: rank 1: update 3: the forward pass failed"),  # its own: the rank it happened on says it
     (distributed.raised_everywhere(training.TrainingStopped("update 3: non-finite loss")), 1, 1, None),
     (distributed.raised_everywhere(training.TrainingStopped("update 3: non-finite loss")), 0, 0,
      "stopped: update 3: non-finite loss"),
@@ -386,3 +389,18 @@ def test_each_failure_is_one_line_on_the_process_that_should_say_it(monkeypatch,
         training.run_script(main)
     assert exited.value.code == (2 if isinstance(error, (LaunchError, training.ConfigError)) else 1)
     assert capsys.readouterr().err.splitlines() == ([shown] if shown else [])
+
+
+def test_bench_ddp_times_one_and_two_processes_side_by_side():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_ddp.py"), "--glimpses", "2", "--batch-size",
+                           "8", "--updates", "1", "--repeats", "2", "--json"], env=ENV, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert [(row["batch"], row["processes"]) for row in found["rows"]] == [(8, 1), (8, 2)]
+    assert found["rows"][0]["ratio"] == 1.0 and all(len(row["rounds"]) == 2 for row in found["rows"])
+    assert all(row["images_per_s"] > 0 for row in found["rows"])
+    refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_ddp.py"), "--batch-size", "9"], env=ENV,
+                             capture_output=True, text=True, timeout=240)
+    assert refused.returncode == 2 and error_lines(refused.stderr) == [
+        "error: --ranks 2: --batch-size 9 must split evenly over it (and it be >= 1)"]
