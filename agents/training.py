@@ -88,11 +88,12 @@ def run_script(main: Callable[[], None]) -> None:
     bad command line), a :class:`TrainingStopped` one line and status 1; never a traceback for either.
 
     Under ``torchrun`` (:mod:`agents.distributed`) every process exits with that status, and the line is
-    printed once: by rank 0 for what every rank raised alike (a bad value, a run folder's problem, a
-    diverged update, which the ranks agree on) or for another rank's failure; by the first process of
-    each machine for a launch that cannot run there (:class:`agents.distributed.LaunchError`); by the
-    rank it happened on, prefixed ``rank r:``, for a failure of that rank alone. The process group is
-    ended on the way out."""
+    printed once: a bad value or launch (:class:`agents.distributed.LaunchError`) found before the
+    processes meet, the same on every process of a machine, by the first process of each machine; after
+    they meet, by rank 0 what every rank raised alike (a run folder's problem, a diverged update: the ranks
+    agree on those) or another rank's failure (:class:`agents.distributed.PeerFailure`), and by the rank
+    it happened on, prefixed ``rank r:``, a failure of that rank alone. The process group is ended on the
+    way out."""
     try:
         main()
     except (ConfigError, distributed.LaunchError) as error:
@@ -109,11 +110,11 @@ def run_script(main: Callable[[], None]) -> None:
 
 def _report(kind: str, error: BaseException) -> None:
     """Print ``kind: error`` where :func:`run_script` says it belongs."""
-    ctx = distributed.current()
+    ctx, met = distributed.current(), distributed.is_active()
     distributed.shutdown(failed=True)  # the launcher's SIGTERM must not cut the line short
-    if isinstance(error, distributed.LaunchError):
-        show, prefix = ctx.local_rank == 0, ""
-    elif isinstance(error, ConfigError) or distributed.is_raised_everywhere(error):
+    if isinstance(error, (ConfigError, distributed.LaunchError)):
+        show, prefix = ctx.is_main if met else ctx.local_rank == 0, ""
+    elif distributed.is_raised_everywhere(error):
         show, prefix = ctx.is_main, ""
     else:
         show, prefix = True, f"rank {ctx.rank}: " if ctx.is_distributed else ""

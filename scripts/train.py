@@ -146,8 +146,11 @@ def main() -> None:
         nonlocal saved_at
         check_parameters(model, f"at {cfg.images_seen} images")  # a bad model is never saved
         # The whole batch's env state (the ranks' rows in order: one process's layout) and every rank's stream.
-        env_state = distributed.gather_rows(env.state_dict())
-        rngs = distributed.all_gather_object(torch.get_rng_state())
+        try:
+            env_state = distributed.gather_rows(env.state_dict())
+            rngs = distributed.all_gather_object(torch.get_rng_state())
+        except PeerFailure as error:
+            raise stopped(f"checkpoint at {cfg.images_seen} images: {error}") from error
         if ctx.is_main:
             save_checkpoint(checkpoint_path, {
                 "config": saved_config(cfg), "data": data,

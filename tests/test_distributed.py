@@ -17,6 +17,8 @@ with gloo and 2 processes, one torch thread each.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import socket
@@ -248,8 +250,14 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             distributed.all_reduce_sum(torch.ones(1))
         except distributed.PeerFailure as error:
             found["peer"] = str(error)
-        torch.save(found, Path(out) / f"rank{rank}.pt")
-    distributed.shutdown(failed=rank == 0)
+    # After the processes met, an error every rank raised (a run folder's) is rank 0's to print.
+    def main() -> None:
+        raise training.ConfigError("--resume: the run was trained by 4 processes")
+
+    with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit) as exited:
+        training.run_script(main)  # ... and it ends the process group
+    found["report"] = (exited.value.code, err.getvalue(), distributed.is_active())
+    torch.save(found, Path(out) / f"rank{rank}.pt")
 
 
 @pytest.fixture(scope="module")
@@ -273,6 +281,8 @@ def test_collectives_in_two_processes(ranks):
     assert ranks[0]["weights"] == ranks[1]["weights"] == torch.nn.Linear(3, 2).weight.tolist()
     assert ranks[0]["draw"] != ranks[1]["draw"]  # rank 1 samples its own stream (seed + 1)
     assert "another process of the run stopped or cannot be reached" in ranks[0]["peer"]
+    assert ranks[0]["report"] == (2, "error: --resume: the run was trained by 4 processes\n", False)
+    assert ranks[1]["report"] == (2, "", False)
 
 
 @pytest.mark.parametrize("agent", DETERMINISTIC)
@@ -365,10 +375,11 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_one_line_and_status_2(tmp
 
 
 @pytest.mark.parametrize("error, rank, local_rank, shown", [
-    (LaunchError("--batch-size 15 ..."), 1, 1, None),  # the same on every process: once per machine
+    # Before the processes meet, bad values and launches are the same on every process: once per machine.
+    (LaunchError("--batch-size 15 ..."), 1, 1, None),
     (LaunchError("--batch-size 15 ..."), 2, 0, "error: --batch-size 15 ..."),  # the second machine's first
-    (training.ConfigError("--resume: ..."), 1, 1, None),  # agreed on (rank 0 read the folder): rank 0's
-    (training.ConfigError("--resume: ..."), 0, 0, "error: --resume: ..."),
+    (training.ConfigError("--device cuda: ..."), 3, 1, None),
+    (training.ConfigError("--device cuda: ..."), 2, 0, "error: --device cuda: ..."),
     (training.TrainingStopped("update 3: the forward pass failed"), 1, 1,
      "stopped: rank 1: update 3: the forward pass failed"),  # its own: the rank it happened on says it
     (distributed.raised_everywhere(training.TrainingStopped("update 3: non-finite loss")), 1, 1, None),
