@@ -91,7 +91,7 @@ def main() -> None:
     run_dir = Path(cfg.run_dir)
     checkpoint_path, config_path, results_path = (run_dir / n for n in ("checkpoint.pt", "config.json", "results.json"))
     # The run folder is rank 0's: it alone reads it (the others get what it read) and writes it.
-    started, state, recorded = distributed.run_on_main(lambda: open_run(cfg, run_dir), (ConfigError,))
+    started, state, recorded, has_results = distributed.run_on_main(lambda: open_run(cfg, run_dir), (ConfigError,))
     torch.manual_seed(cfg.seed)
 
     # Environments: the training batch steps all episodes at once (this process's rows of it); the test
@@ -112,7 +112,7 @@ def main() -> None:
         if differ:
             raise ConfigError(f"--resume: the command's flags differ from the run's: {'; '.join(differ)}; "
                               f"pass the run's flags")
-    if state is not None and results_path.exists() and state["images_seen"] >= cfg.train_images:
+    if state is not None and has_results and state["images_seen"] >= cfg.train_images:
         if ctx.is_main:
             print(f"{run_dir} is finished (results.json); nothing to do", file=sys.stderr)
         return
@@ -249,8 +249,9 @@ def main() -> None:
     print(f"TensorBoard: tensorboard --logdir {run_dir}")
 
 
-def open_run(cfg, run_dir: Path) -> tuple[bool, dict | None, dict | None]:
-    """Take ``run_dir`` (its lock) and read what it holds: ``(started, checkpoint, recorded flags)``."""
+def open_run(cfg, run_dir: Path) -> tuple[bool, dict | None, dict | None, bool]:
+    """Take ``run_dir`` (its lock) and read what it holds: ``(started, checkpoint, recorded flags, whether
+    results.json exists)``."""
     if cfg.resume and not run_dir.exists():
         raise ConfigError(f"--resume: {run_dir} does not exist")
     lock_run_dir(run_dir)  # ours until this process ends; refused at once if another process trains here
@@ -263,7 +264,7 @@ def open_run(cfg, run_dir: Path) -> tuple[bool, dict | None, dict | None]:
     # Killed before its first checkpoint: the run starts again from scratch, with the flags it recorded.
     state = read_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
     recorded = state["config"] if state is not None else read_json(config_path) if started else None
-    return started, state, recorded
+    return started, state, recorded, (run_dir / "results.json").exists()
 
 
 def processes(count: int) -> str:
