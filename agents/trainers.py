@@ -28,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from agents.distributed import all_reduce_mean
 from glimpse.policy_gradient import (
     entropy_bonus,
     explained_variance,
@@ -215,9 +216,12 @@ class PPOTrainer:
                     "approx_kl": surrogate.approx_kl, "clip_fraction": surrogate.clip_fraction,
                     **{f"{name}_entropy": value.mean() for name, value in replayed.entropies.items()},
                 }
-                if o.target_kl is not None and steps > 0 and float(surrogate.approx_kl) > 1.5 * o.target_kl:
-                    last = {"approx_kl": float(surrogate.approx_kl), "clip_fraction": float(surrogate.clip_fraction)}
-                    break  # the policy has moved far enough from the batch's: no more steps on it
+                if o.target_kl is not None and steps > 0:
+                    # Averaged over the ranks under torchrun, so that every rank stops at the same step.
+                    kl = float(all_reduce_mean(surrogate.approx_kl.detach().clone()))
+                    if kl > 1.5 * o.target_kl:
+                        last = {"approx_kl": kl, "clip_fraction": float(surrogate.clip_fraction)}
+                        break  # the policy has moved far enough from the batch's: no more steps on it
                 self.optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 if self.sync_gradients is not None:

@@ -13,6 +13,10 @@ with ``evaluate.py``, ``visualize.py``, ``compare.py``, ``ram_table.py`` and ``b
     losses, obs = model.train_losses(env, obs)      # one update's losses (see agents.contract.Agent)
     metrics = training.evaluate(cfg, model, training.make_test_env(cfg))
 
+Under ``torchrun`` the same script trains data-parallel (:mod:`agents.distributed`): :func:`make_env` builds
+this process's rows of the global batch, :func:`make_test_env` and :func:`evaluate` its share of the test
+examples (reduced over the processes), :func:`check_update` logs and checks the losses averaged over them.
+
 A run's configuration is :class:`Config` (what every run has) plus ``cfg.options``, an instance of its
 agent's own options dataclass (:data:`agents.AGENTS`). Saved (``config.json``, checkpoints) and shown
 (TensorBoard's table) flat, by :func:`flat_config`: one key per command-line flag. Agents and tasks
@@ -50,6 +54,7 @@ from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec, Pri
 
 import envs
 from envs import data as envs_data
+from agents import distributed
 from agents.contract import RolloutAgent, SceneAgent
 from agents import trainers
 from agents.registry import AGENTS, AgentSpec
@@ -59,10 +64,11 @@ from envs.render import render_attention, render_path
 __all__ = [
     "Config", "ConfigError", "TrainingStopped", "run_script", "LIMITS", "Range", "check_values", "release_run_dir",
     "parse_train_config", "cli", "task_defaults", "recipe_in_use", "flat_config", "config_from_flat", "agent_spec",
-    "make_env", "make_test_env", "make_agent", "check_algo", "trainer_options", "make_trainer", "announcing_data", "record_data", "describe_data", "check_data", "evaluate", "replay_test_paths",
+    "make_env", "eval_share", "make_test_env", "make_agent", "check_algo", "trainer_options", "make_trainer",
+    "announcing_data", "record_data", "describe_data", "check_data", "check_same_data", "evaluate", "replay_test_paths",
     "picture_at", "paths_picture", "attention_picture", "eval_picture", "lock_run_dir", "read_json",
     "read_checkpoint", "flag_differences", "load_run", "save_checkpoint", "check_update", "run_parallel",
-    "threads_per_job",
+    "threads_per_job", "NullWriter",
 ]
 
 T = TypeVar("T")
@@ -81,15 +87,41 @@ class TrainingStopped(RuntimeError):
 
 def run_script(main: Callable[[], None]) -> None:
     """Run a script's ``main``: a :class:`ConfigError` is one line on stderr and exit status 2 (as for a
-    bad command line), a :class:`TrainingStopped` one line and status 1; never a traceback for either."""
+    bad command line), a :class:`TrainingStopped` one line and status 1; never a traceback for either.
+
+    Under ``torchrun`` (:mod:`agents.distributed`) every process exits with that status, and the line is
+    printed once: a bad value or launch (:class:`agents.distributed.LaunchError`) found before the
+    processes meet, the same on every process of a machine, by the first process of each machine; after
+    they meet, by rank 0 what every rank raised alike (a run folder's problem, a diverged update: the ranks
+    agree on those) or another rank's failure (:class:`agents.distributed.PeerFailure`), and by the rank
+    it happened on, prefixed ``rank r:``, a failure of that rank alone. The process group is ended on the
+    way out."""
     try:
         main()
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (ConfigError, distributed.LaunchError) as error:
+        _report("error", error)
         raise SystemExit(2) from None
-    except TrainingStopped as error:
-        print(f"stopped: {error}", file=sys.stderr)
+    except (TrainingStopped, distributed.PeerFailure) as error:
+        _report("stopped", error)
         raise SystemExit(1) from None
+    except BaseException:
+        distributed.shutdown(failed=True)
+        raise
+    distributed.shutdown()
+
+
+def _report(kind: str, error: BaseException) -> None:
+    """Print ``kind: error`` where :func:`run_script` says it belongs."""
+    ctx, met = distributed.current(), distributed.is_active()
+    distributed.shutdown(failed=True)  # the launcher's SIGTERM must not cut the line short
+    if isinstance(error, (ConfigError, distributed.LaunchError)):
+        show, prefix = ctx.is_main if met else ctx.local_rank == 0, ""
+    elif distributed.is_raised_everywhere(error):
+        show, prefix = ctx.is_main, ""
+    else:
+        show, prefix = True, f"rank {ctx.rank}: " if ctx.is_distributed else ""
+    if show:
+        print(f"{kind}: {prefix}{error}", file=sys.stderr)
 
 
 @dataclass
@@ -437,14 +469,30 @@ def _as_flags(message: str) -> str:
     return re.sub(rf"\b({names})=", lambda m: "--" + m.group(1).replace("_", "-") + " ", message)
 
 
-def make_test_env(cfg: Config):
+def eval_share(cfg: Config, ctx: distributed.Context | None = None) -> tuple[int, int]:
+    """``(first, count)``: the test examples ``first .. first + count - 1`` of the ``eval_images`` an
+    evaluation covers that this process evaluates (all of them in one process; under torchrun each
+    rank a contiguous share, :meth:`agents.distributed.Context.split`, so each example is evaluated once)."""
+    ctx = ctx or distributed.Context()
+    if cfg.eval_images < ctx.world_size:
+        raise ConfigError(f"--eval-images {cfg.eval_images} is fewer than the {ctx.world_size} processes; each "
+                          f"evaluates a share of them: pass at least {ctx.world_size}")
+    return ctx.split(cfg.eval_images)
+
+
+def make_test_env(cfg: Config, ctx: distributed.Context | None = None):
     """The fixed test split, as wide as the largest divisor of ``eval_images`` up to the batch size, so
-    that ``eval_images / width`` episodes cover exactly ``eval_images`` test examples, each once.
+    that ``eval_images / width`` episodes cover exactly ``eval_images`` test examples, each once. Under
+    torchrun (``ctx``), this rank's share of them (:func:`eval_share`), up to its share of the batch.
 
     ``cfg.eval_images`` above the size of the test split is lowered to that size, with a warning: an
     evaluation never counts an example twice."""
+    ctx = ctx or distributed.Context()
+
     def width() -> int:
-        return max(d for d in range(1, min(cfg.batch_size, cfg.eval_images) + 1) if cfg.eval_images % d == 0)
+        count = eval_share(cfg, ctx)[1]
+        cap = min(max(1, cfg.batch_size // ctx.world_size), count)
+        return max(d for d in range(1, cap + 1) if count % d == 0)
 
     with envs_data.recording() as loaded:
         test_env = make_env(cfg, "test", width())
@@ -458,15 +506,15 @@ def make_test_env(cfg: Config):
 
 
 @contextlib.contextmanager
-def announcing_data():
+def announcing_data(show: bool = True):
     """``with announcing_data() as loaded:`` build envs; ``loaded`` collects the datasets they load
     (:func:`envs.data.recording`), and what the data loaders warn about (the offline subset, an
     ``--eval-images`` capped to the test split) is printed once each as a ``data: ...`` line on stderr
-    instead of as a Python warning."""
+    instead of as a Python warning (``show=False``: not printed, as on the ranks other than 0)."""
     with warnings.catch_warnings(record=True) as notes, envs_data.recording() as loaded:
         warnings.simplefilter("always")
         yield loaded
-    for note in dict.fromkeys(str(w.message) for w in notes):
+    for note in dict.fromkeys(str(w.message) for w in notes) if show else ():
         print(f"data: {note}", file=sys.stderr)
 
 
@@ -496,6 +544,19 @@ def check_data(recorded: dict[str, dict] | None, current: dict[str, dict], what:
     if differences:
         raise ConfigError(f"{what}: the data differ from those the run was trained on ({'; '.join(differences)}); "
                           f"point --data-dir / $GLIMPSE_DATA_DIR at the run's data, or pass {override}")
+
+
+def check_same_data(data: dict[str, dict]) -> None:
+    """Under torchrun: every rank's :func:`record_data` record shows the data rank 0 loaded (same kind,
+    size and content; the paths may differ between machines), else a :class:`ConfigError` naming the
+    first rank that differs. Nothing with one process."""
+    for rank, theirs in enumerate(distributed.all_gather_object(data)):
+        differences = [f"{split}: {diff}" for split in sorted(set(data) | set(theirs))
+                       for diff in (envs_data.provenance_differences(data[split], theirs[split])
+                                    if split in data and split in theirs else ["loaded on one rank only"])]
+        if differences:
+            raise ConfigError(f"rank {rank} loaded other data than rank 0 ({'; '.join(differences)}); give every "
+                              f"machine the same data (--data-dir, $GLIMPSE_DATA_DIR)")
 
 
 def make_agent(cfg: Config, env) -> torch.nn.Module:
@@ -544,15 +605,32 @@ def make_trainer(cfg: Config, model: torch.nn.Module, optimizer: torch.optim.Opt
 # ------------------------------------------------------------------------------------------------
 
 
-def evaluate(cfg: Config, model: torch.nn.Module, test_env, mc_samples: int = 1) -> dict:
+def evaluate(cfg: Config, model: torch.nn.Module, test_env, mc_samples: int = 1,
+             ctx: distributed.Context | None = None) -> dict:
     """The agent's metrics on the fixed test split (hard agents: mean locations, and the MC average when
-    ``mc_samples > 1``)."""
-    episodes = max(1, cfg.eval_images // test_env.num_envs)  # make_test_env makes this exact
+    ``mc_samples > 1``).
+
+    Under torchrun (``ctx``, with ``test_env`` from :func:`make_test_env` of the same ``ctx``) each rank
+    evaluates its share of the examples (:func:`eval_share`), and the metrics, means over examples, are
+    combined weighted by each share's ``examples`` (summed): every rank returns the metrics of all
+    ``eval_images`` examples, each evaluated once. A ``ValueError`` of the model's (a diverged model's
+    non-finite outputs) on any rank is raised on every rank.
+    """
+    ctx = ctx or distributed.Context()
+    first, count = eval_share(cfg, ctx)
+    episodes = max(1, count // test_env.num_envs)  # make_test_env makes this exact
     # Seeded and isolated: a checkpoint always gets the same Monte-Carlo score, and training's random
     # stream is the same whether or how often it is evaluated.
     with torch.random.fork_rng(devices=[test_env.device] if test_env.device.type == "cuda" else []):
-        torch.manual_seed(cfg.seed)
-        return model.evaluate(test_env, episodes, mc_samples=mc_samples)
+        torch.manual_seed(cfg.seed + ctx.rank)
+        if not ctx.is_distributed:
+            return model.evaluate(test_env, episodes, mc_samples=mc_samples)
+        metrics = distributed.run_everywhere(  # a failure on one rank is raised on all of them
+            lambda: model.evaluate(test_env, episodes, mc_samples=mc_samples, seed=first), (ValueError,))
+    shares = distributed.all_gather_object(metrics)
+    total = sum(share["examples"] for share in shares)
+    return {name: total if name == "examples" else sum(share[name] * share["examples"] for share in shares) / total
+            for name in metrics}
 
 
 def replay_test_paths(model: RolloutAgent, test_env):
@@ -700,9 +778,11 @@ NOT_COMPARED = ("resume", "allow_other_data", "torch_threads", "device")
 def flag_differences(recorded: dict, current: dict) -> list[str]:
     """The flags whose values differ between a run's recorded configuration and ``current`` (both as
     :func:`flat_config` gives them), each as ``--flag (run: X, command: Y)``. Where the folder is
-    (``run_dir``: a moved run is the same run) and its data (see :func:`check_data`) are not compared."""
+    (``run_dir``: a moved run is the same run), its data (see :func:`check_data`) and its number of
+    processes (``world_size``, checked on its own by ``scripts/train.py``) are not compared."""
     missing = object()
-    names = [k for k in dict.fromkeys([*current, *recorded]) if k not in (*NOT_COMPARED, "run_dir", "data")]
+    names = [k for k in dict.fromkeys([*current, *recorded])
+             if k not in (*NOT_COMPARED, "run_dir", "data", "world_size")]
     return [f"--{k.replace('_', '-')} (run: {recorded.get(k, 'unset')}, command: {current.get(k, 'unset')})"
             for k in names if recorded.get(k, missing) != current.get(k, missing)
             and not (k == "plugins" and list(recorded.get(k, [])) == list(current.get(k, [])))]
@@ -749,35 +829,58 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 def check_update(losses: dict[str, Any], model: torch.nn.Module, update: int) -> dict[str, float]:
     """After ``backward()``: the update's logged values as floats, read in one host synchronisation,
     or a :class:`TrainingStopped` naming the non-finite loss terms (or the parameters whose gradients are
-    non-finite) and the update, before a bad step can reach the weights."""
+    non-finite) and the update, before a bad step can reach the weights.
+
+    Under torchrun (after :func:`agents.distributed.average_gradients`) the losses are first averaged
+    over the ranks, so that every rank logs and checks the global batch's values and all of them stop
+    together, with the same message."""
     names = [name for name, value in losses.items() if name != "loss"]
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     total = losses["loss"].detach().float().reshape(())
     norm = torch.nn.utils.get_total_norm(grads).float() if grads else torch.zeros((), device=total.device)
     scalars = [total, norm, *(torch.as_tensor(losses[n]).detach().reshape(()) for n in names)]
-    if total.device.type == "cpu":  # nothing to synchronise: plain reads are the cheapest
+    shared = distributed.is_active()
+    if shared:  # the global batch's values: the mean over the ranks' equal shares
+        values = distributed.all_reduce_mean(torch.stack([v.float().to(total.device) for v in scalars])).tolist()
+    elif total.device.type == "cpu":  # nothing to synchronise: plain reads are the cheapest
         values = [float(v) for v in scalars]
     else:  # one transfer for all of them
         values = torch.stack([v.float().to(total.device) for v in scalars]).tolist()
     if math.isfinite(values[0]) and math.isfinite(values[1]):
         return dict(zip(names, values[2:]))
+    error = TrainingStopped(_stop_reason(values, names, model, update))
+    raise distributed.raised_everywhere(error) if shared else error
+
+
+def _stop_reason(values: list[float], names: list[str], model: torch.nn.Module, update: int) -> str:
+    """:func:`check_update`'s message for non-finite ``values`` (loss, gradient norm, named terms)."""
     bad = [f"{n} = {v}" for n, v in zip(["loss", *names], [values[0], *values[2:]])
            if not math.isfinite(v) and (n.startswith("loss") or n.endswith("_loss"))]
     if bad:
-        raise TrainingStopped(f"update {update}: non-finite {', '.join(bad)}")
+        return f"update {update}: non-finite {', '.join(bad)}"
     params = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
     if not params:  # every gradient is finite, their total norm is not
-        raise TrainingStopped(f"update {update}: the loss is finite ({values[0]:.4g}) but the gradients' total "
-                              f"norm overflows float32 (the model is diverging)")
-    raise TrainingStopped(f"update {update}: the loss is finite ({values[0]:.4g}) but the gradients of "
-                          f"{', '.join(params[:3])}{' ...' if len(params) > 3 else ''} are not")
+        return (f"update {update}: the loss is finite ({values[0]:.4g}) but the gradients' total norm overflows "
+                f"float32 (the model is diverging)")
+    return (f"update {update}: the loss is finite ({values[0]:.4g}) but the gradients of "
+            f"{', '.join(params[:3])}{' ...' if len(params) > 3 else ''} are not")
 
 
 def check_parameters(model: torch.nn.Module, when: str) -> None:
-    """A :class:`TrainingStopped` naming the first non-finite parameters, before they can be saved."""
+    """A :class:`TrainingStopped` naming the first non-finite parameters, before they can be saved (under
+    torchrun the ranks' parameters are identical: every rank stops alike)."""
     bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad:
-        raise TrainingStopped(f"{when}: non-finite parameters {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
+        error = TrainingStopped(f"{when}: non-finite parameters {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
+        raise distributed.raised_everywhere(error) if distributed.is_active() else error
+
+
+class NullWriter:
+    """A ``SummaryWriter`` that writes nothing (every method does nothing): the ranks other than 0 of a
+    data-parallel run, where rank 0 alone writes the run's TensorBoard events."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
 
 
 def threads_per_job(jobs: int) -> int:

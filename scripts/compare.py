@@ -6,7 +6,9 @@
 Every (agent, seed) is one ``scripts/train.py`` run in ``OUT/<env>__<agent>__<seed>`` with the same flags,
 so the runs log identical tags (``eval/accuracy``, ``train/loss_classifier``, ...) and TensorBoard overlays
 them with ``tensorboard --logdir OUT``. Runs share nothing, so ``--jobs J`` runs J at once (each with
-``cores / J`` torch threads). A run whose ``results.json`` exists is reused; a killed one is resumed.
+``cores / J`` torch threads), as separate processes: compare.py itself is not launched with ``torchrun``
+(to train each run data-parallel is to give it the machine: see the README). A run whose ``results.json``
+exists is reused; a killed one is resumed.
 
 Then, in ``OUT``:
 
@@ -33,8 +35,8 @@ import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from agents import AGENTS
-from agents.training import cli, import_plugins, run_parallel, run_script, threads_per_job
+from agents import AGENTS, distributed
+from agents.training import ConfigError, cli, import_plugins, run_parallel, run_script, threads_per_job
 
 
 def kind(agent: str) -> str:
@@ -279,6 +281,9 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     cfg = cli(Config, description=__doc__)
+    if distributed.current().is_distributed:  # every rank would train every run
+        raise ConfigError("compare.py runs its independent runs as separate processes (--jobs); launch it with "
+                          "python, not torchrun")
     import_plugins([p for p in cfg.plugins.split(",") if p])
     agents = [a.strip() for a in cfg.agents.split(",") if a.strip()]
     unknown = [a for a in agents if a not in AGENTS]

@@ -31,6 +31,13 @@ checksums, sizes) is printed at the start and recorded in ``config.json``, the c
 ``results.json``. A non-finite loss or gradient stops training with a one-line message (exit status 1),
 keeping the last good checkpoint and writing no ``results.json``.
 
+Data-parallel under ``torchrun`` (:mod:`agents.distributed`): ``torchrun --nproc-per-node N scripts/train.py
+...`` trains with N processes (gloo on CPU; ``--device cuda``: nccl, one GPU each), every one playing its
+own rows of each ``--batch-size`` batch (the global batch: together exactly the episodes one process plays)
+and stepping with the gradient averaged over all of them. Rank 0 alone writes the run folder;
+evaluation is shared out and reduced; ``results.json`` records ``world_size``, and ``--resume`` takes the
+same number of processes.
+
 Every flag, with its meaning: ``--help`` (the run's flags, then those of ``--agent``'s own options).
 ``--plugins MODULE ...`` imports modules first, which may register agents (``agents.register_agent``) and
 tasks (``envs.register_task``); the run records them, so ``evaluate.py`` and ``visualize.py`` find them
@@ -49,14 +56,18 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from agents import distributed
+from agents.distributed import PeerFailure, average_gradients
 from agents.flops import flops_per_image
 from agents.training import (
     NOT_COMPARED,
     ConfigError,
+    NullWriter,
     TrainingStopped,
     announcing_data,
     check_data,
     check_parameters,
+    check_same_data,
     describe_data,
     eval_picture,
     evaluate,
@@ -81,27 +92,26 @@ def main() -> None:
     cfg = parse_train_config(description=__doc__)
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
+    # Under torchrun: this process's rank and device, and its rows of every global batch (else rank 0 of 1),
+    # checked before it joins the others.
+    first_row, rows = distributed.context_from_env(cfg.device).share(cfg.batch_size, "--batch-size")
+    ctx = distributed.init_from_env(cfg.device)
+    cfg.device = str(ctx.device)
     run_dir = Path(cfg.run_dir)
-    if cfg.resume and not run_dir.exists():
-        raise ConfigError(f"--resume: {run_dir} does not exist")
-    lock_run_dir(run_dir)  # ours until this process ends; refused at once if another process trains here
     checkpoint_path, config_path, results_path = (run_dir / n for n in ("checkpoint.pt", "config.json", "results.json"))
-    started = checkpoint_path.exists() or config_path.exists()
-    if started and not cfg.resume:
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --run-dir")
-    if cfg.resume and not started:
-        raise ConfigError(f"--resume: no run in {run_dir} (neither checkpoint.pt nor config.json)")
-    # Killed before its first checkpoint: the run starts again from scratch, with the flags it recorded.
-    state = read_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
-    recorded = state["config"] if state is not None else read_json(config_path) if started else None
+    # The run folder is rank 0's: it alone reads it (the others get what it read) and writes it.
+    started, state, recorded, has_results = distributed.run_on_main(lambda: open_run(cfg, run_dir), (ConfigError,))
     torch.manual_seed(cfg.seed)
 
-    # Environments: the training batch steps all episodes at once; the test split is a fixed set.
-    with announcing_data() as loaded:
-        env = make_env(cfg, "train", cfg.batch_size)
-        test_env = make_test_env(cfg)
-    data = record_data(loaded)
-    for line in describe_data(data):
+    # Environments: the training batch steps all episodes at once (this process's rows of it); the test
+    # split is a fixed set (this process's share of it).
+    def build_envs():
+        with announcing_data(show=ctx.is_main) as loaded:
+            return make_env(cfg, "train", rows), make_test_env(cfg, ctx), record_data(loaded)
+
+    env, test_env, data = distributed.run_everywhere(build_envs, (ConfigError,))
+    check_same_data(data)  # under torchrun: a machine with other data would train another run
+    for line in describe_data(data) if ctx.is_main else ():
         print(line, file=sys.stderr)
     recipe = recipe_in_use(cfg)  # the task's defaults the command line left in place
     if recipe:
@@ -115,25 +125,32 @@ def main() -> None:
         if differ:
             raise ConfigError(f"--resume: the command's flags differ from the run's: {'; '.join(differ)}; "
                               f"pass the run's flags")
-    if state is not None and results_path.exists() and state["images_seen"] >= cfg.train_images:
-        print(f"{run_dir} is finished (results.json); nothing to do", file=sys.stderr)
+    if state is not None and has_results and state["images_seen"] >= cfg.train_images:
+        if ctx.is_main:
+            print(f"{run_dir} is finished (results.json); nothing to do", file=sys.stderr)
         return
+    if state is not None and state.get("world_size", 1) != ctx.world_size:
+        raise ConfigError(f"--resume: {run_dir} was trained by {processes(state.get('world_size', 1))} and this launch "
+                          f"has {processes(ctx.world_size)}; resume it with as many (each one's episodes and random "
+                          f"stream continue from the checkpoint)")
 
     model = make_agent(cfg, env)
+    distributed.broadcast_parameters(model)  # every rank starts from rank 0's weights
+    distributed.seed_sampling(cfg.seed)  # ... and samples its own actions (rank r > 0: seed + r)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    trainer = make_trainer(cfg, model, optimizer)  # --algo: reinforce, a2c or ppo
-    obs, _ = env.reset(seed=cfg.seed)
+    trainer = make_trainer(cfg, model, optimizer, sync_gradients=average_gradients)  # --algo: reinforce, a2c or ppo
+    obs, _ = env.reset(seed=cfg.seed + first_row)  # row i plays what row first_row + i of one process would
     elapsed = 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        obs = env.load_state_dict(state["env"])
-        torch.set_rng_state(state["torch_rng"])
+        obs = env.load_state_dict(ctx.take_rows(state["env"], cfg.batch_size))
+        torch.set_rng_state(state.get("torch_rng_ranks", [state["torch_rng"]])[ctx.rank])
         cfg.images_seen, elapsed = state["images_seen"], state["elapsed"]
-    else:
-        config_path.write_text(json.dumps({**flat_config(cfg), "data": data}, indent=1))
+    elif ctx.is_main:
+        config_path.write_text(json.dumps({**flat_config(cfg), "data": data, "world_size": ctx.world_size}, indent=1))
     # A resumed run drops the events its killed predecessor logged after the point it resumes from.
-    writer = SummaryWriter(run_dir, purge_step=cfg.images_seen if started else None)
+    writer = SummaryWriter(run_dir, purge_step=cfg.images_seen if started else None) if ctx.is_main else NullWriter()
     if state is None:
         table = "\n".join(f"|{k}|{v}{f' (--env {cfg.env} default)' if k in recipe else ''}|"
                           for k, v in flat_config(cfg).items())
@@ -143,27 +160,37 @@ def main() -> None:
     def checkpoint() -> None:
         nonlocal saved_at
         check_parameters(model, f"at {cfg.images_seen} images")  # a bad model is never saved
-        save_checkpoint(checkpoint_path, {
-            "config": saved_config(cfg), "data": data,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "env": env.state_dict(),
-            "torch_rng": torch.get_rng_state(), "images_seen": cfg.images_seen, "elapsed": elapsed,
-        })
+        # The whole batch's env state (the ranks' rows in order: one process's layout) and every rank's stream.
+        try:
+            env_state = distributed.gather_rows(env.state_dict())
+            rngs = distributed.all_gather_object(torch.get_rng_state())
+        except PeerFailure as error:
+            raise stopped(f"checkpoint at {cfg.images_seen} images: {error}") from error
+        if ctx.is_main:
+            save_checkpoint(checkpoint_path, {
+                "config": saved_config(cfg), "data": data,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "env": env_state,
+                "torch_rng": rngs[0], "torch_rng_ranks": rngs, "world_size": ctx.world_size,
+                "images_seen": cfg.images_seen, "elapsed": elapsed,
+            })
         saved_at = cfg.images_seen
 
     def log_evaluation(step: int, mc_samples: int) -> dict:
         try:
-            metrics = evaluate(cfg, model, test_env, mc_samples=mc_samples)
+            metrics = evaluate(cfg, model, test_env, mc_samples=mc_samples, ctx=ctx)
         except ValueError as error:  # non-finite actions or logits: the last update diverged
             if step == 0:
                 raise  # the untrained model: a bug, not a divergence
             kept = f"{checkpoint_path} holds this model" if saved_at == step else None
-            raise stopped(f"evaluation at {step} images: {diverged(error)}", kept) from None
+            raise stopped(f"evaluation at {step} images: {diverged(error)}", kept) from error
+        except PeerFailure as error:
+            raise stopped(f"evaluation at {step} images: {error}") from error
         for name, value in metrics.items():
             if name != "examples":
                 writer.add_scalar(f"eval/{name}", value, step)
         writer.add_scalar("charts/train_seconds", elapsed, step)  # for accuracy against wall time
         progress.set_postfix(eval_accuracy=f"{metrics['accuracy']:.3f}")
-        if (picture := eval_picture(cfg, model, test_env, 8)) is not None:  # glimpse paths, or attention
+        if ctx.is_main and (picture := eval_picture(cfg, model, test_env, 8)) is not None:  # paths, or attention
             writer.add_image(*picture, step, dataformats="HWC")
         return metrics
 
@@ -174,7 +201,8 @@ def main() -> None:
                 else "no checkpoint was written"
         return TrainingStopped(f"{reason}; {kept}; no results.json written")
 
-    progress = tqdm(total=cfg.train_images, initial=cfg.images_seen, unit="img", desc=f"{cfg.agent} {cfg.env}")
+    progress = tqdm(total=cfg.train_images, initial=cfg.images_seen, unit="img", desc=f"{cfg.agent} {cfg.env}",
+                    disable=not ctx.is_main)
     while cfg.images_seen < cfg.train_images:
         # One update: the agent draws its batch (episodes, or scenes) from the env and returns its losses.
         update = cfg.images_seen // cfg.batch_size + 1
@@ -188,8 +216,8 @@ def main() -> None:
             if update == 1 and state is None:
                 raise  # the untrained model: a bug, not a divergence
             raise stopped(f"update {update}: {diverged(error)}") from None
-        except TrainingStopped as error:  # a non-finite loss or gradient (check_update), before the step
-            raise stopped(str(error)) from None
+        except (TrainingStopped, PeerFailure) as error:  # a non-finite loss or gradient (check_update), before the step
+            raise stopped(str(error) if isinstance(error, TrainingStopped) else f"update {update}: {error}") from error
         elapsed += time.perf_counter() - tick  # training time only: evaluations and logging excluded
         cfg.images_seen += cfg.batch_size
         progress.update(cfg.batch_size)
@@ -211,10 +239,12 @@ def main() -> None:
     # so a run killed after its last checkpoint is completed by --resume to the same numbers.
     metrics = log_evaluation(cfg.images_seen, cfg.mc_samples)
     progress.close()
+    if not ctx.is_main:
+        return
 
     results = {
         "agent": cfg.agent, "env": cfg.env, "seed": cfg.seed, "train_images": cfg.images_seen,
-        "wall_seconds": round(elapsed, 1), "device": cfg.device,
+        "wall_seconds": round(elapsed, 1), "device": cfg.device, "world_size": ctx.world_size,
         "parameters": sum(p.numel() for p in model.parameters()),
         "flops_per_image": flops_per_image(model, env),
         **{f"test_{k}": v for k, v in metrics.items()},
@@ -226,6 +256,29 @@ def main() -> None:
     save_json.replace(results_path)  # atomically: results.json is whole or absent
     print(json.dumps(results))
     print(f"TensorBoard: tensorboard --logdir {run_dir}")
+
+
+def open_run(cfg, run_dir: Path) -> tuple[bool, dict | None, dict | None, bool]:
+    """Take ``run_dir`` (its lock) and read what it holds: ``(started, checkpoint, recorded flags, whether
+    results.json exists)``."""
+    if cfg.resume and not run_dir.exists():
+        raise ConfigError(f"--resume: {run_dir} does not exist")
+    lock_run_dir(run_dir)  # ours until this process ends; refused at once if another process trains here
+    checkpoint_path, config_path = run_dir / "checkpoint.pt", run_dir / "config.json"
+    started = checkpoint_path.exists() or config_path.exists()
+    if started and not cfg.resume:
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --run-dir")
+    if cfg.resume and not started:
+        raise ConfigError(f"--resume: no run in {run_dir} (neither checkpoint.pt nor config.json)")
+    # Killed before its first checkpoint: the run starts again from scratch, with the flags it recorded.
+    state = read_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+    recorded = state["config"] if state is not None else read_json(config_path) if started else None
+    return started, state, recorded, (run_dir / "results.json").exists()
+
+
+def processes(count: int) -> str:
+    """``count`` processes in words: one (no torchrun) or ``torchrun`` with that many."""
+    return "one process (no torchrun)" if count == 1 else f"{count} processes (torchrun)"
 
 
 def diverged(error: ValueError) -> str:

@@ -420,8 +420,8 @@ def test_train_stops_with_one_line_when_the_critic_turns_nan_after_the_first_upd
     train.py reports a failing forward pass as a bug, not a divergence)."""
     make = training.make_trainer
 
-    def poisoned(cfg, model, optimizer, *args):
-        trainer = make(cfg, model, optimizer, *args)
+    def poisoned(cfg, model, optimizer, *args, **kwargs):
+        trainer = make(cfg, model, optimizer, *args, **kwargs)
         update = trainer.update
 
         def update_then_poison(env, obs, n, progress=0.0):
