@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -180,10 +181,10 @@ UPDATES = 3
 DETERMINISTIC = ("item-soft", "spatial-soft", "stn", "racnn-soft", "fc")  # conv: through torchrun, below
 
 
-def train_updates(agent: str, ctx: Context) -> tuple[dict, list[str]]:
-    """``UPDATES`` updates as scripts/train.py makes them, on this rank's rows: the final parameters and a
-    digest of the parameters after every update."""
-    cfg = training.Config(agent=agent, **AGENT_SETTINGS)
+def train_updates(agent: str, ctx: Context, **trainer: Any) -> tuple[dict, list[str]]:
+    """``UPDATES`` updates as scripts/train.py makes them (its ``--algo`` trainer, ``trainer`` its flags), on
+    this rank's rows: the final parameters and a digest of the parameters after every update."""
+    cfg = training.Config(agent=agent, **AGENT_SETTINGS, **trainer)
     first, rows = ctx.share(cfg.batch_size, "--batch-size")
     torch.manual_seed(cfg.seed)
     env = training.make_env(cfg, "train", rows)
@@ -191,15 +192,11 @@ def train_updates(agent: str, ctx: Context) -> tuple[dict, list[str]]:
     distributed.broadcast_parameters(model)
     distributed.seed_sampling(cfg.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    steps = training.make_trainer(cfg, model, optimizer, sync_gradients=distributed.average_gradients)
     obs, _ = env.reset(seed=cfg.seed + first)
     digests = []
     for update in range(1, UPDATES + 1):
-        losses, obs = model.train_losses(env, obs)
-        optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        distributed.average_gradients(model)
-        training.check_update(losses, model, update)
-        optimizer.step()
+        _, obs = steps.update(env, obs, update)
         digests.append(torch.cat([p.detach().flatten() for p in model.parameters()]).double().sum().item())
     return {k: v.clone() for k, v in model.state_dict().items()}, digests
 
@@ -240,6 +237,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     # Training.
     for agent in (*DETERMINISTIC, "ram"):
         found[agent] = train_updates(agent, ctx)
+    # PPO: several steps per batch, stopped early by a KL target every rank must agree on.
+    found["ram-ppo"] = train_updates("ram", ctx, algo="ppo", ppo_epochs=3, minibatches=2, target_kl=1e-4)
     torch.manual_seed(0)
     distributed.seed_sampling(0)
     found["draw"] = torch.rand(3).tolist()
@@ -297,11 +296,12 @@ def test_two_ranks_train_a_deterministic_agent_as_one_process_does(ranks, agent)
     assert max((single[n] - v).abs().max().item() for n, v in initial.items()) > 1e-4  # it did train
 
 
-def test_ram_ranks_hold_identical_parameters_after_every_update(ranks):
-    digests = [found["ram"][1] for found in ranks]
+@pytest.mark.parametrize("run", ["ram", "ram-ppo"])
+def test_ram_ranks_hold_identical_parameters_after_every_update(ranks, run):
+    digests = [found[run][1] for found in ranks]
     assert digests[0] == digests[1] and len(set(digests[0])) == UPDATES  # identical, and changing
-    for name, value in ranks[0]["ram"][0].items():
-        assert torch.equal(value, ranks[1]["ram"][0][name]), name
+    for name, value in ranks[0][run][0].items():
+        assert torch.equal(value, ranks[1][run][0][name]), name
 
 
 # ------------------------------------------------------------------------------------------------
