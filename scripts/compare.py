@@ -91,6 +91,8 @@ class Config:
     """comma-separated modules for train.py to import first (they may register agents and tasks)"""
     hard_algo: Literal["reinforce", "a2c", "ppo"] = "reinforce"
     """train.py's --algo for the hard agents (the others learn by backpropagation)"""
+    target_kl: float | None = None
+    """--hard-algo ppo: train.py's --target-kl for the hard agents"""
 
 
 def run_name(cfg: Config, agent: str, seed: int) -> str:
@@ -109,6 +111,8 @@ def train_command(cfg: Config, agent: str, seed: int, threads: int) -> list[str]
         shared["racnn_input_size"] = cfg.racnn_input_size
     if kind(agent) == "hard":
         shared["algo"] = cfg.hard_algo
+        if cfg.hard_algo == "ppo":
+            shared["target_kl"] = cfg.target_kl
     args = [sys.executable, str(Path(__file__).with_name("train.py")), "--agent", agent, "--seed", str(seed),
             "--run-dir", str(Path(cfg.out) / run_name(cfg, agent, seed))]
     for name, value in shared.items():
