@@ -162,12 +162,14 @@ class PPOTrainer:
     with the gradients' total norm clipped to ``max_grad_norm``. With ``target_kl``, the update stops early
     (as Stable-Baselines3's PPO does) at the first minibatch whose approximate KL divergence from the policy
     that played the batch exceeds ``1.5 * target_kl``, before its step: a policy whose every choice is a
-    narrow Gaussian moves far from the data in a few Adam steps, and its ratios are then all clipped. Logged (averaged over the batch's steps):
-    ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``, ``clip_fraction`` (of the last epoch's ratios,
-    the ones that tell how far the policy moved), ``explained_variance`` (of the collected values),
-    ``advantage_std`` (before normalisation), ``entropy_coef``, each policy's ``<name>_entropy``, the
-    agent's ``loss_supervised``, ``accuracy``, ``reward``, and ``optimizer_steps`` (fewer than ``E x M`` when
-    the KL target stopped the update early).
+    narrow Gaussian moves far from the data in a few Adam steps, and its ratios are then all clipped.
+
+    Logged: ``policy_loss``, ``value_loss``, ``entropy``, each policy's ``<name>_entropy`` and the agent's
+    ``loss_supervised`` (means over the optimizer steps made); ``approx_kl`` and ``clip_fraction`` of the
+    last minibatch looked at (how far the policy got from the one that played the batch);
+    ``explained_variance`` of the collected values, ``advantage_std`` (before normalisation),
+    ``entropy_coef``, the batch's ``accuracy`` and ``reward``, and ``optimizer_steps`` (fewer than
+    ``E x M`` when the KL target stopped the update early).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, check: Check, options: TrainerOptions,
