@@ -282,6 +282,7 @@ LIMITS: dict[str, Range] = {
     "num_envs": Range(1), "num_glimpses": Range(1), "n_steps": Range(1), "n_epochs": Range(1),
     "gamma": Range(0, 1), "ent_coef": Range(0), "features_dim": Range(1), "eval_episodes": Range(1),
     "canvas": Range(3), "distractors": Range(0), "steps": Range(1), "budget": Range(0, open_low=True),
+    "grid": Range(1), "scale_gain": Range(0, open_low=True),
     "threads": Range(1), "updates": Range(1), "repeats": Range(1), "games": Range(1),
 }
 
@@ -298,22 +299,25 @@ def check_values(config: Any) -> None:
             raise ConfigError(f"--{f.name.replace('_', '-')} must be {allowed}; got {value}")
 
 
-def cli(cls: type[T], argv: Sequence[str] | None = None, description: str | None = None) -> T:
+def cli(cls: type[T], argv: Sequence[str] | None = None, description: str | None = None,
+        default: T | None = None) -> T:
     """Parse ``argv`` (default ``sys.argv[1:]``) into dataclass ``cls`` with ``tyro``: one ``--kebab-case``
     flag per field, its help the field's docstring, ``--flag`` / ``--no-flag`` for booleans, ``none`` for
     ``X | None``. Fields annotated ``tyro.conf.Suppress[...]`` are computed at run time: no flag. Numeric
     values are checked against :data:`LIMITS` (:func:`check_values`): a value out of range is one line on
-    stderr and exit status 2, as tyro does for a value of the wrong type."""
+    stderr and exit status 2, as tyro does for a value of the wrong type. ``default``, an instance of
+    ``cls``, replaces the class's defaults (and ``--help`` shows its values), e.g. a task's own defaults."""
     try:
-        return _parse(cls, argv, description)
+        return _parse(cls, argv, description, default)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
-def _parse(cls: type[T], argv: Sequence[str] | None, description: str | None) -> T:
+def _parse(cls: type[T], argv: Sequence[str] | None, description: str | None, default: T | None = None) -> T:
     """:func:`cli` that raises :class:`ConfigError` for a value out of range."""
-    parsed = tyro.cli(cls, args=argv, description=description, registry=_REGISTRY)
+    extra = {} if default is None else {"default": default}
+    parsed = tyro.cli(cls, args=argv, description=description, registry=_REGISTRY, **extra)
     for part in [parsed, *(getattr(parsed, f.name) for f in dataclasses.fields(parsed))]:
         if dataclasses.is_dataclass(part) and not isinstance(part, type):
             check_values(part)

@@ -47,6 +47,8 @@ Attribute access:
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from collections.abc import Iterator, Sequence
 from copy import deepcopy
@@ -405,9 +407,18 @@ class GlimpseExtractor(BaseFeaturesExtractor):
         ``(x, y)``. Any other key is flattened as SB3 preprocesses it (Box as float, Discrete one-hot) and
         concatenated as is. Output: ``(B, features_dim)``, after a ReLU.
 
+    Scale gain:
+        The retina area-averages: scale ``k`` shows ``factor**k x factor**k`` canvas pixels per glimpse
+        pixel, so an isolated 1-px object reads ``1 / factor**(2k)`` there (Catch's ball and paddle: 1/16 at
+        the coarsest of 3 scales, beside ReLU units initialised for inputs near 1). ``scale_gain = g``
+        multiplies scale ``k`` by ``g**k`` before the convolutions; ``g = factor**2`` (4 for the retina's
+        default factor 2) makes every scale's pixels sums over their canvas area, so that object reads 1 at
+        every scale. The default 1 leaves the glimpse as it is.
+
     Layers::
 
-        glimpse  -> Conv3x3(S*C -> channels) ReLU -> Conv3x3 stride 2 (channels -> channels) ReLU
+        glimpse  -> x scale_gain**k (scale k)
+                 -> Conv3x3(S*C -> channels) ReLU -> Conv3x3 stride 2 (channels -> channels) ReLU
                  -> Flatten -> Linear(-> hidden) ReLU                                     # (B, hidden)
         location -> Linear(2 -> hidden) ReLU                                              # (B, hidden)
         [glimpse, location, other keys flattened] -> Linear(-> features_dim) ReLU         # (B, features_dim)
@@ -420,6 +431,7 @@ class GlimpseExtractor(BaseFeaturesExtractor):
         features_dim: output width, read by SB3's policy and value heads.
         hidden: width of each of the glimpse and location branches.
         channels: conv channels; 32 suffices for glimpses of at most ~12x12 pixels.
+        scale_gain: scale ``k`` of the glimpse is multiplied by ``scale_gain**k`` (see Scale gain).
 
     Use::
 
@@ -427,14 +439,20 @@ class GlimpseExtractor(BaseFeaturesExtractor):
                            features_extractor_kwargs=dict(features_dim=256))
     """
 
-    def __init__(self, observation_space: spaces.Dict, features_dim: int = 256, hidden: int = 128, channels: int = 32):
+    def __init__(self, observation_space: spaces.Dict, features_dim: int = 256, hidden: int = 128, channels: int = 32,
+                 scale_gain: float = 1.0):
         _check_glimpse_space(observation_space)
         check_positive_int(features_dim, "features_dim")
         check_positive_int(hidden, "hidden")
         check_positive_int(channels, "channels")
+        if isinstance(scale_gain, bool) or not isinstance(scale_gain, numbers.Real) or not 0 < scale_gain < math.inf:
+            raise ValueError(f"scale_gain must be a positive finite number (4 = sums over 2x2 blocks per scale); "
+                             f"got {scale_gain!r}")
         super().__init__(observation_space, features_dim)
         scales, colors, _, _ = observation_space["glimpse"].shape
         self.extra_keys = [k for k in observation_space.spaces if k not in ("glimpse", "location")]
+        gains = torch.tensor([float(scale_gain) ** k for k in range(scales)], dtype=torch.float32)
+        self.register_buffer("scale_gains", gains.view(1, scales, 1, 1, 1), persistent=False)  # (1, S, 1, 1, 1)
 
         self.glimpse_cnn = nn.Sequential(
             nn.Flatten(1, 2),  # (B, S*C, h, w)
@@ -456,7 +474,8 @@ class GlimpseExtractor(BaseFeaturesExtractor):
         self.project = nn.Sequential(nn.Linear(2 * hidden + n_extra, features_dim), nn.ReLU())
 
     def forward(self, observations: dict[str, Tensor]) -> Tensor:
-        g = self.glimpse_fc(self.glimpse_cnn(observations["glimpse"]))  # (B, hidden)
+        glimpse = observations["glimpse"] * self.scale_gains  # (B, S, C, h, w)
+        g = self.glimpse_fc(self.glimpse_cnn(glimpse))  # (B, hidden)
         loc = self.location_fc(observations["location"].flatten(1))  # (B, hidden)
         extras = [observations[k].flatten(1).float() for k in self.extra_keys]  # (B, d_k) each
         return self.project(torch.cat([g, loc, *extras], dim=1))  # (B, features_dim)

@@ -9,17 +9,28 @@ fraction of episodes whose final decision is right; chance is 1/10) or ``eval/su
     python scripts/sb3_ppo.py                                    # MNIST 28x28, a few CPU minutes
     python scripts/sb3_ppo.py --env cluttered-60 --num-glimpses 6 --total-timesteps 2000000
     python scripts/sb3_ppo.py --env catch --algo recurrent-ppo
+    python scripts/sb3_ppo.py --env catch --algo recurrent-ppo --glimpse-size 24 --scales 1 --grid 1  # whole screen
     tensorboard --logdir runs
 
-Everything of a run lands in ``RUN_DIR/ENV__ALGO__SEED__TIME/``: SB3's TensorBoard scalars (``train/``,
-``rollout/``, ``time/``), ours (``eval/``, ``charts/``), the hyperparameters as a text table, and the
-final model (``model.zip``, reload with ``PPO.load``).
+Defaults that differ by task live in one table, ``ENV_DEFAULTS`` (Catch: the paper's 6 px x 3 retina, 64
+games, per-scale pixel sums); a flag given on the command line wins, and ``--env catch --help`` shows the
+values in effect. ``--n-steps`` defaults to whole episodes: the envs play fixed-length episodes in lockstep,
+and a rollout that cuts them (16 steps of Catch's 23) holds updates without any reward whose normalised
+advantages are value noise (docs/results.md, Catch with Stable-Baselines3).
+
+While it trains, a progress bar counts env steps (stderr) with the latest evaluation in its postfix, and
+each evaluation prints one line. Everything of a run lands in ``RUN_DIR/ENV__ALGO__SEED__TIME/``: SB3's
+TensorBoard scalars (``train/``, ``rollout/``, ``time/``), ours (``eval/``, ``charts/``), the
+hyperparameters as a text table, and the final model (``model.zip``, reload with ``PPO.load``).
 """
 
 from __future__ import annotations
 
+import argparse
+import math
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +43,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+from tqdm import tqdm
 
 from agents.training import cli
 from envs import TASKS, task_of  # importing envs registers glimpse/...
@@ -61,10 +73,19 @@ class Config:
     one per frame and ignore this); 2 = look once where the episode starts, once where the policy chose"""
     action_mode: Literal["continuous", "discrete"] = "discrete"
     """discrete: glimpse cell on a grid + a categorical decision; continuous: (x, y) + Gaussian decision scores"""
+    grid: int | None = None
+    """discrete mode: cells per axis of the glimpse grid (none = the env's, ceil(canvas / glimpse_size): 4 for
+    Catch's 6 px); 1 = always the centre, no attention (with --glimpse-size 24 --scales 1: Catch's whole screen)"""
+    start: Literal["random", "center"] = "random"
+    """where each episode's first glimpse is taken"""
+    scale_gain: float = 1.0
+    """GlimpseExtractor multiplies retina scale k by scale_gain**k; 4 (= the retina's factor 2, squared) turns
+    each scale's area means into sums, so a 1-px object reads 1 at every scale instead of 1/16 at the third"""
     learning_rate: float = 1e-3
     """Adam's step size"""
-    n_steps: int = 16
-    """steps per env per rollout; the rollout (n_steps * num_envs) should hold many whole episodes"""
+    n_steps: int | None = None
+    """steps per env per rollout; none = whole episodes: the smallest multiple of the episode length >= 16
+    (computed at run time: 16 for MNIST's 2 glimpses, 23 for Catch), since the envs play in lockstep"""
     batch_size: int = 512
     """minibatch size of PPO's update"""
     n_epochs: int = 8
@@ -94,11 +115,49 @@ class Config:
     """computed at run time: ENV__ALGO__SEED__UNIXTIME"""
 
 
+# Defaults that differ by task, in one place: parse_config puts them under the command line's flags.
+ENV_DEFAULTS: dict[str, dict] = {
+    # RAM's Catch (Mnih et al. 2014): their retina, 6 px at 3 scales (6, 12 and 24 px windows), so the coarsest
+    # scale averages 4x4 blocks and the 1-px ball would read 1/16 there without scale_gain 4. 64 games per
+    # rollout (~6 catches at chance); a run of 1M steps is ~43k episodes.
+    "catch": dict(glimpse_size=6, scales=3, scale_gain=4.0, num_envs=64, total_timesteps=1_000_000,
+                  eval_every=50_000),
+}
+MIN_ROLLOUT_STEPS = 16  # n_steps=None: whole episodes, at least this many steps per env per rollout
+
+
+def parse_config(argv: list[str] | None = None) -> Config:
+    """The run's config: the command line's flags over ``ENV_DEFAULTS[--env]`` over ``Config``'s defaults."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    peek = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    peek.add_argument("--env", default=Config.env)
+    env = peek.parse_known_args(argv)[0].env
+    defaults = replace(Config(), env=env, **ENV_DEFAULTS.get(env, {}))  # an unknown --env: tyro names the choices
+    return cli(Config, argv, description=__doc__, default=defaults)
+
+
+def rollout_steps(n_steps: int | None, episode_steps: int) -> int:
+    """``n_steps``, or (``None``) the smallest multiple of ``episode_steps`` that is ``>= MIN_ROLLOUT_STEPS``.
+
+    The SB3 envs start together and every episode of a glimpse task has the same length, so they stay in
+    lockstep: with whole episodes every rollout ends exactly where all episodes end, holds every episode's
+    reward and never bootstraps from the value function (and RecurrentPPO trains its LSTM on whole episodes).
+
+    >>> rollout_steps(None, 23), rollout_steps(None, 2), rollout_steps(None, 6), rollout_steps(40, 23)
+    (23, 16, 18, 40)
+    """
+    if n_steps is not None:
+        return n_steps
+    return episode_steps * math.ceil(MIN_ROLLOUT_STEPS / episode_steps)
+
+
 def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> VecEnv:
     """The batched glimpse env for ``cfg.env`` as an SB3 VecEnv, with episode statistics (``rollout/``)."""
     task = task_of(cfg.env)
-    kwargs = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode,
-                  dataset=cfg.dataset, data_dir=cfg.data_dir, split=split, device=device)
+    if cfg.grid is not None and cfg.action_mode != "discrete":
+        raise SystemExit(f"--grid {cfg.grid} needs --action-mode discrete (continuous actions choose any location)")
+    kwargs = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode, grid=cfg.grid,
+                  start=cfg.start, dataset=cfg.dataset, data_dir=cfg.data_dir, split=split, device=device)
     if task.is_still:
         kwargs["num_glimpses"] = cfg.num_glimpses
     # SB3 stores every step as a transition: the reset must happen within the ending step (SAME_STEP).
@@ -129,18 +188,24 @@ def evaluate(model, venv: VecEnv) -> float:
 
 
 class TestSetEval(BaseCallback):
-    """Evaluate on the test split after the rollout that crosses each ``every`` steps, and at the end."""
+    """Evaluate on the test split after the rollout that crosses each ``every`` steps, and at the end; show
+    progress: a bar over the env steps (stderr) with the latest evaluation in its postfix, a line per evaluation."""
 
     def __init__(self, venv: VecEnv, every: int, tag: str):
         super().__init__()
         self.venv, self.every, self.tag = venv, every, tag
         self.next_eval = every
         self.start = time.perf_counter()
+        self.bar: tqdm | None = None
 
     def _on_training_start(self) -> None:
         self.total_timesteps = self.locals["total_timesteps"]
+        rollout = self.model.n_steps * self.training_env.num_envs  # SB3 stops after the rollout that reaches it
+        self.bar = tqdm(total=math.ceil(self.total_timesteps / rollout) * rollout, unit="step", desc=self.tag,
+                        dynamic_ncols=True)
 
     def _on_step(self) -> bool:
+        self.bar.update(self.num_timesteps - self.bar.n)
         return True
 
     def _on_rollout_end(self) -> None:  # SB3 writes what is recorded here at this rollout's dump
@@ -153,6 +218,7 @@ class TestSetEval(BaseCallback):
     def _on_training_end(self) -> None:
         self._evaluate()
         self.logger.dump(self.num_timesteps)
+        self.bar.close()
 
     def _evaluate(self) -> None:
         start = time.perf_counter()
@@ -161,8 +227,10 @@ class TestSetEval(BaseCallback):
         self.logger.record("charts/eval_seconds", time.perf_counter() - start)
         train = self.model.ep_info_buffer  # rewards of the last 100 training episodes
         train_score = np.mean([ep["r"] > 0 for ep in train]) if train else float("nan")
-        print(f"step {self.num_timesteps:>9,} | {self.tag} {score:.3f} | train {train_score:.3f} "
-              f"| {time.perf_counter() - self.start:6.0f} s")
+        self.bar.set_postfix({self.tag: f"{score:.3f}", "train": f"{train_score:.2f}"}, refresh=False)
+        self.bar.write(f"step {self.num_timesteps:>9,} | {self.tag} {score:.3f} | train {train_score:.3f} "
+                       f"| {time.perf_counter() - self.start:6.0f} s", file=sys.stdout)
+        sys.stdout.flush()  # one line per evaluation also when stdout is a file or a pipe
 
 
 def hparams_table(cfg: Config) -> str:
@@ -171,7 +239,7 @@ def hparams_table(cfg: Config) -> str:
 
 
 if __name__ == "__main__":
-    cfg = cli(Config, description=__doc__)
+    cfg = parse_config()
     cfg.run_name = f"{cfg.env}__{cfg.algo}__{cfg.seed}__{int(time.time())}"
     run_path = Path(cfg.run_dir) / cfg.run_name
     if cfg.torch_threads is not None:
@@ -189,6 +257,11 @@ if __name__ == "__main__":
 
     train_env = make_env(cfg, cfg.num_envs, "train", device)
     eval_env = make_env(cfg, cfg.eval_episodes, "test", device)
+    episode_steps = train_env.get_attr("episode_steps")[0]
+    cfg.n_steps = rollout_steps(cfg.n_steps, episode_steps)
+    if cfg.n_steps % episode_steps:
+        print(f"note: --n-steps {cfg.n_steps} cuts the {episode_steps}-step episodes, which the envs play in "
+              f"lockstep: some rollouts hold no episode end (no reward). A multiple of {episode_steps} avoids it.")
     model = Algo(
         policy,
         train_env,
@@ -199,7 +272,7 @@ if __name__ == "__main__":
         gamma=cfg.gamma,
         ent_coef=cfg.ent_coef,
         policy_kwargs=dict(features_extractor_class=GlimpseExtractor,
-                           features_extractor_kwargs=dict(features_dim=cfg.features_dim)),
+                           features_extractor_kwargs=dict(features_dim=cfg.features_dim, scale_gain=cfg.scale_gain)),
         seed=cfg.seed,
         device=device,
     )
@@ -209,8 +282,9 @@ if __name__ == "__main__":
     writer = next(f.writer for f in model.logger.output_formats if isinstance(f, TensorBoardOutputFormat))
     writer.add_text("hyperparameters", hparams_table(cfg))
     print(f"run {cfg.run_name}: {Algo.__name__} on {task_of(cfg.env).env_id}, {device}, "
-          f"{cfg.num_envs} envs x {cfg.n_steps} steps per rollout")
-    print(f"TensorBoard logs: {run_path}  (tensorboard --logdir {cfg.run_dir})")
+          f"{cfg.num_envs} envs x {cfg.n_steps} steps per rollout ({episode_steps}-step episodes), "
+          f"{cfg.glimpse_size} px x {cfg.scales} retina, {cfg.total_timesteps:,} steps", flush=True)
+    print(f"TensorBoard logs: {run_path}  (tensorboard --logdir {cfg.run_dir})", flush=True)
 
     tag = "eval/success" if task_of(cfg.env).decision == "paddle" else "eval/accuracy"
     model.learn(cfg.total_timesteps, callback=TestSetEval(eval_env, cfg.eval_every, tag))

@@ -509,3 +509,106 @@ def test_extractor_rejects_wrong_spaces_with_a_fix():
         GlimpseExtractor(batched)
     with pytest.raises(ValueError, match="features_dim"):
         GlimpseExtractor(_glimpse_space(1, 1, 4), features_dim=0)
+
+
+def test_scale_gain_multiplies_scale_k_by_gain_to_the_k():
+    space = _glimpse_space(3, 1, 6)
+    plain = GlimpseExtractor(space, features_dim=8, hidden=4)
+    gained = GlimpseExtractor(space, features_dim=8, hidden=4, scale_gain=4.0)
+    gained.load_state_dict(plain.state_dict())  # the same weights; the gains are not parameters
+    batch = {k: torch.rand(5, *s.shape) for k, s in space.spaces.items()}
+    by_hand = dict(batch, glimpse=batch["glimpse"] * torch.tensor([1.0, 4.0, 16.0]).view(1, 3, 1, 1, 1))
+    torch.testing.assert_close(gained(batch), plain(by_hand))
+    assert gained.state_dict().keys() == plain.state_dict().keys()  # models saved before scale_gain still load
+    for bad in (0, -4.0, float("inf"), float("nan"), True, "4"):
+        with pytest.raises(ValueError, match="scale_gain"):
+            GlimpseExtractor(space, scale_gain=bad)
+
+
+def test_scale_gain_four_reads_a_one_pixel_ball_as_one_at_every_scale():
+    """Catch's 1-px ball through the paper's retina (6 px x 3, factor 2): area means 1, 1/4, 1/16; x 4**k: 1."""
+    from glimpse import extract_glimpses
+
+    screen = torch.zeros(1, 1, 24, 24, dtype=torch.uint8)
+    screen[0, 0, 12, 12] = 255  # inside the 6, 12 and 24 px windows centred on the screen
+    glimpse = extract_glimpses(screen, torch.zeros(1, 2), size=6, scales=3, factor=2)  # (1, 3, 1, 6, 6)
+    peaks = glimpse.flatten(2).amax(dim=2)[0]
+    torch.testing.assert_close(peaks, torch.tensor([1.0, 1 / 4, 1 / 16]))
+    extractor = GlimpseExtractor(_glimpse_space(3, 1, 6), scale_gain=4.0)
+    torch.testing.assert_close((glimpse * extractor.scale_gains).flatten(2).amax(dim=2)[0], torch.ones(3))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# (h) the real Catch env through the adapter, as RecurrentPPO reads it
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _catch_whole_screen(num_envs: int) -> GlimpseVecEnv:
+    """Catch whose every glimpse is the whole 24x24 screen: a 24 px retina fixed at the centre (grid 1)."""
+    import envs  # noqa: F401  (registers glimpse/...)
+
+    vector_env = gym.make_vec("glimpse/Catch-v0", num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP,
+                              glimpse_size=24, scales=1, action_mode="discrete", grid=1, start="center")
+    return to_sb3(vector_env)
+
+
+def test_catch_rewards_dones_and_terminal_observations():
+    """Each 23-step game ends in one step for every env: reward 1 exactly when the ball's pixel on the bottom row
+    of the terminal screen lies on the paddle (2 lit pixels there, not 3); the returned observation is already
+    the next game's first screen (ball on the top row, paddle on columns 11 and 12)."""
+    n = 16
+    venv = _catch_whole_screen(n)
+    assert venv.action_space.nvec.tolist() == [1, 1, 3]  # grid 1: the location is no choice
+    venv.seed(3)
+    venv.reset()
+    rng = np.random.default_rng(0)
+    for t in range(23):
+        actions = np.stack([np.zeros(n), np.zeros(n), rng.integers(0, 3, n)], axis=1).astype(np.int64)
+        obs, rewards, dones, infos = venv.step(actions)
+        if t < 22:
+            assert not dones.any() and not rewards.any()
+            assert all("terminal_observation" not in info for info in infos)
+    assert dones.all()
+    for i in range(n):
+        final = infos[i]["terminal_observation"]["glimpse"][0, 0]  # (24, 24) in [0, 1]
+        lit_bottom = int((final[23] > 0.5).sum())
+        assert lit_bottom in (2, 3) and (final[:23] > 0.5).sum() == 0  # the ball has reached the bottom row
+        assert rewards[i] == float(lit_bottom == 2) == float(infos[i]["caught"])
+        assert infos[i]["TimeLimit.truncated"] is False
+        first = obs["glimpse"][i, 0, 0]
+        assert (first[0] > 0.5).sum() == 1 and np.flatnonzero(first[23] > 0.5).tolist() == [11, 12]
+    assert 0 < rewards.sum() < n  # with random moves some balls are caught, some missed (seed 3)
+
+
+def test_recurrent_ppo_sees_catch_episode_starts_where_games_begin():
+    """RecurrentPPO resets its LSTM on episode_starts (the previous step's dones): in a rollout of two whole
+    games they must be set at steps 0 and 23 only, for every env, and rewards can come only at steps 22 and 45."""
+    sb3_contrib = pytest.importorskip("sb3_contrib")
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Rollouts(BaseCallback):  # the buffer as collected: (n_steps, n_envs), before training flattens it
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def _on_step(self):
+            return True
+
+        def _on_rollout_end(self):
+            buffer = self.model.rollout_buffer
+            self.seen.append((buffer.episode_starts.copy(), buffer.rewards.copy()))
+
+    venv = _catch_whole_screen(4)
+    model = sb3_contrib.RecurrentPPO(
+        "MultiInputLstmPolicy", venv, n_steps=46, batch_size=46, n_epochs=1, seed=0,
+        policy_kwargs=dict(features_extractor_class=GlimpseExtractor, lstm_hidden_size=8,
+                           features_extractor_kwargs=dict(features_dim=8, hidden=4, channels=2)),
+    )
+    rollouts = Rollouts()
+    model.learn(2 * 46 * 4, callback=rollouts)  # two rollouts: the second starts where the first one's games ended
+    assert len(rollouts.seen) == 2
+    expected = np.zeros((46, 4), np.float32)
+    expected[[0, 23]] = 1.0
+    for starts, rewards in rollouts.seen:
+        np.testing.assert_array_equal(starts, expected)
+        assert set(np.flatnonzero(rewards.any(axis=1)).tolist()) <= {22, 45}

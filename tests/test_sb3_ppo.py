@@ -83,11 +83,46 @@ def test_script_trains_logs_and_saves(tmp_path):
     assert any(t.startswith("hyperparameters") for t in events.Tags()["tensors"])  # the text table
 
 
-def test_help_explains_every_flag():
+def import_script():
     spec = importlib.util.spec_from_file_location("sb3_ppo", SCRIPT)  # a script, imported by its path
     sb3_ppo = importlib.util.module_from_spec(spec)
     sys.modules["sb3_ppo"] = sb3_ppo  # where inspect finds the source of its Config's docstrings
     spec.loader.exec_module(sb3_ppo)
+    return sb3_ppo
+
+
+def test_catch_trains_with_whole_episode_rollouts_and_shows_progress(tmp_path):
+    out = run_script("--env", "catch", "--algo", "recurrent-ppo", "--total-timesteps", "184", "--num-envs", "4",
+                     "--batch-size", "46", "--n-epochs", "1", "--features-dim", "8", "--eval-every", "92",
+                     "--eval-episodes", "4", "--run-dir", str(tmp_path))
+    assert "4 envs x 23 steps per rollout (23-step episodes), 6 px x 3 retina" in out.stdout  # ENV_DEFAULTS
+    evals = re.findall(r"step +([\d,]+) \| eval/success (\d\.\d{3}) \| train", out.stdout)
+    assert [int(step.replace(",", "")) for step, _ in evals] == [92, 184]  # one line per evaluation
+    assert "184/184" in out.stderr and "eval/success=" in out.stderr  # the bar, its postfix the last evaluation
+    assert "note: --n-steps" not in out.stdout
+
+
+def test_env_defaults_sit_under_the_flags():
+    sb3_ppo = import_script()
+    plain = sb3_ppo.parse_config([])
+    assert plain == sb3_ppo.Config()  # MNIST: the dataclass's own defaults
+    catch = sb3_ppo.parse_config(["--env", "catch"])
+    assert (catch.glimpse_size, catch.scales, catch.scale_gain, catch.num_envs) == (6, 3, 4.0, 64)
+    assert catch.n_steps is None and catch.learning_rate == plain.learning_rate  # not in the table: the class's
+    mine = sb3_ppo.parse_config(["--num-envs", "8", "--env=catch", "--scale-gain", "1", "--n-steps", "46"])
+    assert (mine.env, mine.glimpse_size, mine.num_envs, mine.scale_gain, mine.n_steps) == ("catch", 6, 8, 1.0, 46)
+    with pytest.raises(SystemExit):
+        sb3_ppo.parse_config(["--env", "catch", "--grid", "0"])
+
+
+def test_rollouts_default_to_whole_episodes():
+    rollout_steps = import_script().rollout_steps
+    assert [rollout_steps(None, n) for n in (23, 2, 6, 1, 16, 20, 40)] == [23, 16, 18, 16, 16, 20, 40]
+    assert rollout_steps(40, 23) == 40  # a given --n-steps is kept
+
+
+def test_help_explains_every_flag():
+    sb3_ppo = import_script()
     helps = field_help(sb3_ppo.Config)
     text = re.sub(r"\s+", "", _unboxed(run_script("--help", timeout=60).stdout))  # tyro wraps lines anywhere
     for f in dataclasses.fields(sb3_ppo.Config):
