@@ -282,7 +282,7 @@ LIMITS: dict[str, Range] = {
     "num_envs": Range(1), "num_glimpses": Range(1), "n_steps": Range(1), "n_epochs": Range(1),
     "gamma": Range(0, 1), "ent_coef": Range(0), "features_dim": Range(1), "eval_episodes": Range(1),
     "canvas": Range(3), "distractors": Range(0), "steps": Range(1), "budget": Range(0, open_low=True),
-    "grid": Range(1), "scale_gain": Range(0, open_low=True),
+    "grid": Range(1), "scale_gain": Range(0, open_low=True), "lstm_hidden": Range(1),
     "threads": Range(1), "updates": Range(1), "repeats": Range(1), "games": Range(1),
 }
 

@@ -12,8 +12,8 @@ fraction of episodes whose final decision is right; chance is 1/10) or ``eval/su
     python scripts/sb3_ppo.py --env catch --algo recurrent-ppo --glimpse-size 24 --scales 1 --grid 1  # whole screen
     tensorboard --logdir runs
 
-Defaults that differ by task live in one table, ``ENV_DEFAULTS`` (Catch: the paper's 6 px x 3 retina, 64
-games, per-scale pixel sums); a flag given on the command line wins, and ``--env catch --help`` shows the
+Defaults that differ by task live in one table, ``ENV_DEFAULTS`` (Catch: the paper's 6 px x 3 retina,
+per-scale pixel sums, 256 games per rollout and PPO's updates as gentle as our own Catch recipe's); a flag given on the command line wins, and ``--env catch --help`` shows the
 values in effect. ``--n-steps`` defaults to whole episodes: the envs play fixed-length episodes in lockstep,
 and a rollout that cuts them (16 steps of Catch's 23) holds updates without any reward whose normalised
 advantages are value noise (docs/results.md, Catch with Stable-Baselines3).
@@ -81,6 +81,9 @@ class Config:
     scale_gain: float = 1.0
     """GlimpseExtractor multiplies retina scale k by scale_gain**k; 4 (= the retina's factor 2, squared) turns
     each scale's area means into sums, so a 1-px object reads 1 at every scale instead of 1/16 at the third"""
+    log_std_init: float = 0.0
+    """continuous mode: initial log std of the Gaussian actions (SB3's default 0 is std 1: glimpses spread over
+    the whole canvas and clipped to its border; RAM's fixed location std is 0.17, log -1.77)"""
     learning_rate: float = 1e-3
     """Adam's step size"""
     n_steps: int | None = None
@@ -96,6 +99,8 @@ class Config:
     """entropy bonus; keeps the class decision from collapsing before it is learned"""
     features_dim: int = 256
     """width of GlimpseExtractor's output, read by the policy and value heads"""
+    lstm_hidden: int = 256
+    """recurrent-ppo: width of the actor's and the critic's LSTMs"""
     eval_every: int = 20_000
     """evaluate on the test split every this many env steps (and once at the end)"""
     eval_episodes: int = 1000
@@ -118,10 +123,13 @@ class Config:
 # Defaults that differ by task, in one place: parse_config puts them under the command line's flags.
 ENV_DEFAULTS: dict[str, dict] = {
     # RAM's Catch (Mnih et al. 2014): their retina, 6 px at 3 scales (6, 12 and 24 px windows), so the coarsest
-    # scale averages 4x4 blocks and the 1-px ball would read 1/16 there without scale_gain 4. 64 games per
-    # rollout (~6 catches at chance); a run of 1M steps is ~43k episodes.
-    "catch": dict(glimpse_size=6, scales=3, scale_gain=4.0, num_envs=64, total_timesteps=1_000_000,
-                  eval_every=50_000),
+    # scale averages 4x4 blocks and the 1-px ball would read 1/16 there without scale_gain 4. Updates as our
+    # own PPO recipe for RAM makes them (envs.specs.CATCH_RECIPE): 256 games per rollout, 4 epochs of
+    # minibatches of 64 whole games (64 x 23 steps), Adam 3e-4, LSTMs of 128. With 64 games, minibatches of
+    # 512 steps, 8 epochs and Adam 1e-3 (the MNIST values) half of PPO's ratios were clipped and Catch stayed
+    # at chance through 600k steps (docs/results.md). A run of 3M steps is ~130k games.
+    "catch": dict(glimpse_size=6, scales=3, scale_gain=4.0, num_envs=256, batch_size=64 * 23, n_epochs=4,
+                  learning_rate=3e-4, lstm_hidden=128, total_timesteps=3_000_000, eval_every=100_000),
 }
 MIN_ROLLOUT_STEPS = 16  # n_steps=None: whole episodes, at least this many steps per env per rollout
 
@@ -233,6 +241,22 @@ class TestSetEval(BaseCallback):
         sys.stdout.flush()  # one line per evaluation also when stdout is a file or a pipe
 
 
+def new_run_folder(run_dir: Path, name: str) -> Path:
+    """A folder ``run_dir/name`` made by this process alone: ``name-2``, ``name-3``, ... if it exists.
+
+    Runs started in the same second with the same env, algo and seed would otherwise share one folder
+    (their events mixed, one model.zip over the other); ``mkdir`` without ``exist_ok`` is atomic.
+    """
+    path, k = run_dir / name, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            k += 1
+            path = run_dir / f"{name}-{k}"
+
+
 def hparams_table(cfg: Config) -> str:
     rows = "\n".join(f"|{key}|{value}|" for key, value in asdict(cfg).items())
     return f"|param|value|\n|-|-|\n{rows}"
@@ -240,8 +264,8 @@ def hparams_table(cfg: Config) -> str:
 
 if __name__ == "__main__":
     cfg = parse_config()
-    cfg.run_name = f"{cfg.env}__{cfg.algo}__{cfg.seed}__{int(time.time())}"
-    run_path = Path(cfg.run_dir) / cfg.run_name
+    run_path = new_run_folder(Path(cfg.run_dir), f"{cfg.env}__{cfg.algo}__{cfg.seed}__{int(time.time())}")
+    cfg.run_name = run_path.name
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else torch.device(cfg.device)
@@ -262,6 +286,12 @@ if __name__ == "__main__":
     if cfg.n_steps % episode_steps:
         print(f"note: --n-steps {cfg.n_steps} cuts the {episode_steps}-step episodes, which the envs play in "
               f"lockstep: some rollouts hold no episode end (no reward). A multiple of {episode_steps} avoids it.")
+    policy_kwargs = dict(features_extractor_class=GlimpseExtractor,
+                         features_extractor_kwargs=dict(features_dim=cfg.features_dim, scale_gain=cfg.scale_gain))
+    if cfg.action_mode == "continuous":
+        policy_kwargs["log_std_init"] = cfg.log_std_init
+    if cfg.algo == "recurrent-ppo":
+        policy_kwargs["lstm_hidden_size"] = cfg.lstm_hidden
     model = Algo(
         policy,
         train_env,
@@ -271,8 +301,7 @@ if __name__ == "__main__":
         n_epochs=cfg.n_epochs,
         gamma=cfg.gamma,
         ent_coef=cfg.ent_coef,
-        policy_kwargs=dict(features_extractor_class=GlimpseExtractor,
-                           features_extractor_kwargs=dict(features_dim=cfg.features_dim, scale_gain=cfg.scale_gain)),
+        policy_kwargs=policy_kwargs,
         seed=cfg.seed,
         device=device,
     )

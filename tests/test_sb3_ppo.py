@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+import torch
 import tyro
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -102,17 +103,39 @@ def test_catch_trains_with_whole_episode_rollouts_and_shows_progress(tmp_path):
     assert "note: --n-steps" not in out.stdout
 
 
+def test_gaussian_std_and_lstm_width_reach_the_policy(tmp_path):
+    sb3_contrib = pytest.importorskip("sb3_contrib")
+    run_script("--env", "catch", "--algo", "recurrent-ppo", "--action-mode", "continuous", "--log-std-init", "-1.77",
+               "--lstm-hidden", "16", "--total-timesteps", "92", "--num-envs", "4", "--batch-size", "46",
+               "--n-epochs", "1", "--features-dim", "8", "--eval-episodes", "4", "--run-dir", str(tmp_path))
+    (run,) = tmp_path.iterdir()
+    policy = sb3_contrib.RecurrentPPO.load(run / "model", device="cpu").policy
+    assert policy.lstm_actor.hidden_size == 16 and policy.lstm_critic.hidden_size == 16
+    # RAM's location std 0.17 (log -1.77) for the 2 location and 3 paddle scores; two Adam steps of 3e-4 move it little
+    assert policy.log_std.shape == (5,) and torch.allclose(policy.log_std, torch.full((5,), -1.77), atol=0.01)
+
+
 def test_env_defaults_sit_under_the_flags():
     sb3_ppo = import_script()
     plain = sb3_ppo.parse_config([])
     assert plain == sb3_ppo.Config()  # MNIST: the dataclass's own defaults
     catch = sb3_ppo.parse_config(["--env", "catch"])
-    assert (catch.glimpse_size, catch.scales, catch.scale_gain, catch.num_envs) == (6, 3, 4.0, 64)
-    assert catch.n_steps is None and catch.learning_rate == plain.learning_rate  # not in the table: the class's
+    assert (catch.glimpse_size, catch.scales, catch.scale_gain, catch.num_envs) == (6, 3, 4.0, 256)
+    # PPO's updates as our own Catch recipe makes them: minibatches of 64 whole games, 4 epochs, Adam 3e-4
+    assert (catch.batch_size, catch.n_epochs, catch.learning_rate, catch.lstm_hidden) == (64 * 23, 4, 3e-4, 128)
+    assert catch.n_steps is None and catch.ent_coef == plain.ent_coef  # not in the table: the class's
     mine = sb3_ppo.parse_config(["--num-envs", "8", "--env=catch", "--scale-gain", "1", "--n-steps", "46"])
     assert (mine.env, mine.glimpse_size, mine.num_envs, mine.scale_gain, mine.n_steps) == ("catch", 6, 8, 1.0, 46)
     with pytest.raises(SystemExit):
         sb3_ppo.parse_config(["--env", "catch", "--grid", "0"])
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    new_run_folder = import_script().new_run_folder
+    name = "catch__recurrent-ppo__1__1796102222"
+    first, second, third = (new_run_folder(tmp_path / "runs", name) for _ in range(3))
+    assert [p.name for p in (first, second, third)] == [name, f"{name}-2", f"{name}-3"]
+    assert all(p.is_dir() and not any(p.iterdir()) for p in (first, second, third))
 
 
 def test_rollouts_default_to_whole_episodes():
