@@ -101,6 +101,9 @@ class RAMOptions:
     """ram: where to look -- learned (RAM), or every glimpse at the centre (the no-attention ablation)"""
     entropy_coef: float = 0.0
     """entropy bonus of the hard agents' policies (0: none)"""
+    scale_gain: float = 1.0
+    """ram: multiply retina scale k by this**k before the glimpse network: 1 reads the retina's area means (the
+    paper), 4 makes them sums, so a 1-px object (Catch's ball) reads 1 at every scale instead of 1/16 at the third"""
     reinforce_into_core: bool = False
     """ram: let the location REINFORCE and the baseline regression train the core and glimpse networks too,
     as in the paper (default: they read a detached state, as popular reimplementations do)"""
@@ -131,6 +134,7 @@ class RAM(HardRecurrentAgent):
             networks (the paper's hybrid objective) instead of stopping them at ``h_t`` (default).
         entropy_coef: entropy bonus of the policies in :meth:`train_losses` (see :func:`ram_losses`).
         location: ``"learned"`` (RAM) or ``"center"`` (the no-attention ablation: no location network).
+        scale_gain: retina scale ``k`` times ``scale_gain**k`` into the glimpse network (1: the paper's means).
 
     The scripts drive it through the contract of :mod:`agents.common`: :meth:`train_losses`,
     :meth:`evaluate`, :meth:`inference`; it steps the env with continuous actions.
@@ -141,13 +145,13 @@ class RAM(HardRecurrentAgent):
     def __init__(self, glimpse_shape: tuple[int, int, int, int], num_classes: int, *, hidden: int = 256,
                  glimpse_hidden: int = 128, core: str = "rnn", std: float = 0.17, learn_std: bool = False,
                  decision: str = "classify", reinforce_into_core: bool = False, entropy_coef: float = 0.0,
-                 location: str = "learned") -> None:
+                 location: str = "learned", scale_gain: float = 1.0) -> None:
         if location not in LOCATIONS:
             raise ValueError(f"location must be one of {tuple(LOCATIONS)}; got {location!r}")
         where_kwargs = dict(std=std, learn_std=learn_std) if location == "learned" else {}
         super().__init__(glimpse_shape, num_classes, where=LOCATIONS[location], where_kwargs=where_kwargs,
                          decision=decision, hidden=hidden, glimpse_hidden=glimpse_hidden, core=core,
-                         reinforce_into_core=reinforce_into_core, entropy_coef=entropy_coef)
+                         reinforce_into_core=reinforce_into_core, entropy_coef=entropy_coef, scale_gain=scale_gain)
         self.location = location
 
     @classmethod

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from agents.trainers import Episodes, Replayed
 from glimpse.checks import check_finite, check_positive_int
+from glimpse import scale_gains
 from glimpse.policies import CategoricalItemPolicy, GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss
 
@@ -73,11 +74,17 @@ class GlimpseNetwork(nn.Module):
         glimpse_hidden: width of ``h_g``.
         location_hidden: width of ``h_l``.
         out_size: width of ``g_t``.
+        scales: ``S``, the retina's scales (read only with ``scale_gain``).
+        scale_gain: scale ``k`` is multiplied by ``scale_gain**k`` before ``rho`` is flattened
+            (:func:`glimpse.retina.scale_gains`; 4 makes a factor-2 retina's means sums, so a 1-px object reads 1
+            at every scale); 1, the paper's network, reads the means as they are.
     """
 
     def __init__(self, glimpse_numel: int, glimpse_hidden: int = 128, location_hidden: int = 128,
-                 out_size: int = 256) -> None:
+                 out_size: int = 256, *, scales: int = 1, scale_gain: float = 1.0) -> None:
         super().__init__()
+        self.register_buffer("scale_gains", scale_gains(scales, scale_gain), persistent=False)  # (S, 1, 1, 1)
+        self.amplify = float(scale_gain) != 1.0
         self.what = nn.Linear(glimpse_numel, glimpse_hidden)  # theta_g^0
         self.where = nn.Linear(2, location_hidden)  # theta_g^1
         self.what_out = nn.Linear(glimpse_hidden, out_size)  # theta_g^2, the h_g half
@@ -85,6 +92,8 @@ class GlimpseNetwork(nn.Module):
         self.out_size = out_size
 
     def forward(self, glimpse: Tensor, location: Tensor) -> Tensor:
+        if self.amplify:
+            glimpse = glimpse * self.scale_gains  # (N, S, C, g, g)
         h_g = F.relu(self.what(glimpse.flatten(1)))  # (N, glimpse_hidden)
         h_l = F.relu(self.where(location))  # (N, location_hidden)
         return F.relu(self.what_out(h_g) + self.where_out(h_l))  # (N, out_size)
@@ -391,6 +400,8 @@ class HardRecurrentAgent(nn.Module):
         reinforce_into_core: let the REINFORCE and baseline gradients reach the core and glimpse networks
             (the where head and the baseline read ``h_t``) instead of stopping them at ``h_t.detach()``.
         entropy_coef: entropy bonus of the policies in :meth:`train_losses`.
+        scale_gain: the glimpse network multiplies retina scale ``k`` by ``scale_gain**k`` (see
+            :class:`GlimpseNetwork`; 1 reads the retina's means as the paper does).
 
     The scripts drive it through the contract of :mod:`agents.common`: :meth:`train_losses`,
     :meth:`evaluate`, :meth:`inference`, and :meth:`rollout`.
@@ -401,7 +412,7 @@ class HardRecurrentAgent(nn.Module):
     def __init__(self, glimpse_shape: tuple[int, int, int, int], num_classes: int, *, where: type[nn.Module],
                  where_kwargs: dict[str, Any] | None = None, decision: str = "classify", hidden: int = 256,
                  glimpse_hidden: int = 128, core: str = "rnn", reinforce_into_core: bool = False,
-                 entropy_coef: float = 0.0) -> None:
+                 entropy_coef: float = 0.0, scale_gain: float = 1.0) -> None:
         super().__init__()
         if len(glimpse_shape) != 4 or any(not isinstance(s, int) or s < 1 for s in glimpse_shape):
             raise ValueError(f"glimpse_shape must be (S, C, g, g) positive ints; got {glimpse_shape!r}")
@@ -413,7 +424,8 @@ class HardRecurrentAgent(nn.Module):
         self.entropy_coef = float(entropy_coef)
         self.glimpse_shape, self.num_classes = tuple(glimpse_shape), num_classes
         self.decision, self.reinforce_into_core = decision, bool(reinforce_into_core)
-        self.glimpse_net = GlimpseNetwork(math.prod(glimpse_shape), glimpse_hidden, glimpse_hidden, hidden)
+        self.glimpse_net = GlimpseNetwork(math.prod(glimpse_shape), glimpse_hidden, glimpse_hidden, hidden,
+                                          scales=glimpse_shape[0], scale_gain=scale_gain)
         self.core = CoreNetwork(hidden, hidden, core)
         self.locator = where(hidden, **(where_kwargs or {}))
         decide = DECISION_HEADS[decision]

@@ -47,8 +47,6 @@ Attribute access:
 
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
 from collections.abc import Iterator, Sequence
 from copy import deepcopy
@@ -66,6 +64,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvO
 from torch import Tensor, nn
 
 from glimpse.checks import check_positive_int
+from glimpse import scale_gains
 
 __all__ = ["to_sb3", "GlimpseVecEnv", "GlimpseExtractor"]
 
@@ -445,14 +444,11 @@ class GlimpseExtractor(BaseFeaturesExtractor):
         check_positive_int(features_dim, "features_dim")
         check_positive_int(hidden, "hidden")
         check_positive_int(channels, "channels")
-        if isinstance(scale_gain, bool) or not isinstance(scale_gain, numbers.Real) or not 0 < scale_gain < math.inf:
-            raise ValueError(f"scale_gain must be a positive finite number (4 = sums over 2x2 blocks per scale); "
-                             f"got {scale_gain!r}")
         super().__init__(observation_space, features_dim)
         scales, colors, _, _ = observation_space["glimpse"].shape
         self.extra_keys = [k for k in observation_space.spaces if k not in ("glimpse", "location")]
-        gains = torch.tensor([float(scale_gain) ** k for k in range(scales)], dtype=torch.float32)
-        self.register_buffer("scale_gains", gains.view(1, scales, 1, 1, 1), persistent=False)  # (1, S, 1, 1, 1)
+        # (S, 1, 1, 1), glimpse.retina.scale_gains (it refuses a bad gain)
+        self.register_buffer("scale_gains", scale_gains(scales, scale_gain), persistent=False)
 
         self.glimpse_cnn = nn.Sequential(
             nn.Flatten(1, 2),  # (B, S*C, h, w)

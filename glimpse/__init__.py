@@ -26,7 +26,8 @@ project's frame" means exactly this.
   ``1`` spans from the centre to an edge.
 """
 
-from glimpse.retina import GlimpseSensor, centers_from_corners_px, extract_glimpses, grid_cell_centers, window_corners_px
+from glimpse.retina import (GlimpseSensor, centers_from_corners_px, extract_glimpses, grid_cell_centers, scale_gains,
+                            window_corners_px)
 from glimpse.samplers import ALIGN_CORNERS, affine_sample, box_theta, boxcar_mask, crop_boxes
 
 __all__ = [
@@ -39,5 +40,6 @@ __all__ = [
     "crop_boxes",
     "extract_glimpses",
     "grid_cell_centers",
+    "scale_gains",
     "window_corners_px",
 ]

@@ -43,7 +43,8 @@ from glimpse import _fused
 from glimpse.checks import check_finite, check_positive_int, check_shape
 from glimpse.modes import outside_inference_mode
 
-__all__ = ["extract_glimpses", "GlimpseSensor", "window_corners_px", "centers_from_corners_px", "grid_cell_centers"]
+__all__ = ["extract_glimpses", "GlimpseSensor", "window_corners_px", "centers_from_corners_px", "grid_cell_centers",
+           "scale_gains"]
 
 # A corner this close below a half-pixel still rounds up: float32 centres cannot hold most ties exactly,
 # and a tie must not flip with the last bit of a centre. Integer corners are unaffected.
@@ -186,6 +187,36 @@ def grid_cell_centers(grid: int, cells: Tensor | None = None, *, device: torch.d
     elif not isinstance(cells, Tensor) or cells.shape[-1:] != (2,):
         raise ValueError(f"cells must be a (..., 2) tensor of (column, row); got {getattr(cells, 'shape', cells)!r}")
     return (2 * cells.to(torch.float32) + 1) / grid - 1
+
+
+def scale_gains(scales: int, gain: float, *, device: torch.device | str | None = None) -> Tensor:
+    r"""Per-scale factors ``gain**k`` that turn the retina's block means into weighted block sums.
+
+    Scale ``k`` is a mean over ``factor**k x factor**k`` pixels, so an isolated object of one pixel reads
+    ``1 / factor**(2k)`` there (1/16 at the third scale of a factor-2 retina: Catch's ball and paddle).
+    Multiplying scale ``k`` by ``gain**k`` with ``gain = factor**2`` makes every scale a sum over its block,
+    so that pixel reads 1 at every scale; ``gain = 1`` leaves the glimpse as it is. A network fed the means
+    needs weights ``factor**(2k)`` times larger to see a small object at a coarse scale, which Adam's
+    bounded steps reach only slowly.
+
+    Args:
+        scales: ``S``, the retina's number of scales.
+        gain: the factor between neighbouring scales, positive and finite.
+        device: where the result is made.
+
+    Returns:
+        float32 ``(S, 1, 1, 1)``, broadcasting against glimpses ``(..., S, C, size, size)``.
+
+    Example:
+        >>> scale_gains(3, 4.0).flatten()
+        tensor([ 1.,  4., 16.])
+    """
+    scales = check_positive_int(scales, "scales")
+    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 < gain < math.inf:
+        raise ValueError(f"scale_gain must be a positive finite number (4 = sums over 2x2 blocks per scale); "
+                         f"got {gain!r}")
+    exponents = torch.arange(scales, dtype=torch.float64, device=device)
+    return (float(gain) ** exponents).to(torch.float32).view(scales, 1, 1, 1)
 
 
 def _output_dtype(images: Tensor) -> torch.dtype:

@@ -61,6 +61,22 @@ def test_glimpse_network_and_core_shapes():
         CoreNetwork(kind="gru")
 
 
+def test_scale_gain_multiplies_each_retina_scale_into_the_glimpse_network():
+    glimpse, location = torch.rand(5, 3, 1, 6, 6), torch.rand(5, 2) * 2 - 1
+    torch.manual_seed(0)
+    plain = GlimpseNetwork(3 * 6 * 6)
+    torch.manual_seed(0)
+    summed = GlimpseNetwork(3 * 6 * 6, scales=3, scale_gain=4.0)
+    by_hand = glimpse * torch.tensor([1.0, 4.0, 16.0]).view(1, 3, 1, 1, 1)
+    torch.testing.assert_close(summed(glimpse, location), plain(by_hand, location))
+    assert summed.state_dict().keys() == plain.state_dict().keys()  # checkpoints load either way
+    env = make_env("catch")
+    model = RAM.from_env(env, hidden=32, scale_gain=4.0)
+    assert torch.equal(model.glimpse_net.scale_gains.flatten(), torch.tensor([1.0, 4.0]))  # RETINA: 2 scales
+    with pytest.raises(ValueError, match="scale_gain"):
+        RAM.from_env(env, scale_gain=0.0)
+
+
 def test_from_env_sizes_the_model():
     env = make_env("catch")
     model = RAM.from_env(env, hidden=32, glimpse_hidden=16)

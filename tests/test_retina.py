@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glimpse import GlimpseSensor, centers_from_corners_px, extract_glimpses, window_corners_px
+from glimpse import GlimpseSensor, centers_from_corners_px, extract_glimpses, scale_gains, window_corners_px
 
 
 def reference_glimpse(image: np.ndarray, corner_xy: tuple[int, int], side: int, block: int) -> np.ndarray:
@@ -443,3 +443,23 @@ def test_bench_glimpse_script_runs_and_checks_both_sensor_methods():
     assert [r["setting"] for r in rows] == ["call", "episode x2 (planes)", "call", "episode x2 (windows)"]
     assert max(r["max_abs_err"] for r in rows) < 1e-5
     assert all(r["ratio"] > 0 for r in rows)
+
+
+def test_scale_gains_make_every_scale_a_block_sum():
+    """A 1-px dot through a factor-2 retina reads 1, 1/4, 1/16 (area means); times scale_gains(3, 4): 1 at each."""
+    image = torch.zeros(1, 1, 24, 24)
+    image[0, 0, 12, 12] = 1.0
+    glimpses = extract_glimpses(image, torch.zeros(1, 2), size=6, scales=3)  # (1, 3, 1, 6, 6)
+    torch.testing.assert_close(glimpses.amax(dim=(2, 3, 4)), torch.tensor([[1.0, 1 / 4, 1 / 16]]))
+    gains = scale_gains(3, 4.0)
+    assert gains.shape == (3, 1, 1, 1) and gains.dtype == torch.float32
+    torch.testing.assert_close((glimpses * gains).amax(dim=(2, 3, 4)), torch.ones(1, 3))
+    # the sums: each scale's total is the window's pixel sum, the dot once
+    torch.testing.assert_close((glimpses * gains).sum(dim=(2, 3, 4)), torch.ones(1, 3))
+    assert torch.equal(scale_gains(4, 1.0).flatten(), torch.ones(4))
+    assert torch.equal(scale_gains(3, 9.0).flatten(), torch.tensor([1.0, 9.0, 81.0]))  # factor 3: 3x3 blocks
+    for bad in (0, -4.0, float("inf"), float("nan"), True, "4"):
+        with pytest.raises(ValueError, match="scale_gain"):
+            scale_gains(3, bad)
+    with pytest.raises(ValueError, match="scales"):
+        scale_gains(0, 4.0)
