@@ -63,7 +63,7 @@ from envs.render import render_attention, render_path
 
 __all__ = [
     "Config", "ConfigError", "TrainingStopped", "run_script", "LIMITS", "Range", "check_values", "release_run_dir",
-    "parse_train_config", "cli", "task_defaults", "recipe_in_use", "flat_config", "config_from_flat", "agent_spec",
+    "parse_train_config", "cli", "task_defaults", "recipe_in_use", "command_flags", "flat_config", "config_from_flat", "agent_spec",
     "make_env", "eval_share", "make_test_env", "make_agent", "check_algo", "trainer_options", "make_trainer",
     "announcing_data", "record_data", "describe_data", "check_data", "check_same_data", "evaluate", "replay_test_paths",
     "picture_at", "paths_picture", "attention_picture", "eval_picture", "lock_run_dir", "read_json",
@@ -408,6 +408,23 @@ def task_defaults(env: str) -> dict[str, Any]:
         return dict(envs.task_of(env).train_defaults)
     except ValueError:
         return {}
+
+
+def command_flags(values: dict[str, Any]) -> list[str]:
+    """``{field: value}`` as the command line's words: ``--name value``, a boolean as ``--name`` or
+    ``--no-name``, None as ``--name none`` (what :func:`cli` reads back to the same values).
+
+    >>> command_flags({"learning_rate": 0.0003, "anneal_lr": True, "value_clip": None, "resume": False})
+    ['--learning-rate', '0.0003', '--anneal-lr', '--value-clip', 'none', '--no-resume']
+    """
+    words = []
+    for name, value in values.items():
+        flag = name.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(f"--{flag}" if value else f"--no-{flag}")
+        else:
+            words += [f"--{flag}", "none" if value is None else str(value)]
+    return words
 
 
 def recipe_in_use(cfg: Config) -> dict[str, Any]:

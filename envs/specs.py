@@ -468,8 +468,9 @@ _builtin("video", "glimpse/Video-v0", "video", "classify", VideoOptions(), build
          "your own labelled videos (video=(frames, labels)), one glimpse per frame")
 # Catch's recipe (docs/results.md, "Catch"): the paper's retina (6 px, 3 scales) and an LSTM core, trained
 # by PPO -- one reward per 23-step episode is too little for REINFORCE's single baseline. scale_gain 4 (RAM's
-# option: the retina's means as sums) lets the 1-px ball read 1 at the coarsest scale instead of 1/16.
+# option: the retina's means as sums) lets the 1-px ball read 1 at the coarsest scale instead of 1/16; the
+# step size annealed to 0 keeps the last batches from throwing a good paddle away (0.744 -> 0.937, seed 1).
 CATCH_RECIPE = dict(algo="ppo", glimpse_size=6, scales=3, scale_gain=4.0, core="lstm", hidden=128, batch_size=256,
-                    learning_rate=3e-4, entropy_coef=0.01, train_images=300_000, eval_every=20_000)
+                    learning_rate=3e-4, anneal_lr=True, entropy_coef=0.01, train_images=300_000, eval_every=20_000)
 _builtin("catch", "glimpse/Catch-v0", "game", "paddle", CatchOptions(), build_catch,
          "RAM's Catch on a 24x24 screen: the paddle is the decision", CATCH_RECIPE)

@@ -36,7 +36,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.tensorboard import SummaryWriter
 
 from agents import AGENTS, distributed
-from agents.training import ConfigError, cli, import_plugins, run_parallel, run_script, threads_per_job
+from agents.training import ConfigError, cli, command_flags, import_plugins, run_parallel, run_script, threads_per_job
 
 
 def kind(agent: str) -> str:
@@ -115,9 +115,7 @@ def train_command(cfg: Config, agent: str, seed: int, threads: int) -> list[str]
             shared["target_kl"] = cfg.target_kl
     args = [sys.executable, str(Path(__file__).with_name("train.py")), "--agent", agent, "--seed", str(seed),
             "--run-dir", str(Path(cfg.out) / run_name(cfg, agent, seed))]
-    for name, value in shared.items():
-        if value is not None:
-            args += [f"--{name.replace('_', '-')}", str(value)]
+    args += command_flags({name: value for name, value in shared.items() if value is not None})
     if plugins := [p for p in cfg.plugins.split(",") if p]:
         args += ["--plugins", *plugins]
     return args

@@ -68,6 +68,7 @@ from agents.training import (
     check_data,
     check_parameters,
     check_same_data,
+    command_flags,
     describe_data,
     eval_picture,
     evaluate,
@@ -115,7 +116,7 @@ def main() -> None:
         print(line, file=sys.stderr)
     recipe = recipe_in_use(cfg)  # the task's defaults the command line left in place
     if recipe:
-        flags = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in recipe.items())
+        flags = " ".join(command_flags(recipe))
         print(f"--env {cfg.env} defaults: {flags}", file=sys.stderr)
     if recorded is not None:
         if not cfg.allow_other_data:  # first: other data can change values computed from them (--eval-images)

@@ -173,3 +173,13 @@ def test_folder_of_pictures_trains_racnn_and_needs_a_data_dir(tmp_path):
     with pytest.raises(subprocess.CalledProcessError) as failure:
         train(tmp_path / "no-dir", "--agent", "conv", "--env", "folder", "--train-images", "16")
     assert "--data-dir" in failure.value.stderr
+
+
+def test_command_flags_read_back_to_the_same_values():
+    from agents.training import command_flags, parse_train_config
+
+    values = {"algo": "ppo", "learning_rate": 0.0003, "anneal_lr": True, "normalize_advantages": False,
+              "value_clip": None, "target_kl": 0.02, "scale_gain": 4.0}
+    cfg = parse_train_config(["--agent", "ram", "--env", "mnist", *command_flags(values)])
+    read = {**vars(cfg), **vars(cfg.options)}
+    assert {name: read[name] for name in values} == values

@@ -548,7 +548,7 @@ def test_a_ppo_run_logs_its_diagnostics_and_marks_the_recipe(ppo_run):
     recipe = envs.TASKS["catch"].train_defaults
     overridden = {"hidden", "train_images", "batch_size"}  # given on the command line
     in_use = {k: v for k, v in recipe.items() if k not in overridden}
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in in_use.items())
+    flags = " ".join(training.command_flags(in_use))
     assert f"--env catch defaults: {flags}" in stderr.splitlines()
     text = events.Tensors("hyperparameters/text_summary")[0].tensor_proto.string_val[0].decode()
     for name, value in in_use.items():
