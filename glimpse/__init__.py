@@ -1,6 +1,7 @@
 """glimpse: the one shared, vectorized crop/sampling core for hard and soft visual attention.
 
-Modules: :mod:`glimpse.retina` (exact multi-scale glimpses), :mod:`glimpse.samplers` (differentiable
+Modules: :mod:`glimpse.retina` (exact multi-scale glimpses), :mod:`glimpse.baselines` (other
+implementations' retinas, which the benchmarks measure it against), :mod:`glimpse.samplers` (differentiable
 samplers of the soft agents), :mod:`glimpse.policies` (location and item heads), :mod:`glimpse.reinforce`
 (returns, baselines, the REINFORCE loss), :mod:`glimpse.policy_gradient` (actor-critic and PPO blocks:
 GAE, advantage normalisation, the clipped policy and value losses, explained variance, the entropy

@@ -1,7 +1,7 @@
 """Benchmark the retina: ``glimpse.extract_glimpses`` and ``GlimpseSensor`` against a per-sample loop.
 
 The loop is the retina of popular RAM implementations: for each sample, zero-pad the image, slice each
-scale's window, then ``avg_pool2d`` each scale's stack. Both run on identical inputs in one process and
+scale's window, then ``avg_pool2d`` each scale's stack (``glimpse.baselines.loop_glimpses``). Both run on identical inputs in one process and
 the ratios come from the same run (these machines are noisy; compare ratios, not absolute times).
 
 Two settings:
@@ -15,9 +15,10 @@ Two settings:
     python scripts/bench_glimpse.py --device cuda --batch 256 4096 65536 --image 1x60x60 --loop-max-batch 4096
 
 Two more columns where they apply:
-- ``roi`` (only where ``torchvision`` imports): the same glimpses from ``torchvision.ops.roi_align``, one
-  call per scale on the zero-padded images with ``aligned=True`` and ``factor**k`` samples per bin, which
-  puts every bilinear sample on a pixel centre, so it is the same block mean (checked, ``roi_err``);
+- ``roi`` (only where ``torchvision`` imports): the same glimpses from ``torchvision.ops.roi_align``
+  (``glimpse.baselines.roi_align_glimpses``), one call per scale on the zero-padded images with
+  ``aligned=True`` and ``factor**k`` samples per bin, which puts every bilinear sample on a pixel centre,
+  so it is the same block mean (checked, ``roi_err``);
 - ``GB/s``: the fewest bytes the fast retina must move (each image pixel that a window covers read once —
   for the episode, every pixel once — and every output written once) over its time, beside the device's
   own copy bandwidth measured in the same run (``copy GB/s``, bytes read plus written).
@@ -36,57 +37,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 
-from glimpse import GlimpseSensor, extract_glimpses, window_corners_px
-
-
-def loop_retina(images: torch.Tensor, centers: torch.Tensor, size: int, scales: int, factor: int) -> torch.Tensor:
-    """The per-sample reference retina (same rounding as the core, so outputs can be compared)."""
-    corners = window_corners_px(centers, images.shape[-2], images.shape[-1], size=size, scales=scales, factor=factor)
-    corners = corners.tolist()
-    pad = size * factor ** (scales - 1)
-    per_scale: list[list[torch.Tensor]] = [[] for _ in range(scales)]
-    if images.dtype == torch.uint8:  # the loop needs floats for avg_pool2d, as the core's output is
-        images = images.float() / 255
-    for i in range(images.shape[0]):
-        padded = F.pad(images[i], (pad, pad, pad, pad))
-        for k in range(scales):
-            side = size * factor**k
-            x0, y0 = corners[i][k][0] + pad, corners[i][k][1] + pad
-            per_scale[k].append(padded[:, y0 : y0 + side, x0 : x0 + side])
-    return torch.stack([F.avg_pool2d(torch.stack(p), factor**k) for k, p in enumerate(per_scale)], dim=1)
-
-
-def roi_align_retina(images: torch.Tensor, centers: torch.Tensor, size: int, scales: int, factor: int) -> torch.Tensor:
-    """The same glimpses from ``torchvision.ops.roi_align``: one call per scale on the zero-padded images.
-
-    With ``aligned=True`` a box ``[x0, x0 + side)`` in pixel units and ``factor**k`` samples per bin put
-    every bilinear sample exactly on a pixel centre, so each output is the mean of its block. roi_align
-    clamps samples within a pixel of the border instead of reading zeros, hence the zero padding.
-    """
-    from torchvision.ops import roi_align
-
-    corners = window_corners_px(centers, images.shape[-2], images.shape[-1], size=size, scales=scales, factor=factor)
-    pad = size * factor ** (scales - 1)
-    scale = 255.0 if images.dtype == torch.uint8 else 1.0
-    padded = F.pad(images.float() / scale if images.dtype == torch.uint8 else images, (pad, pad, pad, pad))
-    rows = torch.arange(images.shape[0], device=images.device, dtype=padded.dtype)[:, None]
-    out = []
-    for k in range(scales):
-        side = size * factor**k
-        x0y0 = (corners[:, k] + pad).to(padded.dtype)
-        boxes = torch.cat([rows, x0y0, x0y0 + side], dim=1)  # (B, 5): image, x1, y1, x2, y2
-        out.append(roi_align(padded, boxes, output_size=size, spatial_scale=1.0, sampling_ratio=factor**k, aligned=True))
-    return torch.stack(out, dim=1)
-
-
-def has_torchvision_ops() -> bool:
-    try:
-        from torchvision.ops import roi_align  # noqa: F401
-    except Exception:  # not installed, or a build that does not match this torch
-        return False
-    return True
+from glimpse import GlimpseSensor, extract_glimpses
+from glimpse.baselines import has_roi_align, loop_glimpses, roi_align_glimpses
 
 
 @dataclass
@@ -156,10 +109,10 @@ def run_case(batch: int, image: tuple[int, int, int], args, device: torch.device
     loop_batch = min(batch, args.loop_max_batch or batch)
     loop_images, loop_centers = images[:loop_batch], centers[:, :loop_batch]
     loop_scale = batch / loop_batch
-    roi = args.roi and has_torchvision_ops()
+    roi = args.roi and has_roi_align()
     fast = extract_glimpses(images, centers[0], **retina)
-    err = (fast[:loop_batch] - loop_retina(loop_images, loop_centers[0], **retina)).abs().max()
-    roi_err = float((roi_align_retina(images, centers[0], **retina) - fast).abs().max()) if roi else None
+    err = (fast[:loop_batch] - loop_glimpses(loop_images, loop_centers[0], **retina)).abs().max()
+    roi_err = float((roi_align_glimpses(images, centers[0], **retina) - fast).abs().max()) if roi else None
     # The fewest bytes: each covered image pixel read once, each output written once.
     largest = args.size * args.factor ** (args.scales - 1)
     out_bytes = batch * args.scales * c * args.size**2 * 4
@@ -167,16 +120,16 @@ def run_case(batch: int, image: tuple[int, int, int], args, device: torch.device
     episode_bytes = images.numel() * images.element_size() + args.glimpses * out_bytes
     rows = []
 
-    fns = {"loop": lambda: loop_retina(loop_images, loop_centers[0], **retina),
+    fns = {"loop": lambda: loop_glimpses(loop_images, loop_centers[0], **retina),
            "fast": lambda: extract_glimpses(images, centers[0], **retina)}
     if roi:
-        fns["roi"] = lambda: roi_align_retina(images, centers[0], **retina)
+        fns["roi"] = lambda: roi_align_glimpses(images, centers[0], **retina)
     t = compare(fns, device, args.budget)
     rows.append(make_row("call", batch, name, t, loop_scale, 1, float(err), loop_batch, roi_err, call_bytes))
 
     def episode_loop():
         for step in range(args.glimpses):
-            loop_retina(loop_images, loop_centers[step], **retina)
+            loop_glimpses(loop_images, loop_centers[step], **retina)
 
     # The env keeps one sensor and re-prepares it in place at every reset (GlimpseSensor.prepare): the
     # preparation is inside the timing, only the buffers' allocation is once per env. On CUDA the fused
@@ -196,14 +149,14 @@ def run_case(batch: int, image: tuple[int, int, int], args, device: torch.device
 
     def episode_roi():
         for step in range(args.glimpses):
-            roi_align_retina(images, centers[step], **retina)
+            roi_align_glimpses(images, centers[step], **retina)
 
     fns = {"loop": episode_loop, **{method: episode_of(sensor) for method, sensor in sensors.items()}}
     if roi:
         fns["roi"] = episode_roi
     t = compare(fns, device, args.budget)
     for method, sensor in sensors.items():
-        sensor_err = max(float((sensor(cs)[:loop_batch] - loop_retina(loop_images, cs[:loop_batch], **retina)).abs().max())
+        sensor_err = max(float((sensor(cs)[:loop_batch] - loop_glimpses(loop_images, cs[:loop_batch], **retina)).abs().max())
                          for cs in centers)
         seconds = {"loop": t["loop"], "fast": t[method], **({"roi": t["roi"]} if roi else {})}
         rows.append(make_row(f"episode x{args.glimpses} ({method})", batch, name, seconds, loop_scale, args.glimpses,

@@ -8,7 +8,11 @@ Rules, for every ``.py`` under glimpse/, envs/, agents/, scripts/ and tests/:
 - no underscore name (a module or a name starting with ``_``) is imported from another of the project's
   packages: what one package offers another is public;
 - nothing asks an env for its task's name (``getattr(env, "task")``, ``env.task``): envs expose typed
-  properties (``task_spec``, ``is_still``, ``decision``, ...).
+  properties (``task_spec``, ``is_still``, ``decision``, ...);
+- pixels are cropped and sampled in ``glimpse/`` only: outside it (and the tests' slow references) no call
+  of a sampling or pooling op (``grid_sample``, ``affine_grid``, ``roi_align``, ``roi_pool``,
+  ``avg_pool2d``, ``interpolate``); call the core (``glimpse.extract_glimpses``, ``glimpse.samplers``,
+  ``glimpse.baselines`` for benchmarks).
 
 Each rule is also shown to fire on a small bad source, so the repository check cannot pass vacuously.
 """
@@ -61,6 +65,19 @@ def _asks_env_for_task(node: ast.AST) -> bool:
     return node.attr == "task" and name.endswith("env") if owner is not None else False
 
 
+PIXEL_OPS = frozenset({"grid_sample", "affine_grid", "roi_align", "roi_pool", "avg_pool2d", "interpolate"})
+CROPPERS = ("glimpse", "tests")  # the core, and the tests' independent references
+
+
+def _samples_pixels(node: ast.AST) -> str | None:
+    """The op's name if ``node`` calls one of :data:`PIXEL_OPS` (``F.grid_sample(...)``, ``roi_align(...)``)."""
+    if not isinstance(node, ast.Call):
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    return name if name in PIXEL_OPS else None
+
+
 def violations(path: Path, source: str) -> list[str]:
     """What in ``source`` (the file ``path``, relative to the root) breaks the layering rules."""
     package = path.parts[0]
@@ -80,6 +97,8 @@ def violations(path: Path, source: str) -> list[str]:
             found.append(f"{path}:{node.lineno}: edits sys.path; import the installed packages instead")
         if _asks_env_for_task(node):
             found.append(f"{path}:{node.lineno}: asks an env for its task's name; read its typed properties")
+        if package not in CROPPERS and (op := _samples_pixels(node)):
+            found.append(f"{path}:{node.lineno}: samples pixels with {op} outside glimpse/; call the glimpse core")
     return found
 
 
@@ -107,6 +126,9 @@ def test_the_project_keeps_its_layering():
     ("scripts/x.py", "name = getattr(env, 'task', None)", "asks an env for its task's name"),
     ("agents/x.py", "still = self.env.task in STILL", "asks an env for its task's name"),
     ("agents/x.py", "still = vec_env.task == 'mnist'", "asks an env for its task's name"),
+    ("scripts/x.py", "out = roi_align(images, boxes, output_size=4)", "samples pixels with roi_align outside glimpse/"),
+    ("agents/x.py", "x = F.grid_sample(images, grid, align_corners=False)", "samples pixels with grid_sample"),
+    ("envs/x.py", "x = torch.nn.functional.avg_pool2d(window, 2)", "samples pixels with avg_pool2d"),
 ])
 def test_each_rule_fires(path, source, message):
     found = violations(Path(path), source)
@@ -118,6 +140,9 @@ def test_each_rule_fires(path, source, message):
     ("agents/x.py", "from glimpse.checks import check_canvas\nimport envs\nfrom tyro.conf import Suppress"),
     ("tests/x.py", "from agents.training import cli\nfrom envs import __all__"),
     ("scripts/x.py", "spec = env.task_spec; still = env.is_still"),
+    ("glimpse/x.py", "x = F.grid_sample(images, grid, align_corners=ALIGN_CORNERS)"),  # the core samples
+    ("tests/x.py", "expected = F.avg_pool2d(window, 2)"),  # a test's slow reference
+    ("agents/x.py", "h = F.max_pool2d(F.relu(self.conv(x)), 2)"),  # a CNN's feature pooling is not a crop
 ])
 def test_allowed_imports_pass(path, source):
     assert violations(Path(path), source) == []

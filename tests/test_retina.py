@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from glimpse import GlimpseSensor, centers_from_corners_px, extract_glimpses, scale_gains, window_corners_px
+from glimpse.baselines import has_roi_align, loop_glimpses, roi_align_glimpses
 
 
 def reference_glimpse(image: np.ndarray, corner_xy: tuple[int, int], side: int, block: int) -> np.ndarray:
@@ -463,3 +464,21 @@ def test_scale_gains_make_every_scale_a_block_sum():
             scale_gains(3, bad)
     with pytest.raises(ValueError, match="scales"):
         scale_gains(0, 4.0)
+
+
+@pytest.mark.parametrize("baseline", [loop_glimpses, roi_align_glimpses], ids=["loop", "roi_align"])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_benchmark_baselines_give_the_reference_glimpses(baseline, dtype):
+    """What bench_glimpse.py times the core against are the same glimpses, edges and far-off windows included."""
+    if baseline is roi_align_glimpses and not has_roi_align():
+        pytest.skip("torchvision.ops.roi_align does not import here")
+    on_image = EDGE_CENTERS[(EDGE_CENTERS.abs() <= 1).all(dim=1)]  # the corners, edges' middles and centre
+    centers = torch.cat([on_image, torch.rand(7, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1])
+    images = random_images(len(centers), 2, 17, 31, dtype)
+    for size, scales, factor in [(4, 1, 2), (6, 3, 2), (5, 3, 3)]:
+        expected = reference_extract(images, centers, size, scales, factor)
+        got = baseline(images, centers, size=size, scales=scales, factor=factor)
+        assert got.shape == expected.shape
+        torch.testing.assert_close(got.double(), expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="centres on the image"):
+        baseline(images[:1], torch.tensor([[1.5, 0.0]]), size=4, scales=2, factor=2)
