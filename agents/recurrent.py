@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents.trainers import Episodes, Replayed
-from glimpse.checks import check_finite, check_positive_int
 from glimpse import scale_gains
+from glimpse.checks import check_finite, check_positive_int
 from glimpse.policies import CategoricalItemPolicy, GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss
 

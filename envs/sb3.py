@@ -63,8 +63,8 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 from torch import Tensor, nn
 
-from glimpse.checks import check_positive_int
 from glimpse import scale_gains
+from glimpse.checks import check_positive_int
 
 __all__ = ["to_sb3", "GlimpseVecEnv", "GlimpseExtractor"]
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import threading
 
 import torch
@@ -212,7 +213,7 @@ def scale_gains(scales: int, gain: float, *, device: torch.device | str | None =
         tensor([ 1.,  4., 16.])
     """
     scales = check_positive_int(scales, "scales")
-    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 < gain < math.inf:
+    if isinstance(gain, bool) or not isinstance(gain, numbers.Real) or not 0 < gain < math.inf:
         raise ValueError(f"scale_gain must be a positive finite number (4 = sums over 2x2 blocks per scale); "
                          f"got {gain!r}")
     exponents = torch.arange(scales, dtype=torch.float64, device=device)

@@ -277,7 +277,7 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
     lines += ["", "Test error on the fixed test split, hard agents with their mean locations (MC: the classifier's "
               f"softmax averaged over K = {cfg.mc_samples} sampled rollouts; std is over seeds). FLOPs count matmuls "
               "and convolutions of one image's inference (agents/flops.py). Command: `python scripts/compare.py "
-              + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(cfg).items() if v is not None) + "`."]
+              + " ".join(command_flags({k: v for k, v in vars(cfg).items() if v is not None})) + "`."]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -459,6 +459,7 @@ def test_scale_gains_make_every_scale_a_block_sum():
     torch.testing.assert_close((glimpses * gains).sum(dim=(2, 3, 4)), torch.ones(1, 3))
     assert torch.equal(scale_gains(4, 1.0).flatten(), torch.ones(4))
     assert torch.equal(scale_gains(3, 9.0).flatten(), torch.tensor([1.0, 9.0, 81.0]))  # factor 3: 3x3 blocks
+    assert torch.equal(scale_gains(3, np.float32(4.0)), gains)  # any real number, as GlimpseExtractor took
     for bad in (0, -4.0, float("inf"), float("nan"), True, "4"):
         with pytest.raises(ValueError, match="scale_gain"):
             scale_gains(3, bad)
