@@ -93,6 +93,7 @@ def import_script():
 
 
 def test_catch_trains_with_whole_episode_rollouts_and_shows_progress(tmp_path):
+    pytest.importorskip("sb3_contrib")  # --algo recurrent-ppo; the README's install has only .[dev]
     out = run_script("--env", "catch", "--algo", "recurrent-ppo", "--total-timesteps", "184", "--num-envs", "4",
                      "--batch-size", "46", "--n-epochs", "1", "--features-dim", "8", "--eval-every", "92",
                      "--eval-episodes", "4", "--run-dir", str(tmp_path))
