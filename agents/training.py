@@ -33,6 +33,7 @@ import importlib
 import json
 import math
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -54,6 +55,7 @@ from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec, Pri
 
 import envs
 from envs import data as envs_data
+from envs.files import atomic_write, open_no_follow, write_text_atomic
 from agents import distributed
 from agents.contract import RolloutAgent, SceneAgent
 from agents import trainers
@@ -64,10 +66,11 @@ from envs.render import render_attention, render_path
 __all__ = [
     "Config", "ConfigError", "TrainingStopped", "run_script", "LIMITS", "Range", "check_values", "release_run_dir",
     "parse_train_config", "cli", "task_defaults", "recipe_in_use", "command_flags", "flat_config", "config_from_flat", "agent_spec",
-    "make_env", "eval_share", "make_test_env", "make_agent", "check_algo", "trainer_options", "make_trainer",
+    "make_env", "eval_share", "make_test_env", "capped_to_test_split", "make_agent", "check_algo", "trainer_options", "make_trainer",
     "announcing_data", "record_data", "describe_data", "check_data", "check_same_data", "evaluate", "replay_test_paths",
     "picture_at", "paths_picture", "attention_picture", "eval_picture", "lock_run_dir", "read_json",
-    "read_checkpoint", "flag_differences", "load_run", "save_checkpoint", "check_update", "run_parallel",
+    "read_checkpoint", "restore_checkpoint", "flag_differences", "load_run", "save_checkpoint", "write_json",
+    "check_run_files", "check_text", "MAX_SEED", "check_update", "run_parallel",
     "threads_per_job", "NullWriter",
 ]
 
@@ -85,9 +88,10 @@ class TrainingStopped(RuntimeError):
     one line and exit with status 1. The run folder keeps its last good checkpoint and gets no results."""
 
 
-def run_script(main: Callable[[], None]) -> None:
+def run_script(main: Callable[[], None], interrupted_note: str = "") -> None:
     """Run a script's ``main``: a :class:`ConfigError` is one line on stderr and exit status 2 (as for a
     bad command line), a :class:`TrainingStopped` one line and status 1; never a traceback for either.
+    Ctrl-C (``KeyboardInterrupt``) is one line, ``interrupted: <interrupted_note>``, and status 130.
 
     Under ``torchrun`` (:mod:`agents.distributed`) every process exits with that status, and the line is
     printed once: a bad value or launch (:class:`agents.distributed.LaunchError`) found before the
@@ -104,6 +108,10 @@ def run_script(main: Callable[[], None]) -> None:
     except (TrainingStopped, distributed.PeerFailure) as error:
         _report("stopped", error)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        distributed.shutdown(failed=True)
+        print(f"interrupted{f': {interrupted_note}' if interrupted_note else ''}", file=sys.stderr)
+        raise SystemExit(130) from None  # the shell's status for Ctrl-C
     except BaseException:
         distributed.shutdown(failed=True)
         raise
@@ -257,17 +265,26 @@ class Range:
         return self.high is None or value <= self.high
 
     def __str__(self) -> str:
-        low = "" if self.low is None else f"{'>' if self.open_low else '>='} {self.low:g}"
-        high = "" if self.high is None else f"<= {self.high:g}"
+        low = "" if self.low is None else f"{'>' if self.open_low else '>='} {_number(self.low)}"
+        high = "" if self.high is None else f"<= {_number(self.high)}"
         return " and ".join(part for part in (low, high) if part) or "finite"
 
+
+def _number(value: float) -> str:
+    """A bound as written: integers in full (``4294967295``), other values short (``0.001``)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+#: Seeds are at most 2**32 - 1, numpy's and most RL libraries' range; every seed derived from one (env
+#: ``i``'s ``seed + i``, rank ``r``'s ``seed + r``) then stays far inside the 64 bits the generators take.
+MAX_SEED = 2**32 - 1
 
 #: The allowed range of every numeric flag of the scripts, by field name (the run's, the agents' options,
 #: the other scripts' own). A numeric field not listed must only be finite; ``None`` is always allowed
 #: where the field's type allows it. A plugin may add its own options' ranges here.
 LIMITS: dict[str, Range] = {
     # the run (Config)
-    "seed": Range(0), "train_images": Range(0), "glimpses": Range(1), "glimpse_size": Range(1),
+    "seed": Range(0, MAX_SEED), "train_images": Range(0), "glimpses": Range(1), "glimpse_size": Range(1),
     "scales": Range(1), "learning_rate": Range(0, open_low=True), "batch_size": Range(1),
     "gae_lambda": Range(0, 1), "ppo_epochs": Range(1), "minibatches": Range(1), "clip_coef": Range(0, open_low=True),
     "value_clip": Range(0, open_low=True), "value_coef": Range(0), "max_grad_norm": Range(0, open_low=True),
@@ -321,17 +338,39 @@ def _parse(cls: type[T], argv: Sequence[str] | None, description: str | None, de
     for part in [parsed, *(getattr(parsed, f.name) for f in dataclasses.fields(parsed))]:
         if dataclasses.is_dataclass(part) and not isinstance(part, type):
             check_values(part)
+            check_text(part)
             if isinstance(getattr(part, "device", None), str):
                 check_device(part.device)
     return parsed
 
 
+def check_text(config: Any) -> None:
+    """Every text field of dataclass ``config`` is valid Unicode (a folder name with bytes that are not
+    UTF-8 arrives as undecodable surrogates, which no JSON file or log line can hold); else a
+    :class:`ConfigError` naming its flag."""
+    for f in dataclasses.fields(config):
+        values = getattr(config, f.name, None)
+        for value in values if isinstance(values, (tuple, list)) else [values]:
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ConfigError(f"--{f.name.replace('_', '-')} must be valid UTF-8 text; got {ascii(value)} "
+                                      f"(rename it)") from None
+
+
 def check_device(name: str) -> None:
-    """A :class:`ConfigError` unless ``name`` is a torch device this machine has."""
+    """A :class:`ConfigError` unless ``name`` is a device that can train here: ``cpu``, or ``cuda[:N]`` /
+    ``mps`` where this machine has one (torch's other device types hold no data, as ``meta``, or are
+    not supported by the glimpse core)."""
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"--device must be a torch device such as cpu, cuda or cuda:1; got {name!r}") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device must be cpu, cuda, cuda:N or mps; got {name!r}") from None
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: this torch has no MPS device (torch {torch.__version__})")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: this torch has no CUDA device (torch {torch.__version__})")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
@@ -347,9 +386,16 @@ def _preparse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def import_plugins(names: Sequence[str]) -> None:
-    """Import each module named in ``names`` (they register agents and tasks as they load)."""
+    """Import each module named in ``names`` (they register agents and tasks as they load); a module that
+    cannot be found is a :class:`ConfigError` naming it (a failure inside a plugin propagates as it is)."""
     for name in names:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name is None or not (name == error.name or name.startswith(f"{error.name}.")):
+                raise  # the plugin imports something missing: its own traceback says what
+            raise ConfigError(f"--plugins: no module named {name!r} (a plugin is imported by name from sys.path: "
+                              f"install it, or run from its folder with PYTHONPATH=.)") from None
 
 
 def agent_spec(name: str) -> AgentSpec:
@@ -441,10 +487,21 @@ def flat_config(cfg: Config) -> dict[str, Any]:
     return {**run, **dataclasses.asdict(options)}
 
 
-def config_from_flat(saved: dict[str, Any]) -> Config:
+def config_from_flat(saved: dict[str, Any], plugins: Sequence[str] = ()) -> Config:
     """A :class:`Config` from :func:`flat_config`'s dict (or an older run's ``config.json``, which held every
-    agent's options: the other agents' are ignored). Its plugins are imported first."""
-    import_plugins(saved.get("plugins", ()))
+    agent's options: the other agents' are ignored).
+
+    ``plugins`` are the modules the user named (``--plugins``), imported first. A saved run never imports
+    code by itself: plugins it recorded that ``plugins`` does not name are a :class:`ConfigError`
+    naming them, since a run folder's files may come from anyone."""
+    recorded = saved.get("plugins", [])
+    if not isinstance(recorded, list) or not all(isinstance(name, str) for name in recorded):
+        raise ConfigError(f"the run's recorded plugins are damaged (not a list of module names): {recorded!r}")
+    import_plugins(plugins)
+    unnamed = [name for name in recorded if name not in plugins]
+    if unnamed:
+        raise ConfigError(f"the run was trained with --plugins {' '.join(recorded)}; loading a run never imports "
+                          f"modules its files name: pass --plugins {' '.join(recorded)} if you trust them")
     spec = agent_spec(saved.get("agent", Config.agent))
     run_fields = {f.name for f in dataclasses.fields(Config) if f.init and f.name != "options"}
     own = {f.name for f in dataclasses.fields(spec.options)}
@@ -507,23 +564,33 @@ def make_test_env(cfg: Config, ctx: distributed.Context | None = None):
     torchrun (``ctx``), this rank's share of them (:func:`eval_share`), up to its share of the batch.
 
     ``cfg.eval_images`` above the size of the test split is lowered to that size, with a warning: an
-    evaluation never counts an example twice."""
+    evaluation never counts an example twice (:func:`capped_to_test_split`)."""
     ctx = ctx or distributed.Context()
 
-    def width() -> int:
-        count = eval_share(cfg, ctx)[1]
-        cap = min(max(1, cfg.batch_size // ctx.world_size), count)
-        return max(d for d in range(1, cap + 1) if count % d == 0)
+    def build(count: int):
+        cfg.eval_images = count
+        share = eval_share(cfg, ctx)[1]
+        cap = min(max(1, cfg.batch_size // ctx.world_size), share)
+        return make_env(cfg, "test", max(d for d in range(1, cap + 1) if share % d == 0))
 
-    with envs_data.recording() as loaded:
-        test_env = make_env(cfg, "test", width())
-    size = next((len(d) for d in reversed(loaded) if d.split == "test"), None)
-    if size is not None and cfg.eval_images > size:
-        warnings.warn(f"--eval-images {cfg.eval_images} is more than the test split holds; evaluating on its "
-                      f"{size} examples, each once", stacklevel=2)
-        cfg.eval_images = size
-        test_env = make_env(cfg, "test", width())
+    test_env, cfg.eval_images = capped_to_test_split(cfg.eval_images, "--eval-images", build)
     return test_env
+
+
+def capped_to_test_split(count: int, flag: str, build: Callable[[int], T]) -> tuple[T, int]:
+    """``(build(count), count)``: an env that evaluates ``count`` test examples, each once; ``count``
+    above the size of the test split ``build`` loads is lowered to that size with a warning naming
+    ``flag`` (``build`` is called again), so that no example is counted twice. Tasks without a finite
+    test split (Catch's games) keep ``count``."""
+    with envs_data.recording() as loaded:
+        built = build(count)
+    size = next((len(d) for d in reversed(loaded) if d.split == "test"), None)
+    if size is not None and count > size:
+        warnings.warn(f"{flag} {count} is more than the test split holds; evaluating on its {size} examples, "
+                      f"each once", stacklevel=2)
+        count = size
+        built = build(count)
+    return built, count
 
 
 @contextlib.contextmanager
@@ -715,20 +782,33 @@ def eval_picture(cfg: Config, model: torch.nn.Module, test_env, count: int = 8) 
 
 
 LOCK_NAME = "run.lock"
-_held_locks: dict[str, Any] = {}
+#: What scripts read or write inside a run folder. Each must be the folder's own file (or, ``viz``,
+#: folder), never a symbolic link: a link planted there would make a run read or overwrite a file elsewhere.
+RUN_FILES = (LOCK_NAME, "config.json", "checkpoint.pt", "results.json", "train.log", "viz")
+_held_locks: dict[str, int] = {}
 
 
 def release_run_dir(run_dir: Path) -> None:
     """Give up this process's ownership of ``run_dir`` (taken by :func:`lock_run_dir`); nothing if not held."""
     handle = _held_locks.pop(str(Path(run_dir).resolve()), None)
     if handle is not None:
-        handle.close()  # closing the file drops its flock
+        os.close(handle)  # closing the file drops its flock
+
+
+def check_run_files(run_dir: Path) -> None:
+    """A :class:`ConfigError` if any of ``run_dir``'s :data:`RUN_FILES` is a symbolic link."""
+    links = [name for name in RUN_FILES if (Path(run_dir) / name).is_symlink()]
+    if links:
+        raise ConfigError(f"{run_dir}: {', '.join(links)} {'is a symbolic link' if len(links) == 1 else 'are symbolic links'}"
+                          f"; a run folder's files must be its own (a link would make the run read or overwrite "
+                          f"another file): remove {'it' if len(links) == 1 else 'them'}")
 
 
 def lock_run_dir(run_dir: Path) -> None:
     """Make ``run_dir`` and own it for the rest of this process: an exclusive ``flock`` on
     ``run_dir/run.lock``, which the OS releases when the process ends, however it ends (so a killed run
-    leaves no stale lock). A folder another process owns is refused at once, touching nothing of it."""
+    leaves no stale lock). A folder another process owns is refused at once, touching nothing of it; so is
+    a folder holding symbolic links where its files belong (:func:`check_run_files`)."""
     import fcntl  # POSIX; imported here so that the rest of the library imports anywhere
 
     run_dir = Path(run_dir)
@@ -738,21 +818,23 @@ def lock_run_dir(run_dir: Path) -> None:
         return
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(run_dir / LOCK_NAME, "a+")
     except OSError as error:
         raise ConfigError(f"--run-dir {run_dir}: cannot be made ({error.strerror})") from None
+    check_run_files(run_dir)
+    try:
+        handle = open_no_follow(run_dir / LOCK_NAME)
+    except OSError as error:
+        check_run_files(run_dir)  # a link made since the check above
+        raise ConfigError(f"--run-dir {run_dir}: cannot write there ({error.strerror})") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip()
-        handle.close()
+        holder = os.pread(handle, 64, 0).decode("utf-8", "replace").strip()
+        os.close(handle)
         raise ConfigError(f"{run_dir} is in use by another process{f' (pid {holder})' if holder else ''}, which "
                           f"holds {run_dir / LOCK_NAME}; wait for it to end or choose another --run-dir") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
+    os.ftruncate(handle, 0)
+    os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
     _held_locks[str(run_dir.resolve())] = handle
 
 
@@ -761,7 +843,7 @@ def read_json(path: Path) -> dict:
     naming it."""
     path = Path(path)
     try:
-        value = json.loads(path.read_text())
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path} is missing: not a run folder written by scripts/train.py") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -771,58 +853,148 @@ def read_json(path: Path) -> dict:
     return value
 
 
+def write_json(path: Path, value: dict) -> None:
+    """Write a run's JSON file atomically (:func:`envs.files.write_text_atomic`): whole or absent, never
+    through a symbolic link. An ``OSError`` (a full disk, a read-only folder) propagates."""
+    write_text_atomic(path, json.dumps(value, indent=1))
+
+
 CHECKPOINT_KEYS = ("config", "model", "optimizer", "env", "torch_rng", "images_seen", "elapsed")
 
 
 def read_checkpoint(path: Path) -> dict:
-    """A checkpoint written by ``scripts/train.py``; missing, truncated or not a checkpoint: a
-    :class:`ConfigError` naming the file."""
+    """A checkpoint written by ``scripts/train.py``; missing, truncated, damaged or not a checkpoint: a
+    :class:`ConfigError` naming the file.
+
+    Loaded with ``torch.load(weights_only=True)``: tensors and plain values (dicts, lists, strings,
+    numbers) only, so a file holding other pickled objects, which could run code as they load, is
+    refused without running any of it."""
     path = Path(path)
+    if path.is_symlink():
+        raise ConfigError(f"{path} is a symbolic link; a run's checkpoint must be its own file")
     if not path.is_file():
         raise ConfigError(f"{path} is missing: no checkpoint in {path.parent}")
     try:
-        state = torch.load(path, weights_only=False, map_location="cpu")
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as error:
+        if "weights only load failed" in str(error).lower():
+            raise ConfigError(f"{path} is not a checkpoint of scripts/train.py: it holds objects other than tensors "
+                              f"and plain values, which are never loaded (they could run code)") from None
+        raise ConfigError(f"{path} is damaged and cannot be read ({_first_line(error)})") from None
     except Exception as error:  # torch.load fails in many ways on a damaged file; all mean the same here
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"{path} is damaged and cannot be read ({reason})") from None
+        raise ConfigError(f"{path} is damaged and cannot be read ({_first_line(error)})") from None
     missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
     if missing:
         raise ConfigError(f"{path} is not a checkpoint of scripts/train.py (it lacks {', '.join(missing)})")
+    wrong = [key for key, valid in _CHECKPOINT_ENTRIES.items() if key in state and not valid(state[key])]
+    if wrong:
+        raise ConfigError(f"{path} is damaged: its {', '.join(wrong)} {'entry is' if len(wrong) == 1 else 'entries are'} "
+                          f"not what scripts/train.py writes")
     return state
 
 
+def _first_line(error: BaseException) -> str:
+    """An exception's first line of text, or its type's name if it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_rng_state(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and value.dim() == 1
+
+
+#: The form of each entry of a checkpoint (what :func:`read_checkpoint` accepts).
+_CHECKPOINT_ENTRIES: dict[str, Callable[[Any], bool]] = {
+    "config": lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+    "data": lambda v: isinstance(v, dict),
+    "model": lambda v: isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values()),
+    "optimizer": lambda v: isinstance(v, dict) and isinstance(v.get("state"), dict)
+    and isinstance(v.get("param_groups"), list),
+    "env": lambda v: isinstance(v, dict),
+    "torch_rng": _is_rng_state,
+    "torch_rng_ranks": lambda v: isinstance(v, list) and len(v) > 0 and all(map(_is_rng_state, v)),
+    "world_size": lambda v: _is_count(v) and v >= 1,
+    "images_seen": _is_count,
+    "elapsed": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
+}
+
+
+def restore_checkpoint(path: Path, state: dict, cfg: Config, model: torch.nn.Module,
+                       optimizer: torch.optim.Optimizer, env, ctx: distributed.Context) -> tuple[Any, float]:
+    """Put a run back where checkpoint ``state`` (from :func:`read_checkpoint` of ``path``) left it: the
+    model's weights, the optimizer's state, this process's rows of the env and its random stream, and
+    ``cfg.images_seen``. Returns ``(obs, elapsed seconds)``. An entry that does not fit this run (other
+    shapes, a counter off the run's batches) is a :class:`ConfigError` naming it."""
+    seen, ranks = state["images_seen"], state.get("torch_rng_ranks", [state["torch_rng"]])
+    if seen % cfg.batch_size or seen >= cfg.train_images + cfg.batch_size:
+        raise ConfigError(f"{path} is damaged: its images_seen ({seen}) is not a count of whole --batch-size "
+                          f"{cfg.batch_size} batches within --train-images {cfg.train_images}")
+    if len(ranks) <= ctx.rank:
+        raise ConfigError(f"{path} is damaged: it holds the random streams of {len(ranks)} process(es), not of "
+                          f"rank {ctx.rank}")
+    steps = (("model", "weights", lambda: model.load_state_dict(state["model"])),
+             ("optimizer", "optimizer state", lambda: optimizer.load_state_dict(state["optimizer"])),
+             ("env", "env state", lambda: env.load_state_dict(ctx.take_rows(state["env"], cfg.batch_size))),
+             ("torch_rng", "random stream", lambda: torch.set_rng_state(ranks[ctx.rank])))
+    results = {}
+    for key, what, load in steps:
+        try:
+            results[key] = load()
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+            raise ConfigError(f"{path}: its {what} do{'es' if what != 'weights' else ''} not fit the run's own "
+                              f"configuration ({_first_line(error)})") from None
+    cfg.images_seen = seen
+    return results["env"], float(state["elapsed"])
+
+
 #: Flags that say how to run, not what the run is: they may differ on --resume.
-# How to run, not what the run is: a resumed run may use other threads or another device.
 NOT_COMPARED = ("resume", "allow_other_data", "torch_threads", "device")
 
 
-def flag_differences(recorded: dict, current: dict) -> list[str]:
+def flag_differences(recorded: dict, current: dict, data_checked: bool = False) -> list[str]:
     """The flags whose values differ between a run's recorded configuration and ``current`` (both as
     :func:`flat_config` gives them), each as ``--flag (run: X, command: Y)``. Where the folder is
-    (``run_dir``: a moved run is the same run), its data (see :func:`check_data`) and its number of
-    processes (``world_size``, checked on its own by ``scripts/train.py``) are not compared."""
+    (``run_dir``: a moved run is the same run) and its number of processes (``world_size``, checked on its
+    own by ``scripts/train.py``) are not compared; nor, when ``data_checked`` (the data's contents were
+    compared with the run's record by :func:`check_data`), where the data are (``data_dir``: identical
+    files elsewhere are the same data)."""
     missing = object()
-    names = [k for k in dict.fromkeys([*current, *recorded])
-             if k not in (*NOT_COMPARED, "run_dir", "data", "world_size")]
+    skipped = (*NOT_COMPARED, "run_dir", "data", "world_size", *(("data_dir",) if data_checked else ()))
+    names = [k for k in dict.fromkeys([*current, *recorded]) if k not in skipped]
     return [f"--{k.replace('_', '-')} (run: {recorded.get(k, 'unset')}, command: {current.get(k, 'unset')})"
             for k in names if recorded.get(k, missing) != current.get(k, missing)
             and not (k == "plugins" and list(recorded.get(k, [])) == list(current.get(k, [])))]
 
 
-def load_run(run_dir: Path, allow_other_data: bool = False, **overrides: Any) -> tuple[Config, torch.nn.Module, Any]:
+def load_run(run_dir: Path, allow_other_data: bool = False, plugins: Sequence[str] = (),
+             **overrides: Any) -> tuple[Config, torch.nn.Module, Any]:
     """The config, trained model and test env of a run written by ``scripts/train.py``.
 
     The model is built from the checkpoint's own configuration (not the loose ``config.json``), and the
-    test data must be those the run recorded unless ``allow_other_data``. ``overrides`` set fields of the
-    config (``eval_images``, ``device``); ``eval_images`` above the test split is capped to it.
+    test data must be those the run recorded unless ``allow_other_data``. Loading runs no code from the
+    folder: the checkpoint holds tensors and plain values only (:func:`read_checkpoint`), and the plugins
+    the run recorded must be among ``plugins``, the ones the user named (:func:`config_from_flat`).
+    ``overrides`` set fields of the config (``eval_images``, ``device``); ``eval_images`` above the test
+    split is capped to it.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a folder")
     if not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} does not exist")
+    check_run_files(run_dir)
     state = read_checkpoint(run_dir / "checkpoint.pt")
-    cfg = config_from_flat(state["config"])
+    try:
+        cfg = config_from_flat(state["config"], plugins)
+    except ConfigError as error:
+        raise ConfigError(f"{run_dir}: {error}") from None
+    except (TypeError, ValueError) as error:  # fields of the wrong type or value: the options refuse them
+        raise ConfigError(f"{run_dir / 'checkpoint.pt'} is damaged: its configuration does not load "
+                          f"({_first_line(error)})") from None
     for name, value in overrides.items():
         setattr(cfg, name, value)
     cfg.images_seen = state["images_seen"]
@@ -836,16 +1008,15 @@ def load_run(run_dir: Path, allow_other_data: bool = False, **overrides: Any) ->
         model.load_state_dict(state["model"])
     except RuntimeError as error:
         raise ConfigError(f"{run_dir / 'checkpoint.pt'}: its weights do not fit its own configuration "
-                          f"({str(error).splitlines()[0]})") from None
+                          f"({_first_line(error)})") from None
     return cfg, model, test_env
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write atomically: a killed run never leaves a half-written checkpoint behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
+    """Write a checkpoint atomically (:func:`envs.files.atomic_write`: flushed to disk, then renamed): a
+    killed run or a full disk never leaves a half-written checkpoint, nor a temporary file, behind. An
+    ``OSError`` (a full disk, a read-only folder) propagates with the old checkpoint intact."""
+    atomic_write(path, lambda file: torch.save(payload, file))
 
 def check_update(losses: dict[str, Any], model: torch.nn.Module, update: int) -> dict[str, float]:
     """After ``backward()``: the update's logged values as floats, read in one host synchronisation,
@@ -923,7 +1094,8 @@ def run_parallel(runs: list[tuple[Path, list[str]]], jobs: int) -> None:
             run_dir, command = todo.pop(0)
             resume = (run_dir / "checkpoint.pt").exists() or (run_dir / "config.json").exists()
             run_dir.mkdir(parents=True, exist_ok=True)
-            log = open(run_dir / "train.log", "a")
+            check_run_files(run_dir)
+            log = os.fdopen(open_no_follow(run_dir / "train.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a")
             print(f"start {run_dir.name}{' (resuming)' if resume else ''}", flush=True)
             proc = subprocess.Popen(command + (["--resume"] if resume else []), stdout=log, stderr=subprocess.STDOUT)
             running.append((run_dir, proc, log))

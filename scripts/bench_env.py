@@ -34,7 +34,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 import envs  # importing envs registers glimpse/...
-from agents.training import cli, run_script
+from agents.training import ConfigError, cli, run_script
 
 
 @dataclass
@@ -162,7 +162,7 @@ def main() -> None:
     try:
         envs.task_of(cfg.env_id)
     except ValueError as error:
-        raise SystemExit(f"--env-id: {error}") from None
+        raise ConfigError(f"--env-id: {error}") from None
     device = torch.device(cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)

@@ -290,9 +290,9 @@ def main() -> None:
     agents = [a.strip() for a in cfg.agents.split(",") if a.strip()]
     unknown = [a for a in agents if a not in AGENTS]
     if not agents or unknown:
-        raise SystemExit(f"--agents must list train.py agents ({', '.join(AGENTS)}); got unknown {unknown or 'none'}")
+        raise ConfigError(f"--agents must list train.py agents ({', '.join(AGENTS)}); got unknown {unknown or 'none'}")
     if cfg.seeds < 1 or cfg.jobs < 1:
-        raise SystemExit("--seeds and --jobs must be >= 1")
+        raise ConfigError("--seeds and --jobs must be >= 1")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     run_all(cfg, agents)

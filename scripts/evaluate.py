@@ -31,13 +31,17 @@ class Config:
     """torch device; none: the run's own"""
     allow_other_data: bool = False
     """evaluate even if the test data differ from those the run recorded (refused by default)"""
+    plugins: tuple[str, ...] = ()
+    """modules to import first, as the run's train.py --plugins: a run folder never imports code by itself,
+    so a run trained with plugins needs them named here"""
 
 
 def main() -> None:
     cfg = cli(Config, description=__doc__)
     overrides = {k: v for k, v in (("eval_images", cfg.eval_images), ("device", cfg.device)) if v is not None}
     with announcing_data() as loaded:
-        train_cfg, model, test_env = load_run(Path(cfg.run_dir), allow_other_data=cfg.allow_other_data, **overrides)
+        train_cfg, model, test_env = load_run(Path(cfg.run_dir), allow_other_data=cfg.allow_other_data,
+                                             plugins=cfg.plugins, **overrides)
     data = record_data(loaded)
     for line in describe_data(data):
         print(line, file=sys.stderr)

@@ -27,7 +27,7 @@ import torch
 
 import envs
 from agents.training import Config as TrainConfig
-from agents.training import cli, make_agent, make_env, run_script
+from agents.training import ConfigError, cli, make_agent, make_env, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,7 @@ def count_syncs(fn: Callable[[], object], repeats: int) -> dict[str, float]:
 def main() -> None:
     args = cli(Config, description=__doc__)
     if not torch.cuda.is_available():
-        raise SystemExit("profile_cuda.py needs a CUDA device")
+        raise ConfigError("profile_cuda.py needs a CUDA device")
     device = torch.device("cuda")
 
     env, actions = make_cluttered(args.num_envs, args.steps, device)

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.training import cli, run_parallel, run_script, threads_per_job
+from agents.training import ConfigError, cli, run_parallel, run_script, threads_per_job
 
 # The paper's retinas: 8 px, one scale on 28x28; 12 px, three scales on 60x60 (Mnih et al. 2014, sec. 4.1).
 # Catch: its task's training recipe (envs.TASKS["catch"].train_defaults: the paper's 6 px x 3 retina, an
@@ -58,7 +58,7 @@ class Config:
 def rows(cfg: Config) -> list[tuple[str, list[str]]]:
     envs = cfg.envs.split(",")
     if unknown := [e for e in envs if e not in RETINA]:
-        raise SystemExit(f"--envs: unknown setting(s) {', '.join(unknown)}; choose from {', '.join(RETINA)}")
+        raise ConfigError(f"--envs: unknown setting(s) {', '.join(unknown)}; choose from {', '.join(RETINA)}")
     grid = []
     for env in (e for e in STILL if e in envs):
         for glimpses in ((4,) if cfg.quick else (4, 6, 8)):

@@ -45,7 +45,7 @@ from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from tqdm import tqdm
 
-from agents.training import cli
+from agents.training import ConfigError, announcing_data, capped_to_test_split, cli, run_script
 from envs import TASKS, task_of  # importing envs registers glimpse/...
 from envs.sb3 import GlimpseExtractor, to_sb3
 
@@ -106,7 +106,7 @@ class Config:
     eval_episodes: int = 1000
     """test episodes per evaluation, played at once (the offline MNIST subset has 1,000 test digits)"""
     device: str = "cpu"
-    """torch device of the env and the policy ('cpu', 'cuda', 'auto' = cuda if available)"""
+    """torch device of the env and the policy (cpu, cuda, cuda:N)"""
     run_dir: str = "runs"
     """folder that gets one sub-folder per run (TensorBoard logs and model.zip)"""
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
@@ -163,7 +163,7 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
     """The batched glimpse env for ``cfg.env`` as an SB3 VecEnv, with episode statistics (``rollout/``)."""
     task = task_of(cfg.env)
     if cfg.grid is not None and cfg.action_mode != "discrete":
-        raise SystemExit(f"--grid {cfg.grid} needs --action-mode discrete (continuous actions choose any location)")
+        raise ConfigError(f"--grid {cfg.grid} needs --action-mode discrete (continuous actions choose any location)")
     kwargs = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode, grid=cfg.grid,
                   start=cfg.start, dataset=cfg.dataset, data_dir=cfg.data_dir, split=split, device=device)
     if task.is_still:
@@ -172,7 +172,7 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
     try:
         env = gym.make_vec(task.env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
     except (ValueError, FileNotFoundError) as error:  # the task's own options and data refuse, and say why
-        raise SystemExit(f"--env {cfg.env}: {str(error).replace('data_dir=', '--data-dir ')}") from error
+        raise ConfigError(f"--env {cfg.env}: {str(error).replace('data_dir=', '--data-dir ')}") from error
     return VecMonitor(to_sb3(env))
 
 
@@ -262,25 +262,28 @@ def hparams_table(cfg: Config) -> str:
     return f"|param|value|\n|-|-|\n{rows}"
 
 
-if __name__ == "__main__":
+def main() -> None:
     cfg = parse_config()
     run_path = new_run_folder(Path(cfg.run_dir), f"{cfg.env}__{cfg.algo}__{cfg.seed}__{int(time.time())}")
     cfg.run_name = run_path.name
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else torch.device(cfg.device)
+    device = torch.device(cfg.device)
     if cfg.algo == "recurrent-ppo":
         try:
             from sb3_contrib import RecurrentPPO as Algo
         except ImportError as error:
-            raise SystemExit("--algo recurrent-ppo needs sb3-contrib: pip install sb3-contrib "
-                             "(or pip install -e '.[recurrent]')") from error
+            raise ConfigError("--algo recurrent-ppo needs sb3-contrib: pip install sb3-contrib "
+                              "(or pip install -e '.[recurrent]')") from error
         policy = "MultiInputLstmPolicy"
     else:
         Algo, policy = PPO, "MultiInputPolicy"
 
-    train_env = make_env(cfg, cfg.num_envs, "train", device)
-    eval_env = make_env(cfg, cfg.eval_episodes, "test", device)
+    with announcing_data():  # the offline subset, a capped --eval-episodes: one "data: ..." line each
+        train_env = make_env(cfg, cfg.num_envs, "train", device)
+        # One test episode per env: more envs than test examples would count some of them twice.
+        eval_env, cfg.eval_episodes = capped_to_test_split(
+            cfg.eval_episodes, "--eval-episodes", lambda count: make_env(cfg, count, "test", device))
     episode_steps = train_env.get_attr("episode_steps")[0]
     cfg.n_steps = rollout_steps(cfg.n_steps, episode_steps)
     if cfg.n_steps % episode_steps:
@@ -321,3 +324,7 @@ if __name__ == "__main__":
     print(f"model saved to {run_path / 'model.zip'}")
     train_env.close()
     eval_env.close()
+
+
+if __name__ == "__main__":
+    run_script(main)

@@ -84,8 +84,10 @@ from agents.training import (
     read_json,
     recipe_in_use,
     record_data,
+    restore_checkpoint,
     run_script,
     save_checkpoint,
+    write_json,
 )
 
 
@@ -119,14 +121,15 @@ def main() -> None:
         flags = " ".join(command_flags(recipe))
         print(f"--env {cfg.env} defaults: {flags}", file=sys.stderr)
     if recorded is not None:
+        recorded_data = state.get("data") if state is not None else recorded.get("data")
         if not cfg.allow_other_data:  # first: other data can change values computed from them (--eval-images)
-            check_data(state.get("data") if state is not None else recorded.get("data"), data, "--resume",
-                       "--allow-other-data")
-        differ = flag_differences(recorded, saved_config(cfg))
+            check_data(recorded_data, data, "--resume", "--allow-other-data")
+        # Where the data lie is no flag to compare once their contents are (identical files elsewhere).
+        differ = flag_differences(recorded, saved_config(cfg), data_checked=recorded_data is not None)
         if differ:
             raise ConfigError(f"--resume: the command's flags differ from the run's: {'; '.join(differ)}; "
                               f"pass the run's flags")
-    if state is not None and has_results and state["images_seen"] >= cfg.train_images:
+    if has_results:  # finished: its results stand, with or without the checkpoint
         if ctx.is_main:
             print(f"{run_dir} is finished (results.json); nothing to do", file=sys.stderr)
         return
@@ -143,13 +146,12 @@ def main() -> None:
     obs, _ = env.reset(seed=cfg.seed + first_row)  # row i plays what row first_row + i of one process would
     elapsed = 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        obs = env.load_state_dict(ctx.take_rows(state["env"], cfg.batch_size))
-        torch.set_rng_state(state.get("torch_rng_ranks", [state["torch_rng"]])[ctx.rank])
-        cfg.images_seen, elapsed = state["images_seen"], state["elapsed"]
+        obs, elapsed = restore_checkpoint(checkpoint_path, state, cfg, model, optimizer, env, ctx)
     elif ctx.is_main:
-        config_path.write_text(json.dumps({**flat_config(cfg), "data": data, "world_size": ctx.world_size}, indent=1))
+        try:
+            write_json(config_path, {**flat_config(cfg), "data": data, "world_size": ctx.world_size})
+        except OSError as error:
+            raise ConfigError(f"cannot write {config_path} ({error.strerror})") from None
     # A resumed run drops the events its killed predecessor logged after the point it resumes from.
     writer = SummaryWriter(run_dir, purge_step=cfg.images_seen if started else None) if ctx.is_main else NullWriter()
     if state is None:
@@ -168,12 +170,16 @@ def main() -> None:
         except PeerFailure as error:
             raise stopped(f"checkpoint at {cfg.images_seen} images: {error}") from error
         if ctx.is_main:
-            save_checkpoint(checkpoint_path, {
-                "config": saved_config(cfg), "data": data,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "env": env_state,
-                "torch_rng": rngs[0], "torch_rng_ranks": rngs, "world_size": ctx.world_size,
-                "images_seen": cfg.images_seen, "elapsed": elapsed,
-            })
+            try:
+                save_checkpoint(checkpoint_path, {
+                    "config": saved_config(cfg), "data": data,
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "env": env_state,
+                    "torch_rng": rngs[0], "torch_rng_ranks": rngs, "world_size": ctx.world_size,
+                    "images_seen": cfg.images_seen, "elapsed": elapsed,
+                })
+            except OSError as error:  # a full disk, a folder made read-only: the last checkpoint is intact
+                raise stopped(f"checkpoint at {cfg.images_seen} images: cannot write {checkpoint_path} "
+                              f"({error.strerror or error})") from None
         saved_at = cfg.images_seen
 
     def log_evaluation(step: int, mc_samples: int) -> dict:
@@ -214,8 +220,8 @@ def main() -> None:
         try:
             logged, obs = trainer.update(env, obs, update, progress=cfg.images_seen / max(cfg.train_images, 1))
         except ValueError as error:  # a diverged model trips a check of the forward pass (torch.distributions')
-            if update == 1 and state is None:
-                raise  # the untrained model: a bug, not a divergence
+            if not optimizer.state:
+                raise  # no step taken yet, the untrained model: a bug, not a divergence
             raise stopped(f"update {update}: {diverged(error)}") from None
         except (TrainingStopped, PeerFailure) as error:  # a non-finite loss or gradient (check_update), before the step
             raise stopped(str(error) if isinstance(error, TrainingStopped) else f"update {update}: {error}") from error
@@ -252,9 +258,11 @@ def main() -> None:
         "data": data,
     }
     writer.close()
-    save_json = results_path.with_name(results_path.name + ".tmp")
-    save_json.write_text(json.dumps(results, indent=1))
-    save_json.replace(results_path)  # atomically: results.json is whole or absent
+    try:
+        write_json(results_path, results)  # atomically: results.json is whole or absent
+    except OSError as error:
+        raise TrainingStopped(f"cannot write {results_path} ({error.strerror or error}); {checkpoint_path} holds the "
+                              f"trained model: make room and run the same command with --resume") from None
     print(json.dumps(results))
     print(f"TensorBoard: tensorboard --logdir {run_dir}")
 
@@ -265,16 +273,16 @@ def open_run(cfg, run_dir: Path) -> tuple[bool, dict | None, dict | None, bool]:
     if cfg.resume and not run_dir.exists():
         raise ConfigError(f"--resume: {run_dir} does not exist")
     lock_run_dir(run_dir)  # ours until this process ends; refused at once if another process trains here
-    checkpoint_path, config_path = run_dir / "checkpoint.pt", run_dir / "config.json"
-    started = checkpoint_path.exists() or config_path.exists()
+    checkpoint_path, config_path, results_path = (run_dir / n for n in ("checkpoint.pt", "config.json", "results.json"))
+    started = checkpoint_path.exists() or config_path.exists() or results_path.exists()
     if started and not cfg.resume:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --run-dir")
-    if cfg.resume and not started:
-        raise ConfigError(f"--resume: no run in {run_dir} (neither checkpoint.pt nor config.json)")
+    if cfg.resume and not started:  # killed before it wrote config.json: nothing to continue, so start it
+        print(f"--resume: {run_dir} holds no run yet; starting it", file=sys.stderr)
     # Killed before its first checkpoint: the run starts again from scratch, with the flags it recorded.
     state = read_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
-    recorded = state["config"] if state is not None else read_json(config_path) if started else None
-    return started, state, recorded, (run_dir / "results.json").exists()
+    recorded = state["config"] if state is not None else read_json(config_path) if config_path.exists() else None
+    return started, state, recorded, results_path.exists()
 
 
 def processes(count: int) -> str:
@@ -296,4 +304,4 @@ def saved_config(cfg) -> dict:
 
 
 if __name__ == "__main__":
-    run_script(main)
+    run_script(main, interrupted_note="the run folder keeps its last checkpoint; continue with the same command and --resume")

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from agents.contract import RolloutAgent
-from agents.training import announcing_data, cli, load_run, paths_picture, picture_at, replay_test_paths, run_script
+from agents.training import ConfigError, announcing_data, cli, load_run, paths_picture, picture_at, replay_test_paths, run_script
 from envs.render import render_glimpse
 
 
@@ -29,14 +29,17 @@ class Config:
     """how many test images"""
     frame_ms: int = 600
     """GIF frame duration in milliseconds"""
+    plugins: tuple[str, ...] = ()
+    """modules to import first, as the run's train.py --plugins: a run folder never imports code by itself,
+    so a run trained with plugins needs them named here"""
 
 
 def main() -> None:
     cfg = cli(Config, description=__doc__)
     with announcing_data():
-        train_cfg, model, test_env = load_run(Path(cfg.run_dir), eval_images=cfg.count)
+        train_cfg, model, test_env = load_run(Path(cfg.run_dir), plugins=cfg.plugins, eval_images=cfg.count)
     if not isinstance(model, RolloutAgent):
-        raise SystemExit(f"{cfg.run_dir} trained --agent {train_cfg.agent}, which takes no glimpses (hard agents do)")
+        raise ConfigError(f"{cfg.run_dir} trained --agent {train_cfg.agent}, which takes no glimpses (hard agents do)")
     out = Path(cfg.out) if cfg.out else Path(cfg.run_dir) / "viz"
     out.mkdir(parents=True, exist_ok=True)
     retina = dict(size=train_cfg.glimpse_size, scales=train_cfg.scales, factor=2)

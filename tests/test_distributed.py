@@ -84,7 +84,7 @@ def error_lines(stderr: str) -> list[str]:
 
 
 def checkpoint(run_dir: Path) -> dict:
-    return torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)
 
 
 def results(run_dir: Path) -> dict:
@@ -266,7 +266,7 @@ def ranks(tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("ranks")
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     mp.start_processes(_worker, args=(2, free_port(), str(out)), nprocs=2, join=True, start_method="fork")
-    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
 
 def test_collectives_in_two_processes(ranks):

@@ -99,6 +99,11 @@ def test_plugin_agent_and_task_train_through_the_script(plugin, tmp_path):
     results = json.loads((run / "results.json").read_text())
     assert results["agent"] == "plugin-mlp" and results["env"] == "translated-44" and results["train_images"] == 64
     assert json.loads((run / "config.json").read_text())["hidden"] == 8
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--run-dir", str(run)],
-                         env=env, capture_output=True, text=True, timeout=120, check=True)
+    # A run folder never imports code by itself: the plugins it recorded must be named on the command line.
+    refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--run-dir", str(run)],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert f"--plugins {plugin}" in refused.stderr.strip().splitlines()[-1]
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--run-dir", str(run),
+                          "--plugins", plugin], env=env, capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1])["test_accuracy"] == results["test_accuracy"]

@@ -92,7 +92,7 @@ def test_a_diverging_run_stops_keeps_its_last_good_checkpoint_and_writes_no_resu
     if agent == "item-soft":
         assert "loss_classifier = nan" in line
     assert not (run / "results.json").exists()
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["images_seen"] == 32
     assert all(torch.isfinite(t).all() for t in state["model"].values())
 
@@ -180,7 +180,7 @@ def test_zero_train_images_evaluates_the_untrained_model_and_resumes_as_a_no_op(
     assert done.returncode == 0, done.stderr
     results = json.loads((run / "results.json").read_text())
     assert results["train_images"] == 0 and results["test_examples"] == 64
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["images_seen"] == 0
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["images_seen"] == 0
     again = train(run, *args, "--resume")
     assert again.returncode == 0 and "nothing to do" in again.stderr
 
@@ -264,7 +264,7 @@ def idx_folder(folder: Path, train: int, test: int) -> Path:
 
 def test_provenance_is_recorded_everywhere_and_printed(finished):
     recorded = [json.loads((finished / "config.json").read_text())["data"],
-                torch.load(finished / "checkpoint.pt", weights_only=False)["data"],
+                torch.load(finished / "checkpoint.pt", weights_only=True)["data"],
                 json.loads((finished / "results.json").read_text())["data"]]
     assert recorded[0] == recorded[1] == recorded[2]
     assert recorded[0]["train"]["kind"] == "offline" and recorded[0]["train"]["name"] == "mnist_5k.npz"

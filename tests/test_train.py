@@ -48,7 +48,7 @@ def test_ram_run_writes_events_config_checkpoint_and_results(tmp_path):
     results = json.loads((run / "results.json").read_text())
     assert results["train_images"] == 256 and 0 <= results["test_accuracy"] <= 1
     assert "test_accuracy_mc" in results and results["flops_per_image"] > 0
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["images_seen"] == 256
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["images_seen"] == 256
     assert not list(run.glob("*.tmp")), "a checkpoint was left half written"
 
     out = subprocess.run([sys.executable, str(SCRIPTS / "evaluate.py"), "--run-dir", str(run), "--mc-samples", "2"],
@@ -150,8 +150,8 @@ def test_resume_after_a_kill_reaches_the_same_result(tmp_path, agent_args):
     assert not (killed / "results.json").exists()
     train(killed, *args, "--resume")
 
-    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)
-    resumed = torch.load(killed / "checkpoint.pt", weights_only=False)
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(killed / "checkpoint.pt", weights_only=True)
     assert whole["images_seen"] == resumed["images_seen"] == 1600
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name

@@ -440,7 +440,7 @@ def test_train_stops_with_one_line_when_the_critic_turns_nan_after_the_first_upd
     assert status == 1, stderr
     one_line(stderr, "stopped:", "update 2", "values must be finite", "checkpoint.pt (32 images)", "no results.json")
     assert not (run / "results.json").exists()
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["images_seen"] == 32 and all(torch.isfinite(t).all() for t in state["model"].values())
 
 
@@ -571,14 +571,14 @@ def test_a_ppo_run_killed_after_its_first_checkpoint_resumes_to_the_same_results
         patch.setattr(training, "save_checkpoint", save_then_die)
         status, _ = train(run, *CATCH_RUN)
     assert status == "killed" and not (run / "results.json").exists()
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["images_seen"] == 128
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["images_seen"] == 128
 
     status, stderr = train(run, *CATCH_RUN, "--resume")
     assert status == 0, stderr
     first, second = (json.loads((r / "results.json").read_text()) for r in (whole, run))
     first.pop("wall_seconds"), second.pop("wall_seconds")
     assert first == second
-    a, b = (torch.load(r / "checkpoint.pt", weights_only=False) for r in (whole, run))
+    a, b = (torch.load(r / "checkpoint.pt", weights_only=True) for r in (whole, run))
     assert a["images_seen"] == b["images_seen"] == 512
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
