@@ -1,6 +1,6 @@
 """PPO (Stable-Baselines3) on a glimpse environment, logged to TensorBoard.
 
-The batched glimpse env (``gym.make_vec``) is wrapped for SB3 by ``envs.sb3.to_sb3`` and read by
+The batched glimpse env is made for SB3 by ``envs.sb3.to_sb3`` (from the task's id) and read by
 ``envs.sb3.GlimpseExtractor``. ``--algo recurrent-ppo`` runs sb3-contrib's ``RecurrentPPO`` (an LSTM policy
 that remembers earlier glimpses; ``pip install sb3-contrib``). Every ``--eval-every`` steps the policy plays
 ``--eval-episodes`` test-split episodes with deterministic actions: ``eval/accuracy`` (classification:
@@ -34,8 +34,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-import gymnasium as gym
-from gymnasium.vector import AutoresetMode
 import numpy as np
 import torch
 import tyro
@@ -168,12 +166,11 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
                   start=cfg.start, dataset=cfg.dataset, data_dir=cfg.data_dir, split=split, device=device)
     if task.is_still:
         kwargs["num_glimpses"] = cfg.num_glimpses
-    # SB3 stores every step as a transition: the reset must happen within the ending step (SAME_STEP).
-    try:
-        env = gym.make_vec(task.env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
+    try:  # to_sb3 makes the env with the same-step autoreset SB3 needs
+        venv = to_sb3(task.env_id, num_envs=num_envs, **kwargs)
     except (ValueError, FileNotFoundError) as error:  # the task's own options and data refuse, and say why
         raise SystemExit(f"--env {cfg.env}: {str(error).replace('data_dir=', '--data-dir ')}") from error
-    return VecMonitor(to_sb3(env))
+    return VecMonitor(venv)
 
 
 def evaluate(model, venv: VecEnv) -> float:
