@@ -64,8 +64,8 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 from torch import Tensor, nn
 
-from glimpse import scale_gains
 from envs.specs import task_of
+from glimpse import scale_gains
 from glimpse.checks import check_positive_int
 
 __all__ = ["to_sb3", "GlimpseVecEnv", "GlimpseExtractor"]
@@ -321,10 +321,10 @@ def _check_vector_env(vector_env: Any) -> None:
             f"to_sb3 needs a VectorEnv with metadata['autoreset_mode'] == AutoresetMode.SAME_STEP; "
             f"{vector_env!r} has {mode!r}. In NEXT_STEP mode the step after an episode ends only resets, and "
             "SB3 would learn from that reset transition; DISABLED never resets. Create the env with "
-            "SAME_STEP autoreset (the glimpse envs: to_sb3('glimpse/...', num_envs=N, **env_kwargs) makes it so, as "
-            "does gymnasium.make_vec('glimpse/...', num_envs=N, autoreset_mode=AutoresetMode.SAME_STEP); gymnasium's own: gymnasium.make_vec(..., "
-            "vector_kwargs={'autoreset_mode': AutoresetMode.SAME_STEP}) or SyncVectorEnv(fns, "
-            "autoreset_mode=AutoresetMode.SAME_STEP)), or wrap single envs in SB3's DummyVecEnv."
+            "SAME_STEP autoreset (the glimpse envs: to_sb3('glimpse/...', num_envs=N, **env_kwargs) makes it so, "
+            "as does gymnasium.make_vec('glimpse/...', num_envs=N, autoreset_mode=AutoresetMode.SAME_STEP); "
+            "gymnasium's own: gymnasium.make_vec(..., vector_kwargs={'autoreset_mode': AutoresetMode.SAME_STEP}) "
+            "or SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)), or wrap single envs in SB3's DummyVecEnv."
         )
     obs_space = vector_env.single_observation_space
     if isinstance(obs_space, spaces.Dict):

@@ -1,5 +1,5 @@
-"""envs/zoo: rl-zoo3's own train and enjoy entry points on the shipped hyperparameter files, and their agreement
-with scripts/sb3_ppo.py's recipes. Skipped where rl-zoo3 is not installed (``pip install -e '.[zoo]'``)."""
+"""envs/zoo: rl-zoo3's own train and enjoy entry points on the shipped hyperparameter files (skipped where rl-zoo3
+is not installed: ``pip install -e '.[zoo]'``), and the files' agreement with scripts/sb3_ppo.py's recipes."""
 
 from __future__ import annotations
 
@@ -11,17 +11,14 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 
-rl_zoo3 = pytest.importorskip("rl_zoo3")
-from rl_zoo3.enjoy import enjoy  # noqa: E402
-from rl_zoo3.train import train  # noqa: E402
-from stable_baselines3 import PPO  # noqa: E402
+from stable_baselines3 import PPO
 
-import envs  # noqa: E402, F401  (registers glimpse/...)
-import envs.zoo.ppo  # noqa: E402
-import envs.zoo.ppo_lstm  # noqa: E402
-from envs.sb3 import GlimpseExtractor, to_sb3  # noqa: E402
-from envs.specs import task_of  # noqa: E402
-from envs.zoo import SB3_DEFAULTS, zoo_hyperparams  # noqa: E402
+import envs  # noqa: F401  (registers glimpse/...)
+import envs.zoo.ppo
+import envs.zoo.ppo_lstm
+from envs.sb3 import GlimpseExtractor, to_sb3
+from envs.specs import task_of
+from envs.zoo import SB3_DEFAULTS, zoo_hyperparams
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = "glimpse/MNIST-v0"
@@ -35,10 +32,11 @@ def zoo_args(*args: str, log_folder: Path) -> list[str]:
             "--verbose", "0", *args]
 
 
-def run_zoo(entry, argv: list[str], monkeypatch) -> None:
-    """Run a zoo entry point (``train`` or ``enjoy``) in this process, as ``python -m rl_zoo3.<entry> argv``."""
-    monkeypatch.setattr(sys, "argv", [entry.__module__, *argv])
-    entry()
+def run_zoo(entry: str, argv: list[str], monkeypatch) -> None:
+    """``python -m rl_zoo3.<entry> argv`` (``train`` or ``enjoy``), in this process; skipped without rl-zoo3."""
+    module = pytest.importorskip(f"rl_zoo3.{entry}")
+    monkeypatch.setattr(sys, "argv", [module.__name__, *argv])
+    getattr(module, entry)()
 
 
 def test_train_saves_a_model_that_loads_and_predicts_and_enjoy_plays_it(tmp_path, monkeypatch, capsys):
@@ -47,7 +45,7 @@ def test_train_saves_a_model_that_loads_and_predicts_and_enjoy_plays_it(tmp_path
     env_kwargs = envs.zoo.ppo.hyperparams[MNIST]["env_kwargs"]
     retina = [f"{key}:{value!r}" for key, value in env_kwargs.items()]  # the zoo eval()s each value
     logs = tmp_path / "logs"
-    run_zoo(train, zoo_args("--algo", "ppo", "--env", MNIST, "--conf-file", "envs.zoo.ppo", *SHORT,
+    run_zoo("train", zoo_args("--algo", "ppo", "--env", MNIST, "--conf-file", "envs.zoo.ppo", *SHORT,
                             "--eval-freq", "64", "--eval-episodes", "4", "--eval-env-kwargs", *retina,
                             "split:'test'", log_folder=logs), monkeypatch)
     run = logs / "ppo" / "glimpse-MNIST-v0_1"
@@ -62,7 +60,7 @@ def test_train_saves_a_model_that_loads_and_predicts_and_enjoy_plays_it(tmp_path
     assert actions.shape == (4, 3) and all(venv.action_space.contains(a) for a in actions)
 
     capsys.readouterr()
-    run_zoo(enjoy, ["--algo", "ppo", "--env", MNIST, "--gym-packages", "envs", "-f", str(logs), "--exp-id", "1",
+    run_zoo("enjoy", ["--algo", "ppo", "--env", MNIST, "--gym-packages", "envs", "-f", str(logs), "--exp-id", "1",
                     "-n", "20", "--no-render", "--deterministic", "--num-threads", "1", "--device", "cpu",
                     "--env-kwargs", "split:'test'"], monkeypatch)
     out = capsys.readouterr().out
@@ -74,7 +72,7 @@ def test_a_retina_the_env_refuses_fails_with_the_envs_own_message(tmp_path, monk
     conf.write_text("from envs.zoo.ppo import hyperparams\n"
                     "hyperparams['glimpse/MNIST-v0']['env_kwargs']['glimpse_size'] = 0\n")
     with pytest.raises(ValueError, match=r"^glimpse_size must be an integer >= 1; got 0$"):
-        run_zoo(train, zoo_args("--algo", "ppo", "--env", MNIST, "--conf-file", str(conf), *SHORT,
+        run_zoo("train", zoo_args("--algo", "ppo", "--env", MNIST, "--conf-file", str(conf), *SHORT,
                                 log_folder=tmp_path / "logs"), monkeypatch)
 
 
@@ -92,8 +90,8 @@ def test_entries_are_sb3_ppo_recipes(module, env_id, algo):
     n_steps = script["rollout_steps"](None, vector_env.episode_steps)
     recipe = {key: getattr(cfg, key) for key in SB3_DEFAULTS}
     assert entry == zoo_hyperparams(recipe, n_steps, recurrent=algo == "recurrent-ppo", still=task.is_still)
-    extractor = GlimpseExtractor(vector_env.single_observation_space, **entry["policy_kwargs"]["features_extractor_kwargs"])
-    assert extractor.features_dim == cfg.features_dim
+    extractor_kwargs = entry["policy_kwargs"]["features_extractor_kwargs"]
+    assert GlimpseExtractor(vector_env.single_observation_space, **extractor_kwargs).features_dim == cfg.features_dim
 
 
 def test_every_read_is_a_fresh_copy():
@@ -102,7 +100,8 @@ def test_every_read_is_a_fresh_copy():
     first[MNIST].pop("env_kwargs")
     first[MNIST]["policy_kwargs"]["features_extractor_kwargs"]["features_dim"] = 1
     again = envs.zoo.ppo.hyperparams[MNIST]
-    assert again["env_kwargs"]["num_glimpses"] == 2 and again["policy_kwargs"]["features_extractor_kwargs"]["features_dim"] == 256
+    assert again["env_kwargs"]["num_glimpses"] == 2
+    assert again["policy_kwargs"]["features_extractor_kwargs"]["features_dim"] == 256
     assert again["policy_kwargs"]["features_extractor_class"] is GlimpseExtractor
     with pytest.raises(AttributeError, match="no attribute 'hyperparam'"):
         envs.zoo.ppo.hyperparam  # noqa: B018

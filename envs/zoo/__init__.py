@@ -11,7 +11,7 @@ named to ``--conf-file`` by their import path, one per zoo algorithm as the zoo'
 ::
 
     python -m rl_zoo3.train --algo ppo --env glimpse/MNIST-v0 --gym-packages envs --conf-file envs.zoo.ppo \\
-        --eval-env-kwargs glimpse_size:8 scales:3 action_mode:"'discrete'" num_glimpses:2
+        --eval-env-kwargs glimpse_size:8 scales:3 action_mode:"'discrete'" num_glimpses:2 split:"'test'"
 
 Modules, not YAML: the policy needs :class:`envs.sb3.GlimpseExtractor` as its features extractor, and a YAML
 file can name a class only as a string that the zoo ``eval``-s in its own namespace, where our class is not;
@@ -29,13 +29,13 @@ as written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from copy import deepcopy
 from typing import Any
 
 from envs.sb3 import GlimpseExtractor
 
-__all__ = ["SB3_DEFAULTS", "SB3_RECIPES", "zoo_hyperparams", "fresh_copy"]
+__all__ = ["SB3_DEFAULTS", "SB3_RECIPES", "zoo_hyperparams", "hyperparams_attribute"]
 
 #: ``scripts/sb3_ppo.py``'s ``Config`` defaults that a zoo entry needs (tests/test_zoo.py checks they agree):
 #: MNIST's recipe, 8 px x 3 retina (8, 16 and 32 px windows, all of a 28x28 digit), 2 glimpses, discrete cells.
@@ -90,6 +90,16 @@ def zoo_hyperparams(recipe: Mapping[str, Any], n_steps: int, recurrent: bool, st
     )
 
 
-def fresh_copy(hyperparams: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """A deep copy of a ``{id: entry}`` table (classes are kept, not copied), for a module's ``hyperparams``."""
-    return deepcopy(dict(hyperparams))
+def hyperparams_attribute(table: Mapping[str, dict[str, Any]], module: str) -> Callable[[str], Any]:
+    """A module's ``__getattr__`` (PEP 562) whose ``hyperparams`` is a fresh deep copy of ``table`` at every read.
+
+    rl-zoo3 reads ``importlib.import_module(conf_file).hyperparams[env_id]`` and edits that entry in place;
+    a copy per read leaves the module's table as written. Classes in it are kept, not copied.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name == "hyperparams":
+            return deepcopy(dict(table))
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__

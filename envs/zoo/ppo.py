@@ -6,10 +6,8 @@ retina per episode, rollouts of whole episodes (16 steps: 8 episodes per env), 3
 
 from __future__ import annotations
 
-from typing import Any
-
 from envs.specs import TASKS
-from envs.zoo import SB3_DEFAULTS, fresh_copy, zoo_hyperparams
+from envs.zoo import SB3_DEFAULTS, hyperparams_attribute, zoo_hyperparams
 
 # Episodes of 2 glimpses: whole episodes of at least 16 steps per rollout, as sb3_ppo.py's rollout_steps.
 N_STEPS = 16
@@ -20,8 +18,5 @@ _HYPERPARAMS = {
     if spec.is_still and spec.decision == "classify"
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name == "hyperparams":  # a fresh copy at every read: rl-zoo3 edits the entry it reads in place
-        return fresh_copy(_HYPERPARAMS)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `hyperparams`, what rl-zoo3 reads: a fresh copy of the table at every read (the zoo edits its entry in place).
+__getattr__ = hyperparams_attribute(_HYPERPARAMS, __name__)

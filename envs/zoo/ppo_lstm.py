@@ -7,10 +7,8 @@ Needs sb3-contrib. See :mod:`envs.zoo`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from envs.specs import task_of
-from envs.zoo import SB3_DEFAULTS, SB3_RECIPES, fresh_copy, zoo_hyperparams
+from envs.zoo import SB3_DEFAULTS, SB3_RECIPES, hyperparams_attribute, zoo_hyperparams
 
 # Catch's 23-step games (a 24 px screen): one whole game per rollout, as sb3_ppo.py's rollout_steps.
 N_STEPS = 23
@@ -20,8 +18,5 @@ _HYPERPARAMS = {
                                              still=False),
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name == "hyperparams":  # a fresh copy at every read: rl-zoo3 edits the entry it reads in place
-        return fresh_copy(_HYPERPARAMS)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `hyperparams`, what rl-zoo3 reads: a fresh copy of the table at every read (the zoo edits its entry in place).
+__getattr__ = hyperparams_attribute(_HYPERPARAMS, __name__)
