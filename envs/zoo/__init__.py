@@ -17,9 +17,9 @@ Modules, not YAML: the policy needs :class:`envs.sb3.GlimpseExtractor` as its fe
 file can name a class only as a string that the zoo ``eval``-s in its own namespace, where our class is not;
 a module holds the class itself, ships with the package, and imports wherever ``--gym-packages envs`` does.
 
-Each entry is a recipe of ``scripts/sb3_ppo.py`` (the same flag names: :data:`SB3_DEFAULTS`, its ``Config``'s
-defaults, under a task's :data:`SB3_RECIPES` entry) translated by :func:`zoo_hyperparams`: the retina and
-the task options go to ``env_kwargs``, the extractor's to ``policy_kwargs``, the rest to the algorithm.
+Each entry is a recipe of ``scripts/sb3_ppo.py`` in its flag names (a task's :data:`SB3_RECIPES` entry over
+:data:`SB3_DEFAULTS`, its ``Config``'s defaults) translated by :func:`zoo_hyperparams`: the retina and the
+task options go to ``env_kwargs``, the extractor's to ``policy_kwargs``, the rest to the algorithm.
 ``sb3_ppo.py`` reads :data:`SB3_RECIPES` as its per-task defaults, so the script and the zoo agree.
 
 The zoo changes the entry it reads in place (it pops ``env_kwargs``, ``n_envs``, ...), so each module hands
