@@ -16,7 +16,8 @@ Modules: :mod:`envs.specs` (the task table), :mod:`envs.glimpse_env` (the envs),
 whole screen), :mod:`envs.tasks` (pure episode generators), :mod:`envs.data` (MNIST, Fashion-MNIST, image
 folders), :mod:`envs.render` (pictures of glimpses),
 :mod:`envs.rng` (counter-based random numbers), :mod:`envs.sb3` (the Stable-Baselines3 bridge),
-:mod:`envs.wrappers` (torch equivalents of Gymnasium's numpy-only vector wrappers).
+:mod:`envs.zoo` (its rl-zoo3 hyperparameter files), :mod:`envs.wrappers` (torch equivalents of Gymnasium's
+numpy-only vector wrappers).
 Coordinates follow the project's convention, stated once in :mod:`glimpse`.
 """
 

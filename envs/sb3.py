@@ -2,9 +2,10 @@
 
 Two pieces, each one narrow contract:
 
-- :func:`to_sb3` wraps a gymnasium ``VectorEnv`` that steps all N episodes at once (torch tensors on CPU or
-  CUDA, or numpy) in :class:`GlimpseVecEnv`, so SB3 algorithms (PPO, A2C, sb3-contrib's RecurrentPPO) and
-  SB3's ``VecEnvWrapper`` stack (``VecMonitor``, ``VecNormalize``, ...) run on it unchanged.
+- :func:`to_sb3` makes a glimpse task's batched env from its id (``to_sb3("glimpse/MNIST-v0", num_envs=16,
+  **env_kwargs)``), or takes a gymnasium ``VectorEnv`` that steps all N episodes at once (torch tensors on CPU
+  or CUDA, or numpy), and wraps it in :class:`GlimpseVecEnv`, so SB3 algorithms (PPO, A2C, sb3-contrib's
+  RecurrentPPO) and SB3's ``VecEnvWrapper`` stack (``VecMonitor``, ``VecNormalize``, ...) run on it unchanged.
 - :class:`GlimpseExtractor` is a features extractor for the ``{"glimpse", "location", ...}`` Dict observation.
   SB3's ``NatureCNN`` needs images of at least 36x36; glimpses are a few pixels across.
 
@@ -63,6 +64,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 from torch import Tensor, nn
 
+from envs.specs import task_of
 from glimpse import scale_gains
 from glimpse.checks import check_positive_int
 
@@ -314,19 +316,15 @@ def _check_vector_env(vector_env: Any) -> None:
     if not isinstance(vector_env, VectorEnv):
         raise TypeError(f"to_sb3 needs a gymnasium.vector.VectorEnv; got {type(vector_env).__name__}")
     mode = vector_env.metadata.get("autoreset_mode")
-    try:
-        mode = AutoresetMode(mode) if mode is not None else None
-    except ValueError:
-        pass
-    if mode != AutoresetMode.SAME_STEP:
+    if not _is_same_step(mode):
         raise ValueError(
             f"to_sb3 needs a VectorEnv with metadata['autoreset_mode'] == AutoresetMode.SAME_STEP; "
             f"{vector_env!r} has {mode!r}. In NEXT_STEP mode the step after an episode ends only resets, and "
             "SB3 would learn from that reset transition; DISABLED never resets. Create the env with "
-            "SAME_STEP autoreset (the glimpse envs: gymnasium.make_vec('glimpse/...', num_envs=N, "
-            "autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP); gymnasium's own: gymnasium.make_vec(..., "
-            "vector_kwargs={'autoreset_mode': AutoresetMode.SAME_STEP}) or SyncVectorEnv(fns, "
-            "autoreset_mode=AutoresetMode.SAME_STEP)), or wrap single envs in SB3's DummyVecEnv."
+            "SAME_STEP autoreset (the glimpse envs: to_sb3('glimpse/...', num_envs=N, **env_kwargs) makes it so, "
+            "as does gymnasium.make_vec('glimpse/...', num_envs=N, autoreset_mode=AutoresetMode.SAME_STEP); "
+            "gymnasium's own: gymnasium.make_vec(..., vector_kwargs={'autoreset_mode': AutoresetMode.SAME_STEP}) "
+            "or SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)), or wrap single envs in SB3's DummyVecEnv."
         )
     obs_space = vector_env.single_observation_space
     if isinstance(obs_space, spaces.Dict):
@@ -371,25 +369,59 @@ def _final_infos(infos: dict[str, Any], n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def to_sb3(vector_env: VectorEnv) -> GlimpseVecEnv:
-    """Wrap a batched gymnasium ``VectorEnv`` (SAME_STEP autoreset) as a Stable-Baselines3 ``VecEnv``.
+def to_sb3(env: VectorEnv | str, num_envs: int | None = None, **env_kwargs: Any) -> GlimpseVecEnv:
+    """A Stable-Baselines3 ``VecEnv`` of a glimpse task's id, or of a batched gymnasium ``VectorEnv`` (SAME_STEP).
 
-    Example::
+    Given an id (or a task name of :data:`envs.TASKS`), it makes the batched env itself with the autoreset
+    SB3 needs: ``gym.make_vec(id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs)``.
+    Given a ``VectorEnv``, it wraps it as it is (it must already be in SAME_STEP mode)::
 
-        vector_env = gym.make_vec("glimpse/MNIST-v0", num_envs=16, autoreset_mode=AutoresetMode.SAME_STEP)
-        venv = to_sb3(vector_env)
+        venv = to_sb3("glimpse/MNIST-v0", num_envs=16, glimpse_size=8, scales=3)
         model = PPO("MultiInputPolicy", venv,
                     policy_kwargs=dict(features_extractor_class=GlimpseExtractor,
                                        features_extractor_kwargs=dict(features_dim=256)))
 
+        # the same env, made by hand (any SAME_STEP VectorEnv, torch or numpy batches, is accepted)
+        venv = to_sb3(gym.make_vec("glimpse/MNIST-v0", num_envs=16, glimpse_size=8, scales=3,
+                                   autoreset_mode=AutoresetMode.SAME_STEP))
+
     Arguments:
-        vector_env: a gymnasium ``VectorEnv`` (torch or numpy batches) whose
-            ``metadata["autoreset_mode"]`` is ``AutoresetMode.SAME_STEP``.
+        env: a registered glimpse id (``"glimpse/MNIST-v0"``) or task name (``"mnist"``); or a gymnasium
+            ``VectorEnv`` whose ``metadata["autoreset_mode"]`` is ``AutoresetMode.SAME_STEP``.
+        num_envs: with an id, the number of parallel episodes (required); not accepted with a ``VectorEnv``.
+        **env_kwargs: with an id, the env's options (retina, action mode, task options, ``device``, ...);
+            ``autoreset_mode`` may only be SAME_STEP.
 
     Returns:
         A :class:`GlimpseVecEnv`; SB3 wrappers such as ``VecMonitor`` and ``VecNormalize`` stack on it.
     """
-    return GlimpseVecEnv(vector_env)
+    if not isinstance(env, str):
+        if num_envs is not None or env_kwargs:
+            given = ["num_envs"] * (num_envs is not None) + sorted(env_kwargs)
+            raise TypeError(f"to_sb3 takes num_envs and env kwargs only with an id, to make the env; got a "
+                            f"{type(env).__name__} and {given}")
+        return GlimpseVecEnv(env)
+    try:
+        env_id = task_of(env).env_id
+    except ValueError as error:
+        raise ValueError(f"to_sb3 makes glimpse envs by id or task name ({error}); for another env, pass "
+                         "its SAME_STEP VectorEnv") from None
+    if num_envs is None:
+        raise ValueError(f"to_sb3({env!r}) needs num_envs=N, the number of parallel episodes")
+    num_envs = check_positive_int(num_envs, "num_envs")
+    mode = env_kwargs.pop("autoreset_mode", AutoresetMode.SAME_STEP)
+    if not _is_same_step(mode):
+        raise ValueError(f"to_sb3 makes the env with autoreset_mode=AutoresetMode.SAME_STEP, the only mode SB3 "
+                         f"learns from; got autoreset_mode={mode!r}")
+    return GlimpseVecEnv(gym.make_vec(env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs))
+
+
+def _is_same_step(mode: Any) -> bool:
+    """Whether ``mode`` is ``AutoresetMode.SAME_STEP`` or its value ``"SameStep"``."""
+    try:
+        return AutoresetMode(mode) == AutoresetMode.SAME_STEP
+    except ValueError:
+        return False
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """PPO (Stable-Baselines3) on a glimpse environment, logged to TensorBoard.
 
-The batched glimpse env (``gym.make_vec``) is wrapped for SB3 by ``envs.sb3.to_sb3`` and read by
+The batched glimpse env is made for SB3 by ``envs.sb3.to_sb3`` (from the task's id) and read by
 ``envs.sb3.GlimpseExtractor``. ``--algo recurrent-ppo`` runs sb3-contrib's ``RecurrentPPO`` (an LSTM policy
 that remembers earlier glimpses; ``pip install sb3-contrib``). Every ``--eval-every`` steps the policy plays
 ``--eval-episodes`` test-split episodes with deterministic actions: ``eval/accuracy`` (classification:
@@ -34,8 +34,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-import gymnasium as gym
-from gymnasium.vector import AutoresetMode
 import numpy as np
 import torch
 import tyro
@@ -48,6 +46,7 @@ from tqdm import tqdm
 from agents.training import ConfigError, announcing_data, capped_to_test_split, cli, run_script
 from envs import TASKS, task_of  # importing envs registers glimpse/...
 from envs.sb3 import GlimpseExtractor, to_sb3
+from envs.zoo import SB3_RECIPES
 
 EVAL_SEED = 0  # the same test episodes (canvases and first glimpses) at every evaluation of every run
 
@@ -120,16 +119,11 @@ class Config:
     """computed at run time: ENV__ALGO__SEED__UNIXTIME"""
 
 
-# Defaults that differ by task, in one place: parse_config puts them under the command line's flags.
+# Defaults that differ by task, in one place: parse_config puts them under the command line's flags. The
+# recipes live in envs.zoo (Catch: RAM's retina, gentle updates; why, there), which rl-zoo3's hyperparameter
+# files read too, so this script and the zoo train alike.
 ENV_DEFAULTS: dict[str, dict] = {
-    # RAM's Catch (Mnih et al. 2014): their retina, 6 px at 3 scales (6, 12 and 24 px windows), so the coarsest
-    # scale averages 4x4 blocks and the 1-px ball would read 1/16 there without scale_gain 4. Updates as our
-    # own PPO recipe for RAM makes them (envs.specs.CATCH_RECIPE): 256 games per rollout, 4 epochs of
-    # minibatches of 64 whole games (64 x 23 steps), Adam 3e-4, LSTMs of 128. With 64 games, minibatches of
-    # 512 steps, 8 epochs and Adam 1e-3 (the MNIST values) half of PPO's ratios were clipped and Catch stayed
-    # at chance through 600k steps (docs/results.md). A run of 3M steps is ~130k games.
-    "catch": dict(glimpse_size=6, scales=3, scale_gain=4.0, num_envs=256, batch_size=64 * 23, n_epochs=4,
-                  learning_rate=3e-4, lstm_hidden=128, total_timesteps=3_000_000, eval_every=100_000),
+    "catch": dict(SB3_RECIPES["catch"], eval_every=100_000),
 }
 MIN_ROLLOUT_STEPS = 16  # n_steps=None: whole episodes, at least this many steps per env per rollout
 
@@ -168,12 +162,11 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
                   start=cfg.start, dataset=cfg.dataset, data_dir=cfg.data_dir, split=split, device=device)
     if task.is_still:
         kwargs["num_glimpses"] = cfg.num_glimpses
-    # SB3 stores every step as a transition: the reset must happen within the ending step (SAME_STEP).
-    try:
-        env = gym.make_vec(task.env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
+    try:  # to_sb3 makes the env with the same-step autoreset SB3 needs
+        venv = to_sb3(task.env_id, num_envs=num_envs, **kwargs)
     except (ValueError, FileNotFoundError) as error:  # the task's own options and data refuse, and say why
         raise ConfigError(f"--env {cfg.env}: {str(error).replace('data_dir=', '--data-dir ')}") from error
-    return VecMonitor(to_sb3(env))
+    return VecMonitor(venv)
 
 
 def evaluate(model, venv: VecEnv) -> float:

@@ -612,3 +612,66 @@ def test_recurrent_ppo_sees_catch_episode_starts_where_games_begin():
     for starts, rewards in rollouts.seen:
         np.testing.assert_array_equal(starts, expected)
         assert set(np.flatnonzero(rewards.any(axis=1)).tolist()) <= {22, 45}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# (i) to_sb3 makes a glimpse env from its id, with the autoreset SB3 needs
+# ----------------------------------------------------------------------------------------------------------
+
+MNIST_KWARGS = dict(glimpse_size=8, scales=3, action_mode="discrete", num_glimpses=2)
+
+
+@pytest.mark.parametrize("name", ["glimpse/MNIST-v0", "mnist"])
+def test_to_sb3_from_an_id_steps_as_the_hand_built_env(name):
+    """An id (or task name) gives the env one would build by hand: the single env's spaces, SAME_STEP, and the
+    same observations, rewards, dones and infos from the same seed; every observation row lies in the space."""
+    import envs  # noqa: F401  (registers glimpse/...)
+
+    ours = to_sb3(name, num_envs=N_ENVS, **MNIST_KWARGS)
+    hand = to_sb3(gym.make_vec("glimpse/MNIST-v0", num_envs=N_ENVS, autoreset_mode=AutoresetMode.SAME_STEP,
+                               **MNIST_KWARGS))
+    single = gym.make("glimpse/MNIST-v0", **MNIST_KWARGS)
+    assert ours.observation_space == single.observation_space and ours.action_space == single.action_space
+    assert ours.vector_env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    checked = VecCheckNan(ours, raise_exception=True)
+    ours.seed(5)
+    hand.seed(5)
+    obs = checked.reset()
+    _assert_same(obs, hand.reset(), "reset obs")
+    single.action_space.seed(0)
+    ended = 0
+    for step in range(5):  # 2-glimpse episodes: two of them end, and the next ones begin
+        for i in range(N_ENVS):
+            assert single.observation_space.contains({k: v[i] for k, v in obs.items()}), f"step {step} row {i}"
+        actions = np.stack([single.action_space.sample() for _ in range(N_ENVS)])
+        obs, rewards, dones, infos = checked.step(actions)
+        _assert_same((obs, rewards, dones, infos), hand.step(actions), f"step {step}")
+        ended += int(dones.sum())
+    assert ended == 2 * N_ENVS
+
+
+def test_to_sb3_from_an_id_refuses_bad_input_in_one_line():
+    import envs  # noqa: F401  (registers glimpse/...)
+
+    with pytest.raises(ValueError, match=r"needs num_envs=N"):
+        to_sb3("glimpse/MNIST-v0")
+    with pytest.raises(ValueError, match=r"num_envs must be an integer >= 1; got 0"):
+        to_sb3("glimpse/MNIST-v0", num_envs=0)
+    with pytest.raises(ValueError, match=r"task must be one of .*got 'CartPole-v1'.*VectorEnv"):
+        to_sb3("CartPole-v1", num_envs=2)
+    for mode in (AutoresetMode.NEXT_STEP, "NextStep", AutoresetMode.DISABLED, "sometimes"):
+        with pytest.raises(ValueError, match=r"only mode SB3 learns from; got autoreset_mode=") as error:
+            to_sb3("glimpse/MNIST-v0", num_envs=2, autoreset_mode=mode)
+        assert "\n" not in str(error.value)
+    assert isinstance(to_sb3("mnist", num_envs=2, autoreset_mode="SameStep"), GlimpseVecEnv)
+    with pytest.raises(ValueError, match=r"glimpse_size must be an integer >= 1; got 0"):  # the env's own words
+        to_sb3("glimpse/MNIST-v0", num_envs=2, glimpse_size=0)
+    with pytest.raises(TypeError, match=r"only with an id.*\['num_envs', 'scales'\]"):
+        to_sb3(ToyGlimpseVectorEnv(N_ENVS), num_envs=N_ENVS, scales=2)
+
+
+def test_a_next_step_glimpse_vector_env_keeps_its_error():
+    import envs  # noqa: F401  (registers glimpse/...)
+
+    with pytest.raises(ValueError, match=r"SAME_STEP.*to_sb3\('glimpse/\.\.\.', num_envs=N"):
+        to_sb3(gym.make_vec("glimpse/MNIST-v0", num_envs=2))  # Gymnasium's default NEXT_STEP
