@@ -41,8 +41,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
-from tqdm import tqdm
 
+from agents.progress import Progress
 from agents.training import ConfigError, announcing_data, capped_to_test_split, cli, run_script
 from envs import TASKS, task_of  # importing envs registers glimpse/...
 from envs.sb3 import GlimpseExtractor, to_sb3
@@ -190,23 +190,24 @@ def evaluate(model, venv: VecEnv) -> float:
 
 class TestSetEval(BaseCallback):
     """Evaluate on the test split after the rollout that crosses each ``every`` steps, and at the end; show
-    progress: a bar over the env steps (stderr) with the latest evaluation in its postfix, a line per evaluation."""
+    progress: on a terminal a bar over the env steps (stderr) with the latest evaluation in its postfix; a
+    line per evaluation on stdout, also when it is a file or a pipe."""
 
     def __init__(self, venv: VecEnv, every: int, tag: str):
         super().__init__()
         self.venv, self.every, self.tag = venv, every, tag
         self.next_eval = every
         self.start = time.perf_counter()
-        self.bar: tqdm | None = None
+        self.bar: Progress | None = None
 
     def _on_training_start(self) -> None:
         self.total_timesteps = self.locals["total_timesteps"]
         rollout = self.model.n_steps * self.training_env.num_envs  # SB3 stops after the rollout that reaches it
-        self.bar = tqdm(total=math.ceil(self.total_timesteps / rollout) * rollout, unit="step", desc=self.tag,
-                        dynamic_ncols=True)
+        self.bar = Progress(math.ceil(self.total_timesteps / rollout) * rollout, unit="step", desc=self.tag,
+                            lines=False)  # the lines are _evaluate's, on stdout
 
     def _on_step(self) -> bool:
-        self.bar.update(self.num_timesteps - self.bar.n)
+        self.bar.update(self.num_timesteps - self.bar.done)
         return True
 
     def _on_rollout_end(self) -> None:  # SB3 writes what is recorded here at this rollout's dump
@@ -228,10 +229,13 @@ class TestSetEval(BaseCallback):
         self.logger.record("charts/eval_seconds", time.perf_counter() - start)
         train = self.model.ep_info_buffer  # rewards of the last 100 training episodes
         train_score = np.mean([ep["r"] > 0 for ep in train]) if train else float("nan")
-        self.bar.set_postfix({self.tag: f"{score:.3f}", "train": f"{train_score:.2f}"}, refresh=False)
-        self.bar.write(f"step {self.num_timesteps:>9,} | {self.tag} {score:.3f} | train {train_score:.3f} "
-                       f"| {time.perf_counter() - self.start:6.0f} s", file=sys.stdout)
-        sys.stdout.flush()  # one line per evaluation also when stdout is a file or a pipe
+        self.bar.report({self.tag: f"{score:.3f}", "train": f"{train_score:.2f}"})
+        line = (f"step {self.num_timesteps:>9,} | {self.tag} {score:.3f} | train {train_score:.3f} "
+                f"| {time.perf_counter() - self.start:6.0f} s")
+        if self.bar.live and sys.stdout.isatty():  # the bar's terminal: above the bar
+            self.bar.write(line)
+        else:
+            print(line, flush=True)  # one line per evaluation also when stdout is a file or a pipe
 
 
 def new_run_folder(run_dir: Path, name: str) -> Path:

@@ -54,11 +54,11 @@ from pathlib import Path
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from agents import distributed
 from agents.distributed import PeerFailure, average_gradients
 from agents.flops import flops_per_image
+from agents.progress import Progress
 from agents.training import (
     NOT_COMPARED,
     ConfigError,
@@ -196,7 +196,7 @@ def main() -> None:
             if name != "examples":
                 writer.add_scalar(f"eval/{name}", value, step)
         writer.add_scalar("charts/train_seconds", elapsed, step)  # for accuracy against wall time
-        progress.set_postfix(eval_accuracy=f"{metrics['accuracy']:.3f}")
+        progress.report({"eval_accuracy": f"{metrics['accuracy']:.3f}"}, final=step >= cfg.train_images)
         if ctx.is_main and (picture := eval_picture(cfg, model, test_env, 8)) is not None:  # paths, or attention
             writer.add_image(*picture, step, dataformats="HWC")
         return metrics
@@ -208,44 +208,44 @@ def main() -> None:
                 else "no checkpoint was written"
         return TrainingStopped(f"{reason}; {kept}; no results.json written")
 
-    progress = tqdm(total=cfg.train_images, initial=cfg.images_seen, unit="img", desc=f"{cfg.agent} {cfg.env}",
-                    disable=not ctx.is_main)
-    while cfg.images_seen < cfg.train_images:
-        # One update: the agent draws its batch (episodes, or scenes) from the env and returns its losses.
-        update = cfg.images_seen // cfg.batch_size + 1
-        tick = time.perf_counter()
-        if cfg.anneal_lr:  # a function of the images seen, so a resumed run follows the same schedule
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.learning_rate * (1.0 - cfg.images_seen / cfg.train_images)
-        try:
-            logged, obs = trainer.update(env, obs, update, progress=cfg.images_seen / max(cfg.train_images, 1))
-        except ValueError as error:  # a diverged model trips a check of the forward pass (torch.distributions')
-            if not optimizer.state:
-                raise  # no step taken yet, the untrained model: a bug, not a divergence
-            raise stopped(f"update {update}: {diverged(error)}") from None
-        except (TrainingStopped, PeerFailure) as error:  # a non-finite loss or gradient (check_update), before the step
-            raise stopped(str(error) if isinstance(error, TrainingStopped) else f"update {update}: {error}") from error
-        elapsed += time.perf_counter() - tick  # training time only: evaluations and logging excluded
-        cfg.images_seen += cfg.batch_size
-        progress.update(cfg.batch_size)
+    # A live bar on a terminal; in a log file one line per evaluation, at most one every 30 s. Closed
+    # however the loop ends, so that an error or Ctrl-C is printed on a line of its own.
+    with Progress(cfg.train_images, cfg.images_seen, "img", f"{cfg.agent} {cfg.env}", enabled=ctx.is_main) as progress:
+        while cfg.images_seen < cfg.train_images:
+            # One update: the agent draws its batch (episodes, or scenes) from the env and returns its losses.
+            update = cfg.images_seen // cfg.batch_size + 1
+            tick = time.perf_counter()
+            if cfg.anneal_lr:  # a function of the images seen, so a resumed run follows the same schedule
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.learning_rate * (1.0 - cfg.images_seen / cfg.train_images)
+            try:
+                logged, obs = trainer.update(env, obs, update, progress=cfg.images_seen / max(cfg.train_images, 1))
+            except ValueError as error:  # a diverged model trips a check of the forward pass (torch.distributions')
+                if not optimizer.state:
+                    raise  # no step taken yet, the untrained model: a bug, not a divergence
+                raise stopped(f"update {update}: {diverged(error)}") from None
+            except (TrainingStopped, PeerFailure) as error:  # a non-finite loss or gradient (check_update), before the step
+                raise stopped(str(error) if isinstance(error, TrainingStopped) else f"update {update}: {error}") from error
+            elapsed += time.perf_counter() - tick  # training time only: evaluations and logging excluded
+            cfg.images_seen += cfg.batch_size
+            progress.update(cfg.batch_size)
 
-        step = cfg.images_seen
-        for name, value in logged.items():
-            writer.add_scalar(f"train/{name}", value, step)
-        writer.add_scalar("charts/images_per_second", step / max(elapsed, 1e-9), step)
-        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], step)
+            step = cfg.images_seen
+            for name, value in logged.items():
+                writer.add_scalar(f"train/{name}", value, step)
+            writer.add_scalar("charts/images_per_second", step / max(elapsed, 1e-9), step)
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], step)
 
-        last = step >= cfg.train_images
-        if step % cfg.eval_every < cfg.batch_size and not last:
-            log_evaluation(step, 1)
-        if step % cfg.checkpoint_every < cfg.batch_size or last:
+            last = step >= cfg.train_images
+            if step % cfg.eval_every < cfg.batch_size and not last:
+                log_evaluation(step, 1)
+            if step % cfg.checkpoint_every < cfg.batch_size or last:
+                checkpoint()
+        if saved_at != cfg.images_seen:  # --train-images 0: the untrained model is the run's model
             checkpoint()
-    if saved_at != cfg.images_seen:  # --train-images 0: the untrained model is the run's model
-        checkpoint()
-    # The final evaluation, after the last checkpoint: seeded and isolated from training's random stream,
-    # so a run killed after its last checkpoint is completed by --resume to the same numbers.
-    metrics = log_evaluation(cfg.images_seen, cfg.mc_samples)
-    progress.close()
+        # The final evaluation, after the last checkpoint: seeded and isolated from training's random stream,
+        # so a run killed after its last checkpoint is completed by --resume to the same numbers.
+        metrics = log_evaluation(cfg.images_seen, cfg.mc_samples)
     if not ctx.is_main:
         return
 
