@@ -7,7 +7,11 @@ from the same seed (including partial resets); and one-line errors for bad input
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -212,3 +216,16 @@ def test_bad_input_fails_in_one_line():
         assert "\n" not in str(error.value)
     with pytest.raises(TypeError, match="glimpse vector env"):
         GlimpseTorchRLEnv(gym.make_vec("CartPole-v1", num_envs=2))
+
+
+def test_bench_torchrl_script_runs():
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_torchrl.py"
+    args = ["--num-envs", "2", "--async-max-envs", "0", "--glimpse-size", "4", "--scales", "1", "--steps", "2",
+            "--budget", "0.01", "--json"]
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["rows"]
+    assert row["num_envs"] == 2 and row["blocks"] >= 3
+    assert set(row["steps_per_s"]) == {"native", "wrap-torch", "wrap-numpy"}
+    for side in ("wrap-torch", "wrap-numpy"):
+        assert row["ratio"][side] == pytest.approx(row["steps_per_s"]["native"] / row["steps_per_s"][side])
