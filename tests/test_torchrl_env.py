@@ -62,6 +62,12 @@ def test_specs_pass_torchrl_check_and_mirror_the_gymnasium_spaces(action_mode):
     assert env.observation_spec["glimpse"].shape == (4, *glimpse.shape)
 
 
+def test_catch_by_task_name_passes_the_check_without_a_label():
+    env = GlimpseTorchRLEnv("catch", num_envs=3, glimpse_size=4, action_mode="discrete")  # a game: no label
+    check_env_specs(env, seed=1)
+    assert set(env.observation_spec.keys()) == {"glimpse", "location"}
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_collector_and_reward_sum_score_each_episode(device):
     env = TransformedEnv(GlimpseTorchRLEnv(ID, num_envs=4, device=device, **SMALL), RewardSum())
