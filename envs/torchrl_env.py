@@ -66,28 +66,30 @@ class GlimpseTorchRLEnv(EnvBase):
             autoreset_mode=DISABLED, **env_kwargs)``; or an existing glimpse vector env (possibly wrapped)
             made with ``autoreset_mode=AutoresetMode.DISABLED`` and ``arrays="torch"``, whose device the
             TorchRL env takes.
-        num_envs: ``N``, for an id (an existing vector env has its own).
-        device: torch device of the episodes, for an id; it must exist on this machine.
+        num_envs: ``N``, for an id (default 1; an existing vector env has its own).
+        device: torch device of the episodes, for an id (default ``"cpu"``); it must exist on this machine.
         **env_kwargs: the vector env's arguments for an id (retina, ``action_mode``, task options, ...).
 
     Raises:
         ValueError: an unknown id, an autoreset mode other than ``DISABLED``, ``arrays="numpy"``, a device
-            this machine lacks, or env arguments given with an existing env.
+            this machine lacks, or ``num_envs``, ``device`` or env arguments given with an existing env.
+        TypeError: ``env`` neither an id nor a glimpse vector env.
     """
 
-    def __init__(self, env: str | VectorEnv, num_envs: int = 1, *, device: str | torch.device = "cpu",
-                 **env_kwargs: Any) -> None:
+    def __init__(self, env: str | VectorEnv, num_envs: int | None = None, *,
+                 device: str | torch.device | None = None, **env_kwargs: Any) -> None:
         if isinstance(env, str):
             spec = task_of(env)  # an unknown id or name: a ValueError listing the valid ones
-            check_int(num_envs, "num_envs")
-            mode = env_kwargs.pop("autoreset_mode", AutoresetMode.DISABLED)
-            _check_disabled(mode)
-            vec = gym.make_vec(spec.env_id, num_envs=num_envs, device=check_device(device),
+            num_envs = 1 if num_envs is None else check_int(num_envs, "num_envs")
+            _check_disabled(env_kwargs.pop("autoreset_mode", AutoresetMode.DISABLED))
+            vec = gym.make_vec(spec.env_id, num_envs=num_envs, device=check_device("cpu" if device is None else device),
                                autoreset_mode=AutoresetMode.DISABLED, **env_kwargs)
         elif isinstance(env, VectorEnv):
-            if env_kwargs:
-                raise ValueError(f"env arguments {sorted(env_kwargs)} apply only when env is an id; "
-                                 f"got an existing {type(env).__name__}")
+            given = {"num_envs": num_envs, "device": device, **env_kwargs}
+            given = sorted(name for name, value in given.items() if value is not None)
+            if given:
+                raise ValueError(f"arguments {given} apply only when env is an id; an existing "
+                                 f"{type(env).__name__} has its own")
             vec = env
         else:
             raise TypeError(f"env must be a registered id, a task name or a gymnasium VectorEnv; got {type(env).__name__}")

@@ -203,6 +203,7 @@ def test_same_episodes_as_the_gymnasium_vector_env(made, limits):
 
 def test_bad_input_fails_in_one_line():
     vec_same_step = gym.make_vec(ID, num_envs=2, autoreset_mode=AutoresetMode.SAME_STEP, **SMALL)
+    vec_disabled = gym.make_vec(ID, num_envs=2, autoreset_mode=AutoresetMode.DISABLED, **SMALL)
     missing = f"cuda:{torch.cuda.device_count()}"  # one past the last CUDA device, on any machine
     cases = [
         (lambda: GlimpseTorchRLEnv("glimpse/NoSuchTask-v0", num_envs=2), "task must be one of"),
@@ -210,8 +211,9 @@ def test_bad_input_fails_in_one_line():
         (lambda: GlimpseTorchRLEnv(ID, num_envs=2, autoreset_mode=AutoresetMode.NEXT_STEP), "got <AutoresetMode.NEXT_STEP"),
         (lambda: GlimpseTorchRLEnv(ID, num_envs=2, device=missing), f"device '{missing}'"),
         (lambda: GlimpseTorchRLEnv(ID, num_envs=2, arrays="numpy", **SMALL), "arrays='numpy'"),
-        (lambda: GlimpseTorchRLEnv(gym.make_vec(ID, num_envs=2, autoreset_mode=AutoresetMode.DISABLED), glimpse_size=4),
-         "apply only when env is an id"),
+        (lambda: GlimpseTorchRLEnv(vec_disabled, glimpse_size=4), r"arguments \['glimpse_size'\] apply only when env is an id"),
+        (lambda: GlimpseTorchRLEnv(vec_disabled, device="cpu"), r"arguments \['device'\] apply only"),
+        (lambda: GlimpseTorchRLEnv(vec_disabled, num_envs=2), r"arguments \['num_envs'\] apply only"),
         (lambda: GlimpseTorchRLEnv(ID, num_envs=0), "num_envs must be an integer >= 1"),
     ]
     if not torch.cuda.is_available():
