@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["check_shape", "check_finite", "check_int", "check_positive_int", "check_canvas"]
+__all__ = ["check_shape", "check_finite", "check_int", "check_positive_int", "check_canvas", "check_device"]
 
 
 def check_shape(tensor: object, name: str, pattern: str, dims: Sequence[int | None] | None = None) -> None:
@@ -77,6 +77,28 @@ def check_positive_int(value: object, name: str) -> int:
     """Return ``value`` as an ``int``, or raise ``ValueError`` if it is not an integer ``>= 1``
     (:func:`check_int` with ``minimum=1``)."""
     return check_int(value, name, minimum=1)
+
+
+def check_device(device: object, name: str = "device") -> torch.device:
+    """Return ``device`` as a ``torch.device``, or raise ``ValueError`` unless this machine has it.
+
+    Example:
+        >>> check_device("cpu")
+        device(type='cpu')
+        >>> check_device("gpu")
+        Traceback (most recent call last):
+        ...
+        ValueError: device must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got 'gpu'
+    """
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name} must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got {device!r}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name} {str(device)!r}: this torch has no CUDA device (torch {torch.__version__})")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"{name} {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return parsed
 
 
 def check_canvas(images: object, name: str = "images", shape: Sequence[int] | None = None) -> None:
