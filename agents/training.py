@@ -56,6 +56,7 @@ from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec, Pri
 import envs
 from envs import data as envs_data
 from envs.files import atomic_write, open_no_follow, write_text_atomic
+from glimpse import checks
 from agents import distributed
 from agents.contract import RolloutAgent, SceneAgent
 from agents import trainers
@@ -360,21 +361,11 @@ def check_text(config: Any) -> None:
 
 
 def check_device(name: str) -> None:
-    """A :class:`ConfigError` unless ``name`` is a device that can train here: ``cpu``, or ``cuda[:N]`` /
-    ``mps`` where this machine has one (torch's other device types hold no data, as ``meta``, or are
-    not supported by the glimpse core)."""
+    """A :class:`ConfigError` unless ``name`` is a device that can train here (:func:`glimpse.checks.check_device`)."""
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"--device must be cpu, cuda, cuda:N or mps; got {name!r}") from None
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"--device {name}: this torch has no MPS device (torch {torch.__version__})")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: this torch has no CUDA device (torch {torch.__version__})")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+        checks.check_device(name, "--device")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _preparse(argv: Sequence[str]) -> argparse.Namespace:

@@ -80,7 +80,9 @@ def check_positive_int(value: object, name: str) -> int:
 
 
 def check_device(device: object, name: str = "device") -> torch.device:
-    """Return ``device`` as a ``torch.device``, or raise ``ValueError`` unless this machine has it.
+    """Return ``device`` as a ``torch.device``, or raise ``ValueError`` unless it is a device this machine
+    has that can hold the glimpse core's tensors: ``cpu``, ``cuda[:N]``, ``mps`` (torch's other device
+    types, such as ``meta``, hold no data or are not supported here).
 
     Example:
         >>> check_device("cpu")
@@ -88,16 +90,20 @@ def check_device(device: object, name: str = "device") -> torch.device:
         >>> check_device("gpu")
         Traceback (most recent call last):
         ...
-        ValueError: device must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got 'gpu'
+        ValueError: device must be cpu, cuda, cuda:N or mps; got 'gpu'
     """
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"{name} must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got {device!r}") from None
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{name} must be cpu, cuda, cuda:N or mps; got {device!r}") from None
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{name} {str(device)!r}: this torch has no CUDA device (torch {torch.__version__})")
     if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
         raise ValueError(f"{name} {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name} {str(device)!r}: this torch has no MPS device (torch {torch.__version__})")
     return parsed
 
 

@@ -335,7 +335,9 @@ def test_evaluate_builds_the_model_from_the_checkpoints_own_config(finished, tmp
     (["--learning-rate", "nan"], "--learning-rate must be > 0; got nan"),
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--torch-threads", "0"], "--torch-threads must be >= 1"),
-    (["--device", "gpu"], "--device must be a torch device"),
+    (["--device", "gpu"], "--device must be cpu, cuda, cuda:N or mps; got 'gpu'"),
+    (["--device", "meta"], "--device must be cpu, cuda, cuda:N or mps; got 'meta'"),
+    (["--seed", "99999999999999999999999"], "--seed must be >= 0 and <= 4294967295; got 99999999999999999999999"),
     (["--agent", "item-hard", "--expected-context-prob", "1.5"], "--expected-context-prob must be >= 0 and <= 1"),
     (["--agent", "ram", "--std", "-0.1"], "--std must be > 0"),
 ])
