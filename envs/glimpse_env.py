@@ -61,9 +61,10 @@ row (Catch, ``canvas - 1`` steps). Truncation: at ``max_episode_steps`` if given
   ``infos["final_info"]["label"]`` (each with its ``_`` mask). Stable-Baselines3 (``envs.sb3``) and the
   agents of :mod:`agents` need this mode: every step is a real transition.
 - ``DISABLED``: an ended env must be reset (``reset(options={"reset_mask": mask})`` resets only the envs of
-  the ``(N,)`` bool mask) before it is stepped again.
+  the ``(N,)`` bool mask, which needs a True entry, as in Gymnasium) before it is stepped again.
 
-Both modes play the same episodes from the same seed; only where the reset shows differs.
+Both modes play the same episodes from the same seed; only where the reset shows differs. A single env has
+no autoreset: ``gym.make(id, autoreset_mode=...)`` is refused (it is a vector-env option).
 
 ## Arrays (the vector env)
 ``arrays="torch"`` (default, the fast path: no copies, on ``device``): observations, rewards,
@@ -72,6 +73,9 @@ infos exactly as Gymnasium's own vector envs write them (in ``SAME_STEP`` mode `
 an object array of per-env observations), so every Gymnasium vector wrapper that applies to a Dict
 observation works on it (``RecordEpisodeStatistics``, ``NormalizeReward``, ``FlattenObservation``,
 ``DictInfoToList``, ...). For torch episode statistics, see :class:`envs.wrappers.RecordEpisodeStatistics`.
+A single env is numpy in and out, its step infos numpy scalars (``np.int64`` labels, ``np.bool_`` ``caught``);
+it takes ``arrays="numpy"`` (as ``gym.make_vec(id, vectorization_mode="sync", arrays="numpy")`` passes it on)
+and refuses ``arrays="torch"``.
 
 ## Seeding
 Every random number is a counter-based hash of (seed, episode, draw): env ``i`` of
@@ -81,6 +85,12 @@ env ``i`` shows test example ``j = (s + i + e * N) mod M`` (``M`` = test digits,
 digit ``j`` (for ``folder``: test picture ``j``, ``files[j]`` of :func:`envs.data.load_image_folder`) on a
 canvas (position, clutter, motion) drawn from ``j`` alone, the same whatever the seed or device, so ``N``
 envs over ``ceil(M / N)`` episodes each see every test example exactly once.
+
+Seeds follow Gymnasium's rules: ``reset(seed=...)`` takes ``None``, an int, or (the vector env) a list of
+``N`` ints or ``None`` entries, where ``None`` leaves that env unseeded (it plays on; at the first reset it gets
+a random key). An int may be a numpy integer; it must lie in ``[0, 2**64)`` (the keys are 64-bit), and for the
+vector env so must ``s + N - 1``. Negative seeds, bools, floats, strings, tensors and arrays are refused with a
+``TypeError`` or ``ValueError`` naming what arrived.
 
 ## Arguments
 See :class:`GlimpseVectorEnv` (the retina, modes, data source and device) and the task's options dataclass in
@@ -286,11 +296,21 @@ class GlimpseVectorEnv(VectorEnv):
     # The env's state (pictures, steps, locations) is updated in place from call to call, so reset and
     # step always make it as normal tensors, also when called under torch.inference_mode.
     @outside_inference_mode
-    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
-        """Start new episodes in every env. ``seed`` ``s`` gives env ``i`` the key ``s + i``.
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        """Start new episodes in every env. ``seed`` follows Gymnasium's vector envs:
 
-        ``options={"reset_mask": mask}`` (``(N,)`` bool, numpy or torch) starts new episodes in the envs of
-        ``mask`` only (Gymnasium's partial reset, for ``DISABLED`` autoreset); the other envs play on.
+        - ``None``: the envs play on from their keys (their next episodes); at the first reset, random keys.
+        - an int ``s`` (or numpy integer): env ``i`` gets the key ``s + i`` and plays the episodes of a single
+          env seeded ``s + i``; ``s + N - 1`` must be below ``2**64`` (the keys are 64-bit).
+        - a list (or tuple) of ``N`` entries, each an int in ``[0, 2**64)`` (env ``i``'s key) or ``None``
+          (env ``i`` is not re-seeded: it plays on from its key; at the first reset, a random key).
+
+        Anything else (negative or too large ints, bools, floats, strings, tensors, lists of another length) is
+        refused with a ``TypeError`` or ``ValueError`` that names what arrived.
+
+        ``options={"reset_mask": mask}`` (``(N,)`` bool, numpy or torch, with at least one True entry, as
+        Gymnasium requires) starts new episodes in the envs of ``mask`` only (Gymnasium's partial reset, for
+        ``DISABLED`` autoreset); the other envs play on.
         """
         mask = None if options is None else options.get("reset_mask")
         if mask is not None:
@@ -301,23 +321,26 @@ class GlimpseVectorEnv(VectorEnv):
             _require(seed is None, "reset with options['reset_mask'] takes no seed: the masked envs play on from theirs")
             _require(self._keys is not None, "the first reset() resets every env: call it without reset_mask")
             rows = mask.nonzero().flatten()
+            _require(len(rows) > 0, "options['reset_mask'] must have at least one True entry (as in Gymnasium's "
+                                    "vector envs); got all False")
             self._episodes[rows] += 1
             self._start(rows)
             self._any_done = bool(self._done.any())
             return self._output(self._observe(), {})
-        if seed is not None:
-            if isinstance(seed, int):
-                self._keys = rng.keys_from_seed(seed, self.num_envs, self.device)
+        if seed is None:
+            if self._keys is None:
+                self._np_random, drawn = seeding.np_random(None)
+                self._keys = rng.keys_from_seed(int(drawn) % 2**62, self.num_envs, self.device)
             else:
-                _require(len(seed) == self.num_envs, f"seed list must have {self.num_envs} entries; got {len(seed)}")
-                self._keys = torch.tensor([rng._signed(int(s)) for s in seed], dtype=torch.int64, device=self.device)
-            self._np_random, _ = seeding.np_random(seed if isinstance(seed, int) else int(seed[0]))
-            self._episodes.zero_()
-        elif self._keys is None:
-            self._np_random, drawn = seeding.np_random(None)
-            self._keys = rng.keys_from_seed(int(drawn) % 2**62, self.num_envs, self.device)
+                self._episodes += 1
+        elif isinstance(seed, (list, tuple)):
+            self._reseed([None if s is None else rng.check_seed(s, f"seed[{i}]") for i, s in enumerate(seed)])
         else:
-            self._episodes += 1
+            seed = rng.check_seed(seed, expected=f"an int, None or a list of {self.num_envs} ints/None (numpy integers "
+                                                 f"too)")
+            self._keys = rng.keys_from_seed(seed, self.num_envs, self.device)
+            self._np_random, _ = seeding.np_random(seed)
+            self._episodes.zero_()
         rows = torch.arange(self.num_envs, device=self.device)
         self._start(rows)
         self._any_done = False
@@ -449,6 +472,19 @@ class GlimpseVectorEnv(VectorEnv):
             infos["final_obs"] = per_env
         return (obs, *(_numpy(x) for x in step), infos)
 
+    def _reseed(self, seeds: list[int | None]) -> None:
+        """Keys from a checked seed list: env ``i`` gets key ``seeds[i]`` (episode 0), or with ``None`` plays on
+        from its key (its next episode; at the first reset, a random key, as Gymnasium's unseeded envs)."""
+        _require(len(seeds) == self.num_envs, f"seed list must have {self.num_envs} entries; got {len(seeds)}")
+        old = None if self._keys is None else self._keys.tolist()
+        keys = [rng._signed(s if s is not None else old[i] if old is not None else int(seeding.np_random(None)[1]))
+                for i, s in enumerate(seeds)]
+        if seeds[0] is not None:
+            self._np_random, _ = seeding.np_random(seeds[0])
+        reseeded = torch.tensor([s is not None or old is None for s in seeds], device=self.device)
+        self._keys = torch.tensor(keys, dtype=torch.int64, device=self.device)
+        self._episodes = torch.where(reseeded, 0, self._episodes + 1)
+
     def _start(self, rows: Tensor) -> None:
         keys, episodes = self._keys[rows], self._episodes[rows]
         if self._scene.test_set_size is not None and self.split == "test":
@@ -511,6 +547,15 @@ class GlimpseEnv(gym.Env):
 
     def __init__(self, **kwargs: Any) -> None:
         _require("num_envs" not in kwargs, "GlimpseEnv is a single env; use gymnasium.make_vec for num_envs")
+        _require("autoreset_mode" not in kwargs,
+                 f"a single env has no autoreset (its episodes end; call reset()): autoreset_mode is an option of the "
+                 f"vector env, gymnasium.make_vec(id, num_envs=N, autoreset_mode=...); got "
+                 f"autoreset_mode={kwargs.get('autoreset_mode')!r}")
+        # A single env always speaks numpy: arrays="numpy" says so (and reaches it through make_vec's sync and
+        # async modes); arrays="torch" is the vector env's.
+        arrays = kwargs.pop("arrays", "numpy")
+        _require(arrays == "numpy", f"a single env returns numpy arrays: arrays={arrays!r} is an option of the vector "
+                                    f"env, gymnasium.make_vec(id, num_envs=N, arrays=...)")
         self._vec = GlimpseVectorEnv(1, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
         self.render_mode = self._vec.render_mode
         self.observation_space = self._vec.single_observation_space
@@ -525,6 +570,9 @@ class GlimpseEnv(gym.Env):
     action_mode = _forwarded("action_mode")
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start a new episode; ``seed``: ``None`` or an int (or numpy integer) in ``[0, 2**64)``."""
+        if seed is not None:
+            seed = rng.check_seed(seed)
         super().reset(seed=seed)
         if seed is None and self._vec._keys is None:
             # First reset without a seed: draw the key from this env's np_random.
@@ -535,7 +583,8 @@ class GlimpseEnv(gym.Env):
     def step(self, action):
         action = np.asarray(action)
         obs, reward, terminated, truncated, info = self._vec.step(action[None])
-        info = {k: v[0].item() for k, v in info.items() if not k.startswith("_") and bool(info[f"_{k}"][0])}
+        # numpy scalars (np.int64 labels, np.bool_ caught), as libraries that stack infos into arrays expect.
+        info = {k: v[0].cpu().numpy()[()] for k, v in info.items() if not k.startswith("_") and bool(info[f"_{k}"][0])}
         return _unbatch(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def render(self) -> np.ndarray | None:
