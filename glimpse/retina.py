@@ -474,9 +474,18 @@ class GlimpseSensor:
     def replace(self, index: Tensor, images: Tensor) -> None:
         """Re-prepare the rows ``index`` ``(K,)`` with new ``images`` ``(K, C, H, W)`` (an env's reset).
 
-        When ``index`` is every row in order (all envs restart together) this is :meth:`prepare`.
+        One image per row (nothing is broadcast); ``index`` holds integer rows, checked as a call's ``index``
+        (in ``[0, N)`` and, here, each row once, when ``validate``). When ``index`` is every row in order (all
+        envs restart together) this is :meth:`prepare`.
         """
         self._check_replacement(images)
+        check_shape(index, "index", "(K,)", (None,))
+        if index.shape[0] != images.shape[0]:
+            raise ValueError(f"replace() takes one image per row of index: got {index.shape[0]} rows and "
+                             f"{images.shape[0]} images")
+        self._check_index(index, index.shape[0])
+        if self.validate and len(torch.unique(index)) != len(index):
+            raise ValueError(f"index must name each row once; got {index.tolist() if len(index) <= 16 else 'repeats'}")
         if len(index) == self.num_images and torch.equal(index, torch.arange(len(index), device=index.device)):
             self.prepare(images)
         elif not self.uses_planes and self.images.requires_grad:
