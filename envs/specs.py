@@ -286,7 +286,8 @@ class VideoOptions:
     """A user's labelled videos."""
 
     video: tuple[Any, Any] | None = None
-    """(frames, labels): (M, T, H, W[, C]) uint8 or float in [0, 1], and (M,) integer labels; required"""
+    """(frames, labels): (M, T, H, W) or channels-last (M, T, H, W, C) with C <= 4, uint8 or float in [0, 1],
+    and (M,) integer labels >= 0 (see envs.tasks.as_video_source); required"""
 
 
 
