@@ -96,6 +96,14 @@ vector env so must ``s + N - 1``. Negative seeds, bools, floats, strings, tensor
 See :class:`GlimpseVectorEnv` (the retina, modes, data source and device) and the task's options dataclass in
 :mod:`envs.specs` (``canvas``, ``num_glimpses``, ``distractors``, ``frames``, ...).
 
+Two limits are checked when an env is made, before anything large is allocated. The retina takes no scale
+beyond the first whose window covers the whole canvas from any glimpse centre (a side of ``2 * max(H, W)``):
+the scales above it would add only padding (on the 28 px MNIST canvas, 8 px glimpses allow up to 4 scales,
+8 to 64 px). And the env's buffers, estimated (pictures or videos, the retina's planes or windows, a batch of
+glimpses; :meth:`GlimpseVectorEnv.item_glimpses` is checked when called), must fit in the memory available
+on its device now (CPU: Linux's ``MemAvailable``, else the physical memory; CUDA: the free memory). Either
+refusal is a one-line ``ValueError`` that says what it would take.
+
 ## Version History
 - v0: initial release.
 - v0 (same episodes): the task is a :class:`envs.TaskSpec` with its own options; each preset the scripts
@@ -108,6 +116,7 @@ See :class:`GlimpseVectorEnv` (the retina, modes, data source and device) and th
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -236,6 +245,12 @@ class GlimpseVectorEnv(VectorEnv):
         channels, height, width = self._scene.shape
         _require(glimpse_size <= min(height, width),
                  f"glimpse_size {glimpse_size} is larger than the {height}x{width} canvas")
+        _check_coarsest_scale(glimpse_size, scales, factor, height, width)
+        # Refuse now, in one line, what could not fit: the scene's buffers are made at the first reset. Beside
+        # them, a copy of the observations (numpy, clones) and the batched observation space's bounds (float32
+        # low and high, and two bool masks, per glimpse entry).
+        glimpses = num_envs * scales * channels * glimpse_size**2 * (4 + 2 * 4 + 2)
+        _check_memory(self._scene.memory_bytes(num_envs, self.device) + glimpses, num_envs, self.device)
         self.canvas_shape = self._scene.shape
         self.grid = grid if grid is not None else max(2, math.ceil(max(height, width) / glimpse_size))
         check_int(self.grid, "grid")
@@ -420,6 +435,10 @@ class GlimpseVectorEnv(VectorEnv):
             raise RuntimeError("call reset() before item_glimpses()")
         centers = self.item_centers()
         items, n = len(centers), self.num_envs
+        # One glimpse per item and env: float32 means and their int64 entries (as the observations' retina).
+        s, c, g = self.single_observation_space["glimpse"].shape[:3]
+        _check_memory(n * items * s * g * g * (4 * c + 8 * (1 + c)), n, self.device,
+                      f"item_glimpses() of {items} items")
         rows = torch.arange(n, device=self.device).repeat_interleave(items)
         glimpses = self._scene.glimpse(centers.repeat(n, 1), self._steps[rows], rows)
         return glimpses.view(n, items, *glimpses.shape[1:])
@@ -616,6 +635,50 @@ def _autoreset_mode(mode: Any) -> AutoresetMode:
         values = tuple(m.value for m in AutoresetMode)
         raise ValueError(f"autoreset_mode must be a gymnasium.vector.AutoresetMode (or one of {values}); "
                          f"got {mode!r}") from None
+
+
+def _check_coarsest_scale(size: int, scales: int, factor: int, height: int, width: int) -> None:
+    """Refuse scales beyond the first whose window covers the whole canvas from any centre (a side of twice
+    the canvas: centred on a corner, it still reaches the far one): the scales above it add only padding,
+    and their planes grow with the square of their windows."""
+    side = 2 * max(height, width)
+    covering = next((k for k in range(scales) if size * factor**k >= side), None)
+    _require(covering is None or covering == scales - 1,
+             f"scales={scales} is too many for the {height}x{width} canvas: the scale-{covering} window "
+             f"({size * factor**covering if covering is not None else 0} px) already covers the whole canvas from any "
+             f"glimpse centre (>= 2 x {max(height, width)} px), so the scales above it add only padding; use "
+             f"scales <= {(covering or 0) + 1} (or a smaller glimpse_size or factor)")
+
+
+def _available_memory(device: torch.device) -> int | None:
+    """Bytes that new tensors on ``device`` can take now: CUDA's free memory plus what torch's allocator holds
+    unused; on the CPU the kernel's ``MemAvailable`` (Linux), else the physical memory (POSIX); None where
+    unknown."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _check_memory(need: int, num_envs: int, device: torch.device, what: str = "this env") -> None:
+    """Refuse what would take ``need`` bytes (estimated) beyond the memory available on ``device``."""
+    limit = _available_memory(device)
+    _require(limit is None or need <= limit,
+             f"{what} would take about {need / 2**30:.1f} GiB ({num_envs} envs x {need / num_envs / 2**20:.2f} MiB: "
+             f"pictures, the retina's buffers, glimpses) but {(limit or 0) / 2**30:.1f} GiB is available on "
+             f"{device}: use fewer envs, fewer scales or a smaller glimpse_size or canvas")
 
 
 def _require(condition: bool, message: str) -> None:

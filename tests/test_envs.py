@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import warnings
@@ -803,6 +804,105 @@ def test_single_env_takes_arrays_numpy_and_refuses_vector_options():
         with pytest.raises(ValueError, match="a single env has no autoreset.*make_vec") as caught:
             gym.make("glimpse/MNIST-v0", autoreset_mode=mode)
         assert "\n" not in str(caught.value)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Limits checked before allocating: the coarsest scale, the memory
+# ------------------------------------------------------------------------------------------------------------
+
+
+# The retinas of the README's and docs' commands and of the tests' envs: (task, glimpse_size, scales, task options).
+RECIPES = [
+    ("mnist", 8, 3, {}), ("mnist", 8, 4, {}), ("cluttered-60", 12, 3, {}), ("translated-60", 12, 3, {}),
+    ("small-100", 12, 4, {}), ("moving-mnist", 12, 3, {}), ("catch", 6, 3, {}), ("catch", 24, 1, {}),
+    ("catch", 5, 2, dict(canvas=9)),
+]
+
+
+@pytest.mark.parametrize("task, size, scales, options", RECIPES)
+def test_recipes_retinas_are_allowed(task, size, scales, options):
+    vec = GlimpseVectorEnv(2, task=task, glimpse_size=size, scales=scales, **options)
+    assert vec.single_observation_space["glimpse"].shape[:1] == (scales,)
+
+
+@pytest.mark.parametrize("size, factor, allowed", [(8, 2, 4), (5, 2, 5), (8, 3, 3), (28, 2, 2), (8, 100, 2), (3, 1, 9)])
+def test_scales_beyond_the_whole_canvas_are_refused(size, factor, allowed):
+    """A scale whose window already covers the whole canvas from any centre (a corner) is the last one allowed."""
+    vec = GlimpseVectorEnv(1, task="mnist", glimpse_size=size, scales=allowed, factor=factor)
+    if factor > 1:  # independently: the coarsest window, centred on either corner, holds the whole 28 px canvas
+        corners = window_corners_px(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), 28, 28, size=size, scales=allowed,
+                                    factor=factor)[:, -1]
+        side = size * factor ** (allowed - 1)
+        assert bool((corners <= 0).all() and (corners + side >= 28).all())
+        # ... which the scale below does not, from a corner: that scale was still useful.
+        below = window_corners_px(torch.tensor([[-1.0, -1.0]]), 28, 28, size=size, scales=allowed - 1, factor=factor)
+        assert int(below[0, -1, 0]) + size * factor ** (allowed - 2) < 28
+        with pytest.raises(ValueError, match=rf"scales={allowed + 1} is too many for the 28x28 canvas: .* use scales "
+                                             rf"<= {allowed}") as caught:
+            GlimpseVectorEnv(1, task="mnist", glimpse_size=size, scales=allowed + 1, factor=factor)
+        assert "\n" not in str(caught.value)
+    assert vec.retina["scales"] == allowed
+
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def test_scales_10_on_mnist_fails_fast_without_allocating():
+    """The issue's case: --scales 10 on 28x28 MNIST allocated 4.9 GB; now one line, at once."""
+    peak = _peak_rss_mib()
+    with pytest.raises(ValueError, match="scales=10 is too many for the 28x28 canvas.*use scales <= 4"):
+        gym.make_vec("glimpse/MNIST-v0", num_envs=16, glimpse_size=8, scales=10)
+    assert _peak_rss_mib() - peak < 200
+
+
+def test_env_larger_than_the_memory_is_refused_before_allocating(monkeypatch):
+    """The issue's case on its 8 GiB machine: 100,000 SmallMNIST100 envs of 4 scales of 12 px (over 8 GB)."""
+    import envs.glimpse_env as module
+
+    monkeypatch.setattr(module, "_available_memory", lambda device: 8 * 2**30)
+    peak = _peak_rss_mib()
+    with pytest.raises(ValueError, match=r"this env would take about [0-9.]+ GiB \(100000 envs x .* but 8.0 GiB is "
+                                         r"available on cpu: use fewer envs") as caught:
+        gym.make_vec("glimpse/SmallMNIST100-v0", num_envs=100000, glimpse_size=12, scales=4)
+    assert _peak_rss_mib() - peak < 200, "it allocated before refusing"
+    # Independently: the 4 planes of block means alone, each at least (100 + 2 * 8 - 8 + 1)^2 float32 per
+    # canvas, take 17.7 GiB.
+    need = float(str(caught.value).split("about ")[1].split(" GiB")[0])
+    assert need >= 100000 * 4 * 109**2 * 4 / 2**30
+    # A machine never has this much (2.6 TB): refused by the real limit too, CPU or CUDA.
+    monkeypatch.undo()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with pytest.raises(ValueError, match=rf"this env would take about .* GiB is available on {device}"):
+        gym.make_vec("glimpse/SmallMNIST100-v0", num_envs=10**7, glimpse_size=12, scales=4, device=device)
+    assert _peak_rss_mib() - peak < 200
+    # A fitting env is made, and what it allocates is what was estimated (within 25%).
+    vec = GlimpseVectorEnv(64, task="small-100", glimpse_size=12, scales=4)
+    vec.reset(seed=0)
+    scene = vec._scene
+    made = sum(t.numel() * t.element_size() for t in (scene.pictures, scene.sensor.planes, scene.sensor._scratch,
+                                                       scene.sensor.images) if t is not None)
+    assert made <= scene.memory_bytes(64, vec.device) <= 1.25 * made
+
+
+def test_item_glimpses_larger_than_the_memory_are_refused(monkeypatch):
+    import envs.glimpse_env as module
+
+    vec = GlimpseVectorEnv(4, task="mnist", glimpse_size=2, scales=2)  # 14 x 14 items
+    vec.reset(seed=0)
+    assert vec.item_glimpses().shape == (4, 196, 2, 1, 2, 2)
+    monkeypatch.setattr(module, "_available_memory", lambda device: 10_000)
+    with pytest.raises(ValueError, match=r"item_glimpses\(\) of 196 items would take about .* available on cpu"):
+        vec.item_glimpses()
+
+
+def test_available_memory_is_known_on_this_machine():
+    from envs.glimpse_env import _available_memory
+
+    available = _available_memory(torch.device("cpu"))
+    assert 0 < available <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def test_stepping_after_the_end_needs_reset():

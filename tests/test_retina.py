@@ -229,6 +229,27 @@ def test_sensor_index_and_method_are_checked():
 
 
 @pytest.mark.parametrize("method", ["planes", "windows"])
+@pytest.mark.parametrize("dtype, channels, size, scales, factor", [
+    (torch.uint8, 1, 5, 3, 2), (torch.float32, 3, 4, 2, 3), (torch.float64, 2, 3, 3, 2),
+])
+def test_sensor_memory_bytes_counts_what_a_sensor_keeps(method, dtype, channels, size, scales, factor):
+    """The estimate, without a sensor, equals the buffers a real one keeps; one glimpse adds at least its output."""
+    images = random_images(6, channels, 20, 24, dtype)
+    sensor = GlimpseSensor(images, size=size, scales=scales, factor=factor, method=method)
+    kept = sum(t.numel() * t.element_size() for t in (sensor.planes, getattr(sensor, "_scratch", None), sensor.images)
+               if t is not None)
+    retina = dict(size=size, scales=scales, factor=factor, method=method)
+    assert GlimpseSensor.memory_bytes(tuple(images.shape), dtype, **retina, batch=0) == kept
+    out = sensor(torch.zeros(6, 2))
+    call = GlimpseSensor.memory_bytes(tuple(images.shape), dtype, **retina) - kept
+    assert call >= out.numel() * out.element_size()
+    # "auto" is estimated for the method the sensor would choose.
+    chosen = GlimpseSensor(images, size=size, scales=scales, factor=factor).method
+    assert GlimpseSensor.memory_bytes(tuple(images.shape), dtype, size=size, scales=scales, factor=factor) == (
+        GlimpseSensor.memory_bytes(tuple(images.shape), dtype, size=size, scales=scales, factor=factor, method=chosen))
+
+
+@pytest.mark.parametrize("method", ["planes", "windows"])
 def test_sensor_replace_checks_rows_and_images_as_a_call_does(method):
     """One image per row, no broadcasting; rows in range and each once (as a call checks its index)."""
     images = random_images(3, 1, 8, 8, torch.uint8)
