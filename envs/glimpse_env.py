@@ -250,7 +250,9 @@ class GlimpseVectorEnv(VectorEnv):
         # them, a copy of the observations (numpy, clones) and the batched observation space's bounds (float32
         # low and high, and two bool masks, per glimpse entry).
         glimpses = num_envs * scales * channels * glimpse_size**2 * (4 + 2 * 4 + 2)
-        _check_memory(self._scene.memory_bytes(num_envs, self.device) + glimpses, num_envs, self.device)
+        need = self._scene.memory_bytes(num_envs, self.device) + glimpses
+        _check_memory(need, self.device, f"this env ({num_envs} envs x {need / num_envs / 2**20:.2f} MiB: pictures, "
+                                         f"the retina's buffers, glimpses)")
         self.canvas_shape = self._scene.shape
         self.grid = grid if grid is not None else max(2, math.ceil(max(height, width) / glimpse_size))
         check_int(self.grid, "grid")
@@ -437,8 +439,8 @@ class GlimpseVectorEnv(VectorEnv):
         items, n = len(centers), self.num_envs
         # One glimpse per item and env: float32 means and their int64 entries (as the observations' retina).
         s, c, g = self.single_observation_space["glimpse"].shape[:3]
-        _check_memory(n * items * s * g * g * (4 * c + 8 * (1 + c)), n, self.device,
-                      f"item_glimpses() of {items} items")
+        _check_memory(n * items * s * g * g * (4 * c + 8 * (1 + c)), self.device,
+                      f"item_glimpses() ({n} envs x {items} items x {s} scales of {c} x {g} x {g})")
         rows = torch.arange(n, device=self.device).repeat_interleave(items)
         glimpses = self._scene.glimpse(centers.repeat(n, 1), self._steps[rows], rows)
         return glimpses.view(n, items, *glimpses.shape[1:])
@@ -641,13 +643,13 @@ def _check_coarsest_scale(size: int, scales: int, factor: int, height: int, widt
     """Refuse scales beyond the first whose window covers the whole canvas from any centre (a side of twice
     the canvas: centred on a corner, it still reaches the far one): the scales above it add only padding,
     and their planes grow with the square of their windows."""
-    side = 2 * max(height, width)
-    covering = next((k for k in range(scales) if size * factor**k >= side), None)
-    _require(covering is None or covering == scales - 1,
-             f"scales={scales} is too many for the {height}x{width} canvas: the scale-{covering} window "
-             f"({size * factor**covering if covering is not None else 0} px) already covers the whole canvas from any "
-             f"glimpse centre (>= 2 x {max(height, width)} px), so the scales above it add only padding; use "
-             f"scales <= {(covering or 0) + 1} (or a smaller glimpse_size or factor)")
+    side = max(height, width)
+    covering = next((k for k in range(scales) if size * factor**k >= 2 * side), scales - 1)
+    if covering < scales - 1:
+        raise ValueError(f"scales={scales} is too many for the {height}x{width} canvas: the scale-{covering} window "
+                         f"({size * factor**covering} px) already covers the whole canvas from any glimpse centre "
+                         f"(>= 2 x {side} px), so the scales above it add only padding; use scales <= {covering + 1} "
+                         f"(or a smaller glimpse_size or factor)")
 
 
 def _available_memory(device: torch.device) -> int | None:
@@ -672,12 +674,11 @@ def _available_memory(device: torch.device) -> int | None:
         return None
 
 
-def _check_memory(need: int, num_envs: int, device: torch.device, what: str = "this env") -> None:
-    """Refuse what would take ``need`` bytes (estimated) beyond the memory available on ``device``."""
+def _check_memory(need: int, device: torch.device, what: str) -> None:
+    """Refuse ``what`` if it would take ``need`` bytes (estimated) beyond the memory available on ``device``."""
     limit = _available_memory(device)
     _require(limit is None or need <= limit,
-             f"{what} would take about {need / 2**30:.1f} GiB ({num_envs} envs x {need / num_envs / 2**20:.2f} MiB: "
-             f"pictures, the retina's buffers, glimpses) but {(limit or 0) / 2**30:.1f} GiB is available on "
+             f"{what} would take about {need / 2**30:.1f} GiB but {(limit or 0) / 2**30:.1f} GiB is available on "
              f"{device}: use fewer envs, fewer scales or a smaller glimpse_size or canvas")
 
 

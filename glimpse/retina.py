@@ -394,7 +394,7 @@ class GlimpseSensor:
         self.out_dtype = _output_dtype(images)
         self.num_images = int(images.shape[0])
         device = images.device
-        self.method = method = _sensor_method(method, images, self.size, self.scales, self.factor)
+        self.method = _sensor_method(method, images, self.size, self.scales, self.factor)
         self.images: Tensor | None = None  # the images themselves, when glimpsed by windows or fused
         self.planes: Tensor | None = None
         if self.uses_planes:
