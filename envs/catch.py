@@ -20,7 +20,7 @@ from envs import rng
 from envs.scenes import Scene
 from envs.tasks import STREAM_CATCH_COLUMN, STREAM_CATCH_SLOPE
 from glimpse.checks import check_int, check_shape
-from glimpse.retina import extract_glimpses
+from glimpse.retina import GlimpseSensor, extract_glimpses
 
 __all__ = ["CatchState", "catch_reset", "catch_step", "catch_render", "CatchScene"]
 
@@ -174,6 +174,12 @@ class CatchScene(Scene):
         reward = torch.zeros(len(active), dtype=torch.float32, device=active.device)
         reward[rows] = part_reward.to(torch.float32)
         return reward, done
+
+    def memory_bytes(self, num_envs, device):
+        # Each glimpse draws the screens (uint8) and takes the one-shot retina of them: the sensor's windows
+        # method, whose kept copy stands for the drawn screens.
+        return GlimpseSensor.memory_bytes((num_envs, *self.shape), torch.uint8, **self._retina, method="windows",
+                                          device=device)
 
     def glimpse(self, centers, steps, rows=None):
         screens = catch_render(self.state, screen=self.screen)

@@ -61,9 +61,10 @@ row (Catch, ``canvas - 1`` steps). Truncation: at ``max_episode_steps`` if given
   ``infos["final_info"]["label"]`` (each with its ``_`` mask). Stable-Baselines3 (``envs.sb3``) and the
   agents of :mod:`agents` need this mode: every step is a real transition.
 - ``DISABLED``: an ended env must be reset (``reset(options={"reset_mask": mask})`` resets only the envs of
-  the ``(N,)`` bool mask) before it is stepped again.
+  the ``(N,)`` bool mask, which needs a True entry, as in Gymnasium) before it is stepped again.
 
-Both modes play the same episodes from the same seed; only where the reset shows differs.
+Both modes play the same episodes from the same seed; only where the reset shows differs. A single env has
+no autoreset: ``gym.make(id, autoreset_mode=...)`` is refused (it is a vector-env option).
 
 ## Arrays (the vector env)
 ``arrays="torch"`` (default, the fast path: no copies, on ``device``): observations, rewards,
@@ -72,6 +73,9 @@ infos exactly as Gymnasium's own vector envs write them (in ``SAME_STEP`` mode `
 an object array of per-env observations), so every Gymnasium vector wrapper that applies to a Dict
 observation works on it (``RecordEpisodeStatistics``, ``NormalizeReward``, ``FlattenObservation``,
 ``DictInfoToList``, ...). For torch episode statistics, see :class:`envs.wrappers.RecordEpisodeStatistics`.
+A single env is numpy in and out, its step infos numpy scalars (``np.int64`` labels, ``np.bool_`` ``caught``);
+it takes ``arrays="numpy"`` (as ``gym.make_vec(id, vectorization_mode="sync", arrays="numpy")`` passes it on)
+and refuses ``arrays="torch"``.
 
 ## Seeding
 Every random number is a counter-based hash of (seed, episode, draw): env ``i`` of
@@ -82,9 +86,23 @@ digit ``j`` (for ``folder``: test picture ``j``, ``files[j]`` of :func:`envs.dat
 canvas (position, clutter, motion) drawn from ``j`` alone, the same whatever the seed or device, so ``N``
 envs over ``ceil(M / N)`` episodes each see every test example exactly once.
 
+Seeds follow Gymnasium's rules: ``reset(seed=...)`` takes ``None``, an int, or (the vector env) a list of
+``N`` ints or ``None`` entries, where ``None`` leaves that env unseeded (it plays on; at the first reset it gets
+a random key). An int may be a numpy integer; it must lie in ``[0, 2**64)`` (the keys are 64-bit), and for the
+vector env so must ``s + N - 1``. Negative seeds, bools, floats, strings, tensors and arrays are refused with a
+``TypeError`` or ``ValueError`` naming what arrived.
+
 ## Arguments
 See :class:`GlimpseVectorEnv` (the retina, modes, data source and device) and the task's options dataclass in
 :mod:`envs.specs` (``canvas``, ``num_glimpses``, ``distractors``, ``frames``, ...).
+
+Two limits are checked when an env is made, before anything large is allocated. The retina takes no scale
+beyond the first whose window covers the whole canvas from any glimpse centre (a side of ``2 * max(H, W)``):
+the scales above it would add only padding (on the 28 px MNIST canvas, 8 px glimpses allow up to 4 scales,
+8 to 64 px). And the env's buffers, estimated (pictures or videos, the retina's planes or windows, a batch of
+glimpses; :meth:`GlimpseVectorEnv.item_glimpses` is checked when called), must fit in the memory available
+on its device now (CPU: Linux's ``MemAvailable``, else the physical memory; CUDA: the free memory). Either
+refusal is a one-line ``ValueError`` that says what it would take.
 
 ## Version History
 - v0: initial release.
@@ -98,6 +116,7 @@ See :class:`GlimpseVectorEnv` (the retina, modes, data source and device) and th
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -226,6 +245,14 @@ class GlimpseVectorEnv(VectorEnv):
         channels, height, width = self._scene.shape
         _require(glimpse_size <= min(height, width),
                  f"glimpse_size {glimpse_size} is larger than the {height}x{width} canvas")
+        _check_coarsest_scale(glimpse_size, scales, factor, height, width)
+        # Refuse now, in one line, what could not fit: the scene's buffers are made at the first reset. Beside
+        # them, a copy of the observations (numpy, clones) and the batched observation space's bounds (float32
+        # low and high, and two bool masks, per glimpse entry).
+        glimpses = num_envs * scales * channels * glimpse_size**2 * (4 + 2 * 4 + 2)
+        need = self._scene.memory_bytes(num_envs, self.device) + glimpses
+        _check_memory(need, self.device, f"this env ({num_envs} envs x {need / num_envs / 2**20:.2f} MiB: pictures, "
+                                         f"the retina's buffers, glimpses)")
         self.canvas_shape = self._scene.shape
         self.grid = grid if grid is not None else max(2, math.ceil(max(height, width) / glimpse_size))
         check_int(self.grid, "grid")
@@ -286,11 +313,21 @@ class GlimpseVectorEnv(VectorEnv):
     # The env's state (pictures, steps, locations) is updated in place from call to call, so reset and
     # step always make it as normal tensors, also when called under torch.inference_mode.
     @outside_inference_mode
-    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
-        """Start new episodes in every env. ``seed`` ``s`` gives env ``i`` the key ``s + i``.
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        """Start new episodes in every env. ``seed`` follows Gymnasium's vector envs:
 
-        ``options={"reset_mask": mask}`` (``(N,)`` bool, numpy or torch) starts new episodes in the envs of
-        ``mask`` only (Gymnasium's partial reset, for ``DISABLED`` autoreset); the other envs play on.
+        - ``None``: the envs play on from their keys (their next episodes); at the first reset, random keys.
+        - an int ``s`` (or numpy integer): env ``i`` gets the key ``s + i`` and plays the episodes of a single
+          env seeded ``s + i``; ``s + N - 1`` must be below ``2**64`` (the keys are 64-bit).
+        - a list (or tuple) of ``N`` entries, each an int in ``[0, 2**64)`` (env ``i``'s key) or ``None``
+          (env ``i`` is not re-seeded: it plays on from its key; at the first reset, a random key).
+
+        Anything else (negative or too large ints, bools, floats, strings, tensors, lists of another length) is
+        refused with a ``TypeError`` or ``ValueError`` that names what arrived.
+
+        ``options={"reset_mask": mask}`` (``(N,)`` bool, numpy or torch, with at least one True entry, as
+        Gymnasium requires) starts new episodes in the envs of ``mask`` only (Gymnasium's partial reset, for
+        ``DISABLED`` autoreset); the other envs play on.
         """
         mask = None if options is None else options.get("reset_mask")
         if mask is not None:
@@ -301,23 +338,26 @@ class GlimpseVectorEnv(VectorEnv):
             _require(seed is None, "reset with options['reset_mask'] takes no seed: the masked envs play on from theirs")
             _require(self._keys is not None, "the first reset() resets every env: call it without reset_mask")
             rows = mask.nonzero().flatten()
+            _require(len(rows) > 0, "options['reset_mask'] must have at least one True entry (as in Gymnasium's "
+                                    "vector envs); got all False")
             self._episodes[rows] += 1
             self._start(rows)
             self._any_done = bool(self._done.any())
             return self._output(self._observe(), {})
-        if seed is not None:
-            if isinstance(seed, int):
-                self._keys = rng.keys_from_seed(seed, self.num_envs, self.device)
+        if seed is None:
+            if self._keys is None:
+                self._np_random, drawn = seeding.np_random(None)
+                self._keys = rng.keys_from_seed(int(drawn) % 2**62, self.num_envs, self.device)
             else:
-                _require(len(seed) == self.num_envs, f"seed list must have {self.num_envs} entries; got {len(seed)}")
-                self._keys = torch.tensor([rng._signed(int(s)) for s in seed], dtype=torch.int64, device=self.device)
-            self._np_random, _ = seeding.np_random(seed if isinstance(seed, int) else int(seed[0]))
-            self._episodes.zero_()
-        elif self._keys is None:
-            self._np_random, drawn = seeding.np_random(None)
-            self._keys = rng.keys_from_seed(int(drawn) % 2**62, self.num_envs, self.device)
+                self._episodes += 1
+        elif isinstance(seed, (list, tuple)):
+            self._reseed([None if s is None else rng.check_seed(s, f"seed[{i}]") for i, s in enumerate(seed)])
         else:
-            self._episodes += 1
+            seed = rng.check_seed(seed, expected=f"an int, None or a list of {self.num_envs} ints/None (numpy integers "
+                                                 f"too)")
+            self._keys = rng.keys_from_seed(seed, self.num_envs, self.device)
+            self._np_random, _ = seeding.np_random(seed)
+            self._episodes.zero_()
         rows = torch.arange(self.num_envs, device=self.device)
         self._start(rows)
         self._any_done = False
@@ -397,6 +437,10 @@ class GlimpseVectorEnv(VectorEnv):
             raise RuntimeError("call reset() before item_glimpses()")
         centers = self.item_centers()
         items, n = len(centers), self.num_envs
+        # One glimpse per item and env: float32 means and their int64 entries (as the observations' retina).
+        s, c, g = self.single_observation_space["glimpse"].shape[:3]
+        _check_memory(n * items * s * g * g * (4 * c + 8 * (1 + c)), self.device,
+                      f"item_glimpses() ({n} envs x {items} items x {s} scales of {c} x {g} x {g})")
         rows = torch.arange(n, device=self.device).repeat_interleave(items)
         glimpses = self._scene.glimpse(centers.repeat(n, 1), self._steps[rows], rows)
         return glimpses.view(n, items, *glimpses.shape[1:])
@@ -448,6 +492,19 @@ class GlimpseVectorEnv(VectorEnv):
                 per_env[i] = {k: v[i] for k, v in batch.items()}
             infos["final_obs"] = per_env
         return (obs, *(_numpy(x) for x in step), infos)
+
+    def _reseed(self, seeds: list[int | None]) -> None:
+        """Keys from a checked seed list: env ``i`` gets key ``seeds[i]`` (episode 0), or with ``None`` plays on
+        from its key (its next episode; at the first reset, a random key, as Gymnasium's unseeded envs)."""
+        _require(len(seeds) == self.num_envs, f"seed list must have {self.num_envs} entries; got {len(seeds)}")
+        old = None if self._keys is None else self._keys.tolist()
+        keys = [rng._signed(s if s is not None else old[i] if old is not None else int(seeding.np_random(None)[1]))
+                for i, s in enumerate(seeds)]
+        if seeds[0] is not None:
+            self._np_random, _ = seeding.np_random(seeds[0])
+        reseeded = torch.tensor([s is not None or old is None for s in seeds], device=self.device)
+        self._keys = torch.tensor(keys, dtype=torch.int64, device=self.device)
+        self._episodes = torch.where(reseeded, 0, self._episodes + 1)
 
     def _start(self, rows: Tensor) -> None:
         keys, episodes = self._keys[rows], self._episodes[rows]
@@ -511,6 +568,15 @@ class GlimpseEnv(gym.Env):
 
     def __init__(self, **kwargs: Any) -> None:
         _require("num_envs" not in kwargs, "GlimpseEnv is a single env; use gymnasium.make_vec for num_envs")
+        _require("autoreset_mode" not in kwargs,
+                 f"a single env has no autoreset (its episodes end; call reset()): autoreset_mode is an option of the "
+                 f"vector env, gymnasium.make_vec(id, num_envs=N, autoreset_mode=...); got "
+                 f"autoreset_mode={kwargs.get('autoreset_mode')!r}")
+        # A single env always speaks numpy: arrays="numpy" says so (and reaches it through make_vec's sync and
+        # async modes); arrays="torch" is the vector env's.
+        arrays = kwargs.pop("arrays", "numpy")
+        _require(arrays == "numpy", f"a single env returns numpy arrays: arrays={arrays!r} is an option of the vector "
+                                    f"env, gymnasium.make_vec(id, num_envs=N, arrays=...)")
         self._vec = GlimpseVectorEnv(1, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
         self.render_mode = self._vec.render_mode
         self.observation_space = self._vec.single_observation_space
@@ -525,6 +591,9 @@ class GlimpseEnv(gym.Env):
     action_mode = _forwarded("action_mode")
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start a new episode; ``seed``: ``None`` or an int (or numpy integer) in ``[0, 2**64)``."""
+        if seed is not None:
+            seed = rng.check_seed(seed)
         super().reset(seed=seed)
         if seed is None and self._vec._keys is None:
             # First reset without a seed: draw the key from this env's np_random.
@@ -535,7 +604,8 @@ class GlimpseEnv(gym.Env):
     def step(self, action):
         action = np.asarray(action)
         obs, reward, terminated, truncated, info = self._vec.step(action[None])
-        info = {k: v[0].item() for k, v in info.items() if not k.startswith("_") and bool(info[f"_{k}"][0])}
+        # numpy scalars (np.int64 labels, np.bool_ caught), as libraries that stack infos into arrays expect.
+        info = {k: v[0].cpu().numpy()[()] for k, v in info.items() if not k.startswith("_") and bool(info[f"_{k}"][0])}
         return _unbatch(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def render(self) -> np.ndarray | None:
@@ -567,6 +637,49 @@ def _autoreset_mode(mode: Any) -> AutoresetMode:
         values = tuple(m.value for m in AutoresetMode)
         raise ValueError(f"autoreset_mode must be a gymnasium.vector.AutoresetMode (or one of {values}); "
                          f"got {mode!r}") from None
+
+
+def _check_coarsest_scale(size: int, scales: int, factor: int, height: int, width: int) -> None:
+    """Refuse scales beyond the first whose window covers the whole canvas from any centre (a side of twice
+    the canvas: centred on a corner, it still reaches the far one): the scales above it add only padding,
+    and their planes grow with the square of their windows."""
+    side = max(height, width)
+    covering = next((k for k in range(scales) if size * factor**k >= 2 * side), scales - 1)
+    if covering < scales - 1:
+        raise ValueError(f"scales={scales} is too many for the {height}x{width} canvas: the scale-{covering} window "
+                         f"({size * factor**covering} px) already covers the whole canvas from any glimpse centre "
+                         f"(>= 2 x {side} px), so the scales above it add only padding; use scales <= {covering + 1} "
+                         f"(or a smaller glimpse_size or factor)")
+
+
+def _available_memory(device: torch.device) -> int | None:
+    """Bytes that new tensors on ``device`` can take now: CUDA's free memory plus what torch's allocator holds
+    unused; on the CPU the kernel's ``MemAvailable`` (Linux), else the physical memory (POSIX); None where
+    unknown."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _check_memory(need: int, device: torch.device, what: str) -> None:
+    """Refuse ``what`` if it would take ``need`` bytes (estimated) beyond the memory available on ``device``."""
+    limit = _available_memory(device)
+    _require(limit is None or need <= limit,
+             f"{what} would take about {need / 2**30:.1f} GiB but {(limit or 0) / 2**30:.1f} GiB is available on "
+             f"{device}: use fewer envs, fewer scales or a smaller glimpse_size or canvas")
 
 
 def _require(condition: bool, message: str) -> None:

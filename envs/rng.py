@@ -15,14 +15,19 @@ leaves every other draw unchanged.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torch import Tensor
 
 from glimpse.checks import check_shape
 
-__all__ = ["uniform", "integers", "normal", "keys_from_seed", "check_keys"]
+__all__ = ["uniform", "integers", "normal", "keys_from_seed", "check_keys", "check_seed", "SEED_BOUND"]
 
 _MASK64 = (1 << 64) - 1
+#: Seeds are below this: a key is 64 bits, so a larger seed would alias a smaller one.
+SEED_BOUND = 1 << 64
 
 
 def _signed(value: int) -> int:
@@ -89,8 +94,30 @@ def normal(keys: Tensor, episodes: Tensor, stream: int, shape: tuple[int, ...] =
     return torch.sqrt(-2.0 * torch.log1p(-u1)) * torch.cos(2.0 * torch.pi * u2)
 
 
+def check_seed(seed: Any, name: str = "seed", expected: str = "an int (or a numpy integer)") -> int:
+    """``seed`` as a Python int; raise unless it is an int or a numpy integer (not a bool) in ``[0, 2**64)``.
+
+    Gymnasium's seeding takes non-negative ints; numpy integers are ints too here. The bound is the keys'
+    64 bits: a larger seed would play the episodes of a smaller one. ``expected`` is what the type error
+    says the caller takes.
+    """
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        shown = " ".join(repr(seed).split())  # one line, however the type prints itself
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise TypeError(f"{name} must be {expected}; got {type(seed).__name__} {shown}")
+    value = int(seed)
+    if not 0 <= value < SEED_BOUND:
+        raise ValueError(f"{name} must be an int in [0, 2**64); got {value}")
+    return value
+
+
 def keys_from_seed(seed: int, num_envs: int, device: torch.device | str = "cpu") -> Tensor:
-    """``(num_envs,)`` keys ``seed, seed + 1, ...``: env ``i`` of a batch equals a single env seeded ``seed + i``."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int; got {seed!r}")
+    """``(num_envs,)`` keys ``seed, seed + 1, ...``: env ``i`` of a batch equals a single env seeded ``seed + i``.
+
+    ``seed`` as :func:`check_seed` takes it, with ``seed + num_envs - 1`` (the last env's seed) below ``2**64``.
+    """
+    seed = check_seed(seed)
+    if seed + num_envs > SEED_BOUND:
+        raise ValueError(f"seed + num_envs - 1 (the last env's seed) must be below 2**64; got seed {seed} "
+                         f"with {num_envs} envs")
     return torch.arange(num_envs, device=device, dtype=torch.int64) + _signed(seed)

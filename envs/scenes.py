@@ -13,6 +13,7 @@ the project's normalized frame (see :mod:`glimpse`); glimpses are ``(B, S, C, g,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -72,6 +73,11 @@ class Scene:
         """The info of an episode's last step, for every env (the env masks the ones that ended)."""
         return {"label": self.labels.clone()}
 
+    def memory_bytes(self, num_envs: int, device: torch.device) -> int:
+        """About how many bytes the scene's buffers for ``num_envs`` envs on ``device`` will take (its pictures,
+        the retina's, one batch of glimpses), before they exist; 0 where a scene does not say."""
+        return 0
+
 
 class PictureScene(Scene):
     """Still canvases ``(N, C, H, W)`` (classification) or videos ``(N, T, C, H, W)``, whose step ``t``
@@ -87,11 +93,14 @@ class PictureScene(Scene):
         shape: ``(C, H, W)`` of one picture or frame.
         num_classes: ``D``.
         test_set_size: ``M``, the examples ``target`` may index (the fixed test split).
+        frames: pictures per episode: 1 for a still, ``T`` for a video (for :meth:`memory_bytes`).
+        dtype: the pictures' dtype (for :meth:`memory_bytes`).
     """
 
     def __init__(self, generate: Callable, steps: int, retina: dict, shape, num_classes: int,
-                 test_set_size: int | None = None) -> None:
+                 test_set_size: int | None = None, *, frames: int = 1, dtype: torch.dtype = torch.uint8) -> None:
         self._generate, self._retina = generate, retina
+        self._frames_per_episode, self._dtype = frames, dtype
         self.episode_steps, self.shape, self.num_decisions = steps, tuple(shape), num_classes
         self.test_set_size = test_set_size
         self.pictures: Tensor | None = None
@@ -129,3 +138,9 @@ class PictureScene(Scene):
 
     def contents(self):
         return self.pictures, self.labels
+
+    def memory_bytes(self, num_envs, device):
+        images = num_envs * self._frames_per_episode
+        pictures = images * math.prod(self.shape) * self._dtype.itemsize + num_envs * 8  # and the labels
+        return pictures + GlimpseSensor.memory_bytes((images, *self.shape), self._dtype, **self._retina, device=device,
+                                                     batch=num_envs)

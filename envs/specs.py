@@ -286,7 +286,8 @@ class VideoOptions:
     """A user's labelled videos."""
 
     video: tuple[Any, Any] | None = None
-    """(frames, labels): (M, T, H, W[, C]) uint8 or float in [0, 1], and (M,) integer labels; required"""
+    """(frames, labels): (M, T, H, W) or channels-last (M, T, H, W, C) with C <= 4, uint8 or float in [0, 1],
+    and (M,) integer labels >= 0 (see envs.tasks.as_video_source); required"""
 
 
 
@@ -353,7 +354,7 @@ def build_folder(options: FolderOptions, ctx: SceneContext) -> PictureScene:
     pictures, classes = folder.images.to(ctx.device), folder.labels.to(ctx.device)
     generate = lambda k, e, t: tasks.plain_images(pictures, classes, k, e, target=t)  # noqa: E731
     return PictureScene(generate, options.num_glimpses, ctx.retina, tuple(folder.images.shape[1:]),
-                        folder.num_classes, len(folder))
+                        folder.num_classes, len(folder), dtype=folder.images.dtype)
 
 
 def build_moving_mnist(options: MovingMNISTOptions, ctx: SceneContext) -> PictureScene:
@@ -362,7 +363,8 @@ def build_moving_mnist(options: MovingMNISTOptions, ctx: SceneContext) -> Pictur
     generate = lambda k, e, t: tasks.moving_digits(  # noqa: E731
         images, labels, k, e, frames=options.frames, canvas=side, digits=options.digits,
         distractors=options.distractors, distractor_size=options.distractor_size, target=t)
-    return PictureScene(generate, options.frames, ctx.retina, (1, side, side), classes, len(labels))
+    return PictureScene(generate, options.frames, ctx.retina, (1, side, side), classes, len(labels),
+                        frames=options.frames)
 
 
 def build_video(options: VideoOptions, ctx: SceneContext) -> PictureScene:
@@ -376,8 +378,9 @@ def build_video(options: VideoOptions, ctx: SceneContext) -> PictureScene:
     # The validated (M, T, C, H, W) source itself: raw 5-D frames would be read as channels-last again.
     generate = lambda k, e, t: tasks.video_frames(source, None, k, e, target=t)  # noqa: E731
     classes = int(source.labels.max()) + 1
-    return PictureScene(generate, source.frames.shape[1], ctx.retina, tuple(source.frames.shape[-3:]), classes,
-                        len(source.labels))
+    frames = source.frames.shape[1]
+    return PictureScene(generate, frames, ctx.retina, tuple(source.frames.shape[-3:]), classes, len(source.labels),
+                        frames=frames, dtype=clips.dtype)
 
 
 def build_catch(options: CatchOptions, ctx: SceneContext) -> CatchScene:

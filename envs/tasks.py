@@ -76,6 +76,8 @@ STREAM_CATCH_COLUMN = 109  # Catch (envs.catch): the ball's starting column
 STREAM_CATCH_SLOPE = 110  # Catch (envs.catch): the ball's columns per row
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+#: The most channels a channels-last user video may have: a longer last axis is almost surely a frame's width.
+_MAX_VIDEO_CHANNELS = 4
 
 # Canvas pixels per block of rows sent to the retina at once when pasting (x64 on GPUs).
 _CHUNK_PIXELS = 2**18
@@ -677,10 +679,12 @@ def as_video_source(frames: Tensor, labels: Tensor) -> VideoSource:
 
     Conventions:
 
-    - ``frames``: ``(M, T, H, W)`` (one channel) or channels-last ``(M, T, H, W, C)``, uint8 or
-      floating point in ``[0, 1]``; the dtype is kept. Channels-first input is not accepted here (a 5-D
-      tensor is read as channels-last); wrap it directly in :class:`VideoSource` instead.
-    - ``labels``: ``(M,)`` integers, one per video, on the frames' device.
+    - ``frames``: ``(M, T, H, W)`` (one channel) or channels-last ``(M, T, H, W, C)`` with ``C <= 4``
+      channels (grey, RGB, RGBA, ...), uint8 or floating point in ``[0, 1]``; the dtype is kept. Channels-first
+      input is not accepted here: a 5-D tensor whose last axis is longer than 4 is refused (it is most likely
+      ``(M, T, C, H, W)``; pass ``frames.permute(0, 1, 3, 4, 2)``, or wrap it directly in :class:`VideoSource`).
+    - ``labels``: ``(M,)`` integers ``>= 0``, one per video, on the frames' device (the classes are
+      ``0 .. max(labels)``).
 
     Returns:
         A :class:`VideoSource` with contiguous ``(M, T, C, H, W)`` frames, to pass to :func:`video_frames`.
@@ -690,12 +694,20 @@ def as_video_source(frames: Tensor, labels: Tensor) -> VideoSource:
     if frames.dim() == 4:
         laid_out = frames[:, :, None]
     elif frames.dim() == 5:
+        if frames.shape[-1] > _MAX_VIDEO_CHANNELS:
+            hint = (f" (it looks channels-first (M, T, C, H, W) with C = {frames.shape[2]}: pass "
+                    f"frames.permute(0, 1, 3, 4, 2))" if frames.shape[2] <= _MAX_VIDEO_CHANNELS else "")
+            raise ValueError(f"5-D frames must be channels-last (M, T, H, W, C) with C <= {_MAX_VIDEO_CHANNELS}; got "
+                             f"{tuple(frames.shape)}, whose last axis has {frames.shape[-1]} entries{hint}")
         laid_out = frames.permute(0, 1, 4, 2, 3)
     else:
         raise ValueError(f"frames must be (M, T, H, W) or (M, T, H, W, C); got {tuple(frames.shape)}")
     if isinstance(labels, Tensor) and labels.dim() == 1 and labels.shape[0] != frames.shape[0]:
         raise ValueError(f"labels must have one entry per video: {frames.shape[0]} videos, {labels.shape[0]} labels")
     source = VideoSource(laid_out.contiguous(), labels)
+    if int(source.labels.min()) < 0:  # a video with a negative label could never be named: no reward, ever
+        raise ValueError(f"labels must be integers >= 0 (the classes are 0 .. max(labels)); got a label "
+                         f"{int(source.labels.min())}")
     if source.frames.is_floating_point():
         low, high = float(source.frames.min()), float(source.frames.max())
         if not (0.0 <= low and high <= 1.0):  # also catches NaN

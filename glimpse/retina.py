@@ -388,36 +388,53 @@ class GlimpseSensor:
         _check_images(images)
         self.validate = bool(validate)
         self.size, self.scales, self.factor = _check_retina(size, scales, factor)
-        if method not in ("auto", "planes", "windows", "fused"):
-            raise ValueError(f"method must be 'auto', 'planes', 'windows' or 'fused'; got {method!r}")
-        largest_block = factor ** (scales - 1)
-        if method == "fused" and not _fused.available(images, largest_block):
-            raise ValueError(f"method='fused' needs Triton, images on a CUDA device in one of {_fused.DTYPES} and "
-                             f"blocks of at most {_fused.MAX_BLOCK_SIDE} px; got {images.dtype} images on "
-                             f"{images.device}, blocks of {largest_block} px")
         self.height, self.width = int(images.shape[-2]), int(images.shape[-1])
         self.channels = int(images.shape[1])
         self.input_dtype = images.dtype
         self.out_dtype = _output_dtype(images)
         self.num_images = int(images.shape[0])
         device = images.device
-        # Planes pay when the windows cover much of the image (measured on the 2-core VM: at 60x60 and
-        # 100x100 with 48 px windows an 8-glimpse episode is faster on planes, at 224x224 on windows).
-        largest = size * largest_block
-        if method == "auto":
-            # The fused kernel wherever it runs natively (CUDA with Triton); docs/benchmarks.md has the
-            # measured comparison with planes and windows.
-            if _fused.available(images, largest_block) and device.type == "cuda":
-                method = "fused"
-            else:
-                method = "planes" if self.height * self.width <= 8 * largest**2 else "windows"
-        self.method = method
+        self.method = _sensor_method(method, images, self.size, self.scales, self.factor)
         self.images: Tensor | None = None  # the images themselves, when glimpsed by windows or fused
         self.planes: Tensor | None = None
         if self.uses_planes:
             self._init_planes(_plane_dtype(images), device)
         self.prepare(images)
         self._half_extent, self._shift = _corner_constants(self.height, self.width, size, scales, factor, device)
+
+    @staticmethod
+    def memory_bytes(
+        shape: tuple[int, int, int, int], dtype: torch.dtype = torch.uint8, *, size: int, scales: int = 1,
+        factor: int = 2, method: str = "auto", device: torch.device | str = "cpu", batch: int | None = None,
+    ) -> int:
+        """Bytes a sensor on images of ``shape`` ``(N, C, H, W)`` and ``dtype`` would take, without making one.
+
+        What it keeps (the planes and their scratch, or its copy of the images), plus what one glimpse of
+        ``batch`` rows (default ``N``) allocates; an estimate to refuse a size that cannot fit before
+        allocating it (the small look-up tables are not counted). Arguments as for the sensor.
+        """
+        n, channels, height, width = (int(d) for d in shape)
+        size, scales, factor = _check_retina(size, scales, factor)
+        probe = torch.empty(0, dtype=dtype, device=device)  # what the method choice reads: dtype and device
+        method = _sensor_method(method, probe, size, scales, factor, (height, width))
+        batch = n if batch is None else batch
+        pixel, work, out = dtype.itemsize, _plane_dtype(probe).itemsize, _output_dtype(probe).itemsize
+        glimpses = batch * scales * channels * size * size * out
+        if method == "planes":
+            layout = _PlaneLayout(height, width, scales, factor)
+            # The planes and x-mean scratch; a glimpse's int64 entries (per block, and per mean with channels)
+            # and its output.
+            entries = batch * scales * size * size * 8 * (1 + (channels if channels > 1 else 0))
+            return n * channels * (layout.total + layout.scratch) * work + entries + glimpses
+        kept = n * channels * height * width * pixel
+        if method == "fused":
+            return kept + glimpses
+        side = size * factor ** (scales - 1)  # the largest window, copied out row strip first
+        window = batch * channels * (side * width * pixel + side * side * (pixel + work))
+        levels, h = 0, side
+        for _ in range(scales - 1):  # its block-mean pyramid: the x-means and the level of each step
+            levels, h = levels + batch * channels * (h * (h // factor) + (h // factor) ** 2) * work, h // factor
+        return kept + window + levels + glimpses
 
     @property
     def uses_planes(self) -> bool:
@@ -474,9 +491,18 @@ class GlimpseSensor:
     def replace(self, index: Tensor, images: Tensor) -> None:
         """Re-prepare the rows ``index`` ``(K,)`` with new ``images`` ``(K, C, H, W)`` (an env's reset).
 
-        When ``index`` is every row in order (all envs restart together) this is :meth:`prepare`.
+        One image per row (nothing is broadcast); ``index`` holds integer rows, checked as a call's ``index``
+        (in ``[0, N)`` and, here, each row once, when ``validate``). When ``index`` is every row in order (all
+        envs restart together) this is :meth:`prepare`.
         """
         self._check_replacement(images)
+        check_shape(index, "index", "(K,)", (None,))
+        if index.shape[0] != images.shape[0]:
+            raise ValueError(f"replace() takes one image per row of index: got {index.shape[0]} rows and "
+                             f"{images.shape[0]} images")
+        self._check_index(index, index.shape[0])
+        if self.validate and len(torch.unique(index)) != len(index):
+            raise ValueError(f"index must name each row once; got {index.tolist() if len(index) <= 16 else 'repeats'}")
         if len(index) == self.num_images and torch.equal(index, torch.arange(len(index), device=index.device)):
             self.prepare(images)
         elif not self.uses_planes and self.images.requires_grad:
@@ -550,6 +576,30 @@ class GlimpseSensor:
             shape = (batch, self.scales, self.size, self.size)
             self._work = _kept_empty(shape, torch.long, self.planes.device)
         return self._work
+
+
+def _sensor_method(method: str, images: Tensor, size: int, scales: int, factor: int,
+                   extent: tuple[int, int] | None = None) -> str:
+    """The sensor's method for ``images`` (their dtype and device; ``extent`` ``(H, W)`` when they are a probe):
+    ``method`` checked, ``"auto"`` resolved."""
+    if method not in ("auto", "planes", "windows", "fused"):
+        raise ValueError(f"method must be 'auto', 'planes', 'windows' or 'fused'; got {method!r}")
+    largest_block = factor ** (scales - 1)
+    fused = method in ("auto", "fused") and _fused.available(images, largest_block)
+    if method == "fused" and not fused:
+        raise ValueError(f"method='fused' needs Triton, images on a CUDA device in one of {_fused.DTYPES} and "
+                         f"blocks of at most {_fused.MAX_BLOCK_SIDE} px; got {images.dtype} images on "
+                         f"{images.device}, blocks of {largest_block} px")
+    if method != "auto":
+        return method
+    # The fused kernel wherever it runs natively (CUDA with Triton); docs/benchmarks.md has the measured
+    # comparison with planes and windows.
+    if fused and images.device.type == "cuda":
+        return "fused"
+    # Planes pay when the windows cover much of the image (measured on the 2-core VM: at 60x60 and 100x100
+    # with 48 px windows an 8-glimpse episode is faster on planes, at 224x224 on windows).
+    height, width = extent if extent is not None else images.shape[-2:]
+    return "planes" if height * width <= 8 * (size * largest_block) ** 2 else "windows"
 
 
 def extract_glimpses(

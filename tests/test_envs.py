@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import resource
 import subprocess
 import sys
 import warnings
@@ -222,10 +224,11 @@ def test_rollout(env_id, mode):
             assert (reward, terminated, info) == (0.0, False, {})
     assert terminated
     if task_of(env_id).name == "catch":
-        assert set(info) == {"caught"} and isinstance(info["caught"], bool)
+        # numpy scalars, as the vector env's infos hold them (libraries such as TorchRL stack them as arrays)
+        assert set(info) == {"caught"} and type(info["caught"]) is np.bool_
         assert reward == float(info["caught"])
     else:
-        assert set(info) == {"label"} and info["label"] == int(label[0])
+        assert set(info) == {"label"} and type(info["label"]) is np.int64 and info["label"] == int(label[0])
         assert reward == float(decision_of(action, mode) == info["label"])
 
 
@@ -673,8 +676,229 @@ def test_bad_vector_actions_and_seeds_raise():
         vec.step(np.zeros(12, np.float32))
     with pytest.raises(ValueError, match="seed list must have 3 entries"):
         vec.reset(seed=[1, 2])
-    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*64\); got -1"):
         vec.reset(seed=-1)
+
+
+# Gymnasium's vector seeds are an int, None or a list of num_envs ints/None; each entry must be a seed that
+# gymnasium.utils.seeding.np_random takes (a non-negative int; numpy integers too here). The last column: whether
+# Gymnasium's own SyncVectorEnv refuses it too. It takes bools (as ints) and seeds of 2**64 and more; the env's
+# keys are 64-bit, so such a seed would alias a smaller one, and a bool seed is a mistake.
+BAD_SEEDS = [
+    ("123", TypeError, r"seed must be an int, None or a list of 3 ints/None .*; got str '123'", True),
+    (1.5, TypeError, r"seed must be an int, None or a list .*; got float 1.5", True),
+    (torch.tensor(3), TypeError, r"seed must be .*; got Tensor tensor\(3\)", True),
+    (np.array([1, 2, 3]), TypeError, r"seed must be .*; got ndarray array\(\[1, 2, 3\]\)", True),
+    ([1.7, 2.2, 3.9], TypeError, r"seed\[0\] must be an int \(or a numpy integer\); got float 1.7", True),
+    ([0, "1", 2], TypeError, r"seed\[1\] must be .*; got str '1'", True),
+    ([0, -1, 2], ValueError, r"seed\[1\] must be an int in \[0, 2\*\*64\); got -1", True),
+    (-1, ValueError, r"seed must be an int in \[0, 2\*\*64\); got -1", True),
+    ([1, 2], ValueError, "seed list must have 3 entries; got 2", True),
+    (True, TypeError, r"seed must be .*; got bool True", False),
+    ([0, 1, 2**64], ValueError, r"seed\[2\] must be an int in \[0, 2\*\*64\); got 18446744073709551616", False),
+    (2**64, ValueError, r"seed must be an int in \[0, 2\*\*64\); got 18446744073709551616", False),
+    (2**64 - 2, ValueError, r"seed \+ num_envs - 1 \(the last env's seed\) must be below 2\*\*64", False),
+]
+
+
+@pytest.mark.parametrize("seed, error, match, gymnasium_refuses", BAD_SEEDS, ids=[repr(s)[:20] for s, *_ in BAD_SEEDS])
+def test_bad_vector_seeds_raise_one_line(seed, error, match, gymnasium_refuses):
+    vec = GlimpseVectorEnv(3, task="mnist", **RETINA)
+    with pytest.raises(error, match=match) as caught:
+        vec.reset(seed=seed)
+    assert "\n" not in str(caught.value)
+    sync = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="sync")
+    if gymnasium_refuses:
+        with pytest.raises((TypeError, ValueError, gym.error.Error)):
+            sync.reset(seed=seed)
+    else:
+        sync.reset(seed=seed)
+
+
+@pytest.mark.parametrize("seed", ["123", 1.5, np.float64(2.0), torch.tensor(3), True, -1, 2**64, [1]])
+def test_bad_single_env_seeds_raise_one_line(seed):
+    env = GlimpseEnv(task="mnist", **RETINA)
+    with pytest.raises((TypeError, ValueError), match=r"seed must be an int") as caught:
+        env.reset(seed=seed)
+    assert "\n" not in str(caught.value)
+
+
+def _first_obs(env_or_vec, seed) -> dict:
+    obs, _ = env_or_vec.reset(seed=seed)
+    return {k: np.asarray(v) for k, v in obs.items()}
+
+
+def test_accepted_vector_seeds_give_the_documented_episodes():
+    """An int ``s`` plays single envs seeded ``s + i``; list entries seed each env; numpy integers are ints."""
+    kwargs = dict(task="cluttered", distractors=2, **RETINA)
+    single = GlimpseEnv(**kwargs)
+    expected = {s: _first_obs(single, s) for s in (5, 6, 7, 9, 40, 2**64 - 1)}
+    vec = GlimpseVectorEnv(3, **kwargs)
+    for seed, per_env in [(5, (5, 6, 7)), (np.int64(5), (5, 6, 7)), (np.uint64(5), (5, 6, 7)),
+                          ([9, 40, 6], (9, 40, 6)), ((np.int32(7), 2**64 - 1, 5), (7, 2**64 - 1, 5))]:
+        obs = _first_obs(vec, seed)
+        for i, s in enumerate(per_env):
+            for key in obs:
+                np.testing.assert_array_equal(obs[key][i], expected[s][key], err_msg=f"seed {seed!r}, env {i}")
+    # The single env takes numpy integers as the ints they are.
+    for key, value in _first_obs(single, np.int64(40)).items():
+        np.testing.assert_array_equal(value, expected[40][key])
+
+
+def test_none_seed_entries_leave_those_envs_unseeded():
+    """As in Gymnasium's vector envs, a None entry does not re-seed its env: at the first reset it gets a random
+    key, later it plays on to its next episode; the int entries are seeded."""
+    kwargs = dict(task="cluttered", distractors=2, **RETINA)
+    single = GlimpseEnv(**kwargs)
+    seeded = {s: _first_obs(single, s) for s in (1, 2)}
+    fresh = [_first_obs(GlimpseVectorEnv(3, **kwargs), [1, None, 2]) for _ in range(2)]
+    for obs in fresh:
+        for key in obs:
+            np.testing.assert_array_equal(obs[key][0], seeded[1][key])
+            np.testing.assert_array_equal(obs[key][2], seeded[2][key])
+    assert not np.array_equal(fresh[0]["location"][1], fresh[1]["location"][1]), "a None entry was not random"
+    # Later: env 1 goes on to its next episode, as reset() without a seed would take it.
+    vec, twin = GlimpseVectorEnv(3, **kwargs), GlimpseVectorEnv(3, **kwargs)
+    vec.reset(seed=[3, 4, 5])
+    twin.reset(seed=[3, 4, 5])
+    obs = _first_obs(vec, [1, None, 2])
+    after = _first_obs(twin, None)
+    for key in obs:
+        np.testing.assert_array_equal(obs[key][1], after[key][1])
+        np.testing.assert_array_equal(obs[key][0], seeded[1][key])
+
+
+def test_reset_mask_without_true_entries_raises_one_line():
+    """Gymnasium's SyncVectorEnv refuses an all-False reset_mask with a ValueError; so does the env."""
+    vec = GlimpseVectorEnv(3, task="mnist", autoreset_mode=AutoresetMode.DISABLED, **RETINA)
+    vec.reset(seed=0)
+    for mask in (np.zeros(3, bool), torch.zeros(3, dtype=torch.bool)):
+        with pytest.raises(ValueError, match="reset_mask'] must have at least one True entry") as caught:
+            vec.reset(options={"reset_mask": mask})
+        assert "\n" not in str(caught.value)
+    sync = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="sync",
+                        vector_kwargs={"autoreset_mode": AutoresetMode.DISABLED})
+    sync.reset(seed=0)
+    with pytest.raises(ValueError, match="at least one True"):
+        sync.reset(options={"reset_mask": np.zeros(3, bool)})
+
+
+def test_single_env_takes_arrays_numpy_and_refuses_vector_options():
+    """``arrays`` and ``autoreset_mode`` are vector-env options: ``arrays="numpy"`` is what a single env is already
+    (so make_vec's sync mode, which passes it to every single env, works), anything else is one line."""
+    env = gym.make("glimpse/MNIST-v0", arrays="numpy", **RETINA)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs["glimpse"], _first_obs(gym.make("glimpse/MNIST-v0", **RETINA), 0)["glimpse"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", ".*Not able to test alternative render modes", UserWarning)
+        gym_check_env(env.unwrapped)
+    sync = gym.make_vec("glimpse/MNIST-v0", num_envs=2, vectorization_mode="sync", arrays="numpy", **RETINA)
+    obs, _ = sync.reset(seed=0)
+    batched, _ = GlimpseVectorEnv(2, task="mnist", arrays="numpy", **RETINA).reset(seed=0)
+    for key in obs:
+        np.testing.assert_array_equal(obs[key], batched[key])
+    sync.step(sync.action_space.sample())
+    with pytest.raises(ValueError, match=r"a single env returns numpy arrays: arrays='torch' is an option of the"):
+        gym.make("glimpse/MNIST-v0", arrays="torch")
+    for mode in (AutoresetMode.SAME_STEP, "NextStep"):
+        with pytest.raises(ValueError, match="a single env has no autoreset.*make_vec") as caught:
+            gym.make("glimpse/MNIST-v0", autoreset_mode=mode)
+        assert "\n" not in str(caught.value)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Limits checked before allocating: the coarsest scale, the memory
+# ------------------------------------------------------------------------------------------------------------
+
+
+# The retinas of the README's and docs' commands and of the tests' envs: (task, glimpse_size, scales, task options).
+RECIPES = [
+    ("mnist", 8, 3, {}), ("mnist", 8, 4, {}), ("cluttered-60", 12, 3, {}), ("translated-60", 12, 3, {}),
+    ("small-100", 12, 4, {}), ("moving-mnist", 12, 3, {}), ("catch", 6, 3, {}), ("catch", 24, 1, {}),
+    ("catch", 5, 2, dict(canvas=9)),
+]
+
+
+@pytest.mark.parametrize("task, size, scales, options", RECIPES)
+def test_recipes_retinas_are_allowed(task, size, scales, options):
+    vec = GlimpseVectorEnv(2, task=task, glimpse_size=size, scales=scales, **options)
+    assert vec.single_observation_space["glimpse"].shape[:1] == (scales,)
+
+
+@pytest.mark.parametrize("size, factor, allowed", [(8, 2, 4), (5, 2, 5), (8, 3, 3), (28, 2, 2), (8, 100, 2), (3, 1, 9)])
+def test_scales_beyond_the_whole_canvas_are_refused(size, factor, allowed):
+    """A scale whose window already covers the whole canvas from any centre (a corner) is the last one allowed."""
+    vec = GlimpseVectorEnv(1, task="mnist", glimpse_size=size, scales=allowed, factor=factor)
+    if factor > 1:  # independently: the coarsest window, centred on either corner, holds the whole 28 px canvas
+        corners = window_corners_px(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), 28, 28, size=size, scales=allowed,
+                                    factor=factor)[:, -1]
+        side = size * factor ** (allowed - 1)
+        assert bool((corners <= 0).all() and (corners + side >= 28).all())
+        # ... which the scale below does not, from a corner: that scale was still useful.
+        below = window_corners_px(torch.tensor([[-1.0, -1.0]]), 28, 28, size=size, scales=allowed - 1, factor=factor)
+        assert int(below[0, -1, 0]) + size * factor ** (allowed - 2) < 28
+        with pytest.raises(ValueError, match=rf"scales={allowed + 1} is too many for the 28x28 canvas: .* use scales "
+                                             rf"<= {allowed}") as caught:
+            GlimpseVectorEnv(1, task="mnist", glimpse_size=size, scales=allowed + 1, factor=factor)
+        assert "\n" not in str(caught.value)
+    assert vec.retina["scales"] == allowed
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def test_scales_10_on_mnist_fails_fast_without_allocating():
+    """The issue's case: --scales 10 on 28x28 MNIST allocated 4.9 GB; now one line, at once."""
+    peak = _peak_rss_mib()
+    with pytest.raises(ValueError, match="scales=10 is too many for the 28x28 canvas.*use scales <= 4"):
+        gym.make_vec("glimpse/MNIST-v0", num_envs=16, glimpse_size=8, scales=10)
+    assert _peak_rss_mib() - peak < 200
+
+
+def test_env_larger_than_the_memory_is_refused_before_allocating(monkeypatch):
+    """The issue's case on its 8 GiB machine: 100,000 SmallMNIST100 envs of 4 scales of 12 px (over 8 GB)."""
+    import envs.glimpse_env as module
+
+    monkeypatch.setattr(module, "_available_memory", lambda device: 8 * 2**30)
+    peak = _peak_rss_mib()
+    with pytest.raises(ValueError, match=r"this env \(100000 envs x [0-9.]+ MiB: .*\) would take about [0-9.]+ GiB "
+                                         r"but 8.0 GiB is available on cpu: use fewer envs") as caught:
+        gym.make_vec("glimpse/SmallMNIST100-v0", num_envs=100000, glimpse_size=12, scales=4)
+    assert _peak_rss_mib() - peak < 200, "it allocated before refusing"
+    # Independently: the 4 planes of block means alone, each at least (100 + 2 * 8 - 8 + 1)^2 float32 per
+    # canvas, take 17.7 GiB.
+    need = float(str(caught.value).split("about ")[1].split(" GiB")[0])
+    assert need >= 100000 * 4 * 109**2 * 4 / 2**30
+    # A machine never has this much (2.6 TB): refused by the real limit too, CPU or CUDA.
+    monkeypatch.undo()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with pytest.raises(ValueError, match=rf"this env .* would take about .* GiB is available on {device}") as caught:
+        gym.make_vec("glimpse/SmallMNIST100-v0", num_envs=10**7, glimpse_size=12, scales=4, device=device)
+    assert _peak_rss_mib() - peak < 200
+    if device == "cpu":  # what the machine has now: some, and no more than its physical memory
+        available = float(str(caught.value).split("but ")[1].split(" GiB")[0]) * 2**30
+        assert 0 < available <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    # A fitting env is made, and what it allocates is what was estimated (within 25%).
+    vec = GlimpseVectorEnv(64, task="small-100", glimpse_size=12, scales=4)
+    vec.reset(seed=0)
+    scene = vec._scene
+    made = sum(t.numel() * t.element_size() for t in (scene.pictures, scene.sensor.planes, scene.sensor._scratch,
+                                                       scene.sensor.images) if t is not None)
+    assert made <= scene.memory_bytes(64, vec.device) <= 1.25 * made
+
+
+def test_item_glimpses_larger_than_the_memory_are_refused(monkeypatch):
+    import envs.glimpse_env as module
+
+    vec = GlimpseVectorEnv(4, task="mnist", glimpse_size=2, scales=2)  # 14 x 14 items
+    vec.reset(seed=0)
+    assert vec.item_glimpses().shape == (4, 196, 2, 1, 2, 2)
+    monkeypatch.setattr(module, "_available_memory", lambda device: 10_000)
+    with pytest.raises(ValueError, match=r"item_glimpses\(\) \(4 envs x 196 items x 2 scales of 1 x 2 x 2\) would "
+                                         r"take about .* available on cpu"):
+        vec.item_glimpses()
 
 
 def test_stepping_after_the_end_needs_reset():

@@ -228,6 +228,52 @@ def test_sensor_index_and_method_are_checked():
         sensor(torch.zeros(1, 2), index=torch.tensor([0.0]))
 
 
+@pytest.mark.parametrize("method", ["planes", "windows"])
+@pytest.mark.parametrize("dtype, channels, size, scales, factor", [
+    (torch.uint8, 1, 5, 3, 2), (torch.float32, 3, 4, 2, 3), (torch.float64, 2, 3, 3, 2),
+])
+def test_sensor_memory_bytes_counts_what_a_sensor_keeps(method, dtype, channels, size, scales, factor):
+    """The estimate, without a sensor, equals the buffers a real one keeps; one glimpse adds at least its output."""
+    images = random_images(6, channels, 20, 24, dtype)
+    sensor = GlimpseSensor(images, size=size, scales=scales, factor=factor, method=method)
+    kept = sum(t.numel() * t.element_size() for t in (sensor.planes, getattr(sensor, "_scratch", None), sensor.images)
+               if t is not None)
+    retina = dict(size=size, scales=scales, factor=factor, method=method)
+    assert GlimpseSensor.memory_bytes(tuple(images.shape), dtype, **retina, batch=0) == kept
+    out = sensor(torch.zeros(6, 2))
+    call = GlimpseSensor.memory_bytes(tuple(images.shape), dtype, **retina) - kept
+    assert call >= out.numel() * out.element_size()
+    # "auto" is estimated for the method the sensor would choose.
+    chosen = GlimpseSensor(images, size=size, scales=scales, factor=factor).method
+    assert GlimpseSensor.memory_bytes(tuple(images.shape), dtype, size=size, scales=scales, factor=factor) == (
+        GlimpseSensor.memory_bytes(tuple(images.shape), dtype, size=size, scales=scales, factor=factor, method=chosen))
+
+
+@pytest.mark.parametrize("method", ["planes", "windows"])
+def test_sensor_replace_checks_rows_and_images_as_a_call_does(method):
+    """One image per row, no broadcasting; rows in range and each once (as a call checks its index)."""
+    images = random_images(3, 1, 8, 8, torch.uint8)
+    sensor = GlimpseSensor(images, size=2, scales=2, method=method)
+    one = random_images(1, 1, 8, 8, torch.uint8, seed=4)
+    centers = torch.zeros(3, 2)
+    before = sensor(centers).clone()
+    bad = [
+        (torch.tensor([0, 1]), one, ValueError, r"replace\(\) takes one image per row of index: got 2 rows and 1 "),
+        (torch.arange(3), one, ValueError, "got 3 rows and 1 images"),  # not "use replace"
+        (torch.tensor([1]), random_images(2, 1, 8, 8, torch.uint8), ValueError, "got 1 rows and 2 images"),
+        (torch.tensor([-1]), one, IndexError, r"index must be in \[0, 3\); got values from -1 to -1"),
+        (torch.tensor([3]), one, IndexError, r"index must be in \[0, 3\)"),
+        (torch.tensor([1.0]), one, TypeError, "integer image rows"),
+        (torch.tensor([[1]]), one, ValueError, r"index must be \(K,\)"),
+        ([1], one, TypeError, "index must be a torch.Tensor"),
+        (torch.tensor([1, 1]), torch.cat([one, one]), ValueError, r"index must name each row once; got \[1, 1\]"),
+    ]
+    for index, new, error, match in bad:
+        with pytest.raises(error, match=match):
+            sensor.replace(index, new)
+        torch.testing.assert_close(sensor(centers), before, rtol=0, atol=0)  # nothing was written
+
+
 def _check_fused_sensor(device: str, dtype: torch.dtype, shape: tuple, retina: tuple) -> None:
     """The fused sensor on ``device`` against the windows sensor on the CPU: glimpses, rows by index,
     replaced rows, and (float32) gradients through its autograd fallback."""

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envs import rng, tasks
+from envs import GlimpseVectorEnv, rng, tasks
 from envs.catch import CatchState, catch_render, catch_reset, catch_step
 from envs.tasks import (
     VideoSource,
@@ -633,6 +633,31 @@ def test_video_frames_validate():
         video_frames(frames, None, keys, episodes)
     with pytest.raises(ValueError, match=r"frames must be \(M, T, C, H, W\)"):
         VideoSource(frames, labels)
+
+
+def test_video_source_refuses_channels_first_frames_and_negative_labels():
+    """Channels-first (M, T, 3, H, W) would be read as a 3-pixel-high canvas with W channels; a negative label
+    names no class, so its video could never be rewarded."""
+    labels = torch.arange(2)
+    rgb_first = torch.zeros(2, 3, 3, 10, 12, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"channels-last \(M, T, H, W, C\) with C <= 4; got \(2, 3, 3, 10, 12\), "
+                                         r"whose last axis has 12 entries \(it looks channels-first \(M, T, C, H, W\) "
+                                         r"with C = 3: pass frames.permute\(0, 1, 3, 4, 2\)\)") as caught:
+        as_video_source(rgb_first, labels)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ValueError, match=r"whose last axis has 9 entries$"):  # no channels-first hint: neither fits
+        as_video_source(torch.zeros(2, 3, 8, 10, 9), labels)
+    # The same frames channels-last are the documented layout: the permuted source is exactly the input.
+    source = as_video_source(rgb_first.permute(0, 1, 3, 4, 2), labels)
+    assert torch.equal(source.frames, rgb_first)
+    for channels in (1, 2, 4):
+        assert as_video_source(torch.zeros(2, 3, 5, 6, channels), labels).frames.shape == (2, 3, channels, 5, 6)
+    with pytest.raises(ValueError, match=r"labels must be integers >= 0 .*; got a label -1"):
+        as_video_source(torch.zeros(2, 3, 5, 6), torch.tensor([0, -1]))
+    with pytest.raises(ValueError, match=r"labels must be integers >= 0"):
+        GlimpseVectorEnv(2, task="video", video=(torch.zeros(2, 3, 5, 6), [-2, 1]), glimpse_size=2)
+    with pytest.raises(ValueError, match="channels-first"):
+        GlimpseVectorEnv(2, task="video", video=(rgb_first, labels), glimpse_size=2)
 
 
 # --------------------------------------------------------------------------------------------------
