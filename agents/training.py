@@ -868,7 +868,7 @@ def read_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as error:
-        if "weights only load failed" in str(error).lower():
+        if "unsupported global" in str(error).lower():  # a pickled object, not a byte of damage
             raise ConfigError(f"{path} is not a checkpoint of scripts/train.py: it holds objects other than tensors "
                               f"and plain values, which are never loaded (they could run code)") from None
         raise ConfigError(f"{path} is damaged and cannot be read ({_first_line(error)})") from None
