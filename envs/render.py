@@ -34,7 +34,7 @@ RIGHT_COLOUR, WRONG_COLOUR = (0, 170, 60), (225, 30, 30)
 BACKGROUND, TEXT_COLOUR = (255, 255, 255), (0, 0, 0)
 GAP, FRAME = 12, 4
 """Pixels between tiles (and around the grid), and the width of a tile's verdict frame."""
-TEXT_PX, DISC_TEXT_PX = 14, 13
+TEXT_PX, DISC_TEXT_PX, LEGEND_SPACE = 14, 13, 18
 
 
 def _magnified_rgb(picture: Tensor, height_px: int) -> tuple[np.ndarray, int]:
@@ -254,14 +254,15 @@ def tile_grid(tiles: Sequence[np.ndarray], *, captions: Sequence[str] | None = N
     caption_h = TEXT_PX + 8 if captions is not None else 0
     cell_w, cell_h = tile_w + 2 * FRAME, tile_h + 2 * FRAME + caption_h
     cols, rows = min(count, columns), -(-count // columns)
-    width = GAP + cols * (cell_w + GAP)
-    legend_lines = _wrap_legend(legend, width - 2 * GAP)
-    legend_h = sum(h for h, _ in legend_lines) + (GAP if legend_lines else 0)
+    grid_w = GAP + cols * (cell_w + GAP)
+    legend_lines = _wrap_legend(legend, grid_w - 2 * GAP)
+    legend_h = sum(h for h, _, _ in legend_lines) + (GAP if legend_lines else 0)
+    width = max([grid_w] + [line_w + 2 * GAP for _, _, line_w in legend_lines])  # a legend item is never cut
     canvas = Image.new("RGB", (width, GAP + legend_h + rows * (cell_h + GAP)), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     font = _font(TEXT_PX)
     y = GAP
-    for line_h, items in legend_lines:
+    for line_h, items, _ in legend_lines:
         for x, swatch, text in items:
             if swatch is not None:
                 canvas.paste(Image.fromarray(swatch), (GAP + x, y + (line_h - swatch.shape[0]) // 2))
@@ -277,12 +278,14 @@ def tile_grid(tiles: Sequence[np.ndarray], *, captions: Sequence[str] | None = N
             draw.rectangle((x0, y0, x0 + tile.shape[1] + 2 * FRAME - 1, y0 + tile.shape[0] + 2 * FRAME - 1),
                            fill=RIGHT_COLOUR if verdict else WRONG_COLOUR)
         canvas.paste(Image.fromarray(tile), (x0 + FRAME, y0 + FRAME))
-        if captions is not None:
-            x, middle = x0, y0 + tile_h + 2 * FRAME + caption_h // 2
+        if captions is not None:  # drawn on its own strip, so that a long caption stops at its cell's edge
+            strip, strip_draw = _swatch(cell_w, caption_h)
+            x = 0
             if verdict is not None:
-                _mark(draw, x + 1, middle - TEXT_PX // 2, TEXT_PX, bool(verdict))
+                _mark(strip_draw, 1, (caption_h - TEXT_PX) // 2, TEXT_PX, bool(verdict))
                 x += TEXT_PX + 6
-            draw.text((x, middle), captions[i], fill=TEXT_COLOUR, font=font, anchor="lm")
+            strip_draw.text((x, caption_h // 2), captions[i], fill=TEXT_COLOUR, font=font, anchor="lm")
+            canvas.paste(strip, (x0, y0 + tile_h + 2 * FRAME))
     return np.asarray(canvas).copy()
 
 
@@ -417,7 +420,8 @@ def _mark_swatch(right: bool) -> np.ndarray:
 
 
 def _wrap_legend(items: Sequence[tuple[np.ndarray | None, str]], width: int) -> list[tuple[int, list]]:
-    """Legend items in lines no wider than ``width``: ``[(line height, [(x, swatch, text), ...]), ...]``."""
+    """Legend items in lines no wider than ``width`` (but one item each at least):
+    ``[(line height, [(x, swatch, text), ...], line width), ...]``."""
     font = _font(TEXT_PX)
     lines: list[tuple[int, list]] = []
     x, line_h, line = 0, 0, []
@@ -425,12 +429,12 @@ def _wrap_legend(items: Sequence[tuple[np.ndarray | None, str]], width: int) -> 
         item_w = (swatch.shape[1] + 4 if swatch is not None else 0) + round(font.getlength(text))
         item_h = max(swatch.shape[0] if swatch is not None else 0, TEXT_PX + 6)
         if line and x + item_w > width:
-            lines.append((line_h, line))
+            lines.append((line_h, line, x - LEGEND_SPACE))
             x, line_h, line = 0, 0, []
         line.append((x, swatch, text))
-        x, line_h = x + item_w + 18, max(line_h, item_h)
+        x, line_h = x + item_w + LEGEND_SPACE, max(line_h, item_h)
     if line:
-        lines.append((line_h, line))
+        lines.append((line_h, line, x - LEGEND_SPACE))
     return lines
 
 
