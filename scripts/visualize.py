@@ -7,7 +7,9 @@ path: the finest window of every glimpse, numbered in order and joined by arrows
 (right) or red (wrong) under its label and the agent's decision (Catch: caught or missed), and a legend;
 ``--all-scales`` adds every glimpse's coarser windows, faint. Each GIF frame shows one step: the glimpse
 taken there with all its scales. TensorBoard's image tab shows the same paths picture at each evaluation
-(``eval/glimpse_paths``).
+(``eval/glimpse_paths``). For an agent that reads the whole picture and says where it attended (soft
+attention, STN, RA-CNN soft and hard: the squares each scale zooms into) it writes ``attention.png``, the
+picture of TensorBoard's ``eval/attention``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 from PIL import Image
 
 from agents.contract import RolloutAgent
-from agents.training import announcing_data, cli, load_run, paths_picture, picture_at, replay_test_paths, run_script
+from agents.training import (ConfigError, announcing_data, cli, eval_picture, load_run, paths_picture, picture_at,
+                             replay_test_paths, run_script)
 from envs.render import render_glimpses
 
 
@@ -40,9 +43,16 @@ def main() -> None:
     cfg = cli(Config, description=__doc__)
     with announcing_data():
         train_cfg, model, test_env = load_run(Path(cfg.run_dir), eval_images=cfg.count)
-    if not isinstance(model, RolloutAgent):
-        raise SystemExit(f"{cfg.run_dir} trained --agent {train_cfg.agent}, which takes no glimpses (hard agents do)")
     out = Path(cfg.out) if cfg.out else Path(cfg.run_dir) / "viz"
+    if not isinstance(model, RolloutAgent):  # no glimpse path: its attention, if it has one
+        drawn = eval_picture(train_cfg, model, test_env, cfg.count)
+        if drawn is None:
+            raise ConfigError(f"{cfg.run_dir} trained --agent {train_cfg.agent}, which reads the whole picture "
+                              f"with no attention to draw")
+        out.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(drawn[1]).save(out / "attention.png")
+        print(f"wrote {out / 'attention.png'}")
+        return
     out.mkdir(parents=True, exist_ok=True)
 
     pictures, labels, trajectory = replay_test_paths(model, test_env)
