@@ -1,11 +1,18 @@
 """Pictures of what an agent looked at: glimpse windows, glimpse paths and soft attention, as RGB arrays.
 
-Every function takes one picture ``(C, H, W)`` (uint8, or float in ``[0, 1]``; ``C = 3`` is drawn in colour,
-any other ``C`` as the grey mean of its channels), magnifies it by an integer zoom (nearest neighbour) to
-about ``height_px`` rows, draws on it and returns ``(H * zoom, W * zoom, 3)`` uint8. Locations are
-``(x, y)`` in the project's normalized frame (see :mod:`glimpse`); windows are snapped to pixels exactly as
-the retina snaps them (:func:`glimpse.window_corners_px`). :meth:`envs.GlimpseVectorEnv.render` uses
-:func:`render_glimpse`; the training scripts draw paths and attention maps with the other two.
+:func:`render_glimpse`, :func:`render_path` and :func:`render_attention` take one picture ``(C, H, W)``
+(uint8, or float in ``[0, 1]``; ``C = 3`` is drawn in colour, any other ``C`` as the grey mean of its
+channels), magnify it by an integer zoom (nearest neighbour) to about ``height_px`` rows, draw on it and
+return ``(H * zoom, W * zoom, 3)`` uint8. Locations are ``(x, y)`` in the project's normalized frame (see
+:mod:`glimpse`); windows are snapped to pixels exactly as the retina snaps them
+(:func:`glimpse.window_corners_px`). :meth:`envs.GlimpseVectorEnv.render` uses :func:`render_glimpse`; the
+training scripts draw paths and attention maps with the others.
+
+Several pictures make one to read at a glance with :func:`tile_grid`: tiles apart on a white background,
+each framed green (right) or red (wrong) with a caption and a check or a cross, under a legend.
+:func:`render_paths` lays out glimpse paths this way (numbered looks, the finest window of each) and
+:func:`render_glimpses` one step of several episodes (a frame of an animation). Text is
+Pillow's default font, so nothing is installed for it.
 """
 
 from __future__ import annotations
@@ -21,9 +28,9 @@ from torch import Tensor
 
 from glimpse import window_corners_px
 
-__all__ = ["render_glimpse", "render_glimpses", "render_path", "render_paths", "render_attention", "tile_grid", "step_colour",
-           "WINDOW_COLOURS", "FIRST_COLOUR", "LAST_COLOUR", "RIGHT_COLOUR", "WRONG_COLOUR", "BACKGROUND", "GAP",
-           "FRAME"]
+__all__ = ["render_glimpse", "render_glimpses", "render_path", "render_paths", "render_attention", "tile_grid",
+           "step_colour", "WINDOW_COLOURS", "FIRST_COLOUR", "LAST_COLOUR", "RIGHT_COLOUR", "WRONG_COLOUR",
+           "BACKGROUND", "GAP", "FRAME"]
 
 WINDOW_COLOURS = ((0, 255, 0), (255, 200, 0), (255, 60, 60), (80, 160, 255))
 """A glimpse's scales in :func:`render_glimpse`, finest first."""
@@ -35,6 +42,7 @@ BACKGROUND, TEXT_COLOUR = (255, 255, 255), (0, 0, 0)
 GAP, FRAME = 12, 4
 """Pixels between tiles (and around the grid), and the width of a tile's verdict frame."""
 TEXT_PX, DISC_TEXT_PX, LEGEND_SPACE = 14, 13, 18
+"""Pixels: captions' and the legend's text, step numbers, room between legend items."""
 
 
 def _magnified_rgb(picture: Tensor, height_px: int) -> tuple[np.ndarray, int]:
@@ -292,7 +300,8 @@ def tile_grid(tiles: Sequence[np.ndarray], *, captions: Sequence[str] | None = N
 def step_colour(t: int, steps: int) -> tuple[int, int, int]:
     """The colour of step ``t`` of ``steps`` (from 0) in a path: :data:`FIRST_COLOUR` to :data:`LAST_COLOUR`."""
     mix = t / max(steps - 1, 1)
-    return tuple(round(a * (1 - mix) + b * mix) for a, b in zip(FIRST_COLOUR, LAST_COLOUR))  # type: ignore[return-value]
+    r, g, b = (round(first * (1 - mix) + last * mix) for first, last in zip(FIRST_COLOUR, LAST_COLOUR))
+    return r, g, b
 
 
 @functools.lru_cache(maxsize=8)
@@ -397,7 +406,8 @@ def _order_swatch(steps: int) -> np.ndarray:
     if steps > 1:
         span = image.width - 4 * radius - 2
         for i in range(span):
-            draw.line((2 * radius + i, middle - 1, 2 * radius + i, middle + 1), fill=step_colour(i * (steps - 1) // span, steps))
+            colour = step_colour(i * (steps - 1) // span, steps)
+            draw.line((2 * radius + i, middle - 1, 2 * radius + i, middle + 1), fill=colour)
         _label(draw, (image.width - radius - 1, middle), radius, radius, step_colour(steps - 1, steps), str(steps))
     _label(draw, (radius, middle), radius, radius, step_colour(0, steps), "1")
     return np.asarray(image).copy()

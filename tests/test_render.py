@@ -164,3 +164,18 @@ def test_paths_picture_reads_the_decision_and_draws_only_the_looks_read():
 def test_bad_input_is_named(call, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call()
+
+
+def test_a_legend_wider_than_the_tiles_widens_the_picture_and_a_long_caption_stops_at_its_cell():
+    text = "a legend line far longer than one small tile"
+    tile = np.zeros((8, 8, 3), np.uint8)
+    picture = tile_grid([tile, tile], captions=["a caption far longer than its tile", "b"], columns=2,
+                        legend=[(None, text)])
+    width = round(ImageFont.load_default(size=14).getlength(text))
+    assert picture.shape[1] >= width + 2 * GAP  # the whole legend text, with the margins
+    dark = np.flatnonzero((picture.max(-1) < 128).any(0))
+    assert dark.max() < picture.shape[1] - GAP + 1
+    # Tile 0's caption is cut at its cell, so the gap after the cell stays background below the legend.
+    cell = 8 + 2 * FRAME
+    top = picture.shape[0] - (GAP + cell + 14 + 8)
+    assert (picture[top:, GAP + cell : 2 * GAP + cell] == BACKGROUND).all()
