@@ -62,7 +62,7 @@ from agents.contract import RolloutAgent, SceneAgent
 from agents import trainers
 from agents.registry import AGENTS, AgentSpec
 from agents.trainers import TrainerOptions
-from envs.render import render_attention, render_path
+from envs.render import render_attention, render_paths
 
 __all__ = [
     "Config", "ConfigError", "TrainingStopped", "run_script", "LIMITS", "Range", "check_values", "release_run_dir",
@@ -729,13 +729,28 @@ def picture_at(pictures: torch.Tensor, i: int, t: int) -> torch.Tensor:
     return pictures[i] if pictures.dim() == 4 else pictures[i, min(t, pictures.shape[1] - 1)]
 
 
-def paths_picture(cfg: Config, pictures: torch.Tensor, trajectory, count: int) -> np.ndarray:
-    """``(H, W, 3)`` uint8: the first ``count`` pictures side by side, each with its glimpse path drawn."""
-    retina = dict(size=cfg.glimpse_size, scales=cfg.scales, factor=2)
-    last = trajectory.locations.shape[1] - 1
-    tiles = [render_path(picture_at(pictures, i, last), trajectory.locations[i], **retina, height_px=160)
-             for i in range(min(count, len(pictures)))]
-    return np.concatenate(tiles, axis=1)
+def paths_picture(retina: dict[str, int], pictures: torch.Tensor, trajectory, count: int, *,
+                  all_scales: bool = False) -> np.ndarray:
+    """``(H, W, 3)`` uint8: the first ``count`` episodes' glimpse paths (:func:`envs.render.render_paths`),
+    numbered in order, each tile captioned with its label and the agent's decision and framed green if
+    right, red if wrong (Catch: caught or missed; neither for an agent without a final decision).
+
+    ``retina``: the env's (``test_env.retina``); ``pictures``, ``trajectory``: from :func:`replay_test_paths`.
+    Only the ``T`` looks the agent read are drawn: the last location of an episode only produced the
+    observation after its end."""
+    steps = trajectory.rewards.shape[1]  # T
+    count = min(count, len(pictures))
+    captions = correct = None
+    if trajectory.logits is not None and trajectory.labels is not None:  # a class at the last step
+        decided, labels = trajectory.logits[:count].argmax(1).tolist(), trajectory.labels[:count].tolist()
+        captions = [f"label {y}, decided {d}" for y, d in zip(labels, decided)]
+        correct = [d == y for y, d in zip(labels, decided)]
+    elif trajectory.paddle_log_probs is not None:  # Catch: the last step's reward is 1 when the ball is caught
+        correct = (trajectory.rewards[:count, -1] > 0).tolist()
+        captions = ["caught" if caught else "missed" for caught in correct]
+    return render_paths([picture_at(pictures, i, steps - 1) for i in range(count)],
+                        trajectory.locations[:count, :steps], **retina, captions=captions, correct=correct,
+                        all_scales=all_scales)
 
 
 def attention_picture(model: SceneAgent, test_env, count: int) -> np.ndarray | None:
@@ -761,7 +776,7 @@ def eval_picture(cfg: Config, model: torch.nn.Module, test_env, count: int = 8) 
     (None if it attends everywhere)."""
     if isinstance(model, RolloutAgent):
         pictures, _, trajectory = replay_test_paths(model, test_env)
-        return "eval/glimpse_paths", paths_picture(cfg, pictures, trajectory, count)
+        return "eval/glimpse_paths", paths_picture(test_env.retina, pictures, trajectory, count)
     if isinstance(model, SceneAgent) and (picture := attention_picture(model, test_env, count)) is not None:
         return "eval/attention", picture
     return None

@@ -86,6 +86,14 @@ def test_every_agent_trains_with_the_shared_tags(tmp_path, agent):
     assert ("eval/glimpse_paths" in events.Tags()["images"]) == (agent == "item-hard")  # hard agents: paths
     soft = agent in ("item-soft", "spatial-soft", "stn", "racnn-soft", "racnn-hard")  # attention pictures
     assert ("eval/attention" in events.Tags()["images"]) == soft
+    if agent in ("item-hard", "racnn-hard", "fc"):  # visualize draws paths, attention, or says there is none
+        drawn = subprocess.run([sys.executable, str(SCRIPTS / "visualize.py"), "--run-dir", str(run), "--count", "2"],
+                               env=ENV, capture_output=True, text=True, timeout=120)
+        written = {"item-hard": "paths.png", "racnn-hard": "attention.png"}.get(agent)
+        if written is None:
+            assert drawn.returncode == 2 and "no attention to draw" in drawn.stderr.strip().splitlines()[-1]
+        else:
+            assert drawn.returncode == 0 and (run / "viz" / written).stat().st_size > 0, drawn.stderr
 
 
 def test_agents_that_do_not_apply_are_refused(tmp_path):
