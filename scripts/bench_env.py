@@ -21,7 +21,6 @@ by default also at N = 4096 and 65536.
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections.abc import Callable
 import dataclasses
@@ -34,6 +33,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 import envs  # importing envs registers glimpse/...
+from agents.benchmarking import interleaved_medians
 from agents.training import ConfigError, cli, run_script
 
 
@@ -145,13 +145,8 @@ def measure(cfg: Config, n: int, device: torch.device) -> Row:
         on_device = torch.as_tensor(actions, device=device)  # moved before timing, like sampling
         runners["batched"] = block_runner(batched, on_device, device)
 
-    probe = sum(run() for run in runners.values())  # also the warm-up
-    blocks = max(3, min(200, int(cfg.budget / max(probe, 1e-6))))
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(blocks):  # interleaved, so machine noise hits both alike
-        for name, run in runners.items():
-            times[name].append(run())
-    rate = {name: n * cfg.steps / statistics.median(t) for name, t in times.items()}
+    seconds, blocks = interleaved_medians(runners, cfg.budget)
+    rate = {name: n * cfg.steps / s for name, s in seconds.items()}
     sync_rate = rate.get("sync")
     ratio = rate["batched"] / sync_rate if sync_rate else None
     return Row(n, rate["batched"], sync_rate, ratio, blocks)

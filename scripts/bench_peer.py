@@ -28,7 +28,6 @@ compared; the machine is noisy, so read the ratios, which come from one run.
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 import envs  # importing envs registers glimpse/...
+from agents.benchmarking import interleaved_medians
 from agents.training import ConfigError, cli, run_script
 from envs.data import load_digits
 
@@ -168,13 +168,8 @@ def measure(cfg: Config, setting: Setting, ap_gym: Any) -> Row:
         "ap-gym": block_runner(peer, [{"action": m, "prediction": s} for m, s in zip(moves, scores)]),
     }
 
-    probe = sum(run() for run in runners.values())  # also the warm-up
-    blocks = max(5, min(200, int(cfg.budget / max(probe, 1e-6))))
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(blocks):  # interleaved, so machine noise hits all alike
-        for name, run in runners.items():
-            times[name].append(run())
-    rate = {name: n * block / statistics.median(t) for name, t in times.items()}
+    seconds, blocks = interleaved_medians(runners, cfg.budget, min_blocks=5)
+    rate = {name: n * block / s for name, s in seconds.items()}
     for env in (ours, ours_numpy, peer):
         env.close()
     return Row(n, g, steps, rate["ours"], rate["ours-numpy"], rate["ap-gym"],

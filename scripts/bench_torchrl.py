@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -33,6 +32,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 import envs  # importing envs registers glimpse/...
+from agents.benchmarking import interleaved_medians
 from agents.training import ConfigError, cli, run_script
 
 try:
@@ -121,15 +121,10 @@ def measure(cfg: Config, n: int) -> Row:
     torch.manual_seed(cfg.seed)
     actions = [sides["native"].action_spec.rand() for _ in range(cfg.steps)]  # drawn once, before any timing
     runners = {name: block_runner(env, actions, cfg.steps) for name, env in sides.items()}
-    probe = sum(run() for run in runners.values())  # also the warm-up
-    blocks = max(3, min(200, int(cfg.budget / max(probe, 1e-6))))
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(blocks):  # interleaved, so machine noise hits every side alike
-        for name, run in runners.items():
-            times[name].append(run())
+    seconds, blocks = interleaved_medians(runners, cfg.budget)
     for env in sides.values():
         env.close()
-    rate = {name: n * cfg.steps / statistics.median(t) for name, t in times.items()}
+    rate = {name: n * cfg.steps / s for name, s in seconds.items()}
     ratio = {name: rate["native"] / r for name, r in rate.items() if name != "native"}
     return Row(n, rate, ratio, blocks)
 
