@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import http.server
 import logging
+import os
 import socket
 import threading
 import urllib.request
@@ -123,13 +124,21 @@ def server():
 
 
 def serve_split(server, prefix: str, split: str, images: np.ndarray, labels: np.ndarray) -> dict[str, str]:
-    """Put the split's two gz files under /prefix/ and return their MD5 table."""
+    """Put the split's two gz files under /prefix/ and return their SHA-256 table."""
     checksums = {}
     for base, array in zip(data.FILES[split], (images, labels)):
         body = gzip.compress(idx_bytes(array))
         server.routes[f"/{prefix}/{base}.gz"] = (200, body, None)
-        checksums[f"{base}.gz"] = hashlib.md5(body).hexdigest()
+        checksums[f"{base}.gz"] = hashlib.sha256(body).hexdigest()
     return checksums
+
+
+def serve_dataset(server, prefix: str, train: tuple, test: tuple) -> dict[str, str]:
+    """Both splits' four gz files under /prefix/ (``train``, ``test``: (images, labels)); their SHA-256 table."""
+    return {**serve_split(server, prefix, "train", *train), **serve_split(server, prefix, "test", *test)}
+
+
+ALL_FILES = sorted(f"{base}.gz" for pair in data.FILES.values() for base in pair)
 
 
 def closed_port() -> int:
@@ -441,11 +450,14 @@ def test_fashion_mnist_missing_says_how_to_get_it(monkeypatch):
 
 def test_official_checksum_table_is_complete():
     for name in data.NAMES:
-        expected = {f"{base}.gz" for pair in data.FILES.values() for base in pair}
-        assert set(data.CHECKSUMS[name]) == expected
-        assert all(len(d) == 32 and int(d, 16) >= 0 for d in data.CHECKSUMS[name].values())
-    assert data.CHECKSUMS["mnist"]["train-images-idx3-ubyte.gz"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
-    assert data.CHECKSUMS["fashion-mnist"]["train-images-idx3-ubyte.gz"] == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+        assert sorted(data.CHECKSUMS[name]) == ALL_FILES
+        assert all(len(d) == 64 and int(d, 16) >= 0 for d in data.CHECKSUMS[name].values())
+        assert data.MIRRORS[name] and all(m.startswith("https://") for m in data.MIRRORS[name])
+    # As TensorFlow Datasets' url_checksums/mnist.txt and fashion_mnist.txt record them.
+    assert data.CHECKSUMS["mnist"]["train-labels-idx1-ubyte.gz"] == (
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c")
+    assert data.CHECKSUMS["fashion-mnist"]["train-images-idx3-ubyte.gz"] == (
+        "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84")
 
 
 def test_default_cache_dir(monkeypatch, tmp_path):
@@ -455,40 +467,41 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 
 
 def test_download_good_files(server, tmp_path):
-    images, labels = synthetic(6)
-    checksums = serve_split(server, "a", "train", images, labels)
+    train, test = synthetic(6), synthetic(3, seed=1)
+    checksums = serve_dataset(server, "a", train, test)
     cache = tmp_path / "cache"
     kwargs = dict(cache_dir=cache, mirrors=[server.base("a")], checksums=checksums)
     ds = data.load_digits("mnist", "train", download=True, **kwargs)
-    assert_same(ds, images, labels)
-    assert files_in(cache) == ["mnist", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+    assert_same(ds, *train)
+    assert files_in(cache) == ["mnist", *ALL_FILES]  # both splits: a dataset's splits come from one source
+    assert server.requests[:2] == ["/a/train-images-idx3-ubyte.gz", "/a/train-labels-idx1-ubyte.gz"]
     assert str(cache / "mnist") in ds.source
 
     # Later loads use the cache, with or without download=True, and never ask the server again.
     served = len(server.requests)
     data._reset_for_tests()
-    assert_same(data.load_digits("mnist", "train", cache_dir=cache), images, labels)
-    assert_same(data.load_digits("mnist", "train", download=True, **kwargs), images, labels)
+    assert_same(data.load_digits("mnist", "test", cache_dir=cache, checksums=checksums), *test)
+    assert_same(data.load_digits("mnist", "train", download=True, **kwargs), *train)
     assert len(server.requests) == served
 
 
 def test_download_to_default_cache_dir(server, tmp_path):
     images, labels = synthetic(2)
-    checksums = serve_split(server, "a", "test", images, labels)
+    checksums = serve_dataset(server, "a", synthetic(3), (images, labels))
     ds = data.load_digits("mnist", "test", download=True, mirrors=[server.base("a")], checksums=checksums)
     assert_same(ds, images, labels)
     assert (tmp_path / "xdg-cache" / "glimpse" / ds.name / "t10k-images-idx3-ubyte.gz").is_file()
 
 
-def test_download_sha256_checksums(server, tmp_path):
-    images, labels = synthetic(3)
-    serve_split(server, "a", "test", images, labels)
-    checksums = {
-        path.rsplit("/", 1)[1]: hashlib.sha256(body).hexdigest() for path, (_, body, _) in server.routes.items()
-    }
-    kwargs = dict(cache_dir=tmp_path, mirrors=[server.base("a")], checksums=checksums)
-    ds = data.load_digits("mnist", "test", download=True, **kwargs)
-    assert_same(ds, images, labels)
+@pytest.mark.parametrize("digest", ["f68b3c2dcbeaaa9fbdd348bbdeb94873", "0" * 63, "g" * 64, None])
+def test_checksums_must_be_sha256(server, tmp_path, digest):
+    """An MD5 (32 hex digits) or anything else that is not a SHA-256 is refused before any request."""
+    checksums = serve_dataset(server, "a", synthetic(3), synthetic(2))
+    checksums["t10k-labels-idx1-ubyte.gz"] = digest
+    with pytest.raises(ValueError, match=r"checksums\['t10k-labels-idx1-ubyte.gz'\] must be a SHA-256"):
+        data.load_digits("mnist", "test", download=True, cache_dir=tmp_path, mirrors=[server.base("a")],
+                         checksums=checksums)
+    assert server.requests == []
 
 
 def test_download_checksum_mismatch_leaves_nothing(server, tmp_path):
@@ -520,7 +533,7 @@ def test_download_cut_off_leaves_nothing(server, tmp_path):
 
 def test_download_falls_back_to_next_mirror(server, tmp_path, caplog):
     images, labels = synthetic(4)
-    checksums = serve_split(server, "good", "test", images, labels)
+    checksums = serve_dataset(server, "good", synthetic(2), (images, labels))
     mirrors = [server.base("missing"), server.base("good")]
     with caplog.at_level(logging.INFO, logger="envs.data"):
         ds = data.load_digits("mnist", "test", download=True, cache_dir=tmp_path, mirrors=mirrors, checksums=checksums)
@@ -540,7 +553,7 @@ def test_download_all_mirrors_fail_with_http_errors(server, tmp_path):
 
 def test_download_unreachable_is_the_offline_error(tmp_path):
     mirrors = [f"http://127.0.0.1:{closed_port()}/a/", f"http://127.0.0.1:{closed_port()}/b/"]
-    checksums = {f"{base}.gz": "0" * 32 for base in data.FILES["train"]}
+    checksums = {f"{base}.gz": "0" * 64 for base in data.FILES["train"]}
     with pytest.raises(data.DownloadError) as info:
         data.load_digits("mnist", "train", download=True, cache_dir=tmp_path, mirrors=mirrors, checksums=checksums)
     message = str(info.value)
@@ -556,21 +569,110 @@ def test_download_refuses_files_without_checksum(server, tmp_path):
     assert server.requests == []
 
 
-def test_interrupted_download_resumes_with_the_missing_file(server, tmp_path):
-    images, labels = synthetic(4)
-    checksums = serve_split(server, "a", "train", images, labels)
+def test_interrupted_download_resumes_with_the_missing_files(server, tmp_path):
+    train, test = synthetic(4), synthetic(2, seed=1)
+    checksums = serve_dataset(server, "a", train, test)
     labels_route = server.routes.pop("/a/train-labels-idx1-ubyte.gz")
     cache = tmp_path / "cache"
     kwargs = dict(cache_dir=cache, mirrors=[server.base("a")], checksums=checksums)
     with pytest.raises(data.DownloadError, match="train-labels-idx1-ubyte.gz"):
         data.load_digits("mnist", "train", download=True, **kwargs)
     assert files_in(cache) == ["mnist", "train-images-idx3-ubyte.gz"]  # the verified file is kept
-    with pytest.warns(data.OfflineSubsetWarning):  # half a split in the cache is not a source
-        data.load_digits("mnist", "train", **kwargs)
     server.routes["/a/train-labels-idx1-ubyte.gz"] = labels_route
     server.requests.clear()
-    assert_same(data.load_digits("mnist", "train", download=True, **kwargs), images, labels)
-    assert server.requests == ["/a/train-labels-idx1-ubyte.gz"]
+    assert_same(data.load_digits("mnist", "train", download=True, **kwargs), *train)
+    assert server.requests == ["/a/train-labels-idx1-ubyte.gz", "/a/t10k-images-idx3-ubyte.gz",
+                               "/a/t10k-labels-idx1-ubyte.gz"]
+    assert_same(data.load_digits("mnist", "test", **kwargs), *test)
+
+
+@pytest.fixture
+def official(server, monkeypatch):
+    """A synthetic MNIST served on 127.0.0.1 as if it were the official one (its digests in CHECKSUMS, its
+    server in MIRRORS); ``(train, test)`` of (images, labels)."""
+    train, test = synthetic(6), synthetic(4, seed=1)
+    monkeypatch.setitem(data.CHECKSUMS, "mnist", serve_dataset(server, "a", train, test))
+    monkeypatch.setitem(data.MIRRORS, "mnist", (server.base("a"),))
+    monkeypatch.delenv("XDG_CACHE_HOME")  # the cache is ~/.cache/glimpse, under the test's HOME
+    return train, test
+
+
+def shift_labels(path: Path) -> None:
+    """Rewrite a gzipped IDX labels file with every label shifted by one (a valid file, wrong content)."""
+    labels = data.read_idx(path)
+    path.write_bytes(gzip.compress(idx_bytes((labels + 1) % 10)))
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new time even on a coarse clock
+
+
+@pytest.mark.parametrize("download", [True, False])
+def test_tampered_cache_is_refused(official, tmp_path, download):
+    train, test = official
+    assert_same(data.load_digits("mnist", "train", download=True), *train)
+    cache = tmp_path / "home" / ".cache" / "glimpse" / "mnist"
+    assert data.default_cache_dir() == cache.parent and files_in(cache) == ALL_FILES
+    labels = cache / "train-labels-idx1-ubyte.gz"
+    shift_labels(labels)
+    for fresh_process in (False, True):  # the same process (its in-memory copy is not trusted), and a new one
+        if fresh_process:
+            data._reset_for_tests()
+        with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz: cached file is damaged or was altered "
+                                             r".*delete it and download it again") as info:
+            data.load_digits("mnist", "train", download=download)
+        assert str(labels) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="train-labels-idx1-ubyte"):  # the whole dataset, not one split
+        data.load_digits("mnist", "test", download=download)
+    labels.unlink()
+    assert_same(data.load_digits("mnist", "train", download=True), *train)  # deleted, it is fetched again
+
+
+def test_cached_files_are_hashed_once_per_process(official, monkeypatch):
+    calls = []
+    real = data._file_digest
+
+    def counting(path, *stamp):
+        calls.append(Path(path).name)
+        return real(path, *stamp)
+
+    counting.cache_clear = real.cache_clear  # the fixtures' reset still clears the real cache
+    monkeypatch.setattr(data, "_file_digest", counting)
+    data.load_digits("mnist", "train", download=True)
+    data.load_digits("mnist", "test")
+    data.load_digits("mnist", "train")
+    assert sorted(calls) == ALL_FILES  # each of the four once
+    images = data.default_cache_dir() / "mnist" / "t10k-images-idx3-ubyte.gz"
+    os.utime(images, ns=(images.stat().st_atime_ns, images.stat().st_mtime_ns + 10**9))  # touched: checked anew
+    data.load_digits("mnist", "train")
+    assert sorted(calls[4:]) == ["t10k-images-idx3-ubyte.gz"]
+
+
+@pytest.mark.parametrize("kept", [["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"],
+                                  ["t10k-images-idx3-ubyte.gz"]])
+def test_half_cached_dataset_is_refused_not_mixed_with_the_offline_subset(official, kept):
+    data.load_digits("mnist", "train", download=True)
+    cache = data.default_cache_dir() / "mnist"
+    for file in ALL_FILES:
+        if file not in kept:
+            (cache / file).unlink()
+    data._reset_for_tests()
+    for split in data.SPLITS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", data.OfflineSubsetWarning)  # never the subset for either split
+            with pytest.raises(FileNotFoundError, match=rf"cache {cache} lacks .*one source.*--download mnist"
+                                                        rf".*or delete {cache}") as info:
+                data.load_digits("mnist", split)
+        assert all(file in str(info.value) for file in ALL_FILES if file not in kept)
+    train, test = official
+    assert_same(data.load_digits("mnist", "test", download=True), *test)  # download=True completes it
+
+
+def test_download_command_fills_and_checks_the_cache(official, capsys):
+    assert data.main(["--download", "mnist"]) == 0
+    cache = data.default_cache_dir() / "mnist"
+    assert files_in(cache) == ALL_FILES and str(cache) in capsys.readouterr().out
+    shift_labels(cache / "t10k-labels-idx1-ubyte.gz")
+    assert data.main(["--download", "mnist"]) == 1
+    assert "t10k-labels-idx1-ubyte.gz: cached file is damaged" in capsys.readouterr().err
 
 
 def test_rebuild_refuses_arrays_with_the_wrong_digest(tmp_path, monkeypatch):
