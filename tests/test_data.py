@@ -252,6 +252,25 @@ def test_provenance_records_kind_checksums_and_sizes_of_every_load(tmp_path):
     assert nothing == []
 
 
+def test_provenance_compares_content_not_paths(tmp_path):
+    """The same files copied to another folder are the same data; one changed byte is other data."""
+    import shutil
+
+    write_split(tmp_path / "A", "train", *synthetic(5), gz=True)
+    write_folder(tmp_path / "pics-A", {"ant": 2, "bee": 2})
+    for src, dst in (("A", "B"), ("pics-A", "pics-B")):
+        shutil.copytree(tmp_path / src, tmp_path / dst)
+    digits = [data.provenance(data.load_digits("mnist", "train", data_dir=tmp_path / d)) for d in "AB"]
+    folders = [data.provenance(data.load_image_folder(tmp_path / d, "train", size=4)) for d in ("pics-A", "pics-B")]
+    for a, b in (digits, folders):
+        assert a["path"] != b["path"] and data.provenance_differences(a, b) == []
+    picture = tmp_path / "pics-B" / "bee" / "img00.png"
+    write_image(picture, (0, 0, 0))  # one picture changed
+    os.utime(picture, ns=(picture.stat().st_atime_ns, picture.stat().st_mtime_ns + 10**9))  # on any clock
+    changed = data.provenance(data.load_image_folder(tmp_path / "pics-B", "train", size=4))
+    assert [d.split()[0] for d in data.provenance_differences(folders[0], changed)] == ["sha256"]
+
+
 def test_half_a_split_is_an_error(tmp_path):
     images, labels = synthetic(3)
     image_path, label_path = write_split(tmp_path, "train", images, labels, gz=True)
@@ -609,6 +628,7 @@ def shift_labels(path: Path) -> None:
 def test_tampered_cache_is_refused(official, tmp_path, download):
     train, test = official
     assert_same(data.load_digits("mnist", "train", download=True), *train)
+    assert_same(data.load_digits("mnist", "test", download=True), *test)
     cache = tmp_path / "home" / ".cache" / "glimpse" / "mnist"
     assert data.default_cache_dir() == cache.parent and files_in(cache) == ALL_FILES
     labels = cache / "train-labels-idx1-ubyte.gz"
@@ -776,9 +796,10 @@ def test_image_folder_upscales_and_applies_exif_orientation(tmp_path):
     exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
     (tmp_path / "turned").mkdir()
     Image.fromarray(picture).save(tmp_path / "turned" / "a.png", exif=exif)
+    write_image(tmp_path / "plain" / "b.png", (9, 9, 9))  # a second class: one is refused
     ds = data.load_image_folder(tmp_path, "train", size=40)
-    upright = ds.images[0, 0].float()
-    assert ds.images.shape == (1, 3, 40, 40)
+    upright = ds.images[ds.classes.index("turned"), 0].float()
+    assert ds.images.shape == (2, 3, 40, 40)
     assert upright[:15].mean() > 250 and upright[25:].mean() < 5  # displayed: white on top
 
 
@@ -795,10 +816,10 @@ def test_image_folder_with_explicit_splits(tmp_path, test_name):
 
 
 def test_image_folder_prefers_test_to_val(tmp_path):
-    write_folder(tmp_path / "train", {"ant": 1})
-    write_folder(tmp_path / "test", {"ant": 2})
-    write_folder(tmp_path / "val", {"ant": 3})
-    assert len(data.load_image_folder(tmp_path, "test", size=4)) == 2
+    write_folder(tmp_path / "train", {"ant": 1, "bee": 1})
+    write_folder(tmp_path / "test", {"ant": 2, "bee": 1})
+    write_folder(tmp_path / "val", {"ant": 3, "bee": 1})
+    assert len(data.load_image_folder(tmp_path, "test", size=4)) == 3
 
 
 def test_image_folder_is_loaded_once_and_again_when_a_file_changes(tmp_path):
@@ -831,13 +852,13 @@ def test_image_folder_errors_name_the_problem(tmp_path):
         data.load_image_folder(classless)
 
     corrupt = tmp_path / "corrupt"
-    write_folder(corrupt, {"ant": 2})
+    write_folder(corrupt, {"ant": 2, "bee": 1})
     (corrupt / "ant" / "broken.jpg").write_bytes(b"this is not a JPEG")
     with pytest.raises(ValueError, match=r"broken\.jpg: cannot be read as an image"):
         data.load_image_folder(corrupt)
 
     truncated = tmp_path / "truncated"
-    write_folder(truncated, {"ant": 1})  # a good file beside the cut one: only the cut one is named
+    write_folder(truncated, {"ant": 1, "bee": 1})  # good files beside the cut one: only the cut one is named
     cut = truncated / "ant" / "zcut.jpg"
     write_image(cut, (1, 2, 3), size=(64, 64))
     cut.write_bytes(cut.read_bytes()[:200])  # a valid header, then the data stops
@@ -860,6 +881,47 @@ def test_image_folder_errors_name_the_problem(tmp_path):
     assert len(data.load_image_folder(small, "train", size=4)) == 6
     with pytest.raises(ValueError, match="'test' split of image folder .* is empty"):
         data.load_image_folder(small, "test", size=4)
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_image_folder_needs_two_classes(tmp_path, explicit):
+    if explicit:
+        write_folder(tmp_path / "train", {"ant": 6})
+        write_folder(tmp_path / "test", {"ant": 2})
+    else:
+        write_folder(tmp_path, {"ant": 10})
+    for split in data.SPLITS:
+        with pytest.raises(ValueError, match=rf"image folder '{tmp_path}' holds only 1 class folder \('ant'; "
+                                             rf"{'train/ and test/' if explicit else 'class folders split'}.* at least two"):
+            data.load_image_folder(tmp_path, split, size=4)
+
+
+def test_image_folder_warns_of_classes_without_test_images_and_counts_each_class(tmp_path):
+    write_folder(tmp_path, {"ant": 5, "bee": 3, "cow": 10})  # per class, files 4, 9, ... are test: 1, 0, 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train = data.load_image_folder(tmp_path, "train", size=4)
+        test = data.load_image_folder(tmp_path, "test", size=4)
+    counts = "train/test images per class: ant 4/1, bee 3/0, cow 8/2"
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len(notes) == 1  # once, though both splits were loaded
+    assert "1 of 3 classes have no test image (bee;" in notes[0] and counts in notes[0]
+    assert counts in train.source and counts in test.source
+    assert [int((ds.labels == k).sum()) for ds in (train, test) for k in range(3)] == [4, 3, 8, 1, 0, 2]
+
+
+def test_image_folder_counts_with_explicit_splits_and_many_classes(tmp_path):
+    write_folder(tmp_path / "train", {"ant": 3, "bee": 2})
+    write_folder(tmp_path / "test", {"ant": 1, "bee": 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every class has test images: nothing to warn about
+        assert "ant 3/1, bee 2/2" in data.load_image_folder(tmp_path, "test", size=4).source
+    many = tmp_path / "many"
+    for k in range(data.COUNTS_LISTED + 1):  # too many classes to list: the range per split, and the smallest class
+        for i in range(5 + (k == 0) * 5 + (k == 3)):
+            write_image(many / f"c{k:02d}" / f"{i}.png", (k, k, k), size=(2, 2))
+    source = data.load_image_folder(many, "train", size=2).source
+    assert "images: train 4-8 per class (fewest: c01), test 1-2 per class (fewest: c01)" in source
 
 
 @pytest.mark.parametrize(

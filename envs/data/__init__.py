@@ -798,6 +798,13 @@ def load_image_folder(
       file ``i`` (0-based) is a test image when ``i % 5 == 4`` (the 5th, 10th, ... file; 20% of a
       class), a train image otherwise. So a class with fewer than 5 images has none in ``"test"``.
 
+    There must be at least two classes (one class would score every prediction right). Every class has
+    train images (in either layout), but in the second a class of fewer than 5 images has no test image:
+    that is warned about (a ``UserWarning`` naming the classes, once per process), not refused, since a
+    small or lopsided folder can still be worth training on, but its test accuracy then measures the
+    other classes only. The announcement of the source (the dataset's ``source``, which the training
+    scripts print) says how many train and test images each class has.
+
     Classes are the folders (not starting with ``.``), sorted by name; label ``k`` is ``classes[k]``.
     Images are the files directly in a class folder whose names end in ``.jpg``, ``.jpeg`` or ``.png``
     (any case, not starting with ``.``); other files are ignored. Images are ordered class by class,
@@ -822,23 +829,36 @@ def load_image_folder(
     Raises:
         FileNotFoundError: ``root`` is missing or not a directory, ``root/train`` has no ``test``/``val``
             partner, or there are no class folders.
-        ValueError: a class folder without images, train and test with different class folders, a file
-            that Pillow cannot read (the message names it), an empty split, or a bad argument.
+        ValueError: fewer than two classes, a class folder without images, train and test with different
+            class folders, a file that Pillow cannot read (the message names it), an empty split, or a bad
+            argument.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
     check_positive_int(size, "size")
     if isinstance(channels, bool) or channels not in (1, 3):
         raise ValueError(f"channels must be 3 (RGB) or 1 (grey); got {channels!r}")
-    classes, files, labels, layout = _list_image_folder(Path(root), split)
+    classes, files, labels, layout, counts = _list_image_folder(Path(root), split)
+    if len(classes) < 2:
+        raise ValueError(
+            f"image folder {str(root)!r} holds only 1 class folder ({classes[0]!r}; {layout}); a classifier needs "
+            f"at least two: put each class's images in a folder of its own"
+        )
     if not files:
         raise ValueError(
             f"the {split!r} split of image folder {str(root)!r} is empty ({layout}): every class has fewer than "
             f"{TEST_EVERY} images, so none goes to test; add images or use root/train and root/test folders"
         )
+    per_class = _describe_counts(classes, counts)
+    untested = [c for c in classes if counts[c][1] == 0]
+    if untested:
+        _warn_once(
+            f"image folder {root}: {len(untested)} of {len(classes)} classes have no test image ({', '.join(untested)}"
+            f"; fewer than {TEST_EVERY} images each), so test accuracy does not measure them; {per_class}",
+        )
     stamps = tuple((str(f), *_stamp(f)) for f in files)
     images = _decode_images(stamps, size, channels)
-    source = f"{len(files)} images in {len(classes)} classes of {root} ({layout})"
+    source = f"{len(files)} images in {len(classes)} classes of {root} ({layout}; {per_class})"
     _announce(f"image folder {root}", split, source, len(files), subset=False)
     return _recorded(ImageFolderDataset(
         images, torch.tensor(labels, dtype=torch.int64), tuple(classes), tuple(str(f) for f in files),
@@ -846,13 +866,32 @@ def load_image_folder(
     ))
 
 
+#: Up to this many classes, an image folder's announcement lists every class's counts; beyond, their range.
+COUNTS_LISTED = 12
+
+
+def _describe_counts(classes: list[str], counts: dict[str, tuple[int, int]]) -> str:
+    """``"train/test images per class: ant 8/2, bee 3/0"``, or for many classes the range of each split."""
+    if len(classes) <= COUNTS_LISTED:
+        return "train/test images per class: " + ", ".join(f"{c} {counts[c][0]}/{counts[c][1]}" for c in classes)
+    ranges = []
+    for i, split in enumerate(SPLITS):
+        fewest = min(classes, key=lambda c: counts[c][i])
+        ranges.append(f"{split} {counts[fewest][i]}-{max(n[i] for n in counts.values())} per class "
+                      f"(fewest: {fewest})")
+    return "images: " + ", ".join(ranges)
+
+
 def _stamp(path: Path) -> tuple[int, int]:
     stat = path.stat()
     return stat.st_mtime_ns, stat.st_size
 
 
-def _list_image_folder(root: Path, split: str) -> tuple[list[str], list[Path], list[int], str]:
-    """``(classes, files, labels, layout)`` of ``split``, with no image decoded."""
+def _list_image_folder(
+    root: Path, split: str
+) -> tuple[list[str], list[Path], list[int], str, dict[str, tuple[int, int]]]:
+    """``(classes, files, labels, layout, counts)`` of ``split``, with no image decoded; ``counts[c]`` is
+    class ``c``'s ``(train, test)`` number of images."""
     if not root.exists():
         raise FileNotFoundError(f"image folder {str(root)!r} does not exist")
     if not root.is_dir():
@@ -876,7 +915,8 @@ def _list_image_folder(root: Path, split: str) -> tuple[list[str], list[Path], l
         classes = sorted(chosen)
         files = [f for c in classes for f in chosen[c]]
         labels = [k for k, c in enumerate(classes) for _ in chosen[c]]
-        return classes, files, labels, f"train/ and {test_name}/ folders"
+        counts = {c: (len(train[c]), len(test[c])) for c in classes}
+        return classes, files, labels, f"train/ and {test_name}/ folders", counts
     by_class = _class_files(root)
     classes = sorted(by_class)
     files, labels = [], []
@@ -885,7 +925,8 @@ def _list_image_folder(root: Path, split: str) -> tuple[list[str], list[Path], l
             if (i % TEST_EVERY == TEST_EVERY - 1) == (split == "test"):
                 files.append(f)
                 labels.append(k)
-    return classes, files, labels, f"class folders split per class, every {TEST_EVERY}th file by name to test"
+    counts = {c: (len(by_class[c]) - len(by_class[c]) // TEST_EVERY, len(by_class[c]) // TEST_EVERY) for c in classes}
+    return classes, files, labels, f"class folders split per class, every {TEST_EVERY}th file by name to test", counts
 
 
 def _class_files(folder: Path) -> dict[str, list[Path]]:
@@ -936,6 +977,15 @@ def _decode_images(stamps: tuple[tuple[str, int, int], ...], size: int, channels
 # --------------------------------------------------------------------------------------------------
 
 _announced: set[tuple[str, str, str]] = set()
+
+
+def _warn_once(message: str) -> None:
+    """``warnings.warn(message)`` the first time this process sees ``message`` (the scripts print it as a
+    ``data: ...`` line)."""
+    key = ("warning", "", message)
+    if key not in _announced:
+        _announced.add(key)
+        warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _announce(name: str, split: str, source: str, count: int, *, subset: bool) -> None:
@@ -1012,9 +1062,12 @@ _IDENTITY = ("kind", "dataset", "split", "size", "sha256")
 
 def provenance_differences(recorded: dict, current: dict) -> list[str]:
     """How two :func:`provenance` records differ in what identifies the data (kind, dataset, split, size,
-    content digest; not the path), in words; empty when they are the same data."""
+    content digest; never the path), in words; empty when they are the same data. An image folder's
+    ``dataset`` is its path, so two folders are compared by kind, split, size and digest only (the digest
+    covers every file's name relative to the folder and its bytes)."""
+    folders = recorded.get("kind") == current.get("kind") == "image-folder"
     return [f"{key} {recorded.get(key)!r} -> {current.get(key)!r}" for key in _IDENTITY
-            if recorded.get(key) != current.get(key)]
+            if recorded.get(key) != current.get(key) and not (folders and key == "dataset")]
 
 
 def _arrays_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
