@@ -890,9 +890,10 @@ def test_image_folder_needs_two_classes(tmp_path, explicit):
         write_folder(tmp_path / "test", {"ant": 2})
     else:
         write_folder(tmp_path, {"ant": 10})
+    layout = "train/ and test/" if explicit else "class folders split"
     for split in data.SPLITS:
         with pytest.raises(ValueError, match=rf"image folder '{tmp_path}' holds only 1 class folder \('ant'; "
-                                             rf"{'train/ and test/' if explicit else 'class folders split'}.* at least two"):
+                                             rf"{layout}.* at least two"):
             data.load_image_folder(tmp_path, split, size=4)
 
 
@@ -905,7 +906,7 @@ def test_image_folder_warns_of_classes_without_test_images_and_counts_each_class
     counts = "train/test images per class: ant 4/1, bee 3/0, cow 8/2"
     notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     assert len(notes) == 1  # once, though both splits were loaded
-    assert "1 of 3 classes have no test image (bee;" in notes[0] and counts in notes[0]
+    assert "no test image for 1 of its 3 classes (bee: fewer than 5" in notes[0] and counts in notes[0]
     assert counts in train.source and counts in test.source
     assert [int((ds.labels == k).sum()) for ds in (train, test) for k in range(3)] == [4, 3, 8, 1, 0, 2]
 

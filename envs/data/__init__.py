@@ -300,8 +300,8 @@ def load_digits(
     raise FileNotFoundError(
         f"Fashion-MNIST ({split}) was not found. Searched: {_describe_searched(name, data_dir, cache_root)}. "
         f"To get it, any one of: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu); "
-        f"load_digits('fashion-mnist', download=True); or put the four IDX files (.gz or not) in a folder "
-        f"and set {DATA_DIR_ENV}=<that folder> or pass data_dir=."
+        f"`python -m envs.data --download fashion-mnist` (or load_digits(..., download=True)); or put the four "
+        f"IDX files (.gz or not) in a folder and set {DATA_DIR_ENV}=<that folder> or pass data_dir=."
     )
 
 
@@ -578,7 +578,8 @@ def _fetch(name: str, dest: Path, mirrors: tuple[str, ...], checksums: dict[str,
         f"{DATA_DIR_ENV}=<that folder> (or pass data_dir=)"
     )
     if name == "mnist":
-        hint += "; or call load_digits('mnist', download=False) for the bundled 5,000-digit offline subset."
+        hint += (f"; or call load_digits('mnist', download=False) for the bundled 5,000-digit offline subset "
+                 f"(delete {dest.parent} first if it holds part of the dataset).")
     else:
         hint += "; or `apt-get install dataset-fashion-mnist`."
     raise DownloadError(headline + hint) from failures[-1][1]
@@ -853,8 +854,9 @@ def load_image_folder(
     untested = [c for c in classes if counts[c][1] == 0]
     if untested:
         _warn_once(
-            f"image folder {root}: {len(untested)} of {len(classes)} classes have no test image ({', '.join(untested)}"
-            f"; fewer than {TEST_EVERY} images each), so test accuracy does not measure them; {per_class}",
+            f"image folder {root}: no test image for {len(untested)} of its {len(classes)} classes "
+            f"({', '.join(untested)}: fewer than {TEST_EVERY} images each), so the test accuracy leaves them out; "
+            f"{per_class}",
         )
     stamps = tuple((str(f), *_stamp(f)) for f in files)
     images = _decode_images(stamps, size, channels)
