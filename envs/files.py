@@ -1,7 +1,7 @@
 """Writing files that a crash, a full disk or a planted symbolic link cannot damage.
 
 One helper serves every file the project writes in place of an older one (checkpoints, run configs,
-results, downloads): :func:`atomic_write` writes a fresh temporary file beside the target, flushes it to
+results, downloads, pictures): :func:`atomic_file` (and :func:`atomic_write`) writes a fresh temporary file beside the target, flushes it to
 disk, then renames it over the target. A reader sees the old file or the new one, never half of one; a
 failed or interrupted write leaves the old file and no temporary file behind. The temporary file is
 created exclusively (``O_EXCL``, by :func:`tempfile.mkstemp`), so a symbolic link planted at a
@@ -14,32 +14,29 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "write_text_atomic", "open_no_follow"]
+__all__ = ["atomic_file", "atomic_write", "write_text_atomic", "open_no_follow"]
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` atomically: ``write(f)`` fills a new temporary file in the same folder, which is
-    then flushed to disk (``fsync``) and renamed over ``path`` (the folder is synced too, so the rename
-    survives a power cut).
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """``with atomic_file(path) as f:`` write ``f``, a new temporary file in ``path``'s folder; when the block
+    ends it is flushed to disk (``fsync``) and renamed over ``path`` (the folder is synced too, so the
+    rename survives a power cut). The file is readable by all (``0o644``), as a plainly made one would be.
 
-    Any exception, ``KeyboardInterrupt`` included, removes the temporary file and propagates; ``path``
-    keeps its old content. ``path`` itself may be a symbolic link: the link is replaced, never followed.
-
-    >>> import tempfile, pathlib
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "numbers.txt"
-    >>> atomic_write(target, lambda f: f.write(b"1 2 3\\n"))
-    >>> target.read_text()
-    '1 2 3\\n'
+    Any exception in the block, ``KeyboardInterrupt`` included, removes the temporary file and propagates;
+    ``path`` keeps its old content. ``path`` itself may be a symbolic link: the link is replaced, never
+    followed.
     """
     path = Path(path)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            write(file)
+            os.fchmod(file.fileno(), 0o644)  # mkstemp makes 0600
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
@@ -48,6 +45,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
             os.unlink(tmp)
         raise
     _sync_folder(path.parent)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """:func:`atomic_file` filled by ``write(f)``.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "numbers.txt"
+    >>> atomic_write(target, lambda f: f.write(b"1 2 3\\n"))
+    >>> target.read_text()
+    '1 2 3\\n'
+    """
+    with atomic_file(path) as file:
+        write(file)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

