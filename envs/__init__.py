@@ -16,13 +16,9 @@ Modules: :mod:`envs.specs` (the task table), :mod:`envs.glimpse_env` (the envs),
 whole screen), :mod:`envs.tasks` (pure episode generators), :mod:`envs.data` (MNIST, Fashion-MNIST, image
 folders), :mod:`envs.render` (pictures of glimpses),
 :mod:`envs.rng` (counter-based random numbers), :mod:`envs.sb3` (the Stable-Baselines3 bridge),
-<<<<<<< HEAD
-:mod:`envs.zoo` (its rl-zoo3 hyperparameter files), :mod:`envs.wrappers` (torch equivalents of Gymnasium's
+:mod:`envs.zoo` (its rl-zoo3 hyperparameter files), :mod:`envs.torchrl_env` (a native TorchRL env; the
+optional ``torchrl`` extra, not imported here), :mod:`envs.wrappers` (torch equivalents of Gymnasium's
 numpy-only vector wrappers).
-=======
-:mod:`envs.torchrl_env` (a native TorchRL env; the optional ``torchrl`` extra, not imported here),
-:mod:`envs.wrappers` (torch equivalents of Gymnasium's numpy-only vector wrappers).
->>>>>>> torchrl23
 Coordinates follow the project's convention, stated once in :mod:`glimpse`.
 """
 
