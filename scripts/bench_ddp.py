@@ -121,7 +121,7 @@ def _worker(rank: int, world: int, batch: int, port: int, cfg: Config, conn) -> 
 
 
 def main() -> None:
-    cfg = cli(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__.split("\n\n")[0])
     if cfg.device not in ("cpu", "cuda"):
         raise ConfigError(f"--device must be cpu or cuda; got {cfg.device!r}")
     gpus = torch.cuda.device_count() if cfg.device == "cuda" else 0

@@ -153,7 +153,7 @@ def measure(cfg: Config, n: int, device: torch.device) -> Row:
 
 
 def main() -> None:
-    cfg = cli(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__.split("\n\n")[0])
     try:
         envs.task_of(cfg.env_id)
     except ValueError as error:

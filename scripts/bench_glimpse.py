@@ -177,7 +177,7 @@ def device_name(device: torch.device) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, nargs="+", default=[32, 256, 4096], help="batch sizes B")
     parser.add_argument("--image", nargs="+", default=["1x60x60", "1x100x100", "3x224x224"], help="CxHxW")
     parser.add_argument("--size", type=int, default=12, help="glimpse side in pixels")

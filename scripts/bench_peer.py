@@ -177,7 +177,7 @@ def measure(cfg: Config, setting: Setting, ap_gym: Any) -> Row:
 
 
 def main() -> None:
-    cfg = cli(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__.split("\n\n")[0])
     settings = [parse_setting(text) for text in cfg.settings]
     ap_gym = import_ap_gym()
     torch.set_num_threads(cfg.threads)

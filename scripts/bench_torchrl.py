@@ -130,7 +130,7 @@ def measure(cfg: Config, n: int) -> Row:
 
 
 def main() -> None:
-    cfg = cli(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__.split("\n\n")[0])
     if GlimpseTorchRLEnv is None:
         raise ConfigError("TorchRL is not installed: pip install -e '.[torchrl]'")
     try:

@@ -50,7 +50,7 @@ class Config:
 
 
 def main() -> None:
-    cfg = cli(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__.split("\n\n")[0])
     rows = []
     for name, setting in SETTINGS.items():
         runs = {}

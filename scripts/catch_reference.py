@@ -43,7 +43,7 @@ class Config:
 
 
 def main() -> None:
-    cfg = cli(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__.split("\n\n")[0])
     torch.set_num_threads(cfg.torch_threads)
     env = gym.make_vec("glimpse/Catch-v0", num_envs=cfg.games, split="test", device=cfg.device)
     policies = {"predict": predict_landing_policy, "follow": follow_ball_policy,

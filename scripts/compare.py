@@ -282,7 +282,7 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    cfg = cli(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__.split("\n\n")[0])
     if distributed.current().is_distributed:  # every rank would train every run
         raise ConfigError("compare.py runs its independent runs as separate processes (--jobs); launch it with "
                           "python, not torchrun")

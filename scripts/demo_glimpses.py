@@ -26,7 +26,7 @@ ROW_PX = 240  # height of each row of the picture
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/demo", help="folder for glimpses.png")
     parser.add_argument("--canvases", type=int, default=3, help="how many canvases")
     parser.add_argument("--glimpse-size", type=int, default=12, help="retina side in pixels")

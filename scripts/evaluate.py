@@ -37,7 +37,7 @@ class Config:
 
 
 def main() -> None:
-    cfg = cli(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__.split("\n\n")[0])
     overrides = {k: v for k, v in (("eval_images", cfg.eval_images), ("device", cfg.device)) if v is not None}
     with announcing_data() as loaded:
         train_cfg, model, test_env = load_run(Path(cfg.run_dir), allow_other_data=cfg.allow_other_data,

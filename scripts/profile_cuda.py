@@ -68,7 +68,7 @@ def count_syncs(fn: Callable[[], object], repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    args = cli(Config, description=__doc__)
+    args = cli(Config, description=__doc__.split("\n\n")[0])
     if not torch.cuda.is_available():
         raise ConfigError("profile_cuda.py needs a CUDA device")
     device = torch.device("cuda")

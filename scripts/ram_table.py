@@ -71,7 +71,7 @@ def rows(cfg: Config) -> list[tuple[str, list[str]]]:
 
 
 def main() -> None:
-    cfg = cli(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__.split("\n\n")[0])
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     lines = ["| run | agent | env | glimpses | test accuracy (mean loc.) | MC accuracy (K=10) | test images | train images | wall s | FLOPs/image | params | command |",

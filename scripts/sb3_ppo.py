@@ -135,7 +135,7 @@ def parse_config(argv: list[str] | None = None) -> Config:
     peek.add_argument("--env", default=Config.env)
     env = peek.parse_known_args(argv)[0].env
     defaults = replace(Config(), env=env, **ENV_DEFAULTS.get(env, {}))  # an unknown --env: tyro names the choices
-    return cli(Config, argv, description=__doc__, default=defaults)
+    return cli(Config, argv, description=__doc__.split("\n\n")[0], default=defaults)
 
 
 def rollout_steps(n_steps: int | None, episode_steps: int) -> int:

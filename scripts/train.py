@@ -92,7 +92,7 @@ from agents.training import (
 
 
 def main() -> None:
-    cfg = parse_train_config(description=__doc__)
+    cfg = parse_train_config(description=__doc__.split("\n\n")[0])
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     # Under torchrun: this process's rank and device, and its rows of every global batch (else rank 0 of 1),

@@ -44,7 +44,7 @@ class Config:
 
 
 def main() -> None:
-    cfg = cli(Config, description=__doc__)
+    cfg = cli(Config, description=__doc__.split("\n\n")[0])
     with announcing_data():
         train_cfg, model, test_env = load_run(Path(cfg.run_dir), plugins=cfg.plugins, eval_images=cfg.count)
     out = Path(cfg.out) if cfg.out else Path(cfg.run_dir) / "viz"
