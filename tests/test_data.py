@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from envs import data
+from envs.data import idx
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_debian_fashion = pytest.mark.skipif(
@@ -180,7 +181,7 @@ def test_read_idx_round_trip(tmp_path, gz):
 )
 @pytest.mark.parametrize("via", ["argument", "env"])
 def test_layouts(tmp_path, monkeypatch, name, layout, gz, via):
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": (), "fashion-mnist": ()})
+    monkeypatch.setattr(idx, "SYSTEM_DIRS", {"mnist": (), "fashion-mnist": ()})
     root = tmp_path / "data"
     for split, n in (("train", 7), ("test", 3)):
         images, labels = synthetic(n, seed=n)
@@ -454,7 +455,7 @@ def test_fashion_mnist_from_debian():
 
 
 def test_fashion_mnist_missing_says_how_to_get_it(monkeypatch):
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": (), "fashion-mnist": ()})
+    monkeypatch.setattr(idx, "SYSTEM_DIRS", {"mnist": (), "fashion-mnist": ()})
     with pytest.raises(FileNotFoundError) as info:
         data.load_digits("fashion-mnist", "test")
     message = str(info.value)
