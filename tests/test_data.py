@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from envs import data
-from envs.data import idx
+from envs.data import download, idx
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_debian_fashion = pytest.mark.skipif(
@@ -649,14 +649,14 @@ def test_tampered_cache_is_refused(official, tmp_path, download):
 
 def test_cached_files_are_hashed_once_per_process(official, monkeypatch):
     calls = []
-    real = data.file_digest
+    real = download.file_digest
 
     def counting(path, *stamp):
         calls.append(Path(path).name)
         return real(path, *stamp)
 
     counting.cache_clear = real.cache_clear  # the fixtures' reset still clears the real cache
-    monkeypatch.setattr(data, "file_digest", counting)
+    monkeypatch.setattr(download, "file_digest", counting)
     data.load_digits("mnist", "train", download=True)
     data.load_digits("mnist", "test")
     data.load_digits("mnist", "train")
