@@ -87,6 +87,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from envs.data.announce import announce, announced, warn_once
 from envs.data.download import DOWNLOAD_TIMEOUT_S, DownloadError, default_cache_dir, file_digest, from_cache, sha256_table, stamp, verified
 from envs.data.idx import IMAGES_MAGIC, LABELS_MAGIC, SYSTEM_DIRS, TORCHVISION_FOLDERS, cache_key, describe_searched, find_local, load_idx_pair, read_idx
 from envs.data.offline import (
@@ -479,39 +480,6 @@ def decode_images(stamps: tuple[tuple[str, int, int], ...], size: int, channels:
         except Exception as exc:  # any failure to decode a user's file must name the file
             raise ValueError(f"{path}: cannot be read as an image ({type(exc).__name__}: {exc})") from exc
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
-
-
-# --------------------------------------------------------------------------------------------------
-# Announcing the source, and test support
-# --------------------------------------------------------------------------------------------------
-
-announced: set[tuple[str, str, str]] = set()
-
-
-def warn_once(message: str) -> None:
-    """``warnings.warn(message)`` the first time this process sees ``message`` (the scripts print it as a
-    ``data: ...`` line)."""
-    key = ("warning", "", message)
-    if key not in announced:
-        announced.add(key)
-        warnings.warn(message, UserWarning, stacklevel=3)
-
-
-def announce(name: str, split: str, source: str, count: int, *, subset: bool) -> None:
-    key = (name, split, source)
-    if key in announced:
-        return
-    announced.add(key)
-    if subset:
-        warnings.warn(
-            f"{name} {split}: using the {source}: {count} images instead of the full dataset, so results "
-            f"are not comparable with published MNIST numbers. For the full dataset set {DATA_DIR_ENV}, "
-            f"pass data_dir=, or call load_digits(..., download=True).",
-            OfflineSubsetWarning,
-            stacklevel=3,
-        )
-    else:
-        logger.info("%s %s: %d images from %s", name, split, count, source)
 
 
 # --------------------------------------------------------------------------------------------------
