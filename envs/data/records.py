@@ -56,7 +56,7 @@ def provenance(dataset: DigitDataset | ImageFolderDataset) -> dict:
     every file's relative name and bytes), ``files`` (IDX only: each file's own SHA-256), ``source``
     (in words). The offline subset is named by ``name`` (its file) and its published digest.
     """
-    from envs.data import ImageFolderDataset  # here, not above: envs.data imports this module
+    from envs.data.folder import ImageFolderDataset  # here, not above: envs.data.folder imports this module
 
     if isinstance(dataset, ImageFolderDataset):
         root = Path(dataset.root)
