@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from envs import data
-from envs.data import download, idx, offline
+from envs.data import download, idx, offline, testing
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_debian_fashion = pytest.mark.skipif(
@@ -54,9 +54,9 @@ def isolated(tmp_path, monkeypatch):
         return real_urlopen(url, *args, **kwargs)
 
     monkeypatch.setattr(urllib.request, "urlopen", local_only)
-    data.reset_for_tests()
+    testing.reset_for_tests()
     yield
-    data.reset_for_tests()
+    testing.reset_for_tests()
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -395,7 +395,7 @@ def test_offline_default_is_deterministic_and_warns_once():
         a = data.load_digits("mnist", "train")
         data.load_digits("mnist", "train")
     assert sum(issubclass(w.category, data.OfflineSubsetWarning) for w in caught) == 1
-    data.reset_for_tests()
+    testing.reset_for_tests()
     with pytest.warns(data.OfflineSubsetWarning):
         b = data.load_digits("mnist", "train")
     assert a.images is not b.images
@@ -432,7 +432,7 @@ def test_damaged_offline_npz_is_refused(tmp_path, monkeypatch):
     labels[0] = (labels[0] + 1) % 10
     bad = tmp_path / "bad.npz"
     np.savez_compressed(bad, images=images, labels=labels)
-    data.reset_for_tests()
+    testing.reset_for_tests()
     monkeypatch.setattr(offline, "OFFLINE_NPZ", bad)
     with pytest.raises(ValueError, match="damaged"):
         data.load_digits("mnist", "test")
@@ -499,7 +499,7 @@ def test_download_good_files(server, tmp_path):
 
     # Later loads use the cache, with or without download=True, and never ask the server again.
     served = len(server.requests)
-    data.reset_for_tests()
+    testing.reset_for_tests()
     assert_same(data.load_digits("mnist", "test", cache_dir=cache, checksums=checksums), *test)
     assert_same(data.load_digits("mnist", "train", download=True, **kwargs), *train)
     assert len(server.requests) == served
@@ -636,7 +636,7 @@ def test_tampered_cache_is_refused(official, tmp_path, download):
     shift_labels(labels)
     for fresh_process in (False, True):  # the same process (its in-memory copy is not trusted), and a new one
         if fresh_process:
-            data.reset_for_tests()
+            testing.reset_for_tests()
         with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz: cached file is damaged or was altered "
                                              r".*delete it and download it again") as info:
             data.load_digits("mnist", "train", download=download)
@@ -675,7 +675,7 @@ def test_half_cached_dataset_is_refused_not_mixed_with_the_offline_subset(offici
     for file in ALL_FILES:
         if file not in kept:
             (cache / file).unlink()
-    data.reset_for_tests()
+    testing.reset_for_tests()
     for split in data.SPLITS:
         with warnings.catch_warnings():
             warnings.simplefilter("error", data.OfflineSubsetWarning)  # never the subset for either split

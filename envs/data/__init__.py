@@ -124,17 +124,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def reset_for_tests() -> None:
-    """Forget loaded arrays and announcements (tests only)."""
-    load_idx_pair.cache_clear()
-    load_offline.cache_clear()
-    load_offline_split.cache_clear()
-    decode_images.cache_clear()
-    file_digest.cache_clear()
-    verified.clear()
-    announced.clear()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m envs.data", description=__doc__.split("\n")[0])
     parser.add_argument(
