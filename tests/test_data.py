@@ -24,6 +24,7 @@ import torch
 
 from envs import data
 from envs.data import download, idx, offline, testing
+from envs.data.__main__ import main
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_debian_fashion = pytest.mark.skipif(
@@ -688,11 +689,12 @@ def test_half_cached_dataset_is_refused_not_mixed_with_the_offline_subset(offici
 
 
 def test_download_command_fills_and_checks_the_cache(official, capsys):
-    assert data.main(["--download", "mnist"]) == 0
+    assert data.main is main  # envs.data.main, as before the CLI moved to envs/data/__main__.py
+    assert main(["--download", "mnist"]) == 0
     cache = data.default_cache_dir() / "mnist"
     assert files_in(cache) == ALL_FILES and str(cache) in capsys.readouterr().out
     shift_labels(cache / "t10k-labels-idx1-ubyte.gz")
-    assert data.main(["--download", "mnist"]) == 1
+    assert main(["--download", "mnist"]) == 1
     assert "t10k-labels-idx1-ubyte.gz: cached file is damaged" in capsys.readouterr().err
 
 

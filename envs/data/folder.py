@@ -20,7 +20,14 @@ from envs.data.records import record
 from envs.data.sources import SPLITS
 from glimpse.checks import check_positive_int
 
-__all__ = ["ImageFolderDataset", "load_image_folder", "decode_images", "IMAGE_EXTENSIONS", "TEST_EVERY", "COUNTS_LISTED"]
+__all__ = [
+    "ImageFolderDataset",
+    "load_image_folder",
+    "decode_images",
+    "IMAGE_EXTENSIONS",
+    "TEST_EVERY",
+    "COUNTS_LISTED",
+]
 
 
 #: File name endings read as images (case-insensitive); other files in a class folder are ignored.
