@@ -60,6 +60,7 @@ from glimpse import checks
 from agents import distributed
 from agents.contract import RolloutAgent, SceneAgent
 from agents import trainers
+from agents.health import check_parameters, check_update
 from agents.registry import AGENTS, AgentSpec
 from agents.scripting import ConfigError, NullWriter, TrainingStopped, run_script
 from agents.trainers import TrainerOptions
@@ -72,7 +73,7 @@ __all__ = [
     "announcing_data", "record_data", "describe_data", "check_data", "check_same_data", "evaluate", "replay_test_paths",
     "picture_at", "paths_picture", "attention_picture", "eval_picture", "lock_run_dir", "read_json",
     "read_checkpoint", "restore_checkpoint", "flag_differences", "load_run", "save_checkpoint", "write_json",
-    "check_run_files", "check_text", "MAX_SEED", "check_update", "run_parallel",
+    "check_run_files", "check_text", "MAX_SEED", "check_update", "check_parameters", "run_parallel",
     "threads_per_job", "NullWriter",
 ]
 
@@ -969,54 +970,6 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     killed run or a full disk never leaves a half-written checkpoint, nor a temporary file, behind. An
     ``OSError`` (a full disk, a read-only folder) propagates with the old checkpoint intact."""
     atomic_write(path, lambda file: torch.save(payload, file))
-
-def check_update(losses: dict[str, Any], model: torch.nn.Module, update: int) -> dict[str, float]:
-    """After ``backward()``: the update's logged values as floats, read in one host synchronisation,
-    or a :class:`TrainingStopped` naming the non-finite loss terms (or the parameters whose gradients are
-    non-finite) and the update, before a bad step can reach the weights.
-
-    Under torchrun (after :func:`agents.distributed.average_gradients`) the losses are first averaged
-    over the ranks, so that every rank logs and checks the global batch's values and all of them stop
-    together, with the same message."""
-    names = [name for name, value in losses.items() if name != "loss"]
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    total = losses["loss"].detach().float().reshape(())
-    norm = torch.nn.utils.get_total_norm(grads).float() if grads else torch.zeros((), device=total.device)
-    scalars = [total, norm, *(torch.as_tensor(losses[n]).detach().reshape(()) for n in names)]
-    shared = distributed.is_active()
-    if shared:  # the global batch's values: the mean over the ranks' equal shares
-        values = distributed.all_reduce_mean(torch.stack([v.float().to(total.device) for v in scalars])).tolist()
-    elif total.device.type == "cpu":  # nothing to synchronise: plain reads are the cheapest
-        values = [float(v) for v in scalars]
-    else:  # one transfer for all of them
-        values = torch.stack([v.float().to(total.device) for v in scalars]).tolist()
-    if math.isfinite(values[0]) and math.isfinite(values[1]):
-        return dict(zip(names, values[2:]))
-    error = TrainingStopped(_stop_reason(values, names, model, update))
-    raise distributed.raised_everywhere(error) if shared else error
-
-
-def _stop_reason(values: list[float], names: list[str], model: torch.nn.Module, update: int) -> str:
-    """:func:`check_update`'s message for non-finite ``values`` (loss, gradient norm, named terms)."""
-    bad = [f"{n} = {v}" for n, v in zip(["loss", *names], [values[0], *values[2:]])
-           if not math.isfinite(v) and (n.startswith("loss") or n.endswith("_loss"))]
-    if bad:
-        return f"update {update}: non-finite {', '.join(bad)}"
-    params = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
-    if not params:  # every gradient is finite, their total norm is not
-        return (f"update {update}: the loss is finite ({values[0]:.4g}) but the gradients' total norm overflows "
-                f"float32 (the model is diverging)")
-    return (f"update {update}: the loss is finite ({values[0]:.4g}) but the gradients of "
-            f"{', '.join(params[:3])}{' ...' if len(params) > 3 else ''} are not")
-
-
-def check_parameters(model: torch.nn.Module, when: str) -> None:
-    """A :class:`TrainingStopped` naming the first non-finite parameters, before they can be saved (under
-    torchrun the ranks' parameters are identical: every rank stops alike)."""
-    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
-    if bad:
-        error = TrainingStopped(f"{when}: non-finite parameters {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
-        raise distributed.raised_everywhere(error) if distributed.is_active() else error
 
 
 def threads_per_job(jobs: int) -> int:

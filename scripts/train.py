@@ -47,7 +47,6 @@ again. The library behind this script is :mod:`agents.training`.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -58,6 +57,7 @@ from torch.utils.tensorboard import SummaryWriter
 from agents import distributed
 from agents.distributed import PeerFailure, average_gradients
 from agents.flops import flops_per_image
+from agents.health import diverged
 from agents.progress import Progress
 from agents.training import (
     NOT_COMPARED,
@@ -288,14 +288,6 @@ def open_run(cfg, run_dir: Path) -> tuple[bool, dict | None, dict | None, bool]:
 def processes(count: int) -> str:
     """``count`` processes in words: one (no torchrun) or ``torchrun`` with that many."""
     return "one process (no torchrun)" if count == 1 else f"{count} processes (torchrun)"
-
-
-def diverged(error: ValueError) -> str:
-    """One line on a forward pass that a diverged model made fail."""
-    found = re.search(r"Expected parameter (\w+) .* of distribution (\w+)", str(error))
-    if found:
-        return f"non-finite {found.group(1)} of the {found.group(2)} policy in the forward pass (the model diverged)"
-    return f"the forward pass failed ({str(error).splitlines()[0][:200]}): the model has likely diverged"
 
 
 def saved_config(cfg) -> dict:
