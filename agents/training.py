@@ -36,13 +36,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from envs import data as envs_data
 from envs.files import atomic_write, open_no_follow, write_text_atomic
 from agents import distributed
-from agents.contract import RolloutAgent, SceneAgent
 from agents.build import (capped_to_test_split, check_algo, eval_share, make_agent, make_env, make_test_env,
                           make_trainer, task_spec, trainer_options)
 from agents.cli import (LIMITS, MAX_SEED, Range, check_device, check_text, check_values, cli, command_flags,
@@ -51,9 +49,9 @@ from agents.config import (Config, agent_spec, config_from_flat, flat_config, im
                            task_defaults)
 from agents.evaluation import evaluate
 from agents.health import check_parameters, check_update
+from agents.pictures import attention_picture, eval_picture, paths_picture, picture_at, replay_test_paths
 from agents.provenance import announcing_data, check_data, check_same_data, describe_data, record_data
 from agents.scripting import ConfigError, NullWriter, TrainingStopped, run_script
-from envs.render import render_attention, render_paths
 
 __all__ = [
     "Config", "ConfigError", "TrainingStopped", "run_script", "LIMITS", "Range", "check_values", "release_run_dir",
@@ -79,76 +77,6 @@ __all__ = [
 # ------------------------------------------------------------------------------------------------
 # Evaluation and pictures
 # ------------------------------------------------------------------------------------------------
-
-
-def replay_test_paths(model: RolloutAgent, test_env):
-    """The first test episodes played with a hard agent's mean locations: ``(pictures, labels, trajectory)``.
-
-    The pictures and labels are cloned before the rollout: the env reuses its tensors at autoreset.
-    """
-    with torch.no_grad():
-        obs, _ = test_env.reset(seed=0)
-        pictures, labels = (t.clone() if t is not None else None for t in test_env.scene())
-        trajectory, _ = model.rollout(test_env, obs, deterministic=True)
-    return pictures, labels, trajectory
-
-
-def picture_at(pictures: torch.Tensor, i: int, t: int) -> torch.Tensor:
-    """Env ``i``'s picture at step ``t``: its canvas, or frame ``t`` of its video (the last one after the end)."""
-    return pictures[i] if pictures.dim() == 4 else pictures[i, min(t, pictures.shape[1] - 1)]
-
-
-def paths_picture(retina: dict[str, int], pictures: torch.Tensor, trajectory, count: int, *,
-                  all_scales: bool = False) -> np.ndarray:
-    """``(H, W, 3)`` uint8: the first ``count`` episodes' glimpse paths (:func:`envs.render.render_paths`),
-    numbered in order, each tile captioned with its label and the agent's decision and framed green if
-    right, red if wrong (Catch: caught or missed; neither for an agent without a final decision).
-
-    ``retina``: the env's (``test_env.retina``); ``pictures``, ``trajectory``: from :func:`replay_test_paths`.
-    Only the ``T`` looks the agent read are drawn: the last location of an episode only produced the
-    observation after its end."""
-    steps = trajectory.rewards.shape[1]  # T
-    count = min(count, len(pictures))
-    captions = correct = None
-    if trajectory.logits is not None and trajectory.labels is not None:  # a class at the last step
-        decided, labels = trajectory.logits[:count].argmax(1).tolist(), trajectory.labels[:count].tolist()
-        captions = [f"label {y}, decided {d}" for y, d in zip(labels, decided)]
-        correct = [d == y for y, d in zip(labels, decided)]
-    elif trajectory.paddle_log_probs is not None:  # Catch: the last step's reward is 1 when the ball is caught
-        correct = (trajectory.rewards[:count, -1] > 0).tolist()
-        captions = ["caught" if caught else "missed" for caught in correct]
-    return render_paths([picture_at(pictures, i, steps - 1) for i in range(count)],
-                        trajectory.locations[:count, :steps], **retina, captions=captions, correct=correct,
-                        all_scales=all_scales)
-
-
-def attention_picture(model: SceneAgent, test_env, count: int) -> np.ndarray | None:
-    """``(H, W, 3)`` uint8: the first ``count`` test scenes side by side with a soft agent's attention
-    (heat maps, sampled regions); None for models that attend everywhere."""
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        test_env.reset(seed=0)
-        pictures = test_env.scene()[0][:count]
-        maps = model.attention_maps(model.scene_inputs(test_env)[:count])
-    model.train(was_training)
-    if not maps:
-        return None
-    tiles = [render_attention(pictures[i], **{name: value[i] for name, value in maps.items()})
-             for i in range(len(pictures))]
-    return np.concatenate(tiles, axis=1)
-
-
-def eval_picture(cfg: Config, model: torch.nn.Module, test_env, count: int = 8) -> tuple[str, np.ndarray] | None:
-    """What to draw at an evaluation, by the agent's contract: ``("eval/glimpse_paths", picture)`` for an
-    agent that plays episodes, ``("eval/attention", picture)`` for one that attends to what the env shows
-    (None if it attends everywhere)."""
-    if isinstance(model, RolloutAgent):
-        pictures, _, trajectory = replay_test_paths(model, test_env)
-        return "eval/glimpse_paths", paths_picture(test_env.retina, pictures, trajectory, count)
-    if isinstance(model, SceneAgent) and (picture := attention_picture(model, test_env, count)) is not None:
-        return "eval/attention", picture
-    return None
 
 
 # ------------------------------------------------------------------------------------------------
