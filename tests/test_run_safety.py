@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents import training
+from agents import run_folder, training
 from agents.training import ConfigError
 from envs.data import OfflineSubsetWarning
 from envs.files import atomic_write, write_text_atomic
@@ -230,7 +230,7 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise PermissionError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(training, "open_no_follow", read_only)
+    monkeypatch.setattr(run_folder, "open_no_follow", read_only)
     with pytest.raises(ConfigError, match="cannot write there \\(Read-only file system\\)"):
         training.lock_run_dir(tmp_path / "run")
 
