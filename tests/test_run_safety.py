@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents import run_folder, training
+from agents import distributed, run_folder, training
 from agents.training import ConfigError
 from envs.data import OfflineSubsetWarning
 from envs.files import atomic_write, write_text_atomic
@@ -86,7 +86,7 @@ def restore(run: Path, state: dict):
     model = training.make_agent(cfg, env)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     return training.restore_checkpoint(run / "checkpoint.pt", state, cfg, model, optimizer, env,
-                                       training.distributed.Context())
+                                       distributed.Context())
 
 
 @pytest.mark.parametrize("damage, message", [
