@@ -2,8 +2,8 @@
 and its files (:data:`RUN_FILES`, never symbolic links), ``config.json`` and ``results.json``
 (:func:`read_json`, :func:`write_json`), the checkpoint, written and read here only (:data:`CHECKPOINT_KEYS`,
 :func:`checkpoint_payload`, :func:`save_checkpoint`, :func:`read_checkpoint`, :func:`restore_checkpoint`),
-``--resume`` (:func:`open_run`, :func:`saved_config`, :func:`flag_differences`, :func:`processes`) and a
-finished run loaded back (:func:`load_run`). Every file is written atomically (:mod:`envs.files`)."""
+``--resume`` (:func:`open_run`, :func:`check_resume`, :func:`check_processes`) and a finished run loaded
+back (:func:`load_run`). Every file is written atomically (:mod:`envs.files`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import json
 import math
 import os
 import pickle
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,14 @@ from envs import data as envs_data
 from envs.files import atomic_write, open_no_follow, write_text_atomic
 from agents import distributed
 from agents.build import make_agent, make_test_env
-from agents.config import Config, config_from_flat
+from agents.config import Config, config_from_flat, flat_config
 from agents.provenance import check_data, record_data
 from agents.scripting import ConfigError
 
 __all__ = ["LOCK_NAME", "RUN_FILES", "release_run_dir", "check_run_files", "lock_run_dir", "read_json",
-           "write_json", "CHECKPOINT_KEYS", "read_checkpoint", "restore_checkpoint", "NOT_COMPARED",
-           "flag_differences", "load_run", "save_checkpoint"]
+           "write_json", "CHECKPOINT_KEYS", "read_checkpoint", "checkpoint_payload", "save_checkpoint",
+           "restore_checkpoint", "NOT_COMPARED", "saved_config", "flag_differences", "open_run", "check_resume",
+           "processes", "check_processes", "load_run"]
 
 
 LOCK_NAME = "run.lock"
@@ -176,6 +178,28 @@ _CHECKPOINT_ENTRIES: dict[str, Callable[[Any], bool]] = {
 }
 
 
+def checkpoint_payload(cfg: Config, data: dict[str, dict], model: torch.nn.Module,
+                       optimizer: torch.optim.Optimizer, env_state: dict, rngs: list[torch.Tensor],
+                       world_size: int, elapsed: float) -> dict:
+    """What a checkpoint of ``scripts/train.py`` holds (the entries :func:`read_checkpoint` checks): the run's
+    flags (:func:`saved_config`) and data record, the weights, the optimizer's state, the whole batch's env
+    state ``env_state`` (the ranks' rows in order), every rank's random stream ``rngs`` (rank 0's also as
+    ``torch_rng``), the number of processes, ``cfg.images_seen`` and the training seconds ``elapsed``."""
+    return {
+        "config": saved_config(cfg), "data": data,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "env": env_state,
+        "torch_rng": rngs[0], "torch_rng_ranks": rngs, "world_size": world_size,
+        "images_seen": cfg.images_seen, "elapsed": elapsed,
+    }
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Write a checkpoint atomically (:func:`envs.files.atomic_write`: flushed to disk, then renamed): a
+    killed run or a full disk never leaves a half-written checkpoint, nor a temporary file, behind. An
+    ``OSError`` (a full disk, a read-only folder) propagates with the old checkpoint intact."""
+    atomic_write(path, lambda file: torch.save(payload, file))
+
+
 def restore_checkpoint(path: Path, state: dict, cfg: Config, model: torch.nn.Module,
                        optimizer: torch.optim.Optimizer, env, ctx: distributed.Context) -> tuple[Any, float]:
     """Put a run back where checkpoint ``state`` (from :func:`read_checkpoint` of ``path``) left it: the
@@ -208,6 +232,11 @@ def restore_checkpoint(path: Path, state: dict, cfg: Config, model: torch.nn.Mod
 NOT_COMPARED = ("resume", "allow_other_data", "torch_threads", "device")
 
 
+def saved_config(cfg: Config) -> dict:
+    """What a checkpoint records of the run's configuration: every flag but those that say how to run."""
+    return {k: v for k, v in flat_config(cfg).items() if k not in NOT_COMPARED}
+
+
 def flag_differences(recorded: dict, current: dict, data_checked: bool = False) -> list[str]:
     """The flags whose values differ between a run's recorded configuration and ``current`` (both as
     :func:`flat_config` gives them), each as ``--flag (run: X, command: Y)``. Where the folder is
@@ -221,6 +250,54 @@ def flag_differences(recorded: dict, current: dict, data_checked: bool = False) 
     return [f"--{k.replace('_', '-')} (run: {recorded.get(k, 'unset')}, command: {current.get(k, 'unset')})"
             for k in names if recorded.get(k, missing) != current.get(k, missing)
             and not (k == "plugins" and list(recorded.get(k, [])) == list(current.get(k, [])))]
+
+
+def open_run(cfg: Config, run_dir: Path) -> tuple[bool, dict | None, dict | None, bool]:
+    """Take ``run_dir`` (its lock) and read what it holds: ``(started, checkpoint, recorded flags, whether
+    results.json exists)``."""
+    if cfg.resume and not run_dir.exists():
+        raise ConfigError(f"--resume: {run_dir} does not exist")
+    lock_run_dir(run_dir)  # ours until this process ends; refused at once if another process trains here
+    checkpoint_path, config_path, results_path = (run_dir / n for n in ("checkpoint.pt", "config.json", "results.json"))
+    started = checkpoint_path.exists() or config_path.exists() or results_path.exists()
+    if started and not cfg.resume:
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --run-dir")
+    if cfg.resume and not started:  # killed before it wrote config.json: nothing to continue, so start it
+        print(f"--resume: {run_dir} holds no run yet; starting it", file=sys.stderr)
+    # Killed before its first checkpoint: the run starts again from scratch, with the flags it recorded.
+    state = read_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+    recorded = state["config"] if state is not None else read_json(config_path) if config_path.exists() else None
+    return started, state, recorded, results_path.exists()
+
+
+def check_resume(cfg: Config, state: dict | None, recorded: dict | None, data: dict[str, dict]) -> None:
+    """``--resume`` of a run that recorded its flags (``state``, ``recorded``: from :func:`open_run`; nothing
+    if ``recorded`` is None): a :class:`ConfigError` if the data loaded (``data``, :func:`record_data`)
+    differ from the run's, unless ``--allow-other-data``, or if any flag does (:func:`flag_differences`)."""
+    if recorded is None:
+        return
+    recorded_data = state.get("data") if state is not None else recorded.get("data")
+    if not cfg.allow_other_data:  # first: other data can change values computed from them (--eval-images)
+        check_data(recorded_data, data, "--resume", "--allow-other-data")
+    # Where the data lie is no flag to compare once their contents are (identical files elsewhere).
+    differ = flag_differences(recorded, saved_config(cfg), data_checked=recorded_data is not None)
+    if differ:
+        raise ConfigError(f"--resume: the command's flags differ from the run's: {'; '.join(differ)}; "
+                          f"pass the run's flags")
+
+
+def processes(count: int) -> str:
+    """``count`` processes in words: one (no torchrun) or ``torchrun`` with that many."""
+    return "one process (no torchrun)" if count == 1 else f"{count} processes (torchrun)"
+
+
+def check_processes(run_dir: Path, state: dict | None, world_size: int) -> None:
+    """A :class:`ConfigError` if checkpoint ``state`` of ``run_dir`` was trained by another number of processes
+    than ``world_size``: each one's episodes and random stream continue from the checkpoint."""
+    if state is not None and state.get("world_size", 1) != world_size:
+        raise ConfigError(f"--resume: {run_dir} was trained by {processes(state.get('world_size', 1))} and this launch "
+                          f"has {processes(world_size)}; resume it with as many (each one's episodes and random "
+                          f"stream continue from the checkpoint)")
 
 
 def load_run(run_dir: Path, allow_other_data: bool = False, plugins: Sequence[str] = (),
@@ -263,10 +340,3 @@ def load_run(run_dir: Path, allow_other_data: bool = False, plugins: Sequence[st
         raise ConfigError(f"{run_dir / 'checkpoint.pt'}: its weights do not fit its own configuration "
                           f"({_first_line(error)})") from None
     return cfg, model, test_env
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write a checkpoint atomically (:func:`envs.files.atomic_write`: flushed to disk, then renamed): a
-    killed run or a full disk never leaves a half-written checkpoint, nor a temporary file, behind. An
-    ``OSError`` (a full disk, a read-only folder) propagates with the old checkpoint intact."""
-    atomic_write(path, lambda file: torch.save(payload, file))

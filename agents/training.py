@@ -52,9 +52,10 @@ from agents.evaluation import evaluate
 from agents.health import check_parameters, check_update, diverged
 from agents.pictures import attention_picture, eval_picture, paths_picture, picture_at, replay_test_paths
 from agents.provenance import announcing_data, check_data, check_same_data, describe_data, record_data
-from agents.run_folder import (CHECKPOINT_KEYS, LOCK_NAME, NOT_COMPARED, RUN_FILES, check_run_files, flag_differences,
-                               load_run, lock_run_dir, read_checkpoint, read_json, release_run_dir,
-                               restore_checkpoint, save_checkpoint, write_json)
+from agents.run_folder import (CHECKPOINT_KEYS, LOCK_NAME, NOT_COMPARED, RUN_FILES, check_processes, check_resume,
+                               check_run_files, checkpoint_payload, flag_differences, load_run, lock_run_dir,
+                               open_run, processes, read_checkpoint, read_json, release_run_dir, restore_checkpoint,
+                               save_checkpoint, saved_config, write_json)
 from agents.scripting import ConfigError, NullWriter, TrainingStopped, run_script
 from agents.sweep import run_parallel, threads_per_job
 
@@ -79,8 +80,9 @@ __all__ = [
     "check_update", "check_parameters", "diverged",
     # agents.run_folder
     "LOCK_NAME", "RUN_FILES", "release_run_dir", "check_run_files", "lock_run_dir", "read_json", "write_json",
-    "CHECKPOINT_KEYS", "read_checkpoint", "restore_checkpoint", "NOT_COMPARED", "flag_differences", "load_run",
-    "save_checkpoint",
+    "CHECKPOINT_KEYS", "read_checkpoint", "checkpoint_payload", "save_checkpoint", "restore_checkpoint",
+    "NOT_COMPARED", "saved_config", "flag_differences", "open_run", "check_resume", "processes", "check_processes",
+    "load_run",
     # agents.sweep
     "run_parallel", "threads_per_job",
 ]
