@@ -17,8 +17,12 @@
 - :mod:`agents.racnn` — Fu et al., "Look Closer to See Better" (CVPR 2017), soft and hard.
 - :mod:`agents.baselines` — the RAM paper's full-image FC and conv classifiers.
 - :mod:`agents.flops` — FLOPs per image, for comparing models at equal compute.
-- :mod:`agents.training` — the training library behind ``scripts/``: config, env and agent construction,
-  checkpoints, evaluation, pictures, the command line.
+- :mod:`agents.training` — the training library behind ``scripts/`` in one namespace, re-exported from one
+  module per job: :mod:`agents.config` (the run's configuration), :mod:`agents.cli` (the command line),
+  :mod:`agents.build` (env, agent and trainer), :mod:`agents.provenance` (the data a run used),
+  :mod:`agents.evaluation`, :mod:`agents.pictures`, :mod:`agents.health` (non-finite values stop a run),
+  :mod:`agents.run_folder` (lock, checkpoint, resume), :mod:`agents.sweep` (many runs) and
+  :mod:`agents.scripting` (errors and exit statuses).
 """
 
 from agents.registry import AGENTS, AgentSpec, register_agent

@@ -129,7 +129,7 @@ class ReinforceTrainer:
         model: the agent.
         optimizer: its optimizer.
         check: ``(losses, model, update) -> logged floats``, called after ``backward()`` and before the step
-            (:func:`agents.training.check_update`: it stops a run on a non-finite loss or gradient).
+            (:func:`agents.health.check_update`: it stops a run on a non-finite loss or gradient).
         sync_gradients: called after every ``backward()`` (data-parallel training averages the gradients
             over the ranks there); none on one process.
     """

@@ -47,7 +47,6 @@ again. The library behind this script is :mod:`agents.training`.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -56,39 +55,19 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from agents import distributed
+from agents.build import make_agent, make_env, make_test_env, make_trainer
+from agents.cli import command_flags, parse_train_config
+from agents.config import flat_config, recipe_in_use
 from agents.distributed import PeerFailure, average_gradients
+from agents.evaluation import evaluate
 from agents.flops import flops_per_image
+from agents.health import check_parameters, diverged
+from agents.pictures import eval_picture
 from agents.progress import Progress
-from agents.training import (
-    NOT_COMPARED,
-    ConfigError,
-    NullWriter,
-    TrainingStopped,
-    announcing_data,
-    check_data,
-    check_parameters,
-    check_same_data,
-    command_flags,
-    describe_data,
-    eval_picture,
-    evaluate,
-    flag_differences,
-    flat_config,
-    lock_run_dir,
-    make_agent,
-    make_env,
-    make_test_env,
-    make_trainer,
-    parse_train_config,
-    read_checkpoint,
-    read_json,
-    recipe_in_use,
-    record_data,
-    restore_checkpoint,
-    run_script,
-    save_checkpoint,
-    write_json,
-)
+from agents.provenance import announcing_data, check_same_data, describe_data, record_data
+from agents.run_folder import (check_processes, check_resume, checkpoint_payload, open_run, restore_checkpoint,
+                               save_checkpoint, write_json)
+from agents.scripting import ConfigError, NullWriter, TrainingStopped, run_script
 
 
 def main() -> None:
@@ -120,23 +99,12 @@ def main() -> None:
     if recipe:
         flags = " ".join(command_flags(recipe))
         print(f"--env {cfg.env} defaults: {flags}", file=sys.stderr)
-    if recorded is not None:
-        recorded_data = state.get("data") if state is not None else recorded.get("data")
-        if not cfg.allow_other_data:  # first: other data can change values computed from them (--eval-images)
-            check_data(recorded_data, data, "--resume", "--allow-other-data")
-        # Where the data lie is no flag to compare once their contents are (identical files elsewhere).
-        differ = flag_differences(recorded, saved_config(cfg), data_checked=recorded_data is not None)
-        if differ:
-            raise ConfigError(f"--resume: the command's flags differ from the run's: {'; '.join(differ)}; "
-                              f"pass the run's flags")
+    check_resume(cfg, state, recorded, data)  # --resume: the same data and flags as the run's
     if has_results:  # finished: its results stand, with or without the checkpoint
         if ctx.is_main:
             print(f"{run_dir} is finished (results.json); nothing to do", file=sys.stderr)
         return
-    if state is not None and state.get("world_size", 1) != ctx.world_size:
-        raise ConfigError(f"--resume: {run_dir} was trained by {processes(state.get('world_size', 1))} and this launch "
-                          f"has {processes(ctx.world_size)}; resume it with as many (each one's episodes and random "
-                          f"stream continue from the checkpoint)")
+    check_processes(run_dir, state, ctx.world_size)
 
     model = make_agent(cfg, env)
     distributed.broadcast_parameters(model)  # every rank starts from rank 0's weights
@@ -171,12 +139,8 @@ def main() -> None:
             raise stopped(f"checkpoint at {cfg.images_seen} images: {error}") from error
         if ctx.is_main:
             try:
-                save_checkpoint(checkpoint_path, {
-                    "config": saved_config(cfg), "data": data,
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "env": env_state,
-                    "torch_rng": rngs[0], "torch_rng_ranks": rngs, "world_size": ctx.world_size,
-                    "images_seen": cfg.images_seen, "elapsed": elapsed,
-                })
+                save_checkpoint(checkpoint_path, checkpoint_payload(cfg, data, model, optimizer, env_state, rngs,
+                                                                    ctx.world_size, elapsed))
             except OSError as error:  # a full disk, a folder made read-only: the last checkpoint is intact
                 raise stopped(f"checkpoint at {cfg.images_seen} images: cannot write {checkpoint_path} "
                               f"({error.strerror or error})") from None
@@ -265,42 +229,6 @@ def main() -> None:
                               f"trained model: make room and run the same command with --resume") from None
     print(json.dumps(results))
     print(f"TensorBoard: tensorboard --logdir {run_dir}")
-
-
-def open_run(cfg, run_dir: Path) -> tuple[bool, dict | None, dict | None, bool]:
-    """Take ``run_dir`` (its lock) and read what it holds: ``(started, checkpoint, recorded flags, whether
-    results.json exists)``."""
-    if cfg.resume and not run_dir.exists():
-        raise ConfigError(f"--resume: {run_dir} does not exist")
-    lock_run_dir(run_dir)  # ours until this process ends; refused at once if another process trains here
-    checkpoint_path, config_path, results_path = (run_dir / n for n in ("checkpoint.pt", "config.json", "results.json"))
-    started = checkpoint_path.exists() or config_path.exists() or results_path.exists()
-    if started and not cfg.resume:
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --run-dir")
-    if cfg.resume and not started:  # killed before it wrote config.json: nothing to continue, so start it
-        print(f"--resume: {run_dir} holds no run yet; starting it", file=sys.stderr)
-    # Killed before its first checkpoint: the run starts again from scratch, with the flags it recorded.
-    state = read_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
-    recorded = state["config"] if state is not None else read_json(config_path) if config_path.exists() else None
-    return started, state, recorded, results_path.exists()
-
-
-def processes(count: int) -> str:
-    """``count`` processes in words: one (no torchrun) or ``torchrun`` with that many."""
-    return "one process (no torchrun)" if count == 1 else f"{count} processes (torchrun)"
-
-
-def diverged(error: ValueError) -> str:
-    """One line on a forward pass that a diverged model made fail."""
-    found = re.search(r"Expected parameter (\w+) .* of distribution (\w+)", str(error))
-    if found:
-        return f"non-finite {found.group(1)} of the {found.group(2)} policy in the forward pass (the model diverged)"
-    return f"the forward pass failed ({str(error).splitlines()[0][:200]}): the model has likely diverged"
-
-
-def saved_config(cfg) -> dict:
-    """What a checkpoint records of the run's configuration: every flag but those that say how to run."""
-    return {k: v for k, v in flat_config(cfg).items() if k not in NOT_COMPARED}
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents import training
+from agents import distributed, run_folder, training
 from agents.training import ConfigError
 from envs.data import OfflineSubsetWarning
 from envs.files import atomic_write, write_text_atomic
@@ -86,7 +86,7 @@ def restore(run: Path, state: dict):
     model = training.make_agent(cfg, env)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     return training.restore_checkpoint(run / "checkpoint.pt", state, cfg, model, optimizer, env,
-                                       training.distributed.Context())
+                                       distributed.Context())
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -230,7 +230,7 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise PermissionError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(training, "open_no_follow", read_only)
+    monkeypatch.setattr(run_folder, "open_no_follow", read_only)
     with pytest.raises(ConfigError, match="cannot write there \\(Read-only file system\\)"):
         training.lock_run_dir(tmp_path / "run")
 

@@ -25,7 +25,7 @@ from gymnasium.vector import AutoresetMode
 from torch.distributions import Normal
 
 import envs
-from agents import training
+from agents import build, run_folder, training
 from agents.itemwise import HardItemAttention
 from agents.ram import RAM
 from agents.recurrent import rollout
@@ -418,7 +418,7 @@ CATCH_RUN = ["--agent", "ram", "--env", "catch", "--hidden", "16", "--train-imag
 def test_train_stops_with_one_line_when_the_critic_turns_nan_after_the_first_update(tmp_path, monkeypatch):
     """The critic's weights are set to NaN between updates 1 and 2 (the first update of a fresh run is where
     train.py reports a failing forward pass as a bug, not a divergence)."""
-    make = training.make_trainer
+    make = build.make_trainer
 
     def poisoned(cfg, model, optimizer, *args, **kwargs):
         trainer = make(cfg, model, optimizer, *args, **kwargs)
@@ -433,7 +433,7 @@ def test_train_stops_with_one_line_when_the_critic_turns_nan_after_the_first_upd
         trainer.update = update_then_poison
         return trainer
 
-    monkeypatch.setattr(training, "make_trainer", poisoned)
+    monkeypatch.setattr(build, "make_trainer", poisoned)  # where scripts/train.py imports it from
     run = tmp_path / "run"
     status, stderr = train(run, "--agent", "ram", "--env", "catch", "--hidden", "16", "--train-images", "96",
                            "--batch-size", "32", "--checkpoint-every", "32", "--eval-images", "32")
@@ -560,7 +560,7 @@ def test_a_ppo_run_logs_its_diagnostics_and_marks_the_recipe(ppo_run):
 
 def test_a_ppo_run_killed_after_its_first_checkpoint_resumes_to_the_same_results(ppo_run, tmp_path, monkeypatch):
     whole, _ = ppo_run
-    save = training.save_checkpoint
+    save = run_folder.save_checkpoint
 
     def save_then_die(path, payload):
         save(path, payload)
@@ -568,7 +568,7 @@ def test_a_ppo_run_killed_after_its_first_checkpoint_resumes_to_the_same_results
 
     run = tmp_path / "killed"
     with monkeypatch.context() as patch:
-        patch.setattr(training, "save_checkpoint", save_then_die)
+        patch.setattr(run_folder, "save_checkpoint", save_then_die)  # where scripts/train.py imports it from
         status, _ = train(run, *CATCH_RUN)
     assert status == "killed" and not (run / "results.json").exists()
     assert torch.load(run / "checkpoint.pt", weights_only=True)["images_seen"] == 128

@@ -1,0 +1,148 @@
+"""What a run is built of, from its :class:`agents.config.Config`: the task's batched env
+(:func:`make_env`) and its fixed test split (:func:`make_test_env`, :func:`eval_share`,
+:func:`capped_to_test_split`), the agent (:func:`make_agent`) and its trainer (:func:`check_algo`,
+:func:`trainer_options`, :func:`make_trainer`). Under ``torchrun`` each process builds its own share."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode
+import torch
+
+import envs
+from envs import data as envs_data
+from agents import distributed
+from agents import trainers
+from agents.config import Config, agent_spec
+from agents.health import check_update
+from agents.scripting import ConfigError
+from agents.trainers import TrainerOptions
+
+__all__ = ["task_spec", "make_env", "eval_share", "make_test_env", "capped_to_test_split", "make_agent",
+           "check_algo", "trainer_options", "make_trainer"]
+
+T = TypeVar("T")
+
+
+def task_spec(cfg: Config) -> envs.TaskSpec:
+    """``envs.TASKS[cfg.env]``, or a :class:`ConfigError` listing the registered tasks."""
+    try:
+        return envs.task_of(cfg.env)
+    except ValueError as error:
+        raise ConfigError(f"--env: {error}") from None
+
+
+def make_env(cfg: Config, split: str, num_envs: int):
+    """The batched env of ``cfg.env`` (``gym.make_vec`` of its registered id) with ``cfg``'s retina,
+    and what ``cfg.agent`` needs of it (its action mode, its start). Same-step autoreset: the agents'
+    rollouts take every step as a transition, the ending step's observation already the next episode's."""
+    spec = task_spec(cfg)
+    agent = agent_spec(cfg.agent)
+    kwargs: dict[str, Any] = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, split=split,
+                                  dataset=cfg.dataset, data_dir=cfg.data_dir, device=cfg.device)
+    if spec.is_still:
+        kwargs["num_glimpses"] = cfg.glimpses
+    kwargs.update(agent.env_kwargs(cfg.options))
+    try:
+        return gym.make_vec(spec.env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
+    except (ValueError, FileNotFoundError) as error:  # the task's own options and data refuse, and say why
+        raise ConfigError(f"--env {cfg.env}: {_as_flags(str(error))}") from error
+
+
+def _as_flags(message: str) -> str:
+    """An env's message in the command line's words: ``data_dir=<root>`` becomes ``--data-dir <root>``."""
+    names = "|".join(f.name for f in dataclasses.fields(Config))
+    return re.sub(rf"\b({names})=", lambda m: "--" + m.group(1).replace("_", "-") + " ", message)
+
+
+def eval_share(cfg: Config, ctx: distributed.Context | None = None) -> tuple[int, int]:
+    """``(first, count)``: the test examples ``first .. first + count - 1`` of the ``eval_images`` an
+    evaluation covers that this process evaluates (all of them in one process; under torchrun each
+    rank a contiguous share, :meth:`agents.distributed.Context.split`, so each example is evaluated once)."""
+    ctx = ctx or distributed.Context()
+    if cfg.eval_images < ctx.world_size:
+        raise ConfigError(f"--eval-images {cfg.eval_images} is fewer than the {ctx.world_size} processes; each "
+                          f"evaluates a share of them: pass at least {ctx.world_size}")
+    return ctx.split(cfg.eval_images)
+
+
+def make_test_env(cfg: Config, ctx: distributed.Context | None = None):
+    """The fixed test split, as wide as the largest divisor of ``eval_images`` up to the batch size, so
+    that ``eval_images / width`` episodes cover exactly ``eval_images`` test examples, each once. Under
+    torchrun (``ctx``), this rank's share of them (:func:`eval_share`), up to its share of the batch.
+
+    ``cfg.eval_images`` above the size of the test split is lowered to that size, with a warning: an
+    evaluation never counts an example twice (:func:`capped_to_test_split`)."""
+    ctx = ctx or distributed.Context()
+
+    def build(count: int):
+        cfg.eval_images = count
+        share = eval_share(cfg, ctx)[1]
+        cap = min(max(1, cfg.batch_size // ctx.world_size), share)
+        return make_env(cfg, "test", max(d for d in range(1, cap + 1) if share % d == 0))
+
+    test_env, cfg.eval_images = capped_to_test_split(cfg.eval_images, "--eval-images", build)
+    return test_env
+
+
+def capped_to_test_split(count: int, flag: str, build: Callable[[int], T]) -> tuple[T, int]:
+    """``(build(count), count)``: an env that evaluates ``count`` test examples, each once; ``count``
+    above the size of the test split ``build`` loads is lowered to that size with a warning naming
+    ``flag`` (``build`` is called again), so that no example is counted twice. Tasks without a finite
+    test split (Catch's games) keep ``count``."""
+    with envs_data.recording() as loaded:
+        built = build(count)
+    size = next((len(d) for d in reversed(loaded) if d.split == "test"), None)
+    if size is not None and count > size:
+        warnings.warn(f"{flag} {count} is more than the test split holds; evaluating on its {size} examples, "
+                      f"each once", stacklevel=2)
+        count = size
+        built = build(count)
+    return built, count
+
+
+def make_agent(cfg: Config, env) -> torch.nn.Module:
+    """The ``--agent`` model sized for ``env``, built by its registry entry from ``cfg.options``."""
+    spec = agent_spec(cfg.agent)
+    if spec.still_only and not env.is_still:
+        raise ConfigError(f"--agent {cfg.agent} classifies still images; it does not apply to --env {cfg.env}")
+    return spec.make(env, cfg.options).to(cfg.device)
+
+
+def check_algo(cfg: Config) -> None:
+    """A :class:`ConfigError` naming the flag if ``--algo`` and its options cannot train ``--agent``."""
+    spec = agent_spec(cfg.agent)
+    if cfg.algo == "reinforce":
+        return
+    if spec.kind != "hard":
+        raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} has no policy to train ({spec.kind} attention "
+                          f"learns by backpropagation); use --algo reinforce")
+    if not issubclass(spec.cls, trainers.PolicyAgent):  # a (plugin's) hard agent without collect/replay
+        raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} cannot replay its episodes (it has no "
+                          f"collect/replay for the actor-critic trainers); use --algo reinforce")
+    if cfg.algo == "ppo" and cfg.minibatches > cfg.batch_size:
+        raise ConfigError(f"--minibatches {cfg.minibatches} is more than the --batch-size {cfg.batch_size} episodes "
+                          f"it splits")
+    if getattr(cfg.options, "expected_context_prob", 0.0) > 0:
+        raise ConfigError(f"--expected-context-prob trains by backpropagation through the expected context, which "
+                          f"--algo {cfg.algo} cannot replay; use it with --algo reinforce")
+
+
+def trainer_options(cfg: Config) -> TrainerOptions:
+    """The run's :class:`agents.trainers.TrainerOptions` (the entropy bonus is the agent's ``--entropy-coef``)."""
+    names = {f.name for f in dataclasses.fields(TrainerOptions)} - {"entropy_coef"}
+    return TrainerOptions(entropy_coef=getattr(cfg.options, "entropy_coef", 0.0),
+                          **{name: getattr(cfg, name) for name in names})
+
+
+def make_trainer(cfg: Config, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 sync_gradients: Callable[[torch.nn.Module], None] | None = None):
+    """The ``--algo`` trainer of ``model`` (:mod:`agents.trainers`), checking each update with :func:`check_update`."""
+    check_algo(cfg)
+    return trainers.make_trainer(trainer_options(cfg), model, optimizer, check_update, sync_gradients)

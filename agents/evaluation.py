@@ -1,0 +1,40 @@
+"""A run's evaluation: :func:`evaluate` scores an agent on the fixed test split, seeded and isolated from
+training's random stream; under ``torchrun`` each rank evaluates its share and the metrics are combined."""
+
+from __future__ import annotations
+
+import torch
+
+from agents import distributed
+from agents.build import eval_share
+from agents.config import Config
+
+__all__ = ["evaluate"]
+
+
+def evaluate(cfg: Config, model: torch.nn.Module, test_env, mc_samples: int = 1,
+             ctx: distributed.Context | None = None) -> dict:
+    """The agent's metrics on the fixed test split (hard agents: mean locations, and the MC average when
+    ``mc_samples > 1``).
+
+    Under torchrun (``ctx``, with ``test_env`` from :func:`make_test_env` of the same ``ctx``) each rank
+    evaluates its share of the examples (:func:`eval_share`), and the metrics, means over examples, are
+    combined weighted by each share's ``examples`` (summed): every rank returns the metrics of all
+    ``eval_images`` examples, each evaluated once. A ``ValueError`` of the model's (a diverged model's
+    non-finite outputs) on any rank is raised on every rank.
+    """
+    ctx = ctx or distributed.Context()
+    first, count = eval_share(cfg, ctx)
+    episodes = max(1, count // test_env.num_envs)  # make_test_env makes this exact
+    # Seeded and isolated: a checkpoint always gets the same Monte-Carlo score, and training's random
+    # stream is the same whether or how often it is evaluated.
+    with torch.random.fork_rng(devices=[test_env.device] if test_env.device.type == "cuda" else []):
+        torch.manual_seed(cfg.seed + ctx.rank)
+        if not ctx.is_distributed:
+            return model.evaluate(test_env, episodes, mc_samples=mc_samples)
+        metrics = distributed.run_everywhere(  # a failure on one rank is raised on all of them
+            lambda: model.evaluate(test_env, episodes, mc_samples=mc_samples, seed=first), (ValueError,))
+    shares = distributed.all_gather_object(metrics)
+    total = sum(share["examples"] for share in shares)
+    return {name: total if name == "examples" else sum(share[name] * share["examples"] for share in shares) / total
+            for name in metrics}

@@ -1,0 +1,76 @@
+"""What every script of ``scripts/`` runs inside: the two errors that end a run, with their exit statuses
+(:class:`ConfigError`: 2, :class:`TrainingStopped`: 1), :func:`run_script`, which turns them (and Ctrl-C)
+into one line on stderr and that status, also under ``torchrun``, and :class:`NullWriter`, the TensorBoard
+writer of the ranks that write nothing."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from agents import distributed
+
+__all__ = ["ConfigError", "TrainingStopped", "run_script", "NullWriter"]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run (a value out of range, an agent that does not apply to a task, a
+    missing, busy or damaged run folder, ...); the scripts print its message as one line and exit with
+    status 2 (:func:`run_script`)."""
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (a non-finite loss, gradient or parameter); the scripts print its message as
+    one line and exit with status 1. The run folder keeps its last good checkpoint and gets no results."""
+
+
+def run_script(main: Callable[[], None], interrupted_note: str = "") -> None:
+    """Run a script's ``main``: a :class:`ConfigError` is one line on stderr and exit status 2 (as for a
+    bad command line), a :class:`TrainingStopped` one line and status 1; never a traceback for either.
+    Ctrl-C (``KeyboardInterrupt``) is one line, ``interrupted: <interrupted_note>``, and status 130.
+
+    Under ``torchrun`` (:mod:`agents.distributed`) every process exits with that status, and the line is
+    printed once: a bad value or launch (:class:`agents.distributed.LaunchError`) found before the
+    processes meet, the same on every process of a machine, by the first process of each machine; after
+    they meet, by rank 0 what every rank raised alike (a run folder's problem, a diverged update: the ranks
+    agree on those) or another rank's failure (:class:`agents.distributed.PeerFailure`), and by the rank
+    it happened on, prefixed ``rank r:``, a failure of that rank alone. The process group is ended on the
+    way out."""
+    try:
+        main()
+    except (ConfigError, distributed.LaunchError) as error:
+        _report("error", error)
+        raise SystemExit(2) from None
+    except (TrainingStopped, distributed.PeerFailure) as error:
+        _report("stopped", error)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        distributed.shutdown(failed=True)
+        print(f"interrupted{f': {interrupted_note}' if interrupted_note else ''}", file=sys.stderr)
+        raise SystemExit(130) from None  # the shell's status for Ctrl-C
+    except BaseException:
+        distributed.shutdown(failed=True)
+        raise
+    distributed.shutdown()
+
+
+def _report(kind: str, error: BaseException) -> None:
+    """Print ``kind: error`` where :func:`run_script` says it belongs."""
+    ctx, met = distributed.current(), distributed.is_active()
+    distributed.shutdown(failed=True)  # the launcher's SIGTERM must not cut the line short
+    if isinstance(error, (ConfigError, distributed.LaunchError)):
+        show, prefix = ctx.is_main if met else ctx.local_rank == 0, ""
+    elif distributed.is_raised_everywhere(error):
+        show, prefix = ctx.is_main, ""
+    else:
+        show, prefix = True, f"rank {ctx.rank}: " if ctx.is_distributed else ""
+    if show:
+        print(f"{kind}: {prefix}{error}", file=sys.stderr)
+
+
+class NullWriter:
+    """A ``SummaryWriter`` that writes nothing (every method does nothing): the ranks other than 0 of a
+    data-parallel run, where rank 0 alone writes the run's TensorBoard events."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
