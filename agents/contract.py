@@ -77,7 +77,7 @@ class Agent(Protocol):
 
 @runtime_checkable
 class RolloutAgent(Agent, Protocol):
-    """An agent that plays whole episodes of the env and returns an :class:`agents.recurrent.Rollout`."""
+    """An agent that plays whole episodes of the env and returns an :class:`agents.episodes.Rollout`."""
 
     def rollout(self, env: GlimpseEnv, obs: dict[str, Tensor], *, deterministic: bool = False) -> tuple[Any, dict]: ...
 

@@ -110,7 +110,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.common import SceneClassifier, check_canvas_shape
-from agents.trainers import Episodes, Replayed
+from agents.episodes import Episodes, Replayed
 from glimpse.checks import check_canvas, check_int, check_shape
 from glimpse.policies import GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss

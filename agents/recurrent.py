@@ -40,11 +40,11 @@ from gymnasium.vector import AutoresetMode
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.trainers import Episodes, Replayed
+from agents.episodes import Episodes, Replayed, Rollout
 from glimpse import scale_gains
 from glimpse.checks import check_finite, check_positive_int
 from glimpse.policies import CategoricalItemPolicy, GaussianLocationPolicy
-from glimpse.reinforce import discounted_returns, reinforce_loss
+from glimpse.reinforce import reinforce_loss
 
 __all__ = [
     "GlimpseNetwork", "CoreNetwork",
@@ -566,58 +566,6 @@ class HardRecurrentAgent(nn.Module):
 # ------------------------------------------------------------------------------------------------
 # One episode of the batched env
 # ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Rollout:
-    """One batched episode. ``N`` rows, ``T`` steps, ``T' = T - 1`` scored looks, ``D`` decisions."""
-
-    log_probs: Tensor
-    """``(N, T')`` log pi of the looks ``l_1..l_{T-1}`` that chose a glimpse (0 if deterministic)."""
-    entropies: Tensor
-    """``(N, T')`` entropy of the where-policy at those steps (Gaussian: pre-squash)."""
-    baselines: Tensor
-    """``(N, T)`` ``b_t = b(h_t)``, the learned estimate of the return-to-go from step ``t``."""
-    rewards: Tensor
-    """``(N, T)`` the env's rewards (classification and Catch: 1 at the last step on success)."""
-    returns: Tensor
-    """``(N, T)`` undiscounted reward-to-go ``G_t = r_t + ... + r_T`` (data: no gradient)."""
-    locations: Tensor
-    """``(N, T + 1, 2)`` every glimpse centre: the env's start ``l_0``, then ``l_1..l_T`` (for plots)."""
-    states: Tensor | None = None
-    """``(N, T, hidden)`` the recurrent state ``h_t`` each step's actions were chosen from (with its graph)."""
-    logits: Tensor | None = None
-    """``(N, D)`` classifier logits at the last step (``decision="classify"``)."""
-    labels: Tensor | None = None
-    """``(N,)`` true labels, from ``infos["final_info"]["label"]`` (``decision="classify"``)."""
-    paddle_log_probs: Tensor | None = None
-    """``(N, T)`` log pi(a_t | h_t) of a per-step decision policy's moves, Catch's paddle (0 if deterministic)."""
-    paddle_entropies: Tensor | None = None
-    """``(N, T)`` entropy of that policy (Catch)."""
-    record: dict[str, Tensor] | None = None
-    """``rollout(record=True)``: what a replay needs (:meth:`HardRecurrentAgent.replay`): ``glimpses``
-    ``(N, T, S, C, g, g)`` the observation each step read, ``looks`` ``(N, T', ...)`` the where head's raw
-    choices (:attr:`Look.raw`; absent if it chooses nothing), ``moves`` ``(N, T)`` the paddle's (Catch)."""
-
-    @classmethod
-    def from_steps(cls, log_probs: list[Tensor], entropies: list[Tensor], baselines: list[Tensor],
-                   rewards: list[Tensor], locations: list[Tensor], **decisions: Any) -> Rollout:
-        """Stack the per-step ``(N,)`` / ``(N, 2)`` lists of an episode into a :class:`Rollout`; the
-        undiscounted returns-to-go are computed here. ``decisions``: ``logits``, ``labels``, ``states``
-        and the paddle's per-step lists ``paddle_log_probs`` / ``paddle_entropies`` (Catch)."""
-        rewards_t = torch.stack(rewards, dim=1)  # (N, T)
-        empty = rewards_t.new_zeros(rewards_t.shape[0], 0)
-        stacked = {k: torch.stack(v, dim=1) for k in ("paddle_log_probs", "paddle_entropies", "states")
-                   if (v := decisions.pop(k, None)) is not None}  # (N, T, ...) each
-        return cls(
-            log_probs=torch.stack(log_probs, dim=1) if log_probs else empty,  # (N, T')
-            entropies=torch.stack(entropies, dim=1) if entropies else empty,  # (N, T')
-            baselines=torch.stack(baselines, dim=1),  # (N, T)
-            rewards=rewards_t,
-            returns=discounted_returns(rewards_t, gamma=1.0),  # (N, T)
-            locations=torch.stack(locations, dim=1),  # (N, T + 1, 2)
-            **decisions, **stacked,
-        )
 
 
 def episode_steps(env) -> int:
