@@ -2,6 +2,7 @@
 
 * :class:`Rollout`: one batched episode of a hard recurrent agent, with gradient, what :func:`agents.recurrent.rollout`
   returns and the REINFORCE loss reads.
+* :class:`EpisodeBuffer`: a :class:`Rollout` filled step by step, preallocated.
 * :class:`Episodes`: a batch of whole episodes played without gradient and kept for replay, what an agent's
   ``collect`` gives the actor-critic trainers (:class:`agents.trainers.PolicyAgent`).
 * :class:`Replayed`: what the agent's current networks make of stored episodes (its ``replay``).
@@ -12,14 +13,13 @@ Time is the second dimension of every per-step tensor, ``(N, T, ...)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
+import torch
 import torch
 from torch import Tensor
 
 from glimpse.reinforce import discounted_returns
 
-__all__ = ["Rollout", "Episodes", "Replayed"]
+__all__ = ["Rollout", "EpisodeBuffer", "Episodes", "Replayed"]
 
 
 @dataclass
@@ -44,34 +44,96 @@ class Rollout:
     """``(N, D)`` classifier logits at the last step (``decision="classify"``)."""
     labels: Tensor | None = None
     """``(N,)`` true labels, from ``infos["final_info"]["label"]`` (``decision="classify"``)."""
-    paddle_log_probs: Tensor | None = None
-    """``(N, T)`` log pi(a_t | h_t) of a per-step decision policy's moves, Catch's paddle (0 if deterministic)."""
-    paddle_entropies: Tensor | None = None
-    """``(N, T)`` entropy of that policy (Catch)."""
+    decision_log_probs: Tensor | None = None
+    """``(N, T)`` log pi(a_t | h_t) of a per-step decision policy's choices, e.g. Catch's paddle (0 if deterministic)."""
+    decision_entropies: Tensor | None = None
+    """``(N, T)`` entropy of that policy."""
     record: dict[str, Tensor] | None = None
     """``rollout(record=True)``: what a replay needs (:meth:`HardRecurrentAgent.replay`): ``glimpses``
     ``(N, T, S, C, g, g)`` the observation each step read, ``looks`` ``(N, T', ...)`` the where head's raw
-    choices (:attr:`Look.raw`; absent if it chooses nothing), ``moves`` ``(N, T)`` the paddle's (Catch)."""
+    choices (:attr:`Look.raw`; absent if it chooses nothing), ``decisions`` ``(N, T)`` a per-step decision
+    policy's (Catch's paddle moves)."""
 
-    @classmethod
-    def from_steps(cls, log_probs: list[Tensor], entropies: list[Tensor], baselines: list[Tensor],
-                   rewards: list[Tensor], locations: list[Tensor], **decisions: Any) -> Rollout:
-        """Stack the per-step ``(N,)`` / ``(N, 2)`` lists of an episode into a :class:`Rollout`; the
-        undiscounted returns-to-go are computed here. ``decisions``: ``logits``, ``labels``, ``states``
-        and the paddle's per-step lists ``paddle_log_probs`` / ``paddle_entropies`` (Catch)."""
-        rewards_t = torch.stack(rewards, dim=1)  # (N, T)
-        empty = rewards_t.new_zeros(rewards_t.shape[0], 0)
-        stacked = {k: torch.stack(v, dim=1) for k in ("paddle_log_probs", "paddle_entropies", "states")
-                   if (v := decisions.pop(k, None)) is not None}  # (N, T, ...) each
-        return cls(
-            log_probs=torch.stack(log_probs, dim=1) if log_probs else empty,  # (N, T')
-            entropies=torch.stack(entropies, dim=1) if entropies else empty,  # (N, T')
-            baselines=torch.stack(baselines, dim=1),  # (N, T)
-            rewards=rewards_t,
-            returns=discounted_returns(rewards_t, gamma=1.0),  # (N, T)
-            locations=torch.stack(locations, dim=1),  # (N, T + 1, 2)
-            **decisions, **stacked,
-        )
+    @property
+    def paddle_log_probs(self) -> Tensor | None:
+        """The former name of :attr:`decision_log_probs` (Catch's paddle is a per-step decision policy)."""
+        return self.decision_log_probs
+
+
+class EpisodeBuffer:
+    """One batched episode of ``N`` rows and ``T`` steps, filled step by step: one :meth:`add` per step, one :meth:`get`.
+
+    Each per-step quantity without a graph (rewards, locations, what a replay needs; everything under
+    ``torch.no_grad``) is written into an ``(N, T, ...)`` tensor allocated at its first step (its shape and
+    dtype are the first value's). A quantity whose first step carries a graph (a log-probability, a baseline, the
+    state) keeps its steps and is stacked once by :meth:`get`, so that its gradient reaches each step as a view
+    of the loss's gradient, exactly as ``torch.stack``'s does (a write into a preallocated tensor would hand
+    each step a copy, and the backward matrix products would round differently). The looks are scored at steps
+    ``1..T-1`` only (``T' = T - 1``); the locations hold the start ``l_0`` and ``T`` more. Observations are
+    copied as they arrive (an env may reuse its buffers).
+
+    Args:
+        steps: ``T``.
+        obs: the episodes' first observation: ``location`` ``(N, 2)`` the start ``l_0``, ``glimpse``
+            ``(N, S, C, g, g)``.
+        record: also keep what a replay needs (:attr:`Rollout.record`).
+    """
+
+    def __init__(self, steps: int, obs: dict[str, Tensor], *, record: bool = False) -> None:
+        self.steps, self.record, self.t = steps, record, 0
+        self.data: dict[str, Tensor] = {}  # preallocated (N, length, ...)
+        self.steps_of: dict[str, list[Tensor]] = {}  # graph-carrying values, step by step
+        self._put("locations", obs["location"], steps + 1)
+        if record:
+            self._put("glimpses", obs["glimpse"], steps)
+
+    def _put(self, name: str, value: Tensor, length: int) -> None:
+        """Write ``value`` ``(N, ...)`` at step ``self.t`` of ``name``'s ``(N, length, ...)`` tensor."""
+        if name in self.steps_of or (name not in self.data and value.requires_grad):
+            self.steps_of.setdefault(name, []).append(value)
+            return
+        buffer = self.data.get(name)
+        if buffer is None:
+            buffer = self.data[name] = value.new_empty(value.shape[0], length, *value.shape[1:])
+        buffer[:, self.t] = value
+
+    def add(self, *, state: Tensor, baseline: Tensor, reward: Tensor, location: Tensor, obs: dict[str, Tensor],
+            look_log_prob: Tensor | None = None, look_entropy: Tensor | None = None, look_raw: Tensor | None = None,
+            decision_log_prob: Tensor | None = None, decision_entropy: Tensor | None = None,
+            decision_raw: Tensor | None = None) -> None:
+        """Step ``t``: ``h_t`` ``(N, hidden)``, ``b_t`` and ``r_t`` ``(N,)``, the next centre ``l_t`` ``(N, 2)`` and the
+        observation the env returned (read by step ``t + 1``); the look's ``log pi``, entropy and raw choice (at
+        ``t < T``; ``(N,)`` each, the raw choice any shape), and a per-step decision policy's."""
+        steps, looks = self.steps, self.steps - 1
+        for name, value, length in (("states", state, steps), ("baselines", baseline, steps),
+                                    ("rewards", reward, steps), ("log_probs", look_log_prob, looks),
+                                    ("entropies", look_entropy, looks), ("decision_log_probs", decision_log_prob, steps),
+                                    ("decision_entropies", decision_entropy, steps)):
+            if value is not None:
+                self._put(name, value, length)
+        if self.record and look_raw is not None:
+            self._put("looks", look_raw, looks)
+        if self.record and decision_raw is not None:
+            self._put("decisions", decision_raw, steps)
+        self.t += 1
+        self._put("locations", location, steps + 1)
+        if self.record and self.t < steps:  # the last step's observation is the next episode's first
+            self._put("glimpses", obs["glimpse"], steps)
+
+    def get(self, *, logits: Tensor | None = None, labels: Tensor | None = None) -> Rollout:
+        """The episode as a :class:`Rollout` (with the undiscounted returns-to-go), with the last step's class
+        ``logits`` ``(N, D)`` and the ``labels`` ``(N,)`` (classification)."""
+        if self.t != self.steps:
+            raise RuntimeError(f"the episode has {self.t} of its {self.steps} steps")
+        data = self.data | {name: torch.stack(values, dim=1) for name, values in self.steps_of.items()}
+        rewards = data["rewards"]  # (N, T)
+        empty = rewards.new_zeros(rewards.shape[0], 0)
+        record = {name: data[name] for name in ("glimpses", "looks", "decisions") if name in data} if self.record else None
+        return Rollout(log_probs=data.get("log_probs", empty), entropies=data.get("entropies", empty),
+                       baselines=data["baselines"], rewards=rewards, returns=discounted_returns(rewards, gamma=1.0),
+                       locations=data["locations"], states=data["states"], logits=logits, labels=labels,
+                       decision_log_probs=data.get("decision_log_probs"),
+                       decision_entropies=data.get("decision_entropies"), record=record)
 
 
 @dataclass
