@@ -663,10 +663,10 @@ class HardRecurrentAgent(nn.Module):
 
 
 def _missing(head: nn.Module, protocol: type) -> set[str]:
-    """The members of ``protocol`` that ``head`` lacks."""
-    members = {name for name in protocol.__annotations__} | {
-        name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_")}
-    return {name for name in members if not hasattr(head, name)}
+    """The members of ``protocol`` that ``head`` lacks (a method set to None is missing, as for ``isinstance``)."""
+    methods = {name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_")}
+    return ({name for name in protocol.__annotations__ if not hasattr(head, name)}
+            | {name for name in methods if getattr(head, name, None) is None})
 
 
 def _decision_head_renamed(state_dict: dict, prefix: str, *args: Any) -> None:
