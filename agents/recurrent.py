@@ -527,6 +527,10 @@ class HardRecurrentAgent(nn.Module):
         self._checked_env: weakref.ref | None = None
         self._register_load_state_dict_pre_hook(_decision_head_renamed)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled agent (``torch.save(model)``) forgets the env it checked: a copy checks its env again."""
+        return {**super().__getstate__(), "_checked_env": None}
+
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> Any:
         return self.core.initial_state(batch_size, device)
 

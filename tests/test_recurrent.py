@@ -8,6 +8,7 @@ rollouts of four rows of the env reset with seed 3.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,16 @@ def test_the_env_is_checked_once_and_another_env_again(monkeypatch):
         rollout(model, catch, catch.reset(seed=0)[0])
     with pytest.raises(ValueError, match="built for 16 items"):  # refused again: a refused env is not remembered
         rollout(model, catch, catch.reset(seed=0)[0])
+
+
+def test_an_agent_that_checked_an_env_still_pickles_and_its_copy_checks_again():
+    env, model = make("ram-classify", seed=0)
+    obs, _ = env.reset(seed=0)
+    rollout(model, env, obs)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy._checked_env is None and model._checked_env() is env
+    for a, b in zip(model.parameters(), copy.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_the_expected_context_is_the_where_heads_episode_hook():
