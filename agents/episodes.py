@@ -4,7 +4,7 @@
   returns and the REINFORCE loss reads.
 * :class:`EpisodeBuffer`: a :class:`Rollout` filled step by step, preallocated.
 * :class:`Episodes`: a batch of whole episodes played without gradient and kept for replay, what an agent's
-  ``collect`` gives the actor-critic trainers (:class:`agents.trainers.PolicyAgent`).
+  ``collect`` gives the actor-critic trainers (:class:`agents.contract.PolicyAgent`).
 * :class:`Replayed`: what the agent's current networks make of stored episodes (its ``replay``).
 
 Time is the second dimension of every per-step tensor, ``(N, T, ...)``.

@@ -605,7 +605,7 @@ class RACNN(SceneClassifier):
         self.updates.add_(1)
         return losses, obs
 
-    # -- the actor-critic trainers' contract (agents.trainers.PolicyAgent), hard attention ----------
+    # -- the actor-critic trainers' contract (agents.contract.PolicyAgent), hard attention ----------
 
     def collect(self, env, obs: Any = None) -> tuple[Episodes, Any]:
         """One batch of scenes zoomed with sampled boxes, without gradient, kept for :meth:`replay`: an episode

@@ -587,7 +587,7 @@ class HardRecurrentAgent(nn.Module):
             losses[f"{self.decider.policy}_entropy"] = trajectory.decision_entropies.mean().detach()
         return losses, obs
 
-    # -- the actor-critic trainers' contract (agents.trainers.PolicyAgent) ---------------------------
+    # -- the actor-critic trainers' contract (agents.contract.PolicyAgent) ---------------------------
 
     def collect(self, env, obs: dict[str, Tensor]) -> tuple[Episodes, dict]:
         """One batch of episodes played without gradient (:func:`rollout` with ``record=True``), kept for

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from agents.distributed import all_reduce_mean
+from agents.contract import PolicyAgent
 from agents.episodes import Episodes, Replayed
 from glimpse.policy_gradient import (
     entropy_bonus,
@@ -43,18 +44,6 @@ __all__ = ["ALGOS", "Episodes", "Replayed", "PolicyAgent", "TrainerOptions", "Re
            "make_trainer"]
 
 ALGOS = ("reinforce", "a2c", "ppo")
-
-
-@runtime_checkable
-class PolicyAgent(Protocol):
-    """An agent with a policy that the actor-critic trainers can train (``--algo a2c|ppo``)."""
-
-    def collect(self, env, obs: Any) -> tuple[Episodes, Any]:
-        """Play one batch of whole episodes of ``env`` without gradient, from ``obs``; returns the stored
-        :class:`Episodes` and the next observation."""
-
-    def replay(self, episodes: Episodes) -> Replayed:
-        """Re-run stored episodes through the current networks (no env), with gradient."""
 
 
 @dataclass
