@@ -4,7 +4,9 @@ Scripts and the training library drive every agent through :class:`Agent`; they 
 whole episodes (:class:`RolloutAgent`: the hard recurrent agents, whose glimpse paths can be drawn) from
 agents that read what the env shows (:class:`SceneAgent`: soft attention and full-image baselines,
 whose attention can be drawn) with ``isinstance`` against these protocols, never by name. An agent
-reads the env only through :class:`GlimpseEnv`.
+that the actor-critic trainers can train (:mod:`agents.trainers`, ``--algo a2c|ppo``) is also a
+:class:`PolicyAgent`: it plays a batch without gradient and replays it (the :mod:`agents.episodes` types). An
+agent reads the env only through :class:`GlimpseEnv`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-__all__ = ["GlimpseEnv", "Agent", "RolloutAgent", "SceneAgent"]
+from agents.episodes import Episodes, Replayed
+
+__all__ = ["GlimpseEnv", "Agent", "RolloutAgent", "SceneAgent", "PolicyAgent"]
 
 
 class GlimpseEnv(Protocol):
@@ -77,7 +81,7 @@ class Agent(Protocol):
 
 @runtime_checkable
 class RolloutAgent(Agent, Protocol):
-    """An agent that plays whole episodes of the env and returns an :class:`agents.recurrent.Rollout`."""
+    """An agent that plays whole episodes of the env and returns an :class:`agents.episodes.Rollout`."""
 
     def rollout(self, env: GlimpseEnv, obs: dict[str, Tensor], *, deterministic: bool = False) -> tuple[Any, dict]: ...
 
@@ -89,3 +93,15 @@ class SceneAgent(Agent, Protocol):
     def scene_inputs(self, env: GlimpseEnv) -> Tensor: ...
 
     def attention_maps(self, inputs: Tensor) -> dict[str, Tensor]: ...
+
+
+@runtime_checkable
+class PolicyAgent(Protocol):
+    """An agent with a policy that the actor-critic trainers can train (``--algo a2c|ppo``)."""
+
+    def collect(self, env: GlimpseEnv, obs: Any) -> tuple[Episodes, Any]:
+        """Play one batch of whole episodes of ``env`` without gradient, from ``obs``; returns the stored
+        :class:`Episodes` and the next observation."""
+
+    def replay(self, episodes: Episodes) -> Replayed:
+        """Re-run stored episodes through the current networks (no env), with gradient."""

@@ -142,7 +142,7 @@ class HardItemAttention(HardRecurrentAgent):
 
     def expected_context(self, env, probs: Tensor) -> Tensor:
         """``sum_k pi_k a_k`` ``(N, hidden)`` over every item of what ``env`` shows now; ``probs`` ``(N, K)``."""
-        return self.locator.expected_context(self.glimpse_net, env, probs)
+        return self.locator.expected_context(self.encode, env, probs)
 
 
 def _item_centers_moved(state_dict, prefix, *args) -> None:

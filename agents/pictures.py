@@ -47,7 +47,7 @@ def paths_picture(retina: dict[str, int], pictures: torch.Tensor, trajectory, co
         decided, labels = trajectory.logits[:count].argmax(1).tolist(), trajectory.labels[:count].tolist()
         captions = [f"label {y}, decided {d}" for y, d in zip(labels, decided)]
         correct = [d == y for y, d in zip(labels, decided)]
-    elif trajectory.paddle_log_probs is not None:  # Catch: the last step's reward is 1 when the ball is caught
+    elif trajectory.decision_log_probs is not None:  # Catch: the last step's reward is 1 when the ball is caught
         correct = (trajectory.rewards[:count, -1] > 0).tolist()
         captions = ["caught" if caught else "missed" for caught in correct]
     return render_paths([picture_at(pictures, i, steps - 1) for i in range(count)],

@@ -110,7 +110,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.common import SceneClassifier, check_canvas_shape
-from agents.trainers import Episodes, Replayed
+from agents.episodes import Episodes, Replayed
 from glimpse.checks import check_canvas, check_int, check_shape
 from glimpse.policies import GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss
@@ -605,7 +605,7 @@ class RACNN(SceneClassifier):
         self.updates.add_(1)
         return losses, obs
 
-    # -- the actor-critic trainers' contract (agents.trainers.PolicyAgent), hard attention ----------
+    # -- the actor-critic trainers' contract (agents.contract.PolicyAgent), hard attention ----------
 
     def collect(self, env, obs: Any = None) -> tuple[Episodes, Any]:
         """One batch of scenes zoomed with sampled boxes, without gradient, kept for :meth:`replay`: an episode

@@ -55,13 +55,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agents.episodes import Rollout
 from agents.recurrent import (
     CoreNetwork,
     FixedCentreHead,
     GaussianLocationHead,
     GlimpseNetwork,
     HardRecurrentAgent,
-    Rollout,
     check_lockstep,
     episode_steps,
     evaluate,

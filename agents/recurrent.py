@@ -13,18 +13,20 @@ with different heads. Per step ``t = 1..T`` of a batched episode of :class:`envs
    :class:`PaddleHead` (Catch's paddle move at every step, a second policy);
 5. a learned baseline ``b_t`` estimates the return-to-go; the env steps with ``(where, decision)``.
 
-:func:`rollout` is that loop, written once; :class:`Rollout` is what it returns, per step, for a
-policy-gradient trainer: the log-probabilities and entropies of both policies, the baselines, the
-rewards and returns, and the recurrent states ``h_t`` the actions were chosen from.
-:func:`hybrid_losses` is RAM's loss (cross-entropy + REINFORCE with the learned baseline), and
-:func:`evaluate` the accuracy with the mean locations and over ``K`` sampled rollouts.
+:func:`rollout` is that loop, written once, filling an :class:`agents.episodes.EpisodeBuffer` step by
+step; :class:`~agents.episodes.Rollout` is what it returns, per step, for a policy-gradient trainer: the
+log-probabilities and entropies of both policies, the baselines, the rewards and returns, and the recurrent
+states ``h_t`` the actions were chosen from. Every pass over glimpses -- the rollout's steps, PPO's replay
+of stored episodes (:meth:`HardRecurrentAgent.replay`), one image's inference, SAT's items -- encodes them
+with :meth:`HardRecurrentAgent.encode` and folds them with the core. :func:`hybrid_losses` is RAM's loss
+(cross-entropy + REINFORCE with the learned baseline), and :func:`evaluate` the accuracy with the mean
+locations and over ``K`` sampled rollouts.
 
-A where head is an ``nn.Module`` with ``action_mode`` (the env's action mode it needs),
-``check_env(env, num_decisions)``, ``look(h, deterministic=...) -> Look`` and ``inference(h)``; it may
-also offer an *expected context* (:meth:`CategoricalItemHead.begin_episode`). A decision head has
-``kind`` (``"classify"`` or ``"catch"``), ``attribute`` (the agent attribute it lives under, so that
-checkpoints name it ``classifier`` or ``paddle``), ``decide(h, last, deterministic, discrete)`` and
-``inference(h, last)``.
+The heads' contract is written down as two protocols, checked when an agent is built: a
+:class:`WhereHead` says which env action mode it needs, checks an env, looks (:class:`Look`), scores stored
+choices, and at each episode's start says how the episode feeds the core and looks (:class:`Looking`, or
+SAT's :class:`ExpectedContext`); a :class:`DecisionHead` decides (:class:`Decision`), scores, and names its
+policy (None for a classifier). The agent keeps them as ``locator`` and ``decider``.
 
 Locations are normalized ``(x, y)`` in the project's convention, stated once in :mod:`glimpse`.
 """
@@ -32,24 +34,26 @@ Locations are normalized ``(x, y)`` in the project's convention, stated once in 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from gymnasium.vector import AutoresetMode
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.trainers import Episodes, Replayed
+from agents.episodes import EpisodeBuffer, Episodes, Replayed, Rollout
 from glimpse import scale_gains
 from glimpse.checks import check_finite, check_positive_int
 from glimpse.policies import CategoricalItemPolicy, GaussianLocationPolicy
-from glimpse.reinforce import discounted_returns, reinforce_loss
+from glimpse.reinforce import reinforce_loss
 
 __all__ = [
     "GlimpseNetwork", "CoreNetwork",
-    "Look", "GaussianLocationHead", "CategoricalItemHead", "FixedCentreHead",
-    "Decision", "ClassifyHead", "PaddleHead",
+    "Look", "WhereHead", "Looking", "ExpectedContext", "GaussianLocationHead", "CategoricalItemHead", "FixedCentreHead",
+    "Decision", "DecisionHead", "ClassifyHead", "PaddleHead",
     "HardRecurrentAgent", "Rollout", "rollout", "hybrid_losses", "evaluate", "episode_steps", "check_lockstep",
 ]
 
@@ -160,6 +164,75 @@ class Look:
     draw ``u`` ``(N, 2)``, the item index ``(N,)``; None when nothing was chosen."""
 
 
+@runtime_checkable
+class WhereHead(Protocol):
+    """What a where head is (an ``nn.Module`` reading ``h_t``); :class:`HardRecurrentAgent` checks it at construction."""
+
+    action_mode: ClassVar[str]
+    """the env's action mode its :attr:`Look.action` is for: ``"continuous"`` or ``"discrete"``."""
+    policy: ClassVar[str | None]
+    """its policy's name in the logs (``<policy>_entropy``): ``"location"``, ``"item"``; None if it chooses nothing."""
+
+    def check_env(self, env, num_decisions: int) -> None:
+        """Refuse an env whose actions or items this head cannot send (a ValueError saying how to build it)."""
+
+    def begin_episode(self, *, training: bool, deterministic: bool) -> Looking:
+        """How the coming episode feeds the core and looks (:class:`Looking`; SAT's :class:`ExpectedContext`)."""
+
+    def look(self, h: Tensor, *, deterministic: bool) -> Look:
+        """Where to look next from ``h`` ``(N, hidden)``: sampled without gradient, or the most likely choice."""
+
+    def score(self, h: Tensor, raw: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``(log pi, entropy)``, ``(N,)`` each, of stored choices ``raw`` (:attr:`Look.raw`) under the current policy."""
+
+    def stats(self) -> dict[str, Tensor]:
+        """Scalars to log each update."""
+
+    def inference(self, h: Tensor) -> None:
+        """What one look costs at inference (for FLOP counting)."""
+
+
+class Looking:
+    """One episode's where-choices, the default: the core reads the glimpse the env returned (``f_g(x_t, l_{t-1})``),
+    and the head looks from ``agent.head_input(h_t)``, its choices scored by REINFORCE (or replayed by PPO)."""
+
+    replayable: ClassVar[bool] = True
+    """whether :func:`rollout` can record the episode for a replay (its choices were sampled)."""
+
+    def __init__(self, head: nn.Module) -> None:
+        self.head = head
+
+    def features(self, agent: HardRecurrentAgent, env, obs: dict[str, Tensor]) -> Tensor:
+        """``g_t`` ``(N, hidden)``, what the core reads at this step."""
+        return agent.encode(obs["glimpse"], obs["location"])
+
+    def look(self, h: Tensor, h_head: Tensor, *, deterministic: bool) -> Look:
+        """The step's :class:`Look` from ``h_t`` and what the heads read of it (``h_head``)."""
+        return self.head.look(h_head, deterministic=deterministic)
+
+
+class ExpectedContext(Looking):
+    """Show, Attend and Tell's expected-context episode: after the first glimpse the core reads every item of what
+    the env shows, weighted by the previous step's ``pi`` (:meth:`CategoricalItemHead.expected_context`); the head
+    reads the attached ``h_t`` and its log-probabilities are zeros, so backpropagation trains it through ``pi``."""
+
+    replayable: ClassVar[bool] = False
+
+    def __init__(self, head: CategoricalItemHead) -> None:
+        super().__init__(head)
+        self.probs: Tensor | None = None  # (N, K) the last look's item probabilities
+
+    def features(self, agent: HardRecurrentAgent, env, obs: dict[str, Tensor]) -> Tensor:
+        if self.probs is None:  # the first glimpse is the env's start
+            return super().features(agent, env, obs)
+        return self.head.expected_context(agent.encode, env, self.probs)  # (N, hidden)
+
+    def look(self, h: Tensor, h_head: Tensor, *, deterministic: bool) -> Look:
+        look = self.head.look(h, deterministic=deterministic)
+        self.probs = look.probs
+        return replace(look, log_prob=h.new_zeros(h.shape[0]))
+
+
 def _check_continuous(env, num_decisions: int) -> None:
     want = 2 + num_decisions
     if env.action_mode != "continuous" or tuple(env.single_action_space.shape) != (want,):
@@ -179,9 +252,8 @@ class GaussianLocationHead(GaussianLocationPolicy):
     def check_env(self, env, num_decisions: int) -> None:
         _check_continuous(env, num_decisions)
 
-    def begin_episode(self, *, training: bool, deterministic: bool) -> bool:
-        """Whether this episode runs on the expected context: never for a location."""
-        return False
+    def begin_episode(self, *, training: bool, deterministic: bool) -> Looking:
+        return Looking(self)
 
     def look(self, h: Tensor, *, deterministic: bool) -> Look:
         if deterministic:
@@ -220,8 +292,8 @@ class FixedCentreHead(nn.Module):
             raise ValueError("RAM(location='center') glimpses only the centre: make the env with start='center' "
                              "so that its first glimpse is there too")
 
-    def begin_episode(self, *, training: bool, deterministic: bool) -> bool:
-        return False
+    def begin_episode(self, *, training: bool, deterministic: bool) -> Looking:
+        return Looking(self)
 
     def look(self, h: Tensor, *, deterministic: bool) -> Look:
         zeros = h.new_zeros(h.shape[0])
@@ -273,10 +345,11 @@ class CategoricalItemHead(CategoricalItemPolicy):
             raise ValueError(f"the agent was built for {len(self.item_centers)} items; the env has {len(centers)} "
                              f"(grid {env.grid}): build the agent with from_env on an env of the same grid")
 
-    def begin_episode(self, *, training: bool, deterministic: bool) -> bool:
+    def begin_episode(self, *, training: bool, deterministic: bool) -> Looking:
         """SAT's coin, drawn once per training minibatch: run this episode on the expected context?"""
-        return (training and not deterministic and self.expected_context_prob > 0
-                and float(torch.rand(())) < self.expected_context_prob)
+        expected = (training and not deterministic and self.expected_context_prob > 0
+                    and float(torch.rand(())) < self.expected_context_prob)
+        return ExpectedContext(self) if expected else Looking(self)
 
     def look(self, h: Tensor, *, deterministic: bool) -> Look:
         dist = self(h)
@@ -291,11 +364,12 @@ class CategoricalItemHead(CategoricalItemPolicy):
         dist = self(h)
         return dist.log_prob(raw), dist.entropy()
 
-    def expected_context(self, glimpse_net: GlimpseNetwork, env, probs: Tensor) -> Tensor:
-        """``sum_k pi_k a_k`` ``(N, hidden)`` over every item of what ``env`` shows now; ``probs`` ``(N, K)``."""
+    def expected_context(self, encode: Callable[[Tensor, Tensor], Tensor], env, probs: Tensor) -> Tensor:
+        """``sum_k pi_k a_k`` ``(N, hidden)`` over every item of what ``env`` shows now, ``a_k = encode(x_k, l_k)``
+        (:meth:`HardRecurrentAgent.encode`); ``probs`` ``(N, K)``."""
         items = env.item_glimpses()  # (N, K, S, C, g, g)
         n, k = probs.shape
-        a = glimpse_net(items.flatten(0, 1), self.item_centers.repeat(n, 1)).view(n, k, -1)  # (N, K, hidden)
+        a = encode(items, self.item_centers.expand(n, k, 2))  # (N, K, hidden)
         return torch.einsum("nk,nkd->nd", probs, a)
 
     def stats(self) -> dict[str, Tensor]:
@@ -326,12 +400,27 @@ class Decision:
     """``(N,)`` the sampled move index, for ``score`` (PPO's replay); None if not sampled."""
 
 
+@runtime_checkable
+class DecisionHead(Protocol):
+    """What a decision head is (an ``nn.Module`` reading the attached ``h_t``), checked at construction."""
+
+    policy: ClassVar[str | None]
+    """None: a classifier, read at the last step and trained by cross-entropy; a name (``"paddle"``): a policy
+    sampled at every step, trained by the policy gradient, logged as ``<policy>_entropy``."""
+
+    def decide(self, h: Tensor, *, last: bool, deterministic: bool, discrete: bool) -> Decision:
+        """The step's :class:`Decision` from ``h`` ``(N, hidden)``; ``discrete``: the env's discrete action mode."""
+
+    def score(self, h: Tensor, raw: Tensor) -> tuple[Tensor, Tensor]:
+        """``(log pi, entropy)``, ``(N,)`` each, of stored choices ``raw`` (:attr:`Decision.raw`); policies only."""
+
+    def inference(self, h: Tensor, *, last: bool) -> None:
+        """What one step's decision costs at inference (for FLOP counting)."""
+
+
 class ClassifyHead(nn.Linear):
     """RAM's action network ``f_a``: ``Linear(hidden, D)`` logits at the last step, trained by cross-entropy."""
 
-    kind: ClassVar[str] = "classify"
-    attribute: ClassVar[str] = "classifier"
-    per_step: ClassVar[bool] = False
     policy: ClassVar[str | None] = None
 
     def decide(self, h: Tensor, *, last: bool, deterministic: bool, discrete: bool) -> Decision:
@@ -343,6 +432,9 @@ class ClassifyHead(nn.Linear):
         action = logits.argmax(dim=1, keepdim=True) if discrete else logits.detach()
         return Decision(action=action, logits=logits)
 
+    def score(self, h: Tensor, raw: Tensor) -> tuple[Tensor, Tensor]:
+        raise TypeError("a classifier chooses nothing to score: its cross-entropy trains it")
+
     def inference(self, h: Tensor, *, last: bool) -> None:
         if last:
             self(h)
@@ -352,9 +444,6 @@ class PaddleHead(CategoricalItemPolicy):
     """Catch's paddle: a categorical policy over the ``D`` moves (left, stay, right), sampled at every step
     and trained by REINFORCE with the game's reward (no classifier)."""
 
-    kind: ClassVar[str] = "catch"
-    attribute: ClassVar[str] = "paddle"
-    per_step: ClassVar[bool] = True
     policy: ClassVar[str | None] = "paddle"
 
     def decide(self, h: Tensor, *, last: bool, deterministic: bool, discrete: bool) -> Decision:
@@ -385,8 +474,9 @@ class HardRecurrentAgent(nn.Module):
     """Glimpse network, core, a where head (``locator``), a decision head, a baseline: one hard agent.
 
     Built in this order (so that a seed gives the same initial weights): ``glimpse_net``, ``core``,
-    ``locator = where(hidden, **where_kwargs)``, the decision head (``classifier`` or ``paddle``),
-    ``baseline``.
+    ``locator = where(hidden, **where_kwargs)`` (a :class:`WhereHead`), ``decider`` (a :class:`DecisionHead`:
+    the classifier, or Catch's paddle), ``baseline``. Checkpoints written when the decision head was kept
+    under ``classifier`` or ``paddle`` load as they are (their keys are renamed to ``decider``).
 
     Args:
         glimpse_shape: ``(S, C, g, g)``, the env's glimpse observation shape.
@@ -428,30 +518,48 @@ class HardRecurrentAgent(nn.Module):
                                           scales=glimpse_shape[0], scale_gain=scale_gain)
         self.core = CoreNetwork(hidden, hidden, core)
         self.locator = where(hidden, **(where_kwargs or {}))
-        decide = DECISION_HEADS[decision]
-        self._decider = decide.attribute
-        self.add_module(decide.attribute, decide(hidden, num_classes))
+        self.decider = DECISION_HEADS[decision](hidden, num_classes)
         self.baseline = nn.Linear(hidden, 1)
+        for head, protocol in ((self.locator, WhereHead), (self.decider, DecisionHead)):
+            if not isinstance(head, protocol):
+                raise TypeError(f"{type(head).__name__} is not a {protocol.__name__}: it lacks "
+                                f"{', '.join(sorted(_missing(head, protocol)))}")
+        self._checked_env: weakref.ref | None = None
+        self._register_load_state_dict_pre_hook(_decision_head_renamed)
 
-    @property
-    def decider(self) -> nn.Module:
-        """The decision head (``classifier`` or ``paddle``)."""
-        return self._modules[self._decider]
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled agent (``torch.save(model)``) forgets the env it checked: a copy checks its env again."""
+        return {**super().__getstate__(), "_checked_env": None}
 
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> Any:
         return self.core.initial_state(batch_size, device)
 
-    def step(self, obs: dict[str, Tensor], state: Any) -> tuple[Tensor, Any]:
-        """Fold one observation into the state: ``h_t = f_h(h_{t-1}, f_g(x_t, l_{t-1}))``; returns ``(h_t, state)``."""
-        g = self.glimpse_net(obs["glimpse"], obs["location"])  # (N, hidden)
-        return self.core(g, state)
+    def encode(self, glimpse: Tensor, location: Tensor) -> Tensor:
+        """``g = f_g(x, l)`` ``(..., hidden)`` of glimpses ``(..., S, C, g, g)`` taken at ``(..., 2)``: one step's
+        ``(N, ...)``, a stored episode's ``(N, T, ...)`` or every item's ``(N, K, ...)``, in one pass."""
+        lead = location.shape[:-1]
+        g = self.glimpse_net(glimpse.reshape(-1, *glimpse.shape[-4:]), location.reshape(-1, 2))
+        return g.view(*lead, -1)
+
+    def recur(self, g: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """The core over a stored episode: ``h_t = f_h(h_{t-1}, g_t)`` for ``g`` ``(N, T, hidden)``; returns
+        ``(h (N, T, hidden), the last state)``. (:func:`rollout` runs ``core`` one step at a time: ``g_{t+1}``
+        needs ``h_t``'s choice.)"""
+        hs = []
+        for t in range(g.shape[1]):
+            h, state = self.core(g[:, t], state)
+            hs.append(h)
+        return torch.stack(hs, dim=1), state
 
     def head_input(self, h: Tensor) -> Tensor:
         """What the where head and the baseline read: ``h_t``, or ``h_t.detach()`` (the default)."""
         return h if self.reinforce_into_core else h.detach()
 
     def check_env(self, env) -> None:
-        """Refuse an env this agent cannot play, saying how to build the right one."""
+        """Refuse an env this agent cannot play, saying how to build the right one. Checked once per env: an
+        env's action mode, decision and items do not change (the last env checked is remembered)."""
+        if self._checked_env is not None and self._checked_env() is env:
+            return
         mode = getattr(env, "metadata", {}).get("autoreset_mode")
         if mode is not None and mode != AutoresetMode.SAME_STEP:
             # The rollout reads each episode's label from the ending step's final_info.
@@ -463,6 +571,7 @@ class HardRecurrentAgent(nn.Module):
             raise ValueError(f"{type(self).__name__}(decision={self.decision!r}) cannot play an env whose "
                              f"decision is {env.decision!r}: use decision='catch' for Catch and 'classify' "
                              f"otherwise (from_env does this)")
+        self._checked_env = weakref.ref(env)
 
     def rollout(self, env, obs: dict[str, Tensor], *, deterministic: bool = False) -> tuple[Rollout, dict]:
         """One batched episode: :func:`rollout`."""
@@ -474,16 +583,16 @@ class HardRecurrentAgent(nn.Module):
         losses = hybrid_losses(trajectory, entropy_coef=self.entropy_coef)
         losses.update(self.locator.stats())
         losses["policy_entropy"] = trajectory.entropies.mean().detach()
-        if trajectory.paddle_entropies is not None:  # Catch: the paddle policy's entropy (max ln 3)
-            losses["paddle_entropy"] = trajectory.paddle_entropies.mean().detach()
+        if trajectory.decision_entropies is not None:  # a per-step decision policy's (Catch's paddle: max ln 3)
+            losses[f"{self.decider.policy}_entropy"] = trajectory.decision_entropies.mean().detach()
         return losses, obs
 
-    # -- the actor-critic trainers' contract (agents.trainers.PolicyAgent) ---------------------------
+    # -- the actor-critic trainers' contract (agents.contract.PolicyAgent) ---------------------------
 
     def collect(self, env, obs: dict[str, Tensor]) -> tuple[Episodes, dict]:
         """One batch of episodes played without gradient (:func:`rollout` with ``record=True``), kept for
-        :meth:`replay`. Step ``t``'s joint choice is the look ``l_t`` (``t < T``) and, for Catch, the paddle
-        move; the critic is the baseline head, ``V(s_t) = b(h_t)``."""
+        :meth:`replay`. Step ``t``'s joint choice is the look ``l_t`` (``t < T``) and a per-step decision
+        policy's choice (Catch's paddle move); the critic is the baseline head, ``V(s_t) = b(h_t)``."""
         with torch.no_grad():
             trajectory, obs = rollout(self, env, obs, record=True)
         n, steps = trajectory.rewards.shape
@@ -493,11 +602,11 @@ class HardRecurrentAgent(nn.Module):
         if chooses_where:
             mask[:, :-1] = True
             log_probs[:, :-1] += trajectory.log_probs
-        if trajectory.paddle_log_probs is not None:
+        if trajectory.decision_log_probs is not None:
             mask[:] = True
-            log_probs += trajectory.paddle_log_probs
+            log_probs += trajectory.decision_log_probs
         inputs = {"glimpses": trajectory.record["glimpses"], "locations": trajectory.locations[:, :steps]}
-        for name in ("looks", "moves"):
+        for name in ("looks", "decisions"):
             if name in trajectory.record:
                 inputs[name] = trajectory.record[name]
         if trajectory.labels is not None:
@@ -512,13 +621,7 @@ class HardRecurrentAgent(nn.Module):
         inputs = episodes.inputs
         glimpses, locations = inputs["glimpses"], inputs["locations"]  # (n, T, S, C, g, g), (n, T, 2)
         n, steps = glimpses.shape[:2]
-        g = self.glimpse_net(glimpses.flatten(0, 1), locations.flatten(0, 1)).view(n, steps, -1)  # all steps at once
-        state = self.initial_state(n, glimpses.device)
-        hs = []
-        for t in range(steps):
-            h, state = self.core(g[:, t], state)
-            hs.append(h)
-        h = torch.stack(hs, dim=1)  # (n, T, hidden)
+        h, _ = self.recur(self.encode(glimpses, locations), self.initial_state(n, glimpses.device))  # (n, T, hidden)
         head = self.head_input(h)
         values = self.baseline(head).squeeze(-1)  # (n, T)
         log_probs, entropy = torch.zeros_like(values), torch.zeros_like(values)
@@ -529,8 +632,8 @@ class HardRecurrentAgent(nn.Module):
             log_probs[:, :-1] += lp.view(n, steps - 1)
             entropy[:, :-1] += ent.view(n, steps - 1)
             entropies[self.locator.policy] = ent.detach()
-        if "moves" in inputs:
-            lp, ent = self.decider.score(h.flatten(0, 1), inputs["moves"].flatten(0, 1))
+        if "decisions" in inputs:
+            lp, ent = self.decider.score(h.flatten(0, 1), inputs["decisions"].flatten(0, 1))
             log_probs += lp.view(n, steps)
             entropy += ent.view(n, steps)
             entropies[self.decider.policy] = ent.detach()
@@ -557,67 +660,29 @@ class HardRecurrentAgent(nn.Module):
         obs = {"glimpse": torch.zeros(1, *self.glimpse_shape), "location": torch.zeros(1, 2)}
         state = self.initial_state(1)
         for t in range(1, steps + 1):
-            h, state = self.step(obs, state)  # (1, hidden)
+            h, state = self.core(self.encode(obs["glimpse"], obs["location"]), state)  # (1, hidden)
             if t < steps:
                 self.locator.inference(h)
             self.decider.inference(h, last=t == steps)
 
 
+def _missing(head: nn.Module, protocol: type) -> set[str]:
+    """The members of ``protocol`` that ``head`` lacks (a method set to None is missing, as for ``isinstance``)."""
+    methods = {name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_")}
+    return ({name for name in protocol.__annotations__ if not hasattr(head, name)}
+            | {name for name in methods if getattr(head, name, None) is None})
+
+
+def _decision_head_renamed(state_dict: dict, prefix: str, *args: Any) -> None:
+    """Checkpoints written before the decision head had one name kept it under ``classifier`` or ``paddle``."""
+    for old in ("classifier.", "paddle."):
+        for key in [key for key in state_dict if key.startswith(prefix + old)]:
+            state_dict[prefix + "decider." + key[len(prefix + old):]] = state_dict.pop(key)
+
+
 # ------------------------------------------------------------------------------------------------
 # One episode of the batched env
 # ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Rollout:
-    """One batched episode. ``N`` rows, ``T`` steps, ``T' = T - 1`` scored looks, ``D`` decisions."""
-
-    log_probs: Tensor
-    """``(N, T')`` log pi of the looks ``l_1..l_{T-1}`` that chose a glimpse (0 if deterministic)."""
-    entropies: Tensor
-    """``(N, T')`` entropy of the where-policy at those steps (Gaussian: pre-squash)."""
-    baselines: Tensor
-    """``(N, T)`` ``b_t = b(h_t)``, the learned estimate of the return-to-go from step ``t``."""
-    rewards: Tensor
-    """``(N, T)`` the env's rewards (classification and Catch: 1 at the last step on success)."""
-    returns: Tensor
-    """``(N, T)`` undiscounted reward-to-go ``G_t = r_t + ... + r_T`` (data: no gradient)."""
-    locations: Tensor
-    """``(N, T + 1, 2)`` every glimpse centre: the env's start ``l_0``, then ``l_1..l_T`` (for plots)."""
-    states: Tensor | None = None
-    """``(N, T, hidden)`` the recurrent state ``h_t`` each step's actions were chosen from (with its graph)."""
-    logits: Tensor | None = None
-    """``(N, D)`` classifier logits at the last step (``decision="classify"``)."""
-    labels: Tensor | None = None
-    """``(N,)`` true labels, from ``infos["final_info"]["label"]`` (``decision="classify"``)."""
-    paddle_log_probs: Tensor | None = None
-    """``(N, T)`` log pi(a_t | h_t) of a per-step decision policy's moves, Catch's paddle (0 if deterministic)."""
-    paddle_entropies: Tensor | None = None
-    """``(N, T)`` entropy of that policy (Catch)."""
-    record: dict[str, Tensor] | None = None
-    """``rollout(record=True)``: what a replay needs (:meth:`HardRecurrentAgent.replay`): ``glimpses``
-    ``(N, T, S, C, g, g)`` the observation each step read, ``looks`` ``(N, T', ...)`` the where head's raw
-    choices (:attr:`Look.raw`; absent if it chooses nothing), ``moves`` ``(N, T)`` the paddle's (Catch)."""
-
-    @classmethod
-    def from_steps(cls, log_probs: list[Tensor], entropies: list[Tensor], baselines: list[Tensor],
-                   rewards: list[Tensor], locations: list[Tensor], **decisions: Any) -> Rollout:
-        """Stack the per-step ``(N,)`` / ``(N, 2)`` lists of an episode into a :class:`Rollout`; the
-        undiscounted returns-to-go are computed here. ``decisions``: ``logits``, ``labels``, ``states``
-        and the paddle's per-step lists ``paddle_log_probs`` / ``paddle_entropies`` (Catch)."""
-        rewards_t = torch.stack(rewards, dim=1)  # (N, T)
-        empty = rewards_t.new_zeros(rewards_t.shape[0], 0)
-        stacked = {k: torch.stack(v, dim=1) for k in ("paddle_log_probs", "paddle_entropies", "states")
-                   if (v := decisions.pop(k, None)) is not None}  # (N, T, ...) each
-        return cls(
-            log_probs=torch.stack(log_probs, dim=1) if log_probs else empty,  # (N, T')
-            entropies=torch.stack(entropies, dim=1) if entropies else empty,  # (N, T')
-            baselines=torch.stack(baselines, dim=1),  # (N, T)
-            rewards=rewards_t,
-            returns=discounted_returns(rewards_t, gamma=1.0),  # (N, T)
-            locations=torch.stack(locations, dim=1),  # (N, T + 1, 2)
-            **decisions, **stacked,
-        )
 
 
 def episode_steps(env) -> int:
@@ -664,63 +729,36 @@ def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, determini
     """
     steps = episode_steps(env)
     agent.check_env(env)
-    num_envs, device = obs["location"].shape[0], obs["location"].device
     discrete = agent.locator.action_mode == "discrete"
-    expected = agent.locator.begin_episode(training=agent.training, deterministic=deterministic)
-
-    state = agent.initial_state(num_envs, device)
-    log_probs, entropies, baselines, rewards, locations = [], [], [], [], [obs["location"].clone()]
-    states, paddle_log_probs, paddle_entropies, probs, logits, labels = [], [], [], None, None, None
-    glimpses, looks, moves = [], [], []
-    if record and expected:
-        raise ValueError("an expected-context episode (SAT) has no sampled choices to replay: record=True needs "
-                         "expected_context_prob=0")
+    looking = agent.locator.begin_episode(training=agent.training, deterministic=deterministic)
+    if record and not looking.replayable:
+        raise ValueError(f"a {type(looking).__name__} episode has no sampled choices to replay: record=True needs "
+                         f"one that samples (expected_context_prob=0)")
+    state = agent.initial_state(obs["location"].shape[0], obs["location"].device)
+    buffer = EpisodeBuffer(steps, obs, record=record)
+    logits = labels = None
     for t in range(1, steps + 1):
-        if record:
-            glimpses.append(obs["glimpse"].clone())  # the env may reuse its buffers
-        if expected and probs is not None:  # SAT: feed the core every item, weighted by pi
-            g = agent.locator.expected_context(agent.glimpse_net, env, probs)  # (N, hidden)
-        else:
-            g = agent.glimpse_net(obs["glimpse"], obs["location"])  # (N, hidden)
+        g = looking.features(agent, env, obs)  # (N, hidden)
         h, state = agent.core(g, state)  # (N, hidden)
         h_head = agent.head_input(h)
-        states.append(h)
-
         # Where to look next: a constant, sampled without gradient (or a detached mode).
-        look = agent.locator.look(h if expected else h_head, deterministic=deterministic)
-        if t < steps:  # the last look only produces the final observation: nothing to score
-            log_probs.append(h.new_zeros(num_envs) if expected else look.log_prob)
-            entropies.append(look.entropy)
-            probs = look.probs
-            if record and look.raw is not None:
-                looks.append(look.raw)
-        baselines.append(agent.baseline(h_head).squeeze(1))  # (N,)
-
+        look = looking.look(h, h_head, deterministic=deterministic)
+        baseline = agent.baseline(h_head).squeeze(1)  # (N,)
         # The decision: class scores at the last step, or a move at every step (Catch's paddle).
         decision = agent.decider.decide(h, last=t == steps, deterministic=deterministic, discrete=discrete)
-        if decision.log_prob is not None:
-            paddle_log_probs.append(decision.log_prob)
-            paddle_entropies.append(decision.entropy)
-            if record and decision.raw is not None:
-                moves.append(decision.raw)
         if decision.logits is not None:
             logits = decision.logits
 
         obs, reward, terminated, truncated, infos = env.step(torch.cat([look.action, decision.action], dim=1))
         check_lockstep(terminated, truncated, t, steps)
-        rewards.append(reward.to(h.dtype))
-        locations.append(look.location)
+        scored = t < steps  # the last look only produces the final observation: nothing to score
+        buffer.add(state=h, baseline=baseline, reward=reward.to(h.dtype), location=look.location, obs=obs,
+                   look_log_prob=look.log_prob if scored else None, look_entropy=look.entropy if scored else None,
+                   look_raw=look.raw if scored else None, decision_log_prob=decision.log_prob,
+                   decision_entropy=decision.entropy, decision_raw=decision.raw)
         if t == steps and logits is not None:
             labels = infos["final_info"]["label"]
-
-    per_step = agent.decider.per_step
-    kept = None
-    if record:
-        kept = {name: torch.stack(values, dim=1) for name, values in
-                (("glimpses", glimpses), ("looks", looks), ("moves", moves)) if values}
-    return Rollout.from_steps(log_probs, entropies, baselines, rewards, locations, states=states, logits=logits,
-                              labels=labels, paddle_log_probs=paddle_log_probs if per_step else None,
-                              paddle_entropies=paddle_entropies if per_step else None, record=kept), obs
+    return buffer.get(logits=logits, labels=labels), obs
 
 
 # ------------------------------------------------------------------------------------------------
@@ -751,8 +789,8 @@ def hybrid_losses(rollout: Rollout, *, entropy_coef: float = 0.0) -> dict[str, T
         where = reinforce_loss(rollout.log_probs, returns[:, 1:], baselines[:, :-1], rollout.entropies,
                                entropy_coef=entropy_coef)
         loss_policy, loss_entropy = where.loss_policy, where.loss_entropy
-    if rollout.paddle_log_probs is not None:
-        move = reinforce_loss(rollout.paddle_log_probs, returns, baselines, rollout.paddle_entropies,
+    if rollout.decision_log_probs is not None:
+        move = reinforce_loss(rollout.decision_log_probs, returns, baselines, rollout.decision_entropies,
                               entropy_coef=entropy_coef)
         loss_policy, loss_entropy = loss_policy + move.loss_policy, loss_entropy + move.loss_entropy
     loss_baseline = F.mse_loss(baselines, returns.detach())

@@ -22,13 +22,15 @@ Time is the last dimension of every per-step tensor, ``(N, T)``, as in :mod:`gli
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from agents.distributed import all_reduce_mean
+from agents.contract import PolicyAgent
+from agents.episodes import Episodes, Replayed
 from glimpse.policy_gradient import (
     entropy_bonus,
     explained_variance,
@@ -42,62 +44,6 @@ __all__ = ["ALGOS", "Episodes", "Replayed", "PolicyAgent", "TrainerOptions", "Re
            "make_trainer"]
 
 ALGOS = ("reinforce", "a2c", "ppo")
-
-
-@dataclass
-class Episodes:
-    """A batch of ``N`` whole episodes of ``T`` steps, played without gradient and kept for replay.
-
-    Step ``t`` is one env step: the state ``s_t`` (the agent's recurrent state after reading the step's
-    observation), the choices sampled from it, the env's reward ``r_t``. Every row's episode ends at step ``T``.
-    """
-
-    rewards: Tensor
-    """``(N, T)`` the env's rewards."""
-    values: Tensor
-    """``(N, T)`` the critic's ``V(s_t)`` when the batch was played."""
-    log_probs: Tensor
-    """``(N, T)`` ``log pi(a_t | s_t)`` of the step's sampled choices (summed over the step's policies: a
-    location and a paddle move are one joint action) when the batch was played; 0 where ``mask`` is False."""
-    mask: Tensor
-    """``(N, T)`` bool: the step sampled a choice (a classifier's last step chooses no location)."""
-    inputs: dict[str, Tensor]
-    """what :meth:`PolicyAgent.replay` reads, every tensor with ``N`` leading rows."""
-    stats: dict[str, Tensor] = field(default_factory=dict)
-    """scalars of the batch to log (``accuracy``, ``reward``)."""
-
-    def rows(self, index: Tensor) -> Episodes:
-        """The episodes ``index`` ``(n,)`` (a minibatch): every per-row tensor indexed, ``stats`` kept."""
-        return Episodes(self.rewards[index], self.values[index], self.log_probs[index], self.mask[index],
-                        {k: v[index] for k, v in self.inputs.items()}, self.stats)
-
-
-@dataclass
-class Replayed:
-    """What the current networks make of stored episodes (:meth:`PolicyAgent.replay`), with gradient."""
-
-    log_probs: Tensor
-    """``(n, T)`` ``log pi(a_t | s_t)`` of the stored choices, summed over the step's policies."""
-    values: Tensor
-    """``(n, T)`` ``V(s_t)``."""
-    entropy: Tensor
-    """``(n, T)`` the step's policy entropy (summed over its policies; 0 where none chose)."""
-    entropies: dict[str, Tensor]
-    """per policy (``location``, ``item``, ``paddle``, ``box``): its entropy at the steps it chose, any shape."""
-    loss_supervised: Tensor
-    """scalar: the agent's own supervised loss on these episodes (the classifier's cross-entropy; 0 for Catch)."""
-
-
-@runtime_checkable
-class PolicyAgent(Protocol):
-    """An agent with a policy that the actor-critic trainers can train (``--algo a2c|ppo``)."""
-
-    def collect(self, env, obs: Any) -> tuple[Episodes, Any]:
-        """Play one batch of whole episodes of ``env`` without gradient, from ``obs``; returns the stored
-        :class:`Episodes` and the next observation."""
-
-    def replay(self, episodes: Episodes) -> Replayed:
-        """Re-run stored episodes through the current networks (no env), with gradient."""
 
 
 @dataclass

@@ -80,11 +80,11 @@ def test_hard_policy_gets_only_reinforce_gradient_and_the_classifier_none():
     model.zero_grad()
     losses["loss_classifier"].backward(retain_graph=True)
     assert not grads(model.locator)  # cross-entropy never reaches the where-policy
-    assert grads(model.classifier) and grads(model.core)
+    assert grads(model.decider) and grads(model.core)
     model.zero_grad()
     losses["loss_policy"].backward()
     assert grads(model.locator)
-    assert not grads(model.classifier) and not grads(model.core) and not grads(model.baseline)
+    assert not grads(model.decider) and not grads(model.core) and not grads(model.baseline)
 
 
 def test_expected_context_minibatch_trains_the_policy_by_backprop():

@@ -100,7 +100,7 @@ def test_rollout_shapes_and_backward(name, core):
     assert torch.equal(ro.locations[:, 0], obs["location"])
     if name == "catch":
         assert ro.logits is None and ro.labels is None
-        assert ro.paddle_log_probs.shape == ro.paddle_entropies.shape == (n, steps)
+        assert ro.decision_log_probs.shape == ro.decision_entropies.shape == (n, steps)
     else:
         assert ro.logits.shape == (n, 10) and ro.labels.shape == (n,)
         # the env rewarded exactly the argmax of the logits RAM sent at the last step
@@ -164,7 +164,7 @@ def test_center_location_ablation_glimpses_only_the_centre_and_has_no_location_p
     out = ram_losses(trajectory)
     out["loss"].backward()
     assert grads(model.locator) == []  # nothing to learn about where to look
-    assert len(grads(model.paddle)) > 0 and len(grads(model.core)) > 0
+    assert len(grads(model.decider)) > 0 and len(grads(model.core)) > 0
     with pytest.raises(ValueError, match="start='center'"):
         rollout(model, make_env("catch"), make_env("catch").reset(seed=0)[0])
     with pytest.raises(ValueError, match="location must be one of"):
@@ -179,7 +179,7 @@ def test_reinforce_never_reaches_the_classifier_or_the_baseline(into_core):
     env, model, obs = start("mnist", reinforce_into_core=into_core)
     out = ram_losses(rollout(model, env, obs)[0])
     out["loss_policy"].backward()
-    assert model.classifier.weight.grad is None and model.baseline.weight.grad is None
+    assert model.decider.weight.grad is None and model.baseline.weight.grad is None
     assert len(grads(model.locator)) > 0
 
 
@@ -191,7 +191,7 @@ def test_baseline_regression_never_reaches_the_policies(name, into_core):
     out["loss_baseline"].backward()
     assert model.locator.mean_head.weight.grad is None
     if name == "catch":
-        assert model.paddle.logits_head.weight.grad is None
+        assert model.decider.logits_head.weight.grad is None
     assert len(grads(model.baseline)) > 0
     assert (len(grads(model.core)) > 0) == into_core
 
@@ -209,7 +209,7 @@ def test_catch_paddle_reinforce_trains_the_core_even_when_detached():
     out = ram_losses(rollout(model, env, obs)[0])
     assert float(out["loss_classifier"]) == 0.0
     out["loss_policy"].backward()
-    assert len(grads(model.paddle)) > 0 and len(grads(model.core)) > 0
+    assert len(grads(model.decider)) > 0 and len(grads(model.core)) > 0
 
 
 def _buggy_sample(locator):

@@ -148,7 +148,7 @@ def test_paths_picture_reads_the_decision_and_draws_only_the_looks_read():
     # Catch: no labels, the last step's reward says caught (1) or missed (0).
     rewards = torch.tensor([[0.0, 0.0], [0.0, 1.0]])
     catch = Rollout(log_probs=zeros[:, :1], entropies=zeros[:, :1], baselines=zeros, rewards=rewards,
-                    returns=rewards, locations=locations, paddle_log_probs=zeros, paddle_entropies=zeros)
+                    returns=rewards, locations=locations, decision_log_probs=zeros, decision_entropies=zeros)
     picture = paths_picture(RETINA, black(2), catch, 8)
     boxes = sorted(frames_of(picture, RIGHT_COLOUR) + frames_of(picture, WRONG_COLOUR))
     assert [tuple(picture[y0 + 1, x0 + 1]) for x0, y0, _, _ in boxes] == [WRONG_COLOUR, RIGHT_COLOUR]

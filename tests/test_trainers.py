@@ -265,8 +265,8 @@ def test_a2c_gradient_is_the_actor_critic_gradient_computed_by_hand(name, normal
     if ro.log_probs.shape[1] > 0 and hand.locator.policy is not None:
         joint = joint + F.pad(ro.log_probs, (0, 1))  # the looks l_1..l_{T-1}
         valid[:, :-1] = True
-    if ro.paddle_log_probs is not None:
-        joint = joint + ro.paddle_log_probs
+    if ro.decision_log_probs is not None:
+        joint = joint + ro.decision_log_probs
         valid[:] = True
     weights = advantages[valid]
     if normalize:  # standardised over the valid steps, with the population std
