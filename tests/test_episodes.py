@@ -52,7 +52,6 @@ def test_get_is_the_steps_stacked(requires_grad):
     assert torch.equal(ro.record["glimpses"], glimpses)
     assert torch.equal(ro.record["looks"], stack("look_raw", rows[:-1]))
     assert torch.equal(ro.record["decisions"], stack("decision_raw"))
-    assert ro.paddle_log_probs is ro.decision_log_probs  # the former name still reads
     if requires_grad:
         (ro.baselines.sum() + ro.log_probs.sum()).backward()
         expected = sum(float(row["baseline"].detach().sum()) for row in rows) + sum(
