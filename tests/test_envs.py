@@ -435,7 +435,7 @@ def test_same_step_autoreset_contract(env_id):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_ppo_learns_through_to_sb3(mode):
+def test_ppo_trains_through_to_sb3(mode):
     """to_sb3 on the batched env runs SB3's PPO (MultiInputPolicy + GlimpseExtractor) under VecMonitor."""
     vec = gym.make_vec("glimpse/MNIST-v0", num_envs=4, action_mode=mode, glimpse_size=4, scales=2, num_glimpses=3,
                        autoreset_mode=SAME_STEP)

@@ -382,7 +382,7 @@ def test_seed_and_options_reach_the_batched_reset():
 
 
 # ----------------------------------------------------------------------------------------------------------
-# (d, e) SB3 algorithms train on it with GlimpseExtractor
+# (d, e) SB3 algorithms train on it with GlimpseExtractor (how well they learn: docs/results.md)
 # ----------------------------------------------------------------------------------------------------------
 
 POLICY_KWARGS = dict(
@@ -391,7 +391,7 @@ POLICY_KWARGS = dict(
 
 
 @pytest.mark.parametrize("discrete", [False, True], ids=["box", "multidiscrete"])
-def test_ppo_learns(discrete):
+def test_ppo_trains_and_acts(discrete):
     venv = VecMonitor(to_sb3(ToyGlimpseVectorEnv(N_ENVS, discrete)))
     model = PPO("MultiInputPolicy", venv, policy_kwargs=POLICY_KWARGS, n_steps=16, batch_size=32, n_epochs=2, seed=0)
     assert isinstance(model.policy.features_extractor, GlimpseExtractor)
@@ -401,13 +401,17 @@ def test_ppo_learns(discrete):
     assert action.shape == (N_ENVS, 2)
 
 
-def test_a2c_learns():
-    model = A2C("MultiInputPolicy", to_sb3(ToyGlimpseVectorEnv(N_ENVS)), policy_kwargs=POLICY_KWARGS, n_steps=4, seed=0)
+def test_a2c_trains_and_acts():
+    venv = to_sb3(ToyGlimpseVectorEnv(N_ENVS))
+    model = A2C("MultiInputPolicy", venv, policy_kwargs=POLICY_KWARGS, n_steps=4, seed=0)
     model.learn(32)
+    assert model.num_timesteps == 32 and isinstance(model.policy.features_extractor, GlimpseExtractor)
+    action, _ = model.predict(venv.reset(), deterministic=True)
+    assert action.shape == (N_ENVS, 2) and venv.action_space.contains(action[0])
 
 
 @pytest.mark.parametrize("discrete", [False, True], ids=["box", "multidiscrete"])
-def test_recurrent_ppo_learns(discrete):
+def test_recurrent_ppo_trains(discrete):
     sb3_contrib = pytest.importorskip("sb3_contrib")
     venv = to_sb3(ToyGlimpseVectorEnv(N_ENVS, discrete))
     model = sb3_contrib.RecurrentPPO(
