@@ -115,10 +115,16 @@ from envs.specs import TASKS, SceneContext, TaskSpec, task_of
 from glimpse import grid_cell_centers
 from glimpse.checks import check_int
 from glimpse.modes import outside_inference_mode
+from glimpse.rewards import PREDICTION_REWARDS, label_log_prob, prediction_reward, uniform_log_prob
 
-__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TEST_KEY", "ACTION_MODES", "START_MODES", "ARRAYS"]
+__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TEST_KEY", "ACTION_MODES", "START_MODES", "ARRAYS", "REWARD_MODES",
+           "SCORE_SCALE"]
 
 ACTION_MODES = ("continuous", "discrete")
+REWARD_MODES = ("final", *PREDICTION_REWARDS)
+# Per-step reward modes: logits = SCORE_SCALE * scores. At 5 the box's corner (+1 for one class, -1 for the
+# others) is a sure prediction (p >= 0.99 for up to 200 classes); at 1 the surest were p = 0.45 of 10 classes.
+SCORE_SCALE = 5.0
 START_MODES = ("random", "center")
 ARRAYS = ("torch", "numpy")
 # The key that draws the test split's canvases: fixed, so the test set is the same for every seed.
@@ -167,6 +173,8 @@ class GlimpseVectorEnv(VectorEnv):
             (default), ``SAME_STEP`` or ``DISABLED``.
         arrays: ``"torch"`` (default: tensors on ``device``) or ``"numpy"`` (numpy arrays and Gymnasium's
             own info layout, for numpy-based wrappers and tools).
+        reward_mode: ``"final"`` (default: 0/1 at the last step) or a per-step prediction reward,
+            ``"log_prob"`` or ``"log_prob_gain"`` (classification tasks only); see the module's Rewards.
         **task_options: the task's options by name (``canvas``, ``num_glimpses``, ``distractors``,
             ``frames``, ...: the fields of the task's options dataclass, e.g. :class:`envs.ClutteredOptions`);
             ``None`` means the task's default. An option of another task is a ``ValueError`` that names the
@@ -196,9 +204,14 @@ class GlimpseVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         arrays: str = "torch",
+        reward_mode: str = "final",
         **task_options: Any,
     ) -> None:
         spec = task_of(task)
+        _require(reward_mode in REWARD_MODES, f"reward_mode must be one of {REWARD_MODES}; got {reward_mode!r}")
+        _require(reward_mode == "final" or spec.decision == "classify",
+                 f"reward_mode={reward_mode!r} scores a class prediction at every step; task {spec.name!r} has no "
+                 f"label (its decision is {spec.decision!r}): use reward_mode='final'")
         autoreset_mode = _autoreset_mode(autoreset_mode)
         _require(arrays in ARRAYS, f"arrays must be one of {ARRAYS}; got {arrays!r}")
         _require(action_mode in ACTION_MODES, f"action_mode must be one of {ACTION_MODES}; got {action_mode!r}")
@@ -220,6 +233,7 @@ class GlimpseVectorEnv(VectorEnv):
         self.autoreset_mode = autoreset_mode
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.arrays = arrays
+        self.reward_mode = reward_mode
         self.retina = dict(size=glimpse_size, scales=scales, factor=factor)
         context = SceneContext(self.retina, self.device, split, dataset, data_dir)
         self._scene = spec.build(self._options, context)
@@ -250,6 +264,9 @@ class GlimpseVectorEnv(VectorEnv):
         # DISABLED: at reset), and whether there are any, known without another device sync.
         self._done = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
         self._any_done = False
+        # Per-step reward modes: log p(label) of each env's last prediction (read at step 2 on: step 1's
+        # previous prediction is the uniform one).
+        self._log_prob = torch.zeros(num_envs, dtype=torch.float32, device=self.device)
 
     # ------------------------------------------------------------------ what agents read
     @property
@@ -339,6 +356,10 @@ class GlimpseVectorEnv(VectorEnv):
             rewards, terminated = self._scene.advance(decisions, self._steps)
         else:
             rewards, terminated = self._scene.advance(decisions, self._steps, active=~resetting)
+        labels = None
+        if self.reward_mode != "final":  # this step's prediction, scored before a reset replaces the labels
+            gains, labels = self._prediction_rewards(actions, decisions)
+            rewards = rewards + gains
         self._locations = locations
         if resetting is not None:
             rows = resetting.nonzero().flatten()
@@ -368,6 +389,10 @@ class GlimpseVectorEnv(VectorEnv):
             else:
                 infos = info
                 self._done = done
+        if labels is not None:  # per-step rewards: the label of every step played (in SAME_STEP an ended
+            # episode's is in final_info, as the top level holds the next episode's reset info)
+            played = torch.ones_like(done) if resetting is None else ~resetting
+            infos.update(label=labels, _label=played & ~done if mode == AutoresetMode.SAME_STEP else played)
         return self._output(obs, infos, rewards, terminated, truncated)
 
     def scene(self) -> tuple[Tensor, Tensor | None]:
@@ -489,6 +514,20 @@ class GlimpseVectorEnv(VectorEnv):
         _require(bool(((actions >= 0) & (actions < high)).all()),
                  f"discrete actions must lie in [0, {self.single_action_space.nvec.tolist()}); got out-of-range values")
         return grid_cell_centers(self.grid, cells=actions[:, :2]), actions[:, 2].long()
+
+    def _prediction_rewards(self, actions, decisions: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-step reward modes: this step's prediction reward ``(N,)`` float32 and the labels ``(N,)`` it
+        scores, from the decision scores of ``actions`` (already checked by :meth:`_parse_actions`)."""
+        labels = self._scene.labels.clone()
+        if self.action_mode == "continuous":
+            actions = actions if isinstance(actions, Tensor) else torch.as_tensor(np.asarray(actions))
+            scores = actions.to(self.device)[:, 2:].to(torch.float32)
+        else:  # the decision d stands for the box's corner whose argmax it is: +1 at d, -1 elsewhere
+            scores = 2.0 * torch.nn.functional.one_hot(decisions, self.num_decisions).to(torch.float32) - 1.0
+        log_prob = label_log_prob(SCORE_SCALE * scores, labels)
+        previous = torch.where(self._steps == 1, uniform_log_prob(self.num_decisions), self._log_prob)
+        self._log_prob = log_prob
+        return prediction_reward(log_prob, previous, self.reward_mode), labels
 
     def _render_row(self, row: int) -> np.ndarray:
         picture = self._scene.frame(row, int(self._steps[row]))
