@@ -33,9 +33,26 @@ item-wise hard attention), and the third entry is the decision.
 the centre it was taken at.
 
 ## Rewards
-Classification and video: 1 at the last step if the decision equals the label, else 0 (0 at every other
-step; decisions before the last step are ignored). Catch: 1 when the ball reaches the bottom row on the
-paddle, else 0.
+``reward_mode="final"`` (default). Classification and video: 1 at the last step if the decision equals the
+label, else 0 (0 at every other step; decisions before the last step are ignored). Catch: 1 when the ball
+reaches the bottom row on the paddle, else 0.
+
+Per-step prediction (classification and video; Catch has no label and refuses them): every step's decision
+scores are a prediction, with logits ``SCORE_SCALE * scores`` (5: the box's corner, +1 for one class and -1
+for the others, is a sure prediction; a discrete decision ``d`` stands for that corner at ``d``), and step
+``t`` is rewarded by what :mod:`glimpse.rewards` defines (shared with agents that predict at every step),
+from ``log p_t(y)``, the log-probability the prediction gives the label ``y``:
+
+- ``reward_mode="log_prob"``: ``log p_t(y)``, the negative cross-entropy (Active Perception Gym's reward,
+  there divided by ``log D``): the return rewards knowing the class early and all along.
+- ``reward_mode="log_prob_gain"``: ``log p_t(y) - log p_{t-1}(y)``, with ``log p_0(y) = -log D``: each step is
+  credited with what it added; the undiscounted return telescopes to ``log p_T(y) + log D``.
+
+Both keep the final mode's 1 for a right decision at the last step: accuracy at the end is the task, and the
+dense terms shape the way there rather than replace it (log-probability and accuracy can disagree: the first
+pays for hedging between likely classes); the per-step return is the final mode's plus the dense terms. The label is in every
+step's info (``info["label"]``; in the vector env ``infos["label"]`` masked by ``infos["_label"]`` for the envs
+that played the step; in ``SAME_STEP`` mode an ended episode's in ``infos["final_info"]``, as always).
 
 ## Starting State
 A new canvas/video/game drawn from the env's seed; the first glimpse at the canvas centre
@@ -83,7 +100,8 @@ canvas (position, clutter, motion) drawn from ``j`` alone, the same whatever the
 envs over ``ceil(M / N)`` episodes each see every test example exactly once.
 
 ## Arguments
-See :class:`GlimpseVectorEnv` (the retina, modes, data source and device) and the task's options dataclass in
+See :class:`GlimpseVectorEnv` (the retina, modes, ``reward_mode``, data source and device) and the task's
+options dataclass in
 :mod:`envs.specs` (``canvas``, ``num_glimpses``, ``distractors``, ``frames``, ...).
 
 ## Version History
@@ -93,6 +111,8 @@ See :class:`GlimpseVectorEnv` (the retina, modes, data source and device) and th
 - v0 (same episodes): the vector env takes ``autoreset_mode`` (default ``NEXT_STEP``, Gymnasium's; it was
   always ``SAME_STEP`` before, so pass ``autoreset_mode=AutoresetMode.SAME_STEP`` for the old behaviour) and
   ``arrays`` (``"torch"`` or ``"numpy"``).
+- v0 (same episodes, same rewards by default): ``reward_mode`` (``"final"``, default, as before;
+  ``"log_prob"``, ``"log_prob_gain"``: per-step prediction rewards with the label in every step's info).
 """
 
 from __future__ import annotations

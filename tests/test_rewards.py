@@ -221,6 +221,23 @@ def test_sb3_bridge_passes_the_per_step_reward_and_label():
         assert dones.all() == ((t + 1) % length == 0)
 
 
+def test_torchrl_env_passes_the_per_step_reward_and_label():
+    pytest.importorskip("torchrl")
+    from envs.torchrl_env import GlimpseTorchRLEnv
+
+    n, length = 3, SMALL["num_glimpses"]
+    env = GlimpseTorchRLEnv(MNIST, num_envs=n, reward_mode="log_prob", **SMALL)
+    vec = gym.make_vec(MNIST, num_envs=n, reward_mode="log_prob", autoreset_mode=AutoresetMode.DISABLED, **SMALL)
+    env.set_seed(4)
+    vec.reset(seed=4)
+    rollout = env.rollout(length, break_when_any_done=False)
+    for t in range(length):
+        labels = vec.unwrapped.scene()[1].clone()
+        _, reward, _, _, _ = vec.step(rollout["action"][:, t])
+        torch.testing.assert_close(rollout["next", "reward"][:, t, 0], reward)
+        assert torch.equal(rollout["next", "label"][:, t], labels)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Bad input
 # ------------------------------------------------------------------------------------------------------------
