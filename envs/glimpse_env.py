@@ -50,9 +50,10 @@ from ``log p_t(y)``, the log-probability the prediction gives the label ``y``:
 
 Both keep the final mode's 1 for a right decision at the last step: accuracy at the end is the task, and the
 dense terms shape the way there rather than replace it (log-probability and accuracy can disagree: the first
-pays for hedging between likely classes); the per-step return is the final mode's plus the dense terms. The label is in every
-step's info (``info["label"]``; in the vector env ``infos["label"]`` masked by ``infos["_label"]`` for the envs
-that played the step; in ``SAME_STEP`` mode an ended episode's in ``infos["final_info"]``, as always).
+pays for hedging between likely classes); the per-step return is the final mode's plus the dense terms. The
+label is in every step's info (``info["label"]``; in the vector env ``infos["label"]`` masked by
+``infos["_label"]`` for the envs that played the step; in ``SAME_STEP`` mode an ended episode's in
+``infos["final_info"]``, as always).
 
 ## Starting State
 A new canvas/video/game drawn from the env's seed; the first glimpse at the canvas centre

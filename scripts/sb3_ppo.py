@@ -45,6 +45,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from agents.progress import Progress
 from agents.training import ConfigError, announcing_data, capped_to_test_split, cli, run_script
 from envs import TASKS, task_of  # importing envs registers glimpse/...
+from envs.glimpse_env import REWARD_MODES
 from envs.sb3 import GlimpseExtractor, to_sb3
 from envs.zoo import SB3_RECIPES
 
@@ -77,7 +78,7 @@ class Config:
     Catch's 6 px); 1 = always the centre, no attention (with --glimpse-size 24 --scales 1: Catch's whole screen)"""
     start: Literal["random", "center"] = "random"
     """where each episode's first glimpse is taken"""
-    reward_mode: Literal["final", "log_prob", "log_prob_gain"] = "final"
+    reward_mode: Literal[REWARD_MODES] = "final"  # type: ignore[valid-type]  # the env's modes
     """training reward (the env's reward_mode): final = 1 for a right last decision; log_prob(_gain) = also the
     decision scores' prediction at every step, scored by log p(label) (or its gain); evaluation reads final"""
     scale_gain: float = 1.0
