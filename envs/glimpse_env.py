@@ -254,7 +254,7 @@ class GlimpseVectorEnv(VectorEnv):
         self.autoreset_mode = autoreset_mode
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.arrays = arrays
-        self.reward_mode = reward_mode
+        self._reward_mode = reward_mode
         self.retina = dict(size=glimpse_size, scales=scales, factor=factor)
         context = SceneContext(self.retina, self.device, split, dataset, data_dir)
         self._scene = spec.build(self._options, context)
@@ -319,6 +319,11 @@ class GlimpseVectorEnv(VectorEnv):
     def action_mode(self) -> str:
         """``"continuous"`` (locations in ``[-1, 1]``) or ``"discrete"`` (grid cells)."""
         return self._action_mode
+
+    @property
+    def reward_mode(self) -> str:
+        """``"final"`` (0/1 at the last step) or a per-step prediction reward (``"log_prob"``, ``"log_prob_gain"``)."""
+        return self._reward_mode
 
     # ------------------------------------------------------------------ gymnasium API
     # The env's state (pictures, steps, locations) is updated in place from call to call, so reset and
@@ -583,6 +588,7 @@ class GlimpseEnv(gym.Env):
     decision = _forwarded("decision")
     start_mode = _forwarded("start_mode")
     action_mode = _forwarded("action_mode")
+    reward_mode = _forwarded("reward_mode")
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

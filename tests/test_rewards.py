@@ -174,12 +174,17 @@ def test_single_env_per_step_passes_gymnasium_checker_with_label_at_every_step(a
             gym_check_env(gym.make(env_id, action_mode=action_mode, reward_mode=reward_mode).unwrapped)
         assert [str(w.message) for w in caught if not issubclass(w.category, OfflineSubsetWarning)] == []
     env = GlimpseEnv(task="mnist", action_mode=action_mode, reward_mode=reward_mode, **SMALL)
+    assert env.reward_mode == reward_mode
     env.reset(seed=0)
+    env.action_space.seed(0)
     label = int(env.unwrapped._vec.scene()[1][0])
-    for _ in range(SMALL["num_glimpses"]):
-        _, reward, _, _, info = env.step(env.action_space.sample())
+    for t in range(1, SMALL["num_glimpses"] + 1):
+        action = env.action_space.sample()
+        _, reward, _, _, info = env.step(action)
         assert info == {"label": label} and isinstance(reward, float)
-        assert reward < 0.0 or reward_mode == "log_prob_gain"  # log p(y) < 0; a gain may be 0 (the same guess)
+        if reward_mode == "log_prob":  # log p(y) < 0 (a gain may be 0: the same guess twice), + 1 if right at the end
+            decision = int(np.argmax(action[2:])) if action_mode == "continuous" else int(action[2])
+            assert reward - (t == SMALL["num_glimpses"] and decision == label) < 0.0
 
 
 @pytest.mark.parametrize("action_mode", ACTION_MODES)
