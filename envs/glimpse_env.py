@@ -38,15 +38,21 @@ label, else 0 (0 at every other step; decisions before the last step are ignored
 reaches the bottom row on the paddle, else 0.
 
 Per-step prediction (classification and video; Catch has no label and refuses them): every step's decision
-scores are a prediction, with logits ``SCORE_SCALE * scores`` (5: the box's corner, +1 for one class and -1
-for the others, is a sure prediction; a discrete decision ``d`` stands for that corner at ``d``), and step
-``t`` is rewarded by what :mod:`glimpse.rewards` defines (shared with agents that predict at every step),
-from ``log p_t(y)``, the log-probability the prediction gives the label ``y``:
+scores are the logits of a prediction (a discrete decision ``d`` stands for the box's corner whose argmax it
+is: +1 at ``d``, -1 elsewhere), and step ``t`` is rewarded by what :mod:`glimpse.rewards` defines (shared
+with agents that predict at every step), from ``log p_t(y)``, the log-probability the prediction gives the
+label ``y``:
 
 - ``reward_mode="log_prob"``: ``log p_t(y)``, the negative cross-entropy (Active Perception Gym's reward,
   there divided by ``log D``): the return rewards knowing the class early and all along.
 - ``reward_mode="log_prob_gain"``: ``log p_t(y) - log p_{t-1}(y)``, with ``log p_0(y) = -log D``: each step is
   credited with what it added; the undiscounted return telescopes to ``log p_T(y) + log D``.
+
+The box bounds the logits: its corner on the right class and its corner on a wrong one differ by 2 nats
+(10 classes: ``log p_t(y)`` -0.80 and -2.80; the uniform guess -2.30), the same order as the final 1. Scores
+scaled up to near-sure predictions (logits ``5 * scores``: -0.0004 and -10.0) made SB3's PPO learn far more
+slowly on MNIST, its value loss (on features shared with the policy) hundreds of times the final mode's
+(docs/results.md, per-step prediction rewards with Stable-Baselines3).
 
 Both keep the final mode's 1 for a right decision at the last step: accuracy at the end is the task, and the
 dense terms shape the way there rather than replace it (log-probability and accuracy can disagree: the first
@@ -138,14 +144,10 @@ from glimpse.checks import check_int
 from glimpse.modes import outside_inference_mode
 from glimpse.rewards import PREDICTION_REWARDS, label_log_prob, prediction_reward, uniform_log_prob
 
-__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TEST_KEY", "ACTION_MODES", "START_MODES", "ARRAYS", "REWARD_MODES",
-           "SCORE_SCALE"]
+__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TEST_KEY", "ACTION_MODES", "START_MODES", "ARRAYS", "REWARD_MODES"]
 
 ACTION_MODES = ("continuous", "discrete")
 REWARD_MODES = ("final", *PREDICTION_REWARDS)
-# Per-step reward modes: logits = SCORE_SCALE * scores. At 5 the box's corner (+1 for one class, -1 for the
-# others) is a sure prediction (p >= 0.99 for up to 200 classes); at 1 the surest were p = 0.45 of 10 classes.
-SCORE_SCALE = 5.0
 START_MODES = ("random", "center")
 ARRAYS = ("torch", "numpy")
 # The key that draws the test split's canvases: fixed, so the test set is the same for every seed.
@@ -550,7 +552,7 @@ class GlimpseVectorEnv(VectorEnv):
             scores = actions.to(self.device)[:, 2:].to(torch.float32)
         else:  # the decision d stands for the box's corner whose argmax it is: +1 at d, -1 elsewhere
             scores = 2.0 * torch.nn.functional.one_hot(decisions, self.num_decisions).to(torch.float32) - 1.0
-        log_prob = label_log_prob(SCORE_SCALE * scores, labels)
+        log_prob = label_log_prob(scores, labels)  # the scores are the logits: see the module's Rewards
         previous = torch.where(self._steps == 1, uniform_log_prob(self.num_decisions), self._log_prob)
         self._log_prob = log_prob
         return prediction_reward(log_prob, previous, self.reward_mode), labels

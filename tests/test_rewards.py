@@ -18,7 +18,6 @@ from gymnasium.vector import AutoresetMode
 import envs
 from envs import GlimpseEnv, GlimpseVectorEnv
 from envs.data import OfflineSubsetWarning
-from envs.glimpse_env import SCORE_SCALE
 from envs.sb3 import to_sb3
 from glimpse.rewards import PREDICTION_REWARDS, label_log_prob, prediction_reward, uniform_log_prob
 
@@ -93,13 +92,14 @@ def random_actions(vec: GlimpseVectorEnv, count: int, seed: int) -> list[torch.T
 
 
 def reference_log_prob(action: torch.Tensor, labels: torch.Tensor, action_mode: str, classes: int) -> torch.Tensor:
-    """The documented prediction: logits = 5 x scores; a discrete decision d is the box corner (+1 at d, -1 else)."""
+    """The documented prediction: the scores are the logits; a discrete decision d is the box corner (+1 at d, -1
+    else)."""
     if action_mode == "continuous":
         scores = action[:, 2:].double()
     else:
         scores = torch.full((len(action), classes), -1.0, dtype=torch.float64)
         scores[torch.arange(len(action)), action[:, 2]] = 1.0
-    return -F.cross_entropy(5.0 * scores, labels, reduction="none")
+    return -F.cross_entropy(scores, labels, reduction="none")
 
 
 @pytest.mark.parametrize("autoreset", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED])
@@ -108,7 +108,6 @@ def reference_log_prob(action: torch.Tensor, labels: torch.Tensor, action_mode: 
 def test_per_step_reward_and_labels_match_a_reference(reward_mode, action_mode, autoreset):
     """Three envs play 3 episodes of 3 steps on random actions: every reward is the reference's, and every played
     step's info holds the label it was scored against (SAME_STEP: an ended episode's in final_info)."""
-    assert SCORE_SCALE == 5.0  # the documented scale the reference uses
     n, length, classes = 3, SMALL["num_glimpses"], 10
     vec = gym.make_vec(MNIST, num_envs=n, action_mode=action_mode, reward_mode=reward_mode,
                        autoreset_mode=autoreset, **SMALL)
