@@ -33,9 +33,33 @@ item-wise hard attention), and the third entry is the decision.
 the centre it was taken at.
 
 ## Rewards
-Classification and video: 1 at the last step if the decision equals the label, else 0 (0 at every other
-step; decisions before the last step are ignored). Catch: 1 when the ball reaches the bottom row on the
-paddle, else 0.
+``reward_mode="final"`` (default). Classification and video: 1 at the last step if the decision equals the
+label, else 0 (0 at every other step; decisions before the last step are ignored). Catch: 1 when the ball
+reaches the bottom row on the paddle, else 0.
+
+Per-step prediction (classification and video; Catch has no label and refuses them): every step's decision
+scores are the logits of a prediction (a discrete decision ``d`` stands for the box's corner whose argmax it
+is: +1 at ``d``, -1 elsewhere), and step ``t`` is rewarded by what :mod:`glimpse.rewards` defines (shared
+with agents that predict at every step), from ``log p_t(y)``, the log-probability the prediction gives the
+label ``y``:
+
+- ``reward_mode="log_prob"``: ``log p_t(y)``, the negative cross-entropy (Active Perception Gym's reward,
+  there divided by ``log D``): the return rewards knowing the class early and all along.
+- ``reward_mode="log_prob_gain"``: ``log p_t(y) - log p_{t-1}(y)``, with ``log p_0(y) = -log D``: each step is
+  credited with what it added; the undiscounted return telescopes to ``log p_T(y) + log D``.
+
+The box bounds the logits: its corner on the right class and its corner on a wrong one differ by 2 nats
+(10 classes: ``log p_t(y)`` -0.80 and -2.80; the uniform guess -2.30), the same order as the final 1. Scores
+scaled up to near-sure predictions (logits ``5 * scores``: -0.0004 and -10.0) made SB3's PPO learn far more
+slowly on MNIST, its value loss (on features shared with the policy) hundreds of times the final mode's
+(docs/results.md, per-step prediction rewards with Stable-Baselines3).
+
+Both keep the final mode's 1 for a right decision at the last step: accuracy at the end is the task, and the
+dense terms shape the way there rather than replace it (log-probability and accuracy can disagree: the first
+pays for hedging between likely classes); the per-step return is the final mode's plus the dense terms. The
+label is in every step's info (``info["label"]``; in the vector env ``infos["label"]`` masked by
+``infos["_label"]`` for the envs that played the step; in ``SAME_STEP`` mode an ended episode's in
+``infos["final_info"]``, as always).
 
 ## Starting State
 A new canvas/video/game drawn from the env's seed; the first glimpse at the canvas centre
@@ -93,7 +117,8 @@ vector env so must ``s + N - 1``. Negative seeds, bools, floats, strings, tensor
 ``TypeError`` or ``ValueError`` naming what arrived.
 
 ## Arguments
-See :class:`GlimpseVectorEnv` (the retina, modes, data source and device) and the task's options dataclass in
+See :class:`GlimpseVectorEnv` (the retina, modes, ``reward_mode``, data source and device) and the task's
+options dataclass in
 :mod:`envs.specs` (``canvas``, ``num_glimpses``, ``distractors``, ``frames``, ...).
 
 Two limits are checked when an env is made, before anything large is allocated. The retina takes no scale
@@ -111,6 +136,8 @@ refusal is a one-line ``ValueError`` that says what it would take.
 - v0 (same episodes): the vector env takes ``autoreset_mode`` (default ``NEXT_STEP``, Gymnasium's; it was
   always ``SAME_STEP`` before, so pass ``autoreset_mode=AutoresetMode.SAME_STEP`` for the old behaviour) and
   ``arrays`` (``"torch"`` or ``"numpy"``).
+- v0 (same episodes, same rewards by default): ``reward_mode`` (``"final"``, default, as before;
+  ``"log_prob"``, ``"log_prob_gain"``: per-step prediction rewards with the label in every step's info).
 """
 
 from __future__ import annotations
@@ -134,10 +161,12 @@ from envs.specs import TASKS, SceneContext, TaskSpec, task_of
 from glimpse import grid_cell_centers
 from glimpse.checks import check_int
 from glimpse.modes import outside_inference_mode
+from glimpse.rewards import PREDICTION_REWARDS, label_log_prob, prediction_reward, uniform_log_prob
 
-__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TEST_KEY", "ACTION_MODES", "START_MODES", "ARRAYS"]
+__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TEST_KEY", "ACTION_MODES", "START_MODES", "ARRAYS", "REWARD_MODES"]
 
 ACTION_MODES = ("continuous", "discrete")
+REWARD_MODES = ("final", *PREDICTION_REWARDS)
 START_MODES = ("random", "center")
 ARRAYS = ("torch", "numpy")
 # The key that draws the test split's canvases: fixed, so the test set is the same for every seed.
@@ -186,6 +215,8 @@ class GlimpseVectorEnv(VectorEnv):
             (default), ``SAME_STEP`` or ``DISABLED``.
         arrays: ``"torch"`` (default: tensors on ``device``) or ``"numpy"`` (numpy arrays and Gymnasium's
             own info layout, for numpy-based wrappers and tools).
+        reward_mode: ``"final"`` (default: 0/1 at the last step) or a per-step prediction reward,
+            ``"log_prob"`` or ``"log_prob_gain"`` (classification tasks only); see the module's Rewards.
         **task_options: the task's options by name (``canvas``, ``num_glimpses``, ``distractors``,
             ``frames``, ...: the fields of the task's options dataclass, e.g. :class:`envs.ClutteredOptions`);
             ``None`` means the task's default. An option of another task is a ``ValueError`` that names the
@@ -215,9 +246,14 @@ class GlimpseVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         arrays: str = "torch",
+        reward_mode: str = "final",
         **task_options: Any,
     ) -> None:
         spec = task_of(task)
+        _require(reward_mode in REWARD_MODES, f"reward_mode must be one of {REWARD_MODES}; got {reward_mode!r}")
+        _require(reward_mode == "final" or spec.decision == "classify",
+                 f"reward_mode={reward_mode!r} scores a class prediction at every step; task {spec.name!r} has no "
+                 f"label (its decision is {spec.decision!r}): use reward_mode='final'")
         autoreset_mode = _autoreset_mode(autoreset_mode)
         _require(arrays in ARRAYS, f"arrays must be one of {ARRAYS}; got {arrays!r}")
         _require(action_mode in ACTION_MODES, f"action_mode must be one of {ACTION_MODES}; got {action_mode!r}")
@@ -239,6 +275,7 @@ class GlimpseVectorEnv(VectorEnv):
         self.autoreset_mode = autoreset_mode
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.arrays = arrays
+        self._reward_mode = reward_mode
         self.retina = dict(size=glimpse_size, scales=scales, factor=factor)
         context = SceneContext(self.retina, self.device, split, dataset, data_dir)
         self._scene = spec.build(self._options, context)
@@ -277,6 +314,9 @@ class GlimpseVectorEnv(VectorEnv):
         # DISABLED: at reset), and whether there are any, known without another device sync.
         self._done = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
         self._any_done = False
+        # Per-step reward modes: log p(label) of each env's last prediction (read at step 2 on: step 1's
+        # previous prediction is the uniform one).
+        self._log_prob = torch.zeros(num_envs, dtype=torch.float32, device=self.device)
 
     # ------------------------------------------------------------------ what agents read
     @property
@@ -308,6 +348,11 @@ class GlimpseVectorEnv(VectorEnv):
     def action_mode(self) -> str:
         """``"continuous"`` (locations in ``[-1, 1]``) or ``"discrete"`` (grid cells)."""
         return self._action_mode
+
+    @property
+    def reward_mode(self) -> str:
+        """``"final"`` (0/1 at the last step) or a per-step prediction reward (``"log_prob"``, ``"log_prob_gain"``)."""
+        return self._reward_mode
 
     # ------------------------------------------------------------------ gymnasium API
     # The env's state (pictures, steps, locations) is updated in place from call to call, so reset and
@@ -379,6 +424,10 @@ class GlimpseVectorEnv(VectorEnv):
             rewards, terminated = self._scene.advance(decisions, self._steps)
         else:
             rewards, terminated = self._scene.advance(decisions, self._steps, active=~resetting)
+        labels = None
+        if self.reward_mode != "final":  # this step's prediction, scored before a reset replaces the labels
+            gains, labels = self._prediction_rewards(actions, decisions)
+            rewards = rewards + gains
         self._locations = locations
         if resetting is not None:
             rows = resetting.nonzero().flatten()
@@ -408,6 +457,10 @@ class GlimpseVectorEnv(VectorEnv):
             else:
                 infos = info
                 self._done = done
+        if labels is not None:  # per-step rewards: the label of every step played (in SAME_STEP an ended
+            # episode's is in final_info, as the top level holds the next episode's reset info)
+            played = torch.ones_like(done) if resetting is None else ~resetting
+            infos.update(label=labels, _label=played & ~done if mode == AutoresetMode.SAME_STEP else played)
         return self._output(obs, infos, rewards, terminated, truncated)
 
     def scene(self) -> tuple[Tensor, Tensor | None]:
@@ -547,6 +600,20 @@ class GlimpseVectorEnv(VectorEnv):
                  f"discrete actions must lie in [0, {self.single_action_space.nvec.tolist()}); got out-of-range values")
         return grid_cell_centers(self.grid, cells=actions[:, :2]), actions[:, 2].long()
 
+    def _prediction_rewards(self, actions, decisions: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-step reward modes: this step's prediction reward ``(N,)`` float32 and the labels ``(N,)`` it
+        scores, from the decision scores of ``actions`` (already checked by :meth:`_parse_actions`)."""
+        labels = self._scene.labels.clone()
+        if self.action_mode == "continuous":
+            actions = actions if isinstance(actions, Tensor) else torch.as_tensor(np.asarray(actions))
+            scores = actions.to(self.device)[:, 2:].to(torch.float32)
+        else:  # the decision d stands for the box's corner whose argmax it is: +1 at d, -1 elsewhere
+            scores = 2.0 * torch.nn.functional.one_hot(decisions, self.num_decisions).to(torch.float32) - 1.0
+        log_prob = label_log_prob(scores, labels)  # the scores are the logits: see the module's Rewards
+        previous = torch.where(self._steps == 1, uniform_log_prob(self.num_decisions), self._log_prob)
+        self._log_prob = log_prob
+        return prediction_reward(log_prob, previous, self.reward_mode), labels
+
     def _render_row(self, row: int) -> np.ndarray:
         picture = self._scene.frame(row, int(self._steps[row]))
         return render_glimpse(picture, self._locations[row], **self.retina)
@@ -589,6 +656,7 @@ class GlimpseEnv(gym.Env):
     decision = _forwarded("decision")
     start_mode = _forwarded("start_mode")
     action_mode = _forwarded("action_mode")
+    reward_mode = _forwarded("reward_mode")
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start a new episode; ``seed``: ``None`` or an int (or numpy integer) in ``[0, 2**64)``."""

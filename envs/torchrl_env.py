@@ -16,7 +16,8 @@ it with no numpy round trip and no subprocesses. It needs the optional ``torchrl
 Specs (``batch_size = [N]``, all on the env's device):
     - observation: ``"glimpse"`` ``(N, S, C, g, g)`` and ``"location"`` ``(N, 2)``, ``Bounded`` as the
       gymnasium ``Box``es they come from; classification tasks add ``"label"`` ``(N,)`` int64: the
-      episode's label at the step that ends it, ``-1`` at every other step and after a reset.
+      episode's label at the step that ends it, ``-1`` at every other step and after a reset (with a
+      per-step ``reward_mode``, the label at every step).
     - action: ``action_mode="continuous"``: ``Bounded`` ``(N, 2 + D)`` in ``[-1, 1]`` float32;
       ``action_mode="discrete"``: ``MultiCategorical`` ``(N, 3)`` over ``[grid, grid, D]`` int64.
     - reward: ``(N, 1)`` float32; done, terminated, truncated: ``(N, 1)`` bool (``done = terminated |

@@ -5,8 +5,9 @@ implementations' retinas, which the benchmarks measure it against), :mod:`glimps
 samplers of the soft agents), :mod:`glimpse.policies` (location and item heads), :mod:`glimpse.reinforce`
 (returns, baselines, the REINFORCE loss), :mod:`glimpse.policy_gradient` (actor-critic and PPO blocks:
 GAE, advantage normalisation, the clipped policy and value losses, explained variance, the entropy
-bonus), :mod:`glimpse.checks` (input checks every package uses) and :mod:`glimpse.modes` (code that
-keeps tensors across calls, outside inference mode).
+bonus), :mod:`glimpse.rewards` (per-step prediction rewards: the log-probability of the label and its gain,
+for the envs' ``reward_mode`` and agents that predict at every step), :mod:`glimpse.checks` (input checks
+every package uses) and :mod:`glimpse.modes` (code that keeps tensors across calls, outside inference mode).
 
 Coordinate convention
 ---------------------

@@ -45,6 +45,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from agents.progress import Progress
 from agents.training import ConfigError, announcing_data, capped_to_test_split, cli, run_script
 from envs import TASKS, task_of  # importing envs registers glimpse/...
+from envs.glimpse_env import REWARD_MODES
 from envs.sb3 import GlimpseExtractor, to_sb3
 from envs.zoo import SB3_RECIPES
 
@@ -77,6 +78,9 @@ class Config:
     Catch's 6 px); 1 = always the centre, no attention (with --glimpse-size 24 --scales 1: Catch's whole screen)"""
     start: Literal["random", "center"] = "random"
     """where each episode's first glimpse is taken"""
+    reward_mode: Literal[REWARD_MODES] = "final"  # type: ignore[valid-type]  # the env's modes
+    """training reward (the env's reward_mode): final = 1 for a right last decision; log_prob(_gain) = also the
+    decision scores' prediction at every step, scored by log p(label) (or its gain); evaluation reads final"""
     scale_gain: float = 1.0
     """GlimpseExtractor multiplies retina scale k by scale_gain**k; 4 (= the retina's factor 2, squared) turns
     each scale's area means into sums, so a 1-px object reads 1 at every scale instead of 1/16 at the third"""
@@ -162,6 +166,8 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
                   start=cfg.start, dataset=cfg.dataset, data_dir=cfg.data_dir, split=split, device=device)
     if task.is_still:
         kwargs["num_glimpses"] = cfg.num_glimpses
+    if split == "train":  # the test env keeps the final 0/1 reward, which evaluate() reads as accuracy
+        kwargs["reward_mode"] = cfg.reward_mode
     try:  # to_sb3 makes the env with the same-step autoreset SB3 needs
         venv = to_sb3(task.env_id, num_envs=num_envs, **kwargs)
     except (ValueError, FileNotFoundError) as error:  # the task's own options and data refuse, and say why
@@ -228,7 +234,8 @@ class TestSetEval(BaseCallback):
         self.logger.record(self.tag, score)
         self.logger.record("charts/eval_seconds", time.perf_counter() - start)
         train = self.model.ep_info_buffer  # rewards of the last 100 training episodes
-        train_score = np.mean([ep["r"] > 0 for ep in train]) if train else float("nan")
+        final = self.training_env.get_attr("reward_mode")[0] == "final"  # else returns sum log-probs: no score
+        train_score = np.mean([ep["r"] > 0 for ep in train]) if train and final else float("nan")
         self.bar.report({self.tag: f"{score:.3f}", "train": f"{train_score:.2f}"})
         line = (f"step {self.num_timesteps:>9,} | {self.tag} {score:.3f} | train {train_score:.3f} "
                 f"| {time.perf_counter() - self.start:6.0f} s")

@@ -131,6 +131,20 @@ def test_env_defaults_sit_under_the_flags():
         sb3_ppo.parse_config(["--env", "catch", "--grid", "0"])
 
 
+def test_reward_mode_reaches_the_training_env_only():
+    """--reward-mode sets the training env's reward; the test env keeps the final 0/1 that evaluate() reads as
+    accuracy; Catch (no label) refuses the per-step modes with the env's one line (exit 2)."""
+    sb3_ppo = import_script()
+    cfg = sb3_ppo.parse_config(["--reward-mode", "log_prob_gain", "--num-glimpses", "3"])
+    for split, mode in (("train", "log_prob_gain"), ("test", "final")):
+        venv = sb3_ppo.make_env(cfg, 2, split, torch.device("cpu"))
+        assert venv.get_attr("reward_mode") == [mode, mode]
+    result = subprocess.run([sys.executable, str(SCRIPT), "--env", "catch", "--reward-mode", "log_prob"], cwd=ROOT,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --env catch: reward_mode='log_prob' scores")
+
+
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
     new_run_folder = import_script().new_run_folder
     name = "catch__recurrent-ppo__1__1796102222"
