@@ -13,7 +13,7 @@ Time is the second dimension of every per-step tensor, ``(N, T, ...)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import torch
+
 import torch
 from torch import Tensor
 

@@ -97,7 +97,7 @@ class Config:
     n_epochs: int = 8
     """passes over each rollout (8 learnt faster per CPU second than 4 on MNIST)"""
     gamma: float = 0.99
-    """discount; the only reward comes at an episode's last step, so keep it near 1"""
+    """discount; with --reward-mode final the only reward comes at an episode's last step, so keep it near 1"""
     ent_coef: float = 0.01
     """entropy bonus; keeps the class decision from collapsing before it is learned"""
     features_dim: int = 256
