@@ -47,7 +47,7 @@ from agents.training import ConfigError, announcing_data, capped_to_test_split, 
 from envs import TASKS, task_of  # importing envs registers glimpse/...
 from envs.glimpse_env import REWARD_MODES
 from envs.sb3 import GlimpseExtractor, to_sb3
-from envs.zoo import SB3_RECIPES
+from envs.zoo import SB3_DEFAULTS, SB3_RECIPES, rollout_steps
 
 EVAL_SEED = 0  # the same test episodes (canvases and first glimpses) at every evaluation of every run
 
@@ -60,18 +60,18 @@ class Config:
     """SB3's PPO (memoryless: sees the current glimpse only) or sb3-contrib's RecurrentPPO (LSTM)"""
     seed: int = 1
     """seed of the policy, of PPO's sampling and of the training episodes"""
-    total_timesteps: int = 300_000
+    total_timesteps: int = SB3_DEFAULTS["total_timesteps"]
     """env steps to train for (summed over the parallel envs)"""
-    num_envs: int = 32
+    num_envs: int = SB3_DEFAULTS["num_envs"]
     """parallel episodes in the one batched env"""
-    glimpse_size: int = 8
+    glimpse_size: int = SB3_DEFAULTS["glimpse_size"]
     """retina side in pixels; 8 px at 3 scales sees 8, 16 and 32 px windows, all of a 28x28 digit"""
-    scales: int = 3
+    scales: int = SB3_DEFAULTS["scales"]
     """retina scales; scale k covers glimpse_size * 2**k canvas pixels, averaged down to glimpse_size"""
-    num_glimpses: int = 2
+    num_glimpses: int = SB3_DEFAULTS["num_glimpses"]
     """glimpses per classification episode, the decision made at the last (moving-mnist and catch take
     one per frame and ignore this); 2 = look once where the episode starts, once where the policy chose"""
-    action_mode: Literal["continuous", "discrete"] = "discrete"
+    action_mode: Literal["continuous", "discrete"] = SB3_DEFAULTS["action_mode"]
     """discrete: glimpse cell on a grid + a categorical decision; continuous: (x, y) + Gaussian decision scores"""
     grid: int | None = None
     """discrete mode: cells per axis of the glimpse grid (none = the env's, ceil(canvas / glimpse_size): 4 for
@@ -81,28 +81,28 @@ class Config:
     reward_mode: Literal[REWARD_MODES] = "final"  # type: ignore[valid-type]  # the env's modes
     """training reward (the env's reward_mode): final = 1 for a right last decision; log_prob(_gain) = also the
     decision scores' prediction at every step, scored by log p(label) (or its gain); evaluation reads final"""
-    scale_gain: float = 1.0
+    scale_gain: float = SB3_DEFAULTS["scale_gain"]
     """GlimpseExtractor multiplies retina scale k by scale_gain**k; 4 (= the retina's factor 2, squared) turns
     each scale's area means into sums, so a 1-px object reads 1 at every scale instead of 1/16 at the third"""
     log_std_init: float = 0.0
     """continuous mode: initial log std of the Gaussian actions (SB3's default 0 is std 1: glimpses spread over
     the whole canvas and clipped to its border; RAM's fixed location std is 0.17, log -1.77)"""
-    learning_rate: float = 1e-3
+    learning_rate: float = SB3_DEFAULTS["learning_rate"]
     """Adam's step size"""
     n_steps: int | None = None
     """steps per env per rollout; none = whole episodes: the smallest multiple of the episode length >= 16
     (computed at run time: 16 for MNIST's 2 glimpses, 23 for Catch), since the envs play in lockstep"""
-    batch_size: int = 512
+    batch_size: int = SB3_DEFAULTS["batch_size"]
     """minibatch size of PPO's update"""
-    n_epochs: int = 8
+    n_epochs: int = SB3_DEFAULTS["n_epochs"]
     """passes over each rollout (8 learnt faster per CPU second than 4 on MNIST)"""
-    gamma: float = 0.99
+    gamma: float = SB3_DEFAULTS["gamma"]
     """discount; with --reward-mode final the only reward comes at an episode's last step, so keep it near 1"""
-    ent_coef: float = 0.01
+    ent_coef: float = SB3_DEFAULTS["ent_coef"]
     """entropy bonus; keeps the class decision from collapsing before it is learned"""
-    features_dim: int = 256
+    features_dim: int = SB3_DEFAULTS["features_dim"]
     """width of GlimpseExtractor's output, read by the policy and value heads"""
-    lstm_hidden: int = 256
+    lstm_hidden: int = SB3_DEFAULTS["lstm_hidden"]
     """recurrent-ppo: width of the actor's and the critic's LSTMs"""
     eval_every: int = 20_000
     """evaluate on the test split every this many env steps (and once at the end)"""
@@ -129,7 +129,6 @@ class Config:
 ENV_DEFAULTS: dict[str, dict] = {
     "catch": dict(SB3_RECIPES["catch"], eval_every=100_000),
 }
-MIN_ROLLOUT_STEPS = 16  # n_steps=None: whole episodes, at least this many steps per env per rollout
 
 
 def parse_config(argv: list[str] | None = None) -> Config:
@@ -140,21 +139,6 @@ def parse_config(argv: list[str] | None = None) -> Config:
     env = peek.parse_known_args(argv)[0].env
     defaults = replace(Config(), env=env, **ENV_DEFAULTS.get(env, {}))  # an unknown --env: tyro names the choices
     return cli(Config, argv, description=__doc__.split("\n\n")[0], default=defaults)
-
-
-def rollout_steps(n_steps: int | None, episode_steps: int) -> int:
-    """``n_steps``, or (``None``) the smallest multiple of ``episode_steps`` that is ``>= MIN_ROLLOUT_STEPS``.
-
-    The SB3 envs start together and every episode of a glimpse task has the same length, so they stay in
-    lockstep: with whole episodes every rollout ends exactly where all episodes end, holds every episode's
-    reward and never bootstraps from the value function (and RecurrentPPO trains its LSTM on whole episodes).
-
-    >>> rollout_steps(None, 23), rollout_steps(None, 2), rollout_steps(None, 6), rollout_steps(40, 23)
-    (23, 16, 18, 40)
-    """
-    if n_steps is not None:
-        return n_steps
-    return episode_steps * math.ceil(MIN_ROLLOUT_STEPS / episode_steps)
 
 
 def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> VecEnv:

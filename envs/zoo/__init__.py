@@ -29,15 +29,17 @@ as written.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from copy import deepcopy
 from typing import Any
 
 from envs.sb3 import GlimpseExtractor
 
-__all__ = ["SB3_DEFAULTS", "SB3_RECIPES", "zoo_hyperparams", "hyperparams_attribute"]
+__all__ = ["SB3_DEFAULTS", "SB3_RECIPES", "MIN_ROLLOUT_STEPS", "rollout_steps", "zoo_hyperparams",
+           "hyperparams_attribute"]
 
-#: ``scripts/sb3_ppo.py``'s ``Config`` defaults that a zoo entry needs (tests/test_zoo.py checks they agree):
+#: ``scripts/sb3_ppo.py``'s ``Config`` defaults that a zoo entry needs (its fields read them from here):
 #: MNIST's recipe, 8 px x 3 retina (8, 16 and 32 px windows, all of a 28x28 digit), 2 glimpses, discrete cells.
 SB3_DEFAULTS: dict[str, Any] = dict(
     glimpse_size=8, scales=3, num_glimpses=2, action_mode="discrete", scale_gain=1.0, features_dim=256,
@@ -56,6 +58,24 @@ SB3_RECIPES: dict[str, dict[str, Any]] = {
     "catch": dict(glimpse_size=6, scales=3, scale_gain=4.0, num_envs=256, batch_size=64 * 23, n_epochs=4,
                   learning_rate=3e-4, lstm_hidden=128, total_timesteps=3_000_000),
 }
+
+
+MIN_ROLLOUT_STEPS = 16  # n_steps=None: whole episodes, at least this many steps per env per rollout
+
+
+def rollout_steps(n_steps: int | None, episode_steps: int) -> int:
+    """Steps per env per rollout: ``n_steps``, or (``None``) the smallest multiple of ``episode_steps`` that is ``>= MIN_ROLLOUT_STEPS``.
+
+    The SB3 envs start together and every episode of a glimpse task has the same length, so they stay in
+    lockstep: with whole episodes every rollout ends exactly where all episodes end, holds every episode's
+    reward and never bootstraps from the value function (and RecurrentPPO trains its LSTM on whole episodes).
+
+    >>> rollout_steps(None, 23), rollout_steps(None, 2), rollout_steps(None, 6), rollout_steps(40, 23)
+    (23, 16, 18, 40)
+    """
+    if n_steps is not None:
+        return n_steps
+    return episode_steps * math.ceil(MIN_ROLLOUT_STEPS / episode_steps)
 
 
 def zoo_hyperparams(recipe: Mapping[str, Any], n_steps: int, recurrent: bool, still: bool) -> dict[str, Any]:

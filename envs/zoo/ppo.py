@@ -7,10 +7,10 @@ retina per episode, rollouts of whole episodes (16 steps: 8 episodes per env), 3
 from __future__ import annotations
 
 from envs.specs import TASKS
-from envs.zoo import SB3_DEFAULTS, hyperparams_attribute, zoo_hyperparams
+from envs.zoo import SB3_DEFAULTS, hyperparams_attribute, rollout_steps, zoo_hyperparams
 
-# Episodes of 2 glimpses: whole episodes of at least 16 steps per rollout, as sb3_ppo.py's rollout_steps.
-N_STEPS = 16
+# Whole episodes of num_glimpses steps, as sb3_ppo.py takes them (16 steps for 2 glimpses).
+N_STEPS = rollout_steps(None, SB3_DEFAULTS["num_glimpses"])
 
 _HYPERPARAMS = {
     spec.env_id: zoo_hyperparams(SB3_DEFAULTS, N_STEPS, recurrent=False, still=True)

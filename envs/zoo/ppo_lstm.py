@@ -8,10 +8,11 @@ Needs sb3-contrib. See :mod:`envs.zoo`.
 from __future__ import annotations
 
 from envs.specs import task_of
-from envs.zoo import SB3_DEFAULTS, SB3_RECIPES, hyperparams_attribute, zoo_hyperparams
+from envs.zoo import SB3_DEFAULTS, SB3_RECIPES, hyperparams_attribute, rollout_steps, zoo_hyperparams
 
-# Catch's 23-step games (a 24 px screen): one whole game per rollout, as sb3_ppo.py's rollout_steps.
-N_STEPS = 23
+# One whole game per rollout, as sb3_ppo.py takes them: a game is canvas - 1 steps (23 on the 24 px screen),
+# the ball falling from the top row to the bottom one.
+N_STEPS = rollout_steps(None, task_of("catch").options.canvas - 1)
 
 _HYPERPARAMS = {
     task_of("catch").env_id: zoo_hyperparams({**SB3_DEFAULTS, **SB3_RECIPES["catch"]}, N_STEPS, recurrent=True,
