@@ -213,17 +213,16 @@ def restore_checkpoint(path: Path, state: dict, cfg: Config, model: torch.nn.Mod
     if len(ranks) <= ctx.rank:
         raise ConfigError(f"{path} is damaged: it holds the random streams of {len(ranks)} process(es), not of "
                           f"rank {ctx.rank}")
-    steps = (("model", "weights", lambda: model.load_state_dict(state["model"])),
-             ("optimizer", "optimizer state", lambda: optimizer.load_state_dict(state["optimizer"])),
-             ("env", "env state", lambda: env.load_state_dict(ctx.take_rows(state["env"], cfg.batch_size))),
-             ("torch_rng", "random stream", lambda: torch.set_rng_state(ranks[ctx.rank])))
+    steps = (("model", "weights do", lambda: model.load_state_dict(state["model"])),
+             ("optimizer", "optimizer state does", lambda: optimizer.load_state_dict(state["optimizer"])),
+             ("env", "env state does", lambda: env.load_state_dict(ctx.take_rows(state["env"], cfg.batch_size))),
+             ("torch_rng", "random stream does", lambda: torch.set_rng_state(ranks[ctx.rank])))
     results = {}
     for key, what, load in steps:
         try:
             results[key] = load()
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
-            raise ConfigError(f"{path}: its {what} do{'es' if what != 'weights' else ''} not fit the run's own "
-                              f"configuration ({_first_line(error)})") from None
+            raise ConfigError(f"{path}: its {what} not fit the run's own configuration ({_first_line(error)})") from None
     cfg.images_seen = seen
     return results["env"], float(state["elapsed"])
 
