@@ -6,6 +6,7 @@ writer of the ranks that write nothing."""
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Callable
 
 from agents import distributed
@@ -35,23 +36,32 @@ def run_script(main: Callable[[], None], interrupted_note: str = "") -> None:
     they meet, by rank 0 what every rank raised alike (a run folder's problem, a diverged update: the ranks
     agree on those) or another rank's failure (:class:`agents.distributed.PeerFailure`), and by the rank
     it happened on, prefixed ``rank r:``, a failure of that rank alone. The process group is ended on the
-    way out."""
+    way out, and such a process exits by :func:`agents.distributed.exit_process`."""
+    status = 0
     try:
         main()
     except (ConfigError, distributed.LaunchError) as error:
         _report("error", error)
-        raise SystemExit(2) from None
+        status = 2
     except (TrainingStopped, distributed.PeerFailure) as error:
         _report("stopped", error)
-        raise SystemExit(1) from None
+        status = 1
     except KeyboardInterrupt:
         distributed.shutdown(failed=True)
         print(f"interrupted{f': {interrupted_note}' if interrupted_note else ''}", file=sys.stderr)
-        raise SystemExit(130) from None  # the shell's status for Ctrl-C
-    except BaseException:
+        status = 130  # the shell's status for Ctrl-C
+    except BaseException as error:
         distributed.shutdown(failed=True)
-        raise
-    distributed.shutdown()
+        if not distributed.joined() or isinstance(error, SystemExit):
+            raise
+        traceback.print_exc()  # a bug: its traceback, then the exit below
+        status = 1
+    else:
+        distributed.shutdown()
+    if distributed.joined():
+        distributed.exit_process(status)  # without the interpreter's teardown (see there)
+    if status:
+        raise SystemExit(status) from None
 
 
 def _report(kind: str, error: BaseException) -> None:
