@@ -24,7 +24,7 @@ from agents.health import check_update
 from agents.scripting import ConfigError
 from agents.trainers import TrainerOptions
 
-__all__ = ["task_spec", "make_env", "eval_share", "make_test_env", "capped_to_test_split", "make_agent",
+__all__ = ["task_spec", "make_env", "eval_share", "make_test_env", "make_val_env", "capped_to_test_split", "make_agent",
            "check_algo", "trainer_options", "make_trainer"]
 
 T = TypeVar("T")
@@ -46,6 +46,8 @@ def make_env(cfg: Config, split: str, num_envs: int):
     agent = agent_spec(cfg.agent)
     kwargs: dict[str, Any] = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, split=split,
                                   dataset=cfg.dataset, data_dir=cfg.data_dir, device=cfg.device)
+    if cfg.val_images:
+        kwargs["val_size"] = cfg.val_images
     if spec.is_still:
         kwargs["num_glimpses"] = cfg.glimpses
     kwargs.update(agent.env_kwargs(cfg.options))
@@ -55,21 +57,28 @@ def make_env(cfg: Config, split: str, num_envs: int):
         raise ConfigError(f"--env {cfg.env}: {_as_flags(str(error))}") from error
 
 
+#: The env's keyword arguments that a flag of another name sets.
+ENV_FLAGS = {"val_size": "val_images"}
+
+
 def _as_flags(message: str) -> str:
     """An env's message in the command line's words: ``data_dir=<root>`` becomes ``--data-dir <root>``."""
-    names = "|".join(f.name for f in dataclasses.fields(Config))
-    return re.sub(rf"\b({names})=", lambda m: "--" + m.group(1).replace("_", "-") + " ", message)
+    names = "|".join([f.name for f in dataclasses.fields(Config)] + list(ENV_FLAGS))
+    return re.sub(rf"\b({names})=", lambda m: "--" + ENV_FLAGS.get(m.group(1), m.group(1)).replace("_", "-") + " ",
+                  message)
 
 
-def eval_share(cfg: Config, ctx: distributed.Context | None = None) -> tuple[int, int]:
-    """``(first, count)``: the test examples ``first .. first + count - 1`` of the ``eval_images`` an
-    evaluation covers that this process evaluates (all of them in one process; under torchrun each
-    rank a contiguous share, :meth:`agents.distributed.Context.split`, so each example is evaluated once)."""
+def eval_share(cfg: Config, ctx: distributed.Context | None = None, split: str = "test") -> tuple[int, int]:
+    """``(first, count)``: the examples ``first .. first + count - 1`` of those an evaluation of ``split``
+    covers (``test``: ``eval_images``; ``val``: the ``val_images`` held out) that this process evaluates (all
+    of them in one process; under torchrun each rank a contiguous share,
+    :meth:`agents.distributed.Context.split`, so each example is evaluated once)."""
     ctx = ctx or distributed.Context()
-    if cfg.eval_images < ctx.world_size:
-        raise ConfigError(f"--eval-images {cfg.eval_images} is fewer than the {ctx.world_size} processes; each "
+    total, flag = (cfg.eval_images, "--eval-images") if split == "test" else (cfg.val_images, "--val-images")
+    if total < ctx.world_size:
+        raise ConfigError(f"{flag} {total} is fewer than the {ctx.world_size} processes; each "
                           f"evaluates a share of them: pass at least {ctx.world_size}")
-    return ctx.split(cfg.eval_images)
+    return ctx.split(total)
 
 
 def make_test_env(cfg: Config, ctx: distributed.Context | None = None):
@@ -79,16 +88,28 @@ def make_test_env(cfg: Config, ctx: distributed.Context | None = None):
 
     ``cfg.eval_images`` above the size of the test split is lowered to that size, with a warning: an
     evaluation never counts an example twice (:func:`capped_to_test_split`)."""
-    ctx = ctx or distributed.Context()
-
     def build(count: int):
         cfg.eval_images = count
-        share = eval_share(cfg, ctx)[1]
-        cap = min(max(1, cfg.batch_size // ctx.world_size), share)
-        return make_env(cfg, "test", max(d for d in range(1, cap + 1) if share % d == 0))
+        return _fixed_set_env(cfg, "test", ctx)
 
     test_env, cfg.eval_images = capped_to_test_split(cfg.eval_images, "--eval-images", build)
     return test_env
+
+
+def make_val_env(cfg: Config, ctx: distributed.Context | None = None):
+    """The validation split (``val_images`` items held out of the training split, ``envs.data.hold_out``)
+    laid out as :func:`make_test_env` lays out the test split, so that an evaluation covers each of its
+    items once; ``None`` for a run without one."""
+    return _fixed_set_env(cfg, "val", ctx) if cfg.val_images else None
+
+
+def _fixed_set_env(cfg: Config, split: str, ctx: distributed.Context | None):
+    """The env of a fixed split, as wide as the largest divisor of this process's share of it up to its
+    share of the batch."""
+    ctx = ctx or distributed.Context()
+    share = eval_share(cfg, ctx, split)[1]
+    cap = min(max(1, cfg.batch_size // ctx.world_size), share)
+    return make_env(cfg, split, max(d for d in range(1, cap + 1) if share % d == 0))
 
 
 def capped_to_test_split(count: int, flag: str, build: Callable[[int], T]) -> tuple[T, int]:

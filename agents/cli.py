@@ -94,7 +94,7 @@ LIMITS: dict[str, Range] = {
     "gae_lambda": Range(0, 1), "ppo_epochs": Range(1), "minibatches": Range(1), "clip_coef": Range(0, open_low=True),
     "value_clip": Range(0, open_low=True), "value_coef": Range(0), "max_grad_norm": Range(0, open_low=True),
     "entropy_coef_final": Range(0), "target_kl": Range(0, open_low=True),
-    "eval_every": Range(1), "eval_images": Range(1), "mc_samples": Range(1), "checkpoint_every": Range(1),
+    "eval_every": Range(1), "eval_images": Range(1), "val_images": Range(0), "mc_samples": Range(1), "checkpoint_every": Range(1),
     "torch_threads": Range(1),
     # the agents' options
     "std": Range(0, open_low=True), "entropy_coef": Range(0), "expected_context_prob": Range(0, 1),

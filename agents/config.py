@@ -93,6 +93,9 @@ class Config:
     """evaluate on the test split every this many training images"""
     eval_images: int = 1_000
     """test images (episodes) per evaluation"""
+    val_images: int = 0
+    """hold this many training items out as a validation split (the same items for every agent and seed),
+    evaluated whole at every evaluation as val/accuracy: choose options on it, report the test split; 0: none"""
     mc_samples: int = 10
     """final evaluation also averages the classifier over this many stochastic rollouts"""
     checkpoint_every: int = 10_000

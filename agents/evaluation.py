@@ -14,8 +14,8 @@ __all__ = ["evaluate"]
 
 def evaluate(cfg: Config, model: torch.nn.Module, test_env, mc_samples: int = 1,
              ctx: distributed.Context | None = None) -> dict:
-    """The agent's metrics on the fixed test split (hard agents: mean locations, and the MC average when
-    ``mc_samples > 1``).
+    """The agent's metrics on the fixed test split, or on the validation split when ``test_env`` plays it
+    (:func:`agents.build.make_val_env`) (hard agents: mean locations, and the MC average when ``mc_samples > 1``).
 
     Under torchrun (``ctx``, with ``test_env`` from :func:`make_test_env` of the same ``ctx``) each rank
     evaluates its share of the examples (:func:`eval_share`), and the metrics, means over examples, are
@@ -24,7 +24,7 @@ def evaluate(cfg: Config, model: torch.nn.Module, test_env, mc_samples: int = 1,
     non-finite outputs) on any rank is raised on every rank.
     """
     ctx = ctx or distributed.Context()
-    first, count = eval_share(cfg, ctx)
+    first, count = eval_share(cfg, ctx, test_env.split)
     episodes = max(1, count // test_env.num_envs)  # make_test_env makes this exact
     # Seeded and isolated: a checkpoint always gets the same Monte-Carlo score, and training's random
     # stream is the same whether or how often it is evaluated.

@@ -276,6 +276,10 @@ def check_resume(cfg: Config, state: dict | None, recorded: dict | None, data: d
     if recorded is None:
         return
     recorded_data = state.get("data") if state is not None else recorded.get("data")
+    held_out = recorded.get("val_images", 0)  # before the data: it decides which training items the run has
+    if held_out != cfg.val_images:
+        raise ConfigError(f"--resume: the run holds out --val-images {held_out} of its training split for validation "
+                          f"and this command {cfg.val_images}; pass --val-images {held_out}")
     if not cfg.allow_other_data:  # first: other data can change values computed from them (--eval-images)
         check_data(recorded_data, data, "--resume", "--allow-other-data")
     # Where the data lie is no flag to compare once their contents are (identical files elsewhere).

@@ -108,7 +108,9 @@ seed ``s + i``, on any device. In ``split="test"`` the canvases form a fixed tes
 env ``i`` shows test example ``j = (s + i + e * N) mod M`` (``M`` = test digits, pictures or user videos): test
 digit ``j`` (for ``folder``: test picture ``j``, ``files[j]`` of :func:`envs.data.load_image_folder`) on a
 canvas (position, clutter, motion) drawn from ``j`` alone, the same whatever the seed or device, so ``N``
-envs over ``ceil(M / N)`` episodes each see every test example exactly once.
+envs over ``ceil(M / N)`` episodes each see every test example exactly once. ``split="val"`` (with
+``val_size``: items held out of the training split, ``envs.data.hold_out``) is a fixed set the same way, its
+canvases drawn from a key of its own.
 
 Seeds follow Gymnasium's rules: ``reset(seed=...)`` takes ``None``, an int, or (the vector env) a list of
 ``N`` ints or ``None`` entries, where ``None`` leaves that env unseeded (it plays on; at the first reset it gets
@@ -163,14 +165,16 @@ from glimpse.checks import check_int
 from glimpse.modes import outside_inference_mode
 from glimpse.rewards import PREDICTION_REWARDS, label_log_prob, prediction_reward, uniform_log_prob
 
-__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TEST_KEY", "ACTION_MODES", "START_MODES", "ARRAYS", "REWARD_MODES"]
+__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TEST_KEY", "VAL_KEY", "SPLITS", "ACTION_MODES", "START_MODES", "ARRAYS", "REWARD_MODES"]
 
 ACTION_MODES = ("continuous", "discrete")
 REWARD_MODES = ("final", *PREDICTION_REWARDS)
 START_MODES = ("random", "center")
 ARRAYS = ("torch", "numpy")
-# The key that draws the test split's canvases: fixed, so the test set is the same for every seed.
+SPLITS = ("train", "val", "test")
+# The keys that draw the test and validation splits' canvases: fixed, so they are the same for every seed.
 TEST_KEY = 0x7E57
+VAL_KEY = 0x7A1
 # Streams of the env's own draws, apart from the task generators' (envs.tasks uses 100-199): sharing one
 # would tie the draws together (stream 101 is the target's corner, so the start would point at the digit).
 _STREAM_START = 1000
@@ -204,7 +208,10 @@ class GlimpseVectorEnv(VectorEnv):
         action_mode: ``"continuous"`` or ``"discrete"``.
         grid: cells per axis in discrete mode (default ``max(2, ceil(canvas / glimpse_size))``).
         start: ``"random"`` or ``"center"``: where the first glimpse is taken.
-        split: ``"train"`` or ``"test"``.
+        split: ``"train"``, ``"val"`` (with ``val_size``) or ``"test"``.
+        val_size: hold this many items of the training split out as a validation split (a fixed choice,
+            the same for every seed: ``envs.data.hold_out``): ``split="train"`` then plays the others and
+            ``split="val"``, like ``"test"``, a fixed set of the held-out ones. 0 (default): none.
         dataset: ``"mnist"`` or ``"fashion-mnist"`` (see ``envs.data.load_digits``), for the digit tasks.
         data_dir: folder with IDX files (else ``$GLIMPSE_DATA_DIR`` and the default sources); for
             ``task="folder"`` (required) the root of the image folder (see ``envs.data.load_image_folder``).
@@ -239,6 +246,7 @@ class GlimpseVectorEnv(VectorEnv):
         grid: int | None = None,
         start: str = "random",
         split: str = "train",
+        val_size: int = 0,
         dataset: str = "mnist",
         data_dir: str | None = None,
         device: str | torch.device = "cpu",
@@ -259,7 +267,9 @@ class GlimpseVectorEnv(VectorEnv):
         _require(action_mode in ACTION_MODES, f"action_mode must be one of {ACTION_MODES}; got {action_mode!r}")
         _require(start in START_MODES, f"start must be 'random' or 'center'; got {start!r}")
         _require(render_mode in (None, "rgb_array"), f"render_mode must be None or 'rgb_array'; got {render_mode!r}")
-        _require(split in ("train", "test"), f"split must be 'train' or 'test'; got {split!r}")
+        _require(split in SPLITS, f"split must be one of {SPLITS}; got {split!r}")
+        check_int(val_size, "val_size", minimum=0)
+        _require(split != "val" or val_size > 0, "split='val' is held out of the training split: pass val_size > 0")
         for name, value in (("num_envs", num_envs), ("glimpse_size", glimpse_size), ("scales", scales),
                             ("factor", factor)):
             check_int(value, name)
@@ -277,8 +287,13 @@ class GlimpseVectorEnv(VectorEnv):
         self.arrays = arrays
         self._reward_mode = reward_mode
         self.retina = dict(size=glimpse_size, scales=scales, factor=factor)
-        context = SceneContext(self.retina, self.device, split, dataset, data_dir)
-        self._scene = spec.build(self._options, context)
+        context = SceneContext(self.retina, self.device, split, dataset, data_dir, val_size=val_size)
+        from envs.data.records import recording  # here: Catch and user videos load no data set
+
+        with recording() as loaded:
+            self._scene = spec.build(self._options, context)
+        _require(not val_size or split == "test" or any(d.split == split for d in loaded),
+                 f"val_size={val_size}: task {spec.name!r} loads no training split to hold items out of")
         channels, height, width = self._scene.shape
         _require(glimpse_size <= min(height, width),
                  f"glimpse_size {glimpse_size} is larger than the {height}x{width} canvas")
@@ -561,10 +576,11 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _start(self, rows: Tensor) -> None:
         keys, episodes = self._keys[rows], self._episodes[rows]
-        if self._scene.test_set_size is not None and self.split == "test":
-            # Fixed test set: example j is drawn from (TEST_KEY, j) whatever the seed.
+        if self._scene.test_set_size is not None and self.split != "train":
+            # Fixed test (validation) set: example j is drawn from (TEST_KEY (VAL_KEY), j) whatever the seed.
             example = torch.remainder(keys + episodes * self.num_envs, self._scene.test_set_size)
-            self._scene.start(rows, torch.full_like(keys, TEST_KEY), example, target=example)
+            key = TEST_KEY if self.split == "test" else VAL_KEY
+            self._scene.start(rows, torch.full_like(keys, key), example, target=example)
         else:
             self._scene.start(rows, keys, episodes)
         self._steps[rows] = 0

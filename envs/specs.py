@@ -64,10 +64,12 @@ class SceneContext:
     Attributes:
         retina: ``size``, ``scales``, ``factor`` of the retina (:func:`glimpse.extract_glimpses`).
         device: where every tensor of the scene lives.
-        split: ``"train"`` or ``"test"``: which split of the data set the scene draws from.
+        split: ``"train"``, ``"val"`` or ``"test"``: which split of the data set the scene draws from.
         dataset: the digit set of the digit tasks (``envs.data.NAMES``); other tasks ignore it.
         data_dir: where the data are (IDX files for digits, the image folder's root for ``folder``);
             ``None`` for the default sources.
+        val_size: items of the training split held out as the ``"val"`` split (``envs.data.hold_out``);
+            with 0, none, and ``"train"`` is the whole training split.
     """
 
     retina: dict[str, int]
@@ -75,6 +77,21 @@ class SceneContext:
     split: str = "train"
     dataset: str = "mnist"
     data_dir: str | None = None
+    val_size: int = 0
+
+    def training_part(self, dataset):
+        """The part of a loaded split this scene draws from: with a validation split (``val_size``), the
+        training split's items trained on (``"train"``) or held out (``"val"``); else ``dataset`` itself."""
+        if self.split == "test" or not self.val_size:
+            return dataset
+        from envs.data import hold_out
+
+        return hold_out(dataset, self.val_size, self.split)
+
+    @property
+    def loaded_split(self) -> str:
+        """The data set's split to load: the validation split is held out of ``"train"``."""
+        return "train" if self.split == "val" else self.split
 
 
 @dataclass(frozen=True)
@@ -312,7 +329,7 @@ def _load_digits(ctx: SceneContext):
 
     if ctx.dataset not in NAMES:
         raise ValueError(f"dataset must be one of {NAMES}; got {ctx.dataset!r}")
-    data = load_digits(ctx.dataset, ctx.split, data_dir=ctx.data_dir)
+    data = ctx.training_part(load_digits(ctx.dataset, ctx.loaded_split, data_dir=ctx.data_dir))
     return data.images.to(ctx.device), data.labels.to(ctx.device), data.num_classes
 
 
@@ -350,7 +367,8 @@ def build_folder(options: FolderOptions, ctx: SceneContext) -> PictureScene:
     if ctx.data_dir is None:
         raise ValueError("task='folder' needs data_dir=<root>: a folder of class folders of JPEG/PNG images "
                          "(root/<class>/<image>, or root/train/<class>/... and root/test/<class>/...)")
-    folder = load_image_folder(ctx.data_dir, ctx.split, size=options.canvas, channels=options.channels)
+    folder = ctx.training_part(load_image_folder(ctx.data_dir, ctx.loaded_split, size=options.canvas,
+                                                 channels=options.channels))
     pictures, classes = folder.images.to(ctx.device), folder.labels.to(ctx.device)
     generate = lambda k, e, t: tasks.plain_images(pictures, classes, k, e, target=t)  # noqa: E731
     return PictureScene(generate, options.num_glimpses, ctx.retina, tuple(folder.images.shape[1:]),

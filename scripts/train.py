@@ -55,7 +55,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from agents import distributed
-from agents.build import make_agent, make_env, make_test_env, make_trainer
+from agents.build import make_agent, make_env, make_test_env, make_trainer, make_val_env
 from agents.cli import command_flags, parse_train_config
 from agents.config import flat_config, recipe_in_use
 from agents.distributed import PeerFailure, average_gradients
@@ -86,12 +86,14 @@ def main() -> None:
     torch.manual_seed(cfg.seed)
 
     # Environments: the training batch steps all episodes at once (this process's rows of it); the test
-    # split is a fixed set (this process's share of it).
+    # split, and the validation split held out of training (--val-images), are fixed sets (this process's
+    # share of each).
     def build_envs():
         with announcing_data(show=ctx.is_main) as loaded:
-            return make_env(cfg, "train", rows), make_test_env(cfg, ctx), record_data(loaded)
+            built = make_env(cfg, "train", rows), make_test_env(cfg, ctx), make_val_env(cfg, ctx)
+            return *built, record_data(loaded)
 
-    env, test_env, data = distributed.run_everywhere(build_envs, (ConfigError,))
+    env, test_env, val_env, data = distributed.run_everywhere(build_envs, (ConfigError,))
     check_same_data(data)  # under torchrun: a machine with other data would train another run
     for line in describe_data(data) if ctx.is_main else ():
         print(line, file=sys.stderr)
@@ -145,28 +147,41 @@ def main() -> None:
                 raise stopped(f"checkpoint at {cfg.images_seen} images: cannot write {checkpoint_path} "
                               f"({error.strerror or error})") from None
         saved_at = cfg.images_seen
+        writer.flush()  # the events up to the checkpoint: a resumed run keeps them (and drops the later ones)
 
-    def log_evaluation(step: int, mc_samples: int) -> dict:
-        try:
-            metrics = evaluate(cfg, model, test_env, mc_samples=mc_samples, ctx=ctx)
-        except ValueError as error:  # non-finite actions or logits: the last update diverged
-            if step == 0:
-                raise  # the untrained model: a bug, not a divergence
-            kept = f"{checkpoint_path} holds this model" if saved_at == step else None
-            raise stopped(f"evaluation at {step} images: {diverged(error)}", kept) from error
-        except PeerFailure as error:
-            raise stopped(f"evaluation at {step} images: {error}") from error
-        for name, value in metrics.items():
-            if name != "examples":
-                writer.add_scalar(f"eval/{name}", value, step)
+    def log_evaluation(step: int, mc_samples: int) -> tuple[dict, dict]:
+        """The metrics on the test split and on the validation split (empty without one), logged under
+        ``eval/`` and ``val/``."""
+        scored = []
+        for split_env, tag in ((test_env, "eval"), (val_env, "val")):
+            if split_env is None:
+                scored.append({})
+                continue
+            try:
+                metrics = evaluate(cfg, model, split_env, mc_samples=mc_samples, ctx=ctx)
+            except ValueError as error:  # non-finite actions or logits: the last update diverged
+                if step == 0:
+                    raise  # the untrained model: a bug, not a divergence
+                kept = f"{checkpoint_path} holds this model" if saved_at == step else None
+                raise stopped(f"evaluation at {step} images: {diverged(error)}", kept) from error
+            except PeerFailure as error:
+                raise stopped(f"evaluation at {step} images: {error}") from error
+            for name, value in metrics.items():
+                if name != "examples":
+                    writer.add_scalar(f"{tag}/{name}", value, step)
+            scored.append(metrics)
+        test, val = scored
         writer.add_scalar("charts/train_seconds", elapsed, step)  # for accuracy against wall time
-        progress.report({"eval_accuracy": f"{metrics['accuracy']:.3f}"}, final=step >= cfg.train_images)
+        shown = {f"{tag}_accuracy": f"{metrics['accuracy']:.3f}" for tag, metrics in (("eval", test), ("val", val))
+                 if metrics}
+        progress.report(shown, final=step >= cfg.train_images)
         if ctx.is_main and (picture := eval_picture(cfg, model, test_env, 8)) is not None:  # paths, or attention
             writer.add_image(*picture, step, dataformats="HWC")
-        return metrics
+        return test, val
 
     def stopped(reason: str, kept: str | None = None) -> TrainingStopped:
         progress.close()
+        writer.flush()  # the curves up to the failure, to see why
         if kept is None:
             kept = f"the last good checkpoint is {checkpoint_path} ({saved_at} images)" if saved_at is not None \
                 else "no checkpoint was written"
@@ -209,7 +224,7 @@ def main() -> None:
             checkpoint()
         # The final evaluation, after the last checkpoint: seeded and isolated from training's random stream,
         # so a run killed after its last checkpoint is completed by --resume to the same numbers.
-        metrics = log_evaluation(cfg.images_seen, cfg.mc_samples)
+        metrics, val_metrics = log_evaluation(cfg.images_seen, cfg.mc_samples)
     if not ctx.is_main:
         return
 
@@ -219,6 +234,7 @@ def main() -> None:
         "parameters": sum(p.numel() for p in model.parameters()),
         "flops_per_image": flops_per_image(model, env),
         **{f"test_{k}": v for k, v in metrics.items()},
+        **({"val_images": cfg.val_images, **{f"val_{k}": v for k, v in val_metrics.items()}} if val_metrics else {}),
         "data": data,
     }
     writer.close()

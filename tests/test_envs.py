@@ -620,7 +620,7 @@ def test_termination_wins_over_truncation_at_the_same_step():
         (dict(task="pong"), ValueError, "task must be one of .*'pong'"),
         (dict(action_mode="hybrid"), ValueError, "action_mode must be one of .*'hybrid'"),
         (dict(dataset="cifar10"), ValueError, "dataset must be one of .*'cifar10'"),
-        (dict(split="validation"), ValueError, "split must be 'train' or 'test'; got 'validation'"),
+        (dict(split="validation"), ValueError, r"split must be one of \('train', 'val', 'test'\); got 'validation'"),
         (dict(start="corner"), ValueError, "start must be"),
         (dict(render_mode="human"), ValueError, "render_mode"),
         (dict(max_episode_steps=0), ValueError, "max_episode_steps must be an integer >= 1"),

@@ -49,6 +49,7 @@ Modules, one per source or job (this ``__init__`` only re-exports their public n
 - :mod:`envs.data.download`: the cache and downloads (sources 3 and 4), file digests.
 - :mod:`envs.data.offline`: the bundled subset (source 5) and :func:`rebuild_offline`.
 - :mod:`envs.data.folder`: image folders, :func:`load_image_folder`.
+- :mod:`envs.data.holdout`: a validation split held out of a training split (:func:`hold_out`).
 - :mod:`envs.data.announce`: announcing each source once per process.
 - :mod:`envs.data.records`: provenance, what a run records of its data: ``with recording() as loaded:
   ...`` collects every dataset loaded inside the block, :func:`provenance` says where one came from.
@@ -80,6 +81,7 @@ from envs.data.offline import (
     OfflineSubsetWarning,
     rebuild_offline,
 )
+from envs.data.holdout import HOLDOUT_SEED, hold_out, held_out_indices
 from envs.data.records import provenance, provenance_differences, recording
 from envs.data.sources import CHECKSUMS, DATA_DIR_ENV, FILES, IMAGE_SIZE, MIRRORS, NAMES, NUM_CLASSES, SPLITS
 
@@ -96,6 +98,9 @@ __all__ = [
     "OfflineSubsetWarning",
     "NAMES",
     "SPLITS",
+    "hold_out",
+    "held_out_indices",
+    "HOLDOUT_SEED",
     "recording",
     "provenance",
     "provenance_differences",

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from envs.data.digits import DigitDataset
     from envs.data.folder import ImageFolderDataset
 
-__all__ = ["recording", "record", "provenance", "provenance_differences"]
+__all__ = ["recording", "record", "substitute", "provenance", "provenance_differences"]
 
 _recorders: list[list] = []
 
@@ -44,6 +44,18 @@ def record(dataset):
     for loaded in _recorders:
         loaded.append(dataset)
     return dataset
+
+
+def substitute(whole, part):
+    """``part``, recorded in place of ``whole`` (its last recording) by every :func:`recording` block: a scene
+    that uses a part of a loaded dataset (:func:`envs.data.hold_out`) records the part it uses."""
+    for loaded in _recorders:
+        at = next((i for i in range(len(loaded) - 1, -1, -1) if loaded[i] is whole), None)
+        if at is None:
+            loaded.append(part)
+        else:
+            loaded[at] = part
+    return part
 
 
 def provenance(dataset: DigitDataset | ImageFolderDataset) -> dict:
