@@ -1,16 +1,18 @@
 """What every script of ``scripts/`` runs inside: the two errors that end a run, with their exit statuses
 (:class:`ConfigError`: 2, :class:`TrainingStopped`: 1), :func:`run_script`, which turns them (and Ctrl-C)
-into one line on stderr and that status, also under ``torchrun``, and :class:`NullWriter`, the TensorBoard
-writer of the ranks that write nothing."""
+into one line on stderr and that status, also under ``torchrun``, :func:`in_flag_words`, an env's refusal
+in the command line's words, and :class:`NullWriter`, the TensorBoard writer of the ranks that write
+nothing."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from agents import distributed
+from glimpse.checks import ArgumentError
 
-__all__ = ["ConfigError", "TrainingStopped", "run_script", "NullWriter"]
+__all__ = ["ConfigError", "TrainingStopped", "run_script", "in_flag_words", "NullWriter"]
 
 
 class ConfigError(ValueError):
@@ -22,6 +24,15 @@ class ConfigError(ValueError):
 class TrainingStopped(RuntimeError):
     """Training cannot go on (a non-finite loss, gradient or parameter); the scripts print its message as
     one line and exit with status 1. The run folder keeps its last good checkpoint and gets no results."""
+
+
+def in_flag_words(error: Exception, flags: Mapping[str, str]) -> str:
+    """``error``'s message with the argument it refused named by its flag, ``flags[keyword]`` (``{"data_dir":
+    "--data-dir"}``: ``data_dir='x' holds no ...`` becomes ``--data-dir 'x' holds no ...``), where it is a
+    :class:`glimpse.checks.ArgumentError` about one of those keywords; otherwise the message as it is."""
+    if isinstance(error, ArgumentError) and error.name in flags:
+        return error.worded(flags[error.name], " ")
+    return str(error)
 
 
 def run_script(main: Callable[[], None], interrupted_note: str = "") -> None:

@@ -159,7 +159,7 @@ def pictures(vec: GlimpseVectorEnv) -> torch.Tensor:
 
 def expected_glimpses(vec: GlimpseVectorEnv, locations: torch.Tensor) -> torch.Tensor:
     """The core retina's glimpses of what each env shows, at ``locations``."""
-    return extract_glimpses(pictures(vec), locations.to(torch.float32), **vec.retina).to(torch.float32)
+    return extract_glimpses(pictures(vec), locations.to(torch.float32), retina=vec.retina).to(torch.float32)
 
 
 def assert_obs_equal(batched: dict, row: int, single: dict) -> None:
@@ -422,7 +422,7 @@ def test_same_step_autoreset_contract(env_id):
     assert set(final) == {"glimpse", "location"} and final["glimpse"].shape == obs["glimpse"].shape
     torch.testing.assert_close(final["location"], look.expand(n, 2))
     if task_of(env_id).name != "catch":  # Catch's picture moved on with the step; checked in test_observation_glimpse
-        torch.testing.assert_close(final["glimpse"], extract_glimpses(old, final["location"], **vec.retina))
+        torch.testing.assert_close(final["glimpse"], extract_glimpses(old, final["location"], retina=vec.retina))
     key = "caught" if task_of(env_id).name == "catch" else "label"
     assert infos["final_info"][f"_{key}"].all() and infos["final_info"][key].shape == (n,)
     # The observation rows of the ended envs are already the next episodes' first observations.
@@ -842,7 +842,7 @@ def test_scales_beyond_the_whole_canvas_are_refused(size, factor, allowed):
                                              rf"<= {allowed}") as caught:
             GlimpseVectorEnv(1, task="mnist", glimpse_size=size, scales=allowed + 1, factor=factor)
         assert "\n" not in str(caught.value)
-    assert vec.retina["scales"] == allowed
+    assert vec.retina.scales == allowed
 
 
 def _peak_rss_mib() -> float:
@@ -1130,7 +1130,7 @@ def test_item_glimpses_are_the_retina_at_every_grid_cell(env_id):
     assert items.shape == (2, grid * grid, 2, channels, 5, 5)
     centers = vec.item_centers()
     for k in (0, grid + 1, grid * grid - 1):
-        expected = extract_glimpses(pictures(vec), centers[k].expand(2, 2), **vec.retina)
+        expected = extract_glimpses(pictures(vec), centers[k].expand(2, 2), retina=vec.retina)
         torch.testing.assert_close(items[:, k], expected, rtol=0, atol=1e-6)
         obs, *_ = vec.step(np.array([[k % grid, k // grid, 0]] * 2))
         torch.testing.assert_close(obs["glimpse"], items[:, k], rtol=0, atol=1e-6)
