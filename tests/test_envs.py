@@ -31,7 +31,7 @@ import envs
 from envs import GlimpseEnv, GlimpseVectorEnv, task_of
 from envs.data import OfflineSubsetWarning
 from envs.sb3 import GlimpseExtractor, to_sb3
-from glimpse import extract_glimpses, window_corners_px
+from glimpse import RetinaError, RetinaSpec, extract_glimpses, window_corners_px
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning"),
@@ -843,6 +843,40 @@ def test_scales_beyond_the_whole_canvas_are_refused(size, factor, allowed):
             GlimpseVectorEnv(1, task="mnist", glimpse_size=size, scales=allowed + 1, factor=factor)
         assert "\n" not in str(caught.value)
     assert vec.retina.scales == allowed
+
+
+def test_the_env_exposes_the_retina_it_was_given_and_builds_one_from_its_keywords():
+    spec = RetinaSpec(6, 2, 3)
+    vec = GlimpseVectorEnv(2, task="mnist", retina=spec)
+    assert vec.retina is spec and vec.single_observation_space["glimpse"].shape == (2, 1, 6, 6)
+    single = gym.make("glimpse/MNIST-v0", retina=spec)
+    assert single.unwrapped.retina is spec
+    assert gym.make_vec("glimpse/MNIST-v0", num_envs=2, glimpse_size=6, scales=2, factor=3).retina == spec
+    assert GlimpseVectorEnv(1, task="mnist").retina == RetinaSpec(8, 1, 2)  # the defaults
+    with pytest.raises(ValueError, match=r"^pass the retina as retina= or as glimpse_size/scales/factor, not both; "
+                                         r"got retina=RetinaSpec\(size=6, scales=2, factor=3\) and glimpse_size=6$"):
+        GlimpseVectorEnv(1, task="mnist", retina=spec, glimpse_size=6)
+
+
+@pytest.mark.parametrize("task, kwargs, field", [
+    ("mnist", dict(glimpse_size=8, scales=10), "scales"),
+    ("cluttered-60", dict(glimpse_size=61), "size"),
+    ("small-100", dict(glimpse_size=14, scales=6), "scales"),
+    ("moving-mnist", dict(glimpse_size=65), "size"),
+    ("folder", dict(glimpse_size=113, data_dir="/nowhere"), "size"),
+])
+def test_the_retina_is_fitted_to_the_canvas_before_any_data_are_loaded(monkeypatch, task, kwargs, field):
+    import envs.data
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("data loaded before the retina was checked against the canvas")
+
+    monkeypatch.setattr(envs.data, "load_digits", no_loading)
+    monkeypatch.setattr(envs.data, "load_image_folder", no_loading)
+    with pytest.raises(RetinaError) as caught:
+        GlimpseVectorEnv(1, task=task, **kwargs)
+    assert caught.value.field == field and caught.value.name == {"size": "glimpse_size"}.get(field, field)
+    assert str(caught.value).startswith(f"{caught.value.name}{'=' if field == 'scales' else ' '}")
 
 
 def _peak_rss_mib() -> float:
