@@ -117,8 +117,8 @@ def check_algo(cfg: Config) -> None:
     spec = agent_spec(cfg.agent)
     if cfg.algo == "reinforce":
         return
-    if spec.kind != "hard":
-        raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} has no policy to train ({spec.kind} attention "
+    if spec.family != "hard":
+        raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} has no policy to train ({spec.family} attention "
                           f"learns by backpropagation); use --algo reinforce")
     if not issubclass(spec.cls, trainers.PolicyAgent):  # a (plugin's) hard agent without collect/replay
         raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} cannot replay its episodes (it has no "
@@ -142,4 +142,4 @@ def make_trainer(cfg: Config, model: torch.nn.Module, optimizer: torch.optim.Opt
                  sync_gradients: Callable[[torch.nn.Module], None] | None = None):
     """The ``--algo`` trainer of ``model`` (:mod:`agents.trainers`), checking each update with :func:`check_update`."""
     check_algo(cfg)
-    return trainers.make_trainer(trainer_options(cfg), model, optimizer, check_update, sync_gradients)
+    return trainers.trainer_for(trainer_options(cfg), model, optimizer, check_update, sync_gradients)

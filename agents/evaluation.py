@@ -1,4 +1,4 @@
-"""A run's evaluation: :func:`evaluate` scores an agent on the fixed test split, seeded and isolated from
+"""A run's evaluation: :func:`evaluate_test_split` scores an agent on the fixed test split, seeded and isolated from
 training's random stream; under ``torchrun`` each rank evaluates its share and the metrics are combined."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from agents import distributed
 from agents.build import eval_share
 from agents.config import Config
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate_test_split"]
 
 
-def evaluate(cfg: Config, model: torch.nn.Module, test_env, mc_samples: int = 1,
+def evaluate_test_split(cfg: Config, model: torch.nn.Module, test_env, mc_samples: int = 1,
              ctx: distributed.Context | None = None) -> dict:
     """The agent's metrics on the fixed test split (hard agents: mean locations, and the MC average when
     ``mc_samples > 1``).

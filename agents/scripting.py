@@ -65,8 +65,8 @@ def run_script(main: Callable[[], None], interrupted_note: str = "") -> None:
     distributed.shutdown()
 
 
-def _report(kind: str, error: BaseException) -> None:
-    """Print ``kind: error`` where :func:`run_script` says it belongs."""
+def _report(label: str, error: BaseException) -> None:
+    """Print ``label: error`` where :func:`run_script` says it belongs."""
     ctx, met = distributed.current(), distributed.is_active()
     distributed.shutdown(failed=True)  # the launcher's SIGTERM must not cut the line short
     if isinstance(error, (ConfigError, distributed.LaunchError)):
@@ -76,7 +76,7 @@ def _report(kind: str, error: BaseException) -> None:
     else:
         show, prefix = True, f"rank {ctx.rank}: " if ctx.is_distributed else ""
     if show:
-        print(f"{kind}: {prefix}{error}", file=sys.stderr)
+        print(f"{label}: {prefix}{error}", file=sys.stderr)
 
 
 class NullWriter:

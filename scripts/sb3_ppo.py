@@ -151,7 +151,7 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
                  start=cfg.start, dataset=cfg.dataset, data_dir=cfg.data_dir)
     if task.is_still:
         flags["num_glimpses"] = cfg.num_glimpses
-    if split == "train":  # the test env keeps the final 0/1 reward, which evaluate() reads as accuracy
+    if split == "train":  # the test env keeps the final 0/1 reward, which success_rate() reads as accuracy
         flags["reward_mode"] = cfg.reward_mode
     kwargs = dict(flags, split=split, device=device)
     try:  # to_sb3 makes the env with the same-step autoreset SB3 needs
@@ -163,7 +163,7 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
     return VecMonitor(venv)
 
 
-def evaluate(model, venv: VecEnv) -> float:
+def success_rate(model, venv: VecEnv) -> float:
     """Fraction of ``venv.num_envs`` test episodes (one per env, deterministic actions) that earn reward.
 
     Classification and Catch pay 1 only at an episode's end and only for a right decision / a catch.
@@ -218,7 +218,7 @@ class TestSetEval(BaseCallback):
 
     def _evaluate(self) -> None:
         start = time.perf_counter()
-        score = evaluate(self.model, self.venv)
+        score = success_rate(self.model, self.venv)
         self.logger.record(self.tag, score)
         self.logger.record("charts/eval_seconds", time.perf_counter() - start)
         train = self.model.ep_info_buffer  # rewards of the last 100 training episodes
