@@ -171,15 +171,14 @@ from glimpse.checks import check_int
 from glimpse.modes import outside_inference_mode
 from glimpse.rewards import PREDICTION_REWARDS, label_log_prob, prediction_reward, uniform_log_prob
 
-__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TEST_KEY", "ACTION_MODES", "START_MODES", "ARRAYS", "REWARD_MODES",
-           "RETINA_KEYWORDS"]
+__all__ = ["GlimpseVectorEnv", "GlimpseEnv", "TEST_KEY", "ACTION_MODES", "START_MODES", "ARRAYS", "REWARD_MODES"]
 
 ACTION_MODES = ("continuous", "discrete")
 REWARD_MODES = ("final", *PREDICTION_REWARDS)
 START_MODES = ("random", "center")
 ARRAYS = ("torch", "numpy")
-#: The env's keyword argument for each field of :class:`glimpse.RetinaSpec` (the names its errors use).
-RETINA_KEYWORDS = {"size": "glimpse_size", "scales": "scales", "factor": "factor"}
+# The env's keyword argument for each field of glimpse.RetinaSpec (the names its errors use).
+_RETINA_KEYWORDS = {"size": "glimpse_size", "scales": "scales", "factor": "factor"}
 # The key that draws the test split's canvases: fixed, so the test set is the same for every seed.
 TEST_KEY = 0x7E57
 # Streams of the env's own draws, apart from the task generators' (envs.tasks uses 100-199): sharing one
@@ -298,7 +297,7 @@ class GlimpseVectorEnv(VectorEnv):
         context = SceneContext(retina, self.device, split, dataset, data_dir)
         self._scene = spec.build(self._options, context)
         channels, height, width = self._scene.shape
-        if side is None:
+        if (height, width) != (side, side):  # the frames' own size (user videos), or a task of another shape
             _check_fit(retina, retina_names, height, width)
         glimpse_size, scales = retina.size, retina.scales
         # Refuse now, in one line, what could not fit: the scene's buffers are made at the first reset. Beside
@@ -739,9 +738,9 @@ def _retina_of(retina: RetinaSpec | None, glimpse_size: int | None, scales: int 
         return retina_spec(retina), {}
     try:
         return RetinaSpec(8 if glimpse_size is None else glimpse_size, 1 if scales is None else scales,
-                          2 if factor is None else factor), RETINA_KEYWORDS
+                          2 if factor is None else factor), _RETINA_KEYWORDS
     except RetinaError as error:
-        raise error.renamed(RETINA_KEYWORDS) from None
+        raise error.renamed(_RETINA_KEYWORDS) from None
 
 
 def _check_fit(retina: RetinaSpec, names: dict[str, str], height: int, width: int) -> None:
