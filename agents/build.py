@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,13 +20,17 @@ from agents import distributed
 from agents import trainers
 from agents.config import Config, agent_spec
 from agents.health import check_update
-from agents.scripting import ConfigError
+from agents.scripting import ConfigError, in_flag_words
 from agents.trainers import TrainerOptions
 
 __all__ = ["task_spec", "make_env", "eval_share", "make_test_env", "make_val_env", "capped_to_test_split", "make_agent",
            "check_algo", "trainer_options", "make_trainer"]
 
 T = TypeVar("T")
+
+# The flag of each env keyword that make_env fills from the command line (its refusals name the flag).
+ENV_FLAGS = {"glimpse_size": "--glimpse-size", "scales": "--scales", "num_glimpses": "--glimpses",
+             "dataset": "--dataset", "data_dir": "--data-dir", "device": "--device", "val_size": "--val-images"}
 
 
 def task_spec(cfg: Config) -> envs.TaskSpec:
@@ -54,18 +57,7 @@ def make_env(cfg: Config, split: str, num_envs: int):
     try:
         return gym.make_vec(spec.env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
     except (ValueError, FileNotFoundError) as error:  # the task's own options and data refuse, and say why
-        raise ConfigError(f"--env {cfg.env}: {_as_flags(str(error))}") from error
-
-
-#: The env's keyword arguments that a flag of another name sets.
-ENV_FLAGS = {"val_size": "val_images"}
-
-
-def _as_flags(message: str) -> str:
-    """An env's message in the command line's words: ``data_dir=<root>`` becomes ``--data-dir <root>``."""
-    names = "|".join([f.name for f in dataclasses.fields(Config)] + list(ENV_FLAGS))
-    return re.sub(rf"\b({names})=", lambda m: "--" + ENV_FLAGS.get(m.group(1), m.group(1)).replace("_", "-") + " ",
-                  message)
+        raise ConfigError(f"--env {cfg.env}: {in_flag_words(error, ENV_FLAGS)}") from error
 
 
 def eval_share(cfg: Config, ctx: distributed.Context | None = None, split: str = "test") -> tuple[int, int]:
@@ -141,8 +133,8 @@ def check_algo(cfg: Config) -> None:
     spec = agent_spec(cfg.agent)
     if cfg.algo == "reinforce":
         return
-    if spec.kind != "hard":
-        raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} has no policy to train ({spec.kind} attention "
+    if spec.family != "hard":
+        raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} has no policy to train ({spec.family} attention "
                           f"learns by backpropagation); use --algo reinforce")
     if not issubclass(spec.cls, trainers.PolicyAgent):  # a (plugin's) hard agent without collect/replay
         raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} cannot replay its episodes (it has no "
@@ -166,4 +158,4 @@ def make_trainer(cfg: Config, model: torch.nn.Module, optimizer: torch.optim.Opt
                  sync_gradients: Callable[[torch.nn.Module], None] | None = None):
     """The ``--algo`` trainer of ``model`` (:mod:`agents.trainers`), checking each update with :func:`check_update`."""
     check_algo(cfg)
-    return trainers.make_trainer(trainer_options(cfg), model, optimizer, check_update, sync_gradients)
+    return trainers.trainer_for(trainer_options(cfg), model, optimizer, check_update, sync_gradients)

@@ -32,12 +32,12 @@ __all__ = ["Range", "MAX_SEED", "LIMITS", "check_values", "cli", "check_text", "
 T = TypeVar("T")
 
 
-def _none_or(kind: type, metavar: str) -> PrimitiveConstructorSpec:
+def _none_or(value_type: type, metavar: str) -> PrimitiveConstructorSpec:
     """``X | None`` flags read the word ``none`` (any case) as None, as the scripts always have."""
     return PrimitiveConstructorSpec(
         nargs=1, metavar=f"{metavar}|none",
-        instance_from_str=lambda args: None if args[0].lower() == "none" else kind(args[0]),
-        is_instance=lambda value: value is None or isinstance(value, kind),
+        instance_from_str=lambda args: None if args[0].lower() == "none" else value_type(args[0]),
+        is_instance=lambda value: value is None or isinstance(value, value_type),
         str_from_instance=lambda value: ["none" if value is None else str(value)])
 
 
@@ -205,7 +205,7 @@ def parse_train_config(argv: Sequence[str] | None = None, description: str | Non
     recipe = task_defaults(early.env)
     # Flags an agent lacks are skipped: its own options, and --algo for agents the actor-critic trainers
     # cannot train (no policy, or no collect/replay: see check_algo).
-    trains = spec.kind == "hard" and issubclass(spec.cls, trainers.PolicyAgent)
+    trains = spec.family == "hard" and issubclass(spec.cls, trainers.PolicyAgent)
     run_defaults = {k: v for k, v in recipe.items() if k in shared and (k != "algo" or trains)}
     own_defaults = {k: v for k, v in recipe.items() if k in own}
     wrapper = dataclasses.make_dataclass("train", [

@@ -6,23 +6,26 @@ agents that read what the env shows (:class:`SceneAgent`: soft attention and ful
 whose attention can be drawn) with ``isinstance`` against these protocols, never by name. An agent
 that the actor-critic trainers can train (:mod:`agents.trainers`, ``--algo a2c|ppo``) is also a
 :class:`PolicyAgent`: it plays a batch without gradient and replays it (the :mod:`agents.episodes` types). An
-agent reads the env only through :class:`GlimpseEnv`.
+agent reads the env only through :class:`EnvSurface`.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from agents.episodes import Episodes, Replayed
+from glimpse import RetinaSpec
 
-__all__ = ["GlimpseEnv", "Agent", "RolloutAgent", "SceneAgent", "PolicyAgent"]
+__all__ = ["EnvSurface", "Agent", "RolloutAgent", "SceneAgent", "PolicyAgent"]
 
 
-class GlimpseEnv(Protocol):
-    """What agents read of :class:`envs.GlimpseVectorEnv` (a batched glimpse env, ``N`` rows)."""
+class EnvSurface(Protocol):
+    """What agents read of :class:`envs.GlimpseVectorEnv` (a batched glimpse env, ``N`` rows): the env surface
+    (not :class:`envs.GlimpseEnv`, the single Gymnasium env)."""
 
     num_envs: int
     device: torch.device
@@ -39,6 +42,8 @@ class GlimpseEnv(Protocol):
     num_decisions: int
     """``D``: classes, or Catch's paddle moves."""
     canvas_shape: tuple[int, int, int]
+    retina: RetinaSpec
+    """the retina of the glimpses (the pictures draw its windows)."""
     grid: int
     """item-wise attention's grid side (``K = grid * grid`` items)."""
 
@@ -66,15 +71,15 @@ class Agent(Protocol):
     action_mode: ClassVar[str | None]
     """``"continuous"`` / ``"discrete"``: a hard agent stepping the env in that mode; ``None``: reads ``env.scene()``."""
 
-    def train_losses(self, env: GlimpseEnv, obs: Any) -> tuple[dict[str, Tensor], Any]:
+    def train_losses(self, env: EnvSurface, obs: Any) -> tuple[dict[str, Tensor], Any]:
         """One update's data and losses: ``losses["loss"]`` is minimised, the rest logged as ``train/<name>``."""
         ...
 
-    def evaluate(self, env: GlimpseEnv, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
+    def evaluate(self, env: EnvSurface, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
         """Metrics over ``episodes`` batched episodes of the test split (at least ``accuracy``)."""
         ...
 
-    def inference(self, env: GlimpseEnv) -> None:
+    def inference(self, env: EnvSurface) -> None:
         """One image's inference pass, what :func:`agents.flops.flops_per_image` counts."""
         ...
 
@@ -83,14 +88,14 @@ class Agent(Protocol):
 class RolloutAgent(Agent, Protocol):
     """An agent that plays whole episodes of the env and returns an :class:`agents.episodes.Rollout`."""
 
-    def rollout(self, env: GlimpseEnv, obs: dict[str, Tensor], *, deterministic: bool = False) -> tuple[Any, dict]: ...
+    def rollout(self, env: EnvSurface, obs: dict[str, Tensor], *, deterministic: bool = False) -> tuple[Any, dict]: ...
 
 
 @runtime_checkable
 class SceneAgent(Agent, Protocol):
     """An agent that reads what the env shows and can say where it attended."""
 
-    def scene_inputs(self, env: GlimpseEnv) -> Tensor: ...
+    def scene_inputs(self, env: EnvSurface) -> Tensor: ...
 
     def attention_maps(self, inputs: Tensor) -> dict[str, Tensor]: ...
 
@@ -99,9 +104,18 @@ class SceneAgent(Agent, Protocol):
 class PolicyAgent(Protocol):
     """An agent with a policy that the actor-critic trainers can train (``--algo a2c|ppo``)."""
 
-    def collect(self, env: GlimpseEnv, obs: Any) -> tuple[Episodes, Any]:
+    def collect(self, env: EnvSurface, obs: Any) -> tuple[Episodes, Any]:
         """Play one batch of whole episodes of ``env`` without gradient, from ``obs``; returns the stored
         :class:`Episodes` and the next observation."""
 
     def replay(self, episodes: Episodes) -> Replayed:
         """Re-run stored episodes through the current networks (no env), with gradient."""
+
+
+def __getattr__(name: str):
+    # EnvSurface's name until 2026-12, in the README then; envs.GlimpseEnv is the single Gymnasium env.
+    if name == "GlimpseEnv":
+        warnings.warn("agents.contract.GlimpseEnv is now agents.contract.EnvSurface (envs.GlimpseEnv is the single "
+                      "Gymnasium env)", DeprecationWarning, stacklevel=2)
+        return EnvSurface
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

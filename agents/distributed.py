@@ -502,6 +502,6 @@ def run_everywhere(fn: Callable[[], T], errors: tuple[type[BaseException], ...])
     failures = all_gather_object(None if failure is None else (type(failure), str(failure)))
     for rank, found in enumerate(failures):
         if found is not None:
-            kind, message = found
-            raise raised_everywhere(kind(message if rank == 0 else f"rank {rank}: {message}"))
+            error_type, message = found
+            raise raised_everywhere(error_type(message if rank == 0 else f"rank {rank}: {message}"))
     return result

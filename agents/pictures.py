@@ -10,6 +10,7 @@ import torch
 from agents.config import Config
 from agents.contract import RolloutAgent, SceneAgent
 from envs.render import render_attention, render_paths
+from glimpse import RetinaSpec
 
 __all__ = ["replay_test_paths", "picture_at", "paths_picture", "attention_picture", "eval_picture"]
 
@@ -31,7 +32,7 @@ def picture_at(pictures: torch.Tensor, i: int, t: int) -> torch.Tensor:
     return pictures[i] if pictures.dim() == 4 else pictures[i, min(t, pictures.shape[1] - 1)]
 
 
-def paths_picture(retina: dict[str, int], pictures: torch.Tensor, trajectory, count: int, *,
+def paths_picture(retina: RetinaSpec, pictures: torch.Tensor, trajectory, count: int, *,
                   all_scales: bool = False) -> np.ndarray:
     """``(H, W, 3)`` uint8: the first ``count`` episodes' glimpse paths (:func:`envs.render.render_paths`),
     numbered in order, each tile captioned with its label and the agent's decision and framed green if
@@ -51,7 +52,7 @@ def paths_picture(retina: dict[str, int], pictures: torch.Tensor, trajectory, co
         correct = (trajectory.rewards[:count, -1] > 0).tolist()
         captions = ["caught" if caught else "missed" for caught in correct]
     return render_paths([picture_at(pictures, i, steps - 1) for i in range(count)],
-                        trajectory.locations[:count, :steps], **retina, captions=captions, correct=correct,
+                        trajectory.locations[:count, :steps], retina=retina, captions=captions, correct=correct,
                         all_scales=all_scales)
 
 

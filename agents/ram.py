@@ -20,7 +20,7 @@ ones of every hard recurrent agent (:mod:`agents.recurrent`), configured as the 
 5. :func:`ram_losses`: the paper's hybrid loss -- cross-entropy for the classifier, REINFORCE
    (Williams, 1992) with the learned baseline for the locations (and Catch's paddle), and the baseline's
    squared error.
-6. :func:`evaluate`: accuracy with the mean locations, and with the softmax averaged over ``K`` sampled
+6. :func:`evaluate_rollouts`: accuracy with the mean locations, and with the softmax averaged over ``K`` sampled
    rollouts of the same examples.
 
 Time indexing: the observation after ``reset`` is the glimpse at the env's start location ``l_0``. Step
@@ -64,7 +64,7 @@ from agents.recurrent import (
     HardRecurrentAgent,
     check_lockstep,
     episode_steps,
-    evaluate,
+    evaluate_rollouts,
     rollout,
 )
 from agents.recurrent import hybrid_losses as ram_losses
@@ -77,7 +77,7 @@ __all__ = [
     "Rollout",
     "rollout",
     "ram_losses",
-    "evaluate",
+    "evaluate_rollouts",
     "episode_steps",
     "check_lockstep",
 ]

@@ -19,7 +19,7 @@ log-probabilities and entropies of both policies, the baselines, the rewards and
 states ``h_t`` the actions were chosen from. Every pass over glimpses -- the rollout's steps, PPO's replay
 of stored episodes (:meth:`HardRecurrentAgent.replay`), one image's inference, SAT's items -- encodes them
 with :meth:`HardRecurrentAgent.encode` and folds them with the core. :func:`hybrid_losses` is RAM's loss
-(cross-entropy + REINFORCE with the learned baseline), and :func:`evaluate` the accuracy with the mean
+(cross-entropy + REINFORCE with the learned baseline), and :func:`evaluate_rollouts` the accuracy with the mean
 locations and over ``K`` sampled rollouts.
 
 The heads' contract is written down as two protocols, checked when an agent is built: a
@@ -54,7 +54,7 @@ __all__ = [
     "GlimpseNetwork", "CoreNetwork",
     "Look", "WhereHead", "Looking", "ExpectedContext", "GaussianLocationHead", "CategoricalItemHead", "FixedCentreHead",
     "Decision", "DecisionHead", "ClassifyHead", "PaddleHead",
-    "HardRecurrentAgent", "Rollout", "rollout", "hybrid_losses", "evaluate", "episode_steps", "check_lockstep",
+    "HardRecurrentAgent", "Rollout", "rollout", "hybrid_losses", "evaluate_rollouts", "episode_steps", "check_lockstep",
 ]
 
 CORES = ("rnn", "lstm")
@@ -114,15 +114,15 @@ class CoreNetwork(nn.Module):
     Args:
         input_size: width of ``g_t``.
         hidden_size: width of ``h_t`` (256 in the paper).
-        kind: ``"rnn"`` or ``"lstm"``.
+        core: ``"rnn"`` or ``"lstm"`` (an agent's ``core`` option).
     """
 
-    def __init__(self, input_size: int = 256, hidden_size: int = 256, kind: str = "rnn") -> None:
+    def __init__(self, input_size: int = 256, hidden_size: int = 256, core: str = "rnn") -> None:
         super().__init__()
-        if kind not in CORES:
-            raise ValueError(f"core must be one of {CORES}; got {kind!r}")
-        self.kind, self.hidden_size = kind, hidden_size
-        if kind == "rnn":
+        if core not in CORES:
+            raise ValueError(f"core must be one of {CORES}; got {core!r}")
+        self.core, self.hidden_size = core, hidden_size
+        if core == "rnn":
             self.from_input = nn.Linear(input_size, hidden_size)
             self.from_hidden = nn.Linear(hidden_size, hidden_size, bias=False)
         else:
@@ -130,10 +130,10 @@ class CoreNetwork(nn.Module):
 
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> Any:
         h = torch.zeros(batch_size, self.hidden_size, device=device)
-        return h if self.kind == "rnn" else (h, torch.zeros_like(h))
+        return h if self.core == "rnn" else (h, torch.zeros_like(h))
 
     def forward(self, g: Tensor, state: Any) -> tuple[Tensor, Any]:
-        if self.kind == "rnn":
+        if self.core == "rnn":
             h = F.relu(self.from_hidden(state) + self.from_input(g))  # (N, hidden)
             return h, h
         h, c = self.cell(g, state)  # (N, hidden) each
@@ -643,8 +643,8 @@ class HardRecurrentAgent(nn.Module):
         return Replayed(log_probs, values, entropy, entropies, supervised)
 
     def evaluate(self, env, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
-        """:func:`evaluate`: ``accuracy`` with the mean locations, ``accuracy_mc`` over ``mc_samples``."""
-        result = evaluate(self, env, episodes, mc_samples=mc_samples, seed=seed)
+        """:func:`evaluate_rollouts`: ``accuracy`` with the mean locations, ``accuracy_mc`` over ``mc_samples``."""
+        result = evaluate_rollouts(self, env, episodes, mc_samples=mc_samples, seed=seed)
         metrics = {"accuracy": result["accuracy_mode"], "reward": result["reward"], "examples": result["examples"]}
         if mc_samples > 1:
             metrics["accuracy_mc"] = result["accuracy_mc"]
@@ -819,7 +819,7 @@ def hybrid_losses(rollout: Rollout, *, entropy_coef: float = 0.0) -> dict[str, T
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, env, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
+def evaluate_rollouts(model: nn.Module, env, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
     """Accuracy over ``episodes`` batched episodes (``episodes * N`` examples) of ``env``.
 
     ``model`` is any agent with a ``rollout(env, obs, deterministic=...)`` method that returns a

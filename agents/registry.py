@@ -18,7 +18,7 @@ one module plus one :func:`register_agent` call::
         def __init__(self, canvas_shape, num_classes, hidden=32): ...
         def forward(self, images): ...
 
-    register_agent(AgentSpec("tiny", Tiny, TinyOptions, kind="baseline", title="tiny MLP"))
+    register_agent(AgentSpec("tiny", Tiny, TinyOptions, family="baseline", title="tiny MLP"))
 
 ``python scripts/train.py --plugins my_module --agent tiny --hidden 64`` then trains it.
 """
@@ -26,7 +26,8 @@ one module plus one :func:`register_agent` call::
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import InitVar, asdict, dataclass, field
 from typing import Any, Literal
 
 from torch import nn
@@ -60,7 +61,7 @@ class AgentSpec:
         cls: the model class (an ``nn.Module`` following :class:`agents.common.Agent`).
         options: the dataclass of the agent's own options; its fields are command-line flags (their
             docstrings the flags' help) and are saved with a run.
-        kind: the taxonomy: ``"hard"`` (REINFORCE over what to look at), ``"soft"`` (differentiable
+        family: the taxonomy: ``"hard"`` (REINFORCE over what to look at), ``"soft"`` (differentiable
             attention) or ``"baseline"`` (the whole image).
         attends: ``"location"``, ``"item"``, or ``None`` (baselines).
         title: its name in tables and legends.
@@ -68,17 +69,24 @@ class AgentSpec:
         still_only: it classifies still images (labelled canvases): refused on video and games.
         env_kwargs: ``env_kwargs(options) -> dict`` what the agent needs of the env it trains on
             (e.g. ``action_mode``, ``start``); merged into the env's keyword arguments.
+        kind: ``family``'s old name, deprecated (``kind`` is a task's still/video/game).
     """
 
     name: str
     cls: type[nn.Module]
     options: type = NoOptions
-    kind: Literal["hard", "soft", "baseline"] = "baseline"
+    family: Literal["hard", "soft", "baseline"] = "baseline"
     attends: Literal["location", "item"] | None = None
     title: str = ""
     build: Callable[[AgentSpec, Any, Any], nn.Module] = _from_env
     still_only: bool = False
     env_kwargs: Callable[[Any], dict] = field(default=lambda options: {})
+    kind: InitVar[str | None] = None
+
+    def __post_init__(self, kind: str | None) -> None:
+        if kind is not None:
+            warnings.warn("AgentSpec(kind=...) is now AgentSpec(family=...)", DeprecationWarning, stacklevel=3)
+            object.__setattr__(self, "family", kind)
 
     def make(self, env, options: Any = None) -> nn.Module:
         """The model for ``env`` with ``options`` (default: the options' defaults)."""
@@ -93,8 +101,8 @@ def register_agent(spec: AgentSpec, *, replace: bool = False) -> AgentSpec:
     """Add ``spec`` to :data:`AGENTS` under ``spec.name`` (``replace=True`` to overwrite one)."""
     if spec.name in AGENTS and not replace:
         raise ValueError(f"agent {spec.name!r} is already registered; pass replace=True to overwrite it")
-    if spec.kind not in ("hard", "soft", "baseline"):
-        raise ValueError(f"kind must be 'hard', 'soft' or 'baseline'; got {spec.kind!r}")
+    if spec.family not in ("hard", "soft", "baseline"):
+        raise ValueError(f"family must be 'hard', 'soft' or 'baseline'; got {spec.family!r}")
     AGENTS[spec.name] = spec
     return spec
 
@@ -103,19 +111,19 @@ def _continuous(options: Any) -> dict:
     return {"action_mode": "continuous", "start": "center" if options.location == "center" else "random"}
 
 
-register_agent(AgentSpec("ram", RAM, RAMOptions, kind="hard", attends="location", title="RAM", env_kwargs=_continuous))
-register_agent(AgentSpec("item-hard", HardItemAttention, HardItemOptions, kind="hard", attends="item",
+register_agent(AgentSpec("ram", RAM, RAMOptions, family="hard", attends="location", title="RAM", env_kwargs=_continuous))
+register_agent(AgentSpec("item-hard", HardItemAttention, HardItemOptions, family="hard", attends="item",
                          title="item-wise hard", env_kwargs=lambda options: {"action_mode": "discrete"}))
-register_agent(AgentSpec("item-soft", SoftItemAttention, SoftItemOptions, kind="soft", attends="item",
+register_agent(AgentSpec("item-soft", SoftItemAttention, SoftItemOptions, family="soft", attends="item",
                          title="item-wise soft", still_only=True))
-register_agent(AgentSpec("spatial-soft", SpatialSoftAttention, SpatialOptions, kind="soft", attends="location",
+register_agent(AgentSpec("spatial-soft", SpatialSoftAttention, SpatialOptions, family="soft", attends="location",
                          title="spatial soft", still_only=True))
-register_agent(AgentSpec("stn", SpatialTransformerClassifier, STNOptions, kind="soft", attends="location",
+register_agent(AgentSpec("stn", SpatialTransformerClassifier, STNOptions, family="soft", attends="location",
                          title="Spatial Transformer", still_only=True,
                          build=lambda spec, env, o: spec.cls.from_env(env, **o.kwargs())))
 for _attention in ("soft", "hard"):
-    register_agent(AgentSpec(f"racnn-{_attention}", RACNN, RACNNOptions, kind=_attention, attends="location",
+    register_agent(AgentSpec(f"racnn-{_attention}", RACNN, RACNNOptions, family=_attention, attends="location",
                              title=f"RA-CNN {_attention}", still_only=True,
                              build=lambda spec, env, o, a=_attention: spec.cls.from_env(env, attention=a, **o.kwargs())))
-register_agent(AgentSpec("fc", FCClassifier, kind="baseline", title="FC", still_only=True))
-register_agent(AgentSpec("conv", ConvClassifier, kind="baseline", title="conv", still_only=True))
+register_agent(AgentSpec("fc", FCClassifier, family="baseline", title="FC", still_only=True))
+register_agent(AgentSpec("conv", ConvClassifier, family="baseline", title="conv", still_only=True))

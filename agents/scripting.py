@@ -1,17 +1,19 @@
 """What every script of ``scripts/`` runs inside: the two errors that end a run, with their exit statuses
 (:class:`ConfigError`: 2, :class:`TrainingStopped`: 1), :func:`run_script`, which turns them (and Ctrl-C)
-into one line on stderr and that status, also under ``torchrun``, and :class:`NullWriter`, the TensorBoard
-writer of the ranks that write nothing."""
+into one line on stderr and that status, also under ``torchrun``, :func:`in_flag_words`, an env's refusal
+in the command line's words, and :class:`NullWriter`, the TensorBoard writer of the ranks that write
+nothing."""
 
 from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from agents import distributed
+from glimpse.checks import ArgumentError
 
-__all__ = ["ConfigError", "TrainingStopped", "run_script", "NullWriter"]
+__all__ = ["ConfigError", "TrainingStopped", "run_script", "in_flag_words", "NullWriter"]
 
 
 class ConfigError(ValueError):
@@ -23,6 +25,15 @@ class ConfigError(ValueError):
 class TrainingStopped(RuntimeError):
     """Training cannot go on (a non-finite loss, gradient or parameter); the scripts print its message as
     one line and exit with status 1. The run folder keeps its last good checkpoint and gets no results."""
+
+
+def in_flag_words(error: Exception, flags: Mapping[str, str]) -> str:
+    """``error``'s message with the argument it refused named by its flag, ``flags[keyword]`` (``{"data_dir":
+    "--data-dir"}``: ``data_dir='x' holds no ...`` becomes ``--data-dir 'x' holds no ...``), where it is a
+    :class:`glimpse.checks.ArgumentError` about one of those keywords; otherwise the message as it is."""
+    if isinstance(error, ArgumentError) and error.name in flags:
+        return error.worded(flags[error.name], " ")
+    return str(error)
 
 
 def run_script(main: Callable[[], None], interrupted_note: str = "") -> None:
@@ -64,8 +75,8 @@ def run_script(main: Callable[[], None], interrupted_note: str = "") -> None:
         raise SystemExit(status) from None
 
 
-def _report(kind: str, error: BaseException) -> None:
-    """Print ``kind: error`` where :func:`run_script` says it belongs."""
+def _report(label: str, error: BaseException) -> None:
+    """Print ``label: error`` where :func:`run_script` says it belongs."""
     ctx, met = distributed.current(), distributed.is_active()
     distributed.shutdown(failed=True)  # the launcher's SIGTERM must not cut the line short
     if isinstance(error, (ConfigError, distributed.LaunchError)):
@@ -75,7 +86,7 @@ def _report(kind: str, error: BaseException) -> None:
     else:
         show, prefix = True, f"rank {ctx.rank}: " if ctx.is_distributed else ""
     if show:
-        print(f"{kind}: {prefix}{error}", file=sys.stderr)
+        print(f"{label}: {prefix}{error}", file=sys.stderr)
 
 
 class NullWriter:

@@ -1,7 +1,7 @@
 """The policy-gradient trainers: one update of any agent, by REINFORCE, A2C or PPO (``--algo``).
 
 A trainer owns what one update does with a batch: it draws the batch from the env, computes the losses,
-steps the optimizer, and returns the values to log. :func:`make_trainer` picks it by name:
+steps the optimizer, and returns the values to log. :func:`trainer_for` picks it by name:
 
 * ``reinforce`` (:class:`ReinforceTrainer`): the agent's own losses (:meth:`agents.contract.Agent.train_losses`)
   -- for the hard agents the papers' REINFORCE with a learned baseline (Williams, 1992; Mnih et al., 2014),
@@ -41,7 +41,7 @@ from glimpse.policy_gradient import (
 )
 
 __all__ = ["ALGOS", "Episodes", "Replayed", "PolicyAgent", "TrainerOptions", "ReinforceTrainer", "PPOTrainer",
-           "make_trainer"]
+           "trainer_for"]
 
 ALGOS = ("reinforce", "a2c", "ppo")
 
@@ -200,8 +200,8 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     return (torch.where(mask, x, 0.0).sum() / mask.sum().clamp(min=1)).detach()
 
 
-def make_trainer(options: TrainerOptions, model: nn.Module, optimizer: torch.optim.Optimizer, check: Check,
-                 sync_gradients: Callable[[nn.Module], None] | None = None) -> ReinforceTrainer | PPOTrainer:
+def trainer_for(options: TrainerOptions, model: nn.Module, optimizer: torch.optim.Optimizer, check: Check,
+                sync_gradients: Callable[[nn.Module], None] | None = None) -> ReinforceTrainer | PPOTrainer:
     """The trainer of ``options.algo`` (one of :data:`ALGOS`)."""
     if options.algo == "reinforce":
         return ReinforceTrainer(model, optimizer, check, sync_gradients)

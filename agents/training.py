@@ -11,7 +11,7 @@ with ``evaluate.py``, ``visualize.py``, ``compare.py``, ``ram_table.py`` and ``b
     model = training.make_agent(cfg, env)
     obs, _ = env.reset(seed=cfg.seed)
     losses, obs = model.train_losses(env, obs)      # one update's losses (see agents.contract.Agent)
-    metrics = training.evaluate(cfg, model, training.make_test_env(cfg))
+    metrics = training.evaluate_split(cfg, model, training.make_test_env(cfg))
 
 This module only re-exports; each name lives in the module of its job:
 
@@ -23,14 +23,14 @@ This module only re-exports; each name lives in the module of its job:
   :func:`command_flags`);
 - :mod:`agents.build`: the env, test env, agent and trainer factories;
 - :mod:`agents.provenance`: which data a run trained and is tested on;
-- :mod:`agents.evaluation`: :func:`evaluate`;
+- :mod:`agents.evaluation`: :func:`evaluate_split`;
 - :mod:`agents.pictures`: glimpse paths and attention maps;
 - :mod:`agents.health`: non-finite losses, gradients and weights stop a run;
 - :mod:`agents.run_folder`: the run folder's lock, files, checkpoint and ``--resume``, :func:`load_run`;
 - :mod:`agents.sweep`: many runs as subprocesses (:func:`run_parallel`).
 
 Under ``torchrun`` the same script trains data-parallel (:mod:`agents.distributed`): :func:`make_env` builds
-this process's rows of the global batch, :func:`make_test_env` and :func:`evaluate` its share of the test
+this process's rows of the global batch, :func:`make_test_env` and :func:`evaluate_split` its share of the test
 examples (reduced over the processes), :func:`check_update` logs and checks the losses averaged over them.
 
 A run's configuration is :class:`Config` (what every run has) plus ``cfg.options``, an instance of its
@@ -48,7 +48,7 @@ from agents.cli import (LIMITS, MAX_SEED, Range, check_device, check_text, check
                         parse_train_config)
 from agents.config import (Config, agent_spec, config_from_flat, flat_config, import_plugins, recipe_in_use,
                            task_defaults)
-from agents.evaluation import evaluate
+from agents.evaluation import evaluate_split
 from agents.health import check_parameters, check_update, diverged
 from agents.pictures import attention_picture, eval_picture, paths_picture, picture_at, replay_test_paths
 from agents.provenance import announcing_data, check_data, check_same_data, describe_data, record_data
@@ -73,7 +73,7 @@ __all__ = [
     # agents.provenance
     "announcing_data", "record_data", "describe_data", "check_data", "check_same_data",
     # agents.evaluation
-    "evaluate",
+    "evaluate_split",
     # agents.pictures
     "replay_test_paths", "picture_at", "paths_picture", "attention_picture", "eval_picture",
     # agents.health

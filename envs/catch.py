@@ -20,7 +20,7 @@ from envs import rng
 from envs.scenes import Scene
 from envs.tasks import STREAM_CATCH_COLUMN, STREAM_CATCH_SLOPE
 from glimpse.checks import check_int, check_shape
-from glimpse.retina import GlimpseSensor, extract_glimpses
+from glimpse.retina import GlimpseSensor, RetinaSpec, extract_glimpses
 
 __all__ = ["CatchState", "catch_reset", "catch_step", "catch_render", "CatchScene"]
 
@@ -146,7 +146,7 @@ class CatchScene(Scene):
 
     num_decisions = 3  # paddle: left, stay, right
 
-    def __init__(self, screen: int, retina: dict) -> None:
+    def __init__(self, screen: int, retina: RetinaSpec) -> None:
         self.screen, self._retina = _check_screen(screen), retina
         self.episode_steps, self.shape = self.screen - 1, (1, self.screen, self.screen)
         self.state: CatchState | None = None
@@ -178,13 +178,13 @@ class CatchScene(Scene):
     def memory_bytes(self, num_envs, device):
         # Each glimpse draws the screens (uint8) and takes the one-shot retina of them: the sensor's windows
         # method, whose kept copy stands for the drawn screens.
-        return GlimpseSensor.memory_bytes((num_envs, *self.shape), torch.uint8, **self._retina, method="windows",
+        return GlimpseSensor.memory_bytes((num_envs, *self.shape), torch.uint8, retina=self._retina, method="windows",
                                           device=device)
 
     def glimpse(self, centers, steps, rows=None):
         screens = catch_render(self.state, screen=self.screen)
         # Centres are the env's locations, finite by its action check: no second read (a sync on CUDA).
-        return extract_glimpses(screens if rows is None else screens[rows], centers, **self._retina, validate=False)
+        return extract_glimpses(screens if rows is None else screens[rows], centers, retina=self._retina, validate=False)
 
     def frame(self, row, step):
         return catch_render(self.state, screen=self.screen)[row]

@@ -123,10 +123,16 @@ See :class:`GlimpseVectorEnv` (the retina, modes, ``reward_mode``, data source a
 options dataclass in
 :mod:`envs.specs` (``canvas``, ``num_glimpses``, ``distractors``, ``frames``, ...).
 
-Two limits are checked when an env is made, before anything large is allocated. The retina takes no scale
-beyond the first whose window covers the whole canvas from any glimpse centre (a side of ``2 * max(H, W)``):
-the scales above it would add only padding (on the 28 px MNIST canvas, 8 px glimpses allow up to 4 scales,
-8 to 64 px). And the env's buffers, estimated (pictures or videos, the retina's planes or windows, a batch of
+The retina is one value, a :class:`glimpse.RetinaSpec` (``retina=``, or built from ``glimpse_size``,
+``scales`` and ``factor``), which the env exposes as ``env.retina`` and hands unchanged to its scene and sensor.
+
+Two limits are checked when an env is made, before anything large is allocated. The retina must fit the
+canvas (:meth:`glimpse.RetinaSpec.check_canvas`), checked before any data are loaded (for a user's videos,
+whose frames set the canvas, once they are read): a glimpse no larger than the canvas, and no scale beyond
+the first whose window covers the whole canvas from any glimpse centre (a side of ``2 * max(H, W)``): the
+scales above it would add only padding (on the 28 px MNIST canvas, 8 px glimpses allow up to 4 scales,
+8 to 64 px). Its refusal is a :class:`glimpse.RetinaError` (a ``ValueError``) whose ``field`` names the
+argument. And the env's buffers, estimated (pictures or videos, the retina's planes or windows, a batch of
 glimpses; :meth:`GlimpseVectorEnv.item_glimpses` is checked when called), must fit in the memory available
 on its device now (CPU: Linux's ``MemAvailable``, else the physical memory; CUDA: the free memory). Either
 refusal is a one-line ``ValueError`` that says what it would take.
@@ -140,6 +146,8 @@ refusal is a one-line ``ValueError`` that says what it would take.
   ``arrays`` (``"torch"`` or ``"numpy"``).
 - v0 (same episodes, same rewards by default): ``reward_mode`` (``"final"``, default, as before;
   ``"log_prob"``, ``"log_prob_gain"``: per-step prediction rewards with the label in every step's info).
+- v0 (same episodes): the retina is a :class:`glimpse.RetinaSpec`, ``env.retina`` (a dict before), and the env
+  takes it as ``retina=`` beside the keywords; its fit to the canvas is checked before the data are loaded.
 """
 
 from __future__ import annotations
@@ -160,8 +168,8 @@ from torch import Tensor
 from envs import rng
 from envs.render import render_glimpse
 from envs.specs import TASKS, SceneContext, TaskSpec, task_of
-from glimpse import grid_cell_centers
-from glimpse.checks import check_int
+from glimpse import RetinaError, RetinaSpec, grid_cell_centers, retina_spec
+from glimpse.checks import ArgumentError, check_int
 from glimpse.modes import outside_inference_mode
 from glimpse.rewards import PREDICTION_REWARDS, label_log_prob, prediction_reward, uniform_log_prob
 
@@ -171,6 +179,8 @@ ACTION_MODES = ("continuous", "discrete")
 REWARD_MODES = ("final", *PREDICTION_REWARDS)
 START_MODES = ("random", "center")
 ARRAYS = ("torch", "numpy")
+# The env's keyword argument for each field of glimpse.RetinaSpec (the names its errors use).
+_RETINA_KEYWORDS = {"size": "glimpse_size", "scales": "scales", "factor": "factor"}
 SPLITS = ("train", "val", "test")
 # The keys that draw the test and validation splits' canvases: fixed, so they are the same for every seed.
 TEST_KEY = 0x7E57
@@ -202,9 +212,11 @@ class GlimpseVectorEnv(VectorEnv):
         num_envs: number of parallel episodes ``N``.
         task: a task's short name, registered id, or :class:`envs.TaskSpec`.
         options: the task's options (an instance of the type of ``task.options``); default: the task's.
-        glimpse_size: retina side ``g`` in pixels.
-        scales: retina scales ``S``.
-        factor: window growth per scale.
+        retina: the retina, a :class:`glimpse.RetinaSpec` (exposed as ``env.retina``); or its fields by
+            keyword, not both:
+        glimpse_size: retina side ``g`` in pixels (default 8).
+        scales: retina scales ``S`` (default 1).
+        factor: window growth per scale (default 2).
         action_mode: ``"continuous"`` or ``"discrete"``.
         grid: cells per axis in discrete mode (default ``max(2, ceil(canvas / glimpse_size))``).
         start: ``"random"`` or ``"center"``: where the first glimpse is taken.
@@ -239,9 +251,10 @@ class GlimpseVectorEnv(VectorEnv):
         *,
         task: str | TaskSpec = "cluttered",
         options: Any = None,
-        glimpse_size: int = 8,
-        scales: int = 1,
-        factor: int = 2,
+        retina: RetinaSpec | None = None,
+        glimpse_size: int | None = None,
+        scales: int | None = None,
+        factor: int | None = None,
         action_mode: str = "continuous",
         grid: int | None = None,
         start: str = "random",
@@ -270,12 +283,16 @@ class GlimpseVectorEnv(VectorEnv):
         _require(split in SPLITS, f"split must be one of {SPLITS}; got {split!r}")
         check_int(val_size, "val_size", minimum=0)
         _require(split != "val" or val_size > 0, "split='val' is held out of the training split: pass val_size > 0")
-        for name, value in (("num_envs", num_envs), ("glimpse_size", glimpse_size), ("scales", scales),
-                            ("factor", factor)):
-            check_int(value, name)
+        check_int(num_envs, "num_envs")
+        retina, retina_names = _retina_of(retina, glimpse_size, scales, factor)
         if max_episode_steps is not None:
             check_int(max_episode_steps, "max_episode_steps")
         self._spec, self._options = spec, spec.configure(options, **task_options)
+        # The retina must fit the canvas: checked before any data are loaded wherever the options say the
+        # canvas (every task but a user's videos, whose frames say it).
+        side = getattr(self._options, "canvas", None)
+        if side is not None:
+            _check_fit(retina, retina_names, side, side)
 
         self.num_envs = num_envs
         self.split, self._start_mode, self._action_mode = split, start, action_mode
@@ -286,18 +303,19 @@ class GlimpseVectorEnv(VectorEnv):
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.arrays = arrays
         self._reward_mode = reward_mode
-        self.retina = dict(size=glimpse_size, scales=scales, factor=factor)
-        context = SceneContext(self.retina, self.device, split, dataset, data_dir, val_size=val_size)
+        self.retina = retina
+        context = SceneContext(retina, self.device, split, dataset, data_dir, val_size=val_size)
         from envs.data.records import recording  # here: Catch and user videos load no data set
 
         with recording() as loaded:
             self._scene = spec.build(self._options, context)
-        _require(not val_size or split == "test" or any(d.split == split for d in loaded),
-                 f"val_size={val_size}: task {spec.name!r} loads no training split to hold items out of")
+        if val_size and split != "test" and not any(d.split == split for d in loaded):
+            raise ArgumentError("val_size", f"{{name}}{{=}}{val_size}: task {spec.name!r} loads no training split to "
+                                            f"hold items out of")
         channels, height, width = self._scene.shape
-        _require(glimpse_size <= min(height, width),
-                 f"glimpse_size {glimpse_size} is larger than the {height}x{width} canvas")
-        _check_coarsest_scale(glimpse_size, scales, factor, height, width)
+        if (height, width) != (side, side):  # the frames' own size (user videos), or a task of another shape
+            _check_fit(retina, retina_names, height, width)
+        glimpse_size, scales = retina.size, retina.scales
         # Refuse now, in one line, what could not fit: the scene's buffers are made at the first reset. Beside
         # them, a copy of the observations (numpy, clones) and the batched observation space's bounds (float32
         # low and high, and two bool masks, per glimpse entry).
@@ -632,7 +650,7 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _render_row(self, row: int) -> np.ndarray:
         picture = self._scene.frame(row, int(self._steps[row]))
-        return render_glimpse(picture, self._locations[row], **self.retina)
+        return render_glimpse(picture, self._locations[row], retina=self.retina)
 
 
 def _forwarded(name: str) -> property:
@@ -666,6 +684,7 @@ class GlimpseEnv(gym.Env):
         self.action_space = self._vec.single_action_space
 
     # What agents read, as on the vector env (read-only).
+    retina = _forwarded("retina")
     task_spec = _forwarded("task_spec")
     task_options = _forwarded("task_options")
     is_still = _forwarded("is_still")
@@ -723,17 +742,30 @@ def _autoreset_mode(mode: Any) -> AutoresetMode:
                          f"got {mode!r}") from None
 
 
-def _check_coarsest_scale(size: int, scales: int, factor: int, height: int, width: int) -> None:
-    """Refuse scales beyond the first whose window covers the whole canvas from any centre (a side of twice
-    the canvas: centred on a corner, it still reaches the far one): the scales above it add only padding,
-    and their planes grow with the square of their windows."""
-    side = max(height, width)
-    covering = next((k for k in range(scales) if size * factor**k >= 2 * side), scales - 1)
-    if covering < scales - 1:
-        raise ValueError(f"scales={scales} is too many for the {height}x{width} canvas: the scale-{covering} window "
-                         f"({size * factor**covering} px) already covers the whole canvas from any glimpse centre "
-                         f"(>= 2 x {side} px), so the scales above it add only padding; use scales <= {covering + 1} "
-                         f"(or a smaller glimpse_size or factor)")
+def _retina_of(retina: RetinaSpec | None, glimpse_size: int | None, scales: int | None,
+               factor: int | None) -> tuple[RetinaSpec, dict[str, str]]:
+    """The env's retina, from ``retina`` or (the one place they become one) its keyword arguments, default
+    8 px, 1 scale, factor 2; and the names its errors give the fields: the keywords' when it was built
+    from them (``glimpse_size`` for the spec's ``size``)."""
+    if retina is not None:
+        given = [f"{k}={v!r}" for k, v in (("glimpse_size", glimpse_size), ("scales", scales), ("factor", factor))
+                 if v is not None]
+        _require(not given, f"pass the retina as retina= or as glimpse_size/scales/factor, not both; got "
+                            f"retina={retina} and {', '.join(given)}")
+        return retina_spec(retina), {}
+    try:
+        return RetinaSpec(8 if glimpse_size is None else glimpse_size, 1 if scales is None else scales,
+                          2 if factor is None else factor), _RETINA_KEYWORDS
+    except RetinaError as error:
+        raise error.renamed(_RETINA_KEYWORDS) from None
+
+
+def _check_fit(retina: RetinaSpec, names: dict[str, str], height: int, width: int) -> None:
+    """:meth:`glimpse.RetinaSpec.check_canvas`, its error in the words the retina was given in."""
+    try:
+        retina.check_canvas(height, width)
+    except RetinaError as error:
+        raise error.renamed(names) from None
 
 
 def _available_memory(device: torch.device) -> int | None:

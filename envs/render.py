@@ -26,7 +26,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from glimpse import window_corners_px
+from glimpse import RetinaSpec, retina_spec, window_corners_px
 
 __all__ = ["render_glimpse", "render_glimpses", "render_path", "render_paths", "render_attention", "tile_grid",
            "step_colour", "WINDOW_COLOURS", "FIRST_COLOUR", "LAST_COLOUR", "RIGHT_COLOUR", "WRONG_COLOUR",
@@ -95,31 +95,33 @@ def render_attention(picture: Tensor, *, heat: Tensor | None = None, quads: Tens
     return image
 
 
-def render_glimpse(picture: Tensor, center: Tensor, *, size: int, scales: int = 1, factor: int = 2,
-                   height_px: int = 256) -> np.ndarray:
+def render_glimpse(picture: Tensor, center: Tensor, *, size: int | None = None, scales: int | None = None,
+                   factor: int | None = None, retina: RetinaSpec | None = None, height_px: int = 256) -> np.ndarray:
     """An RGB picture of ``picture`` with the retina's windows at ``center`` outlined, finest in green.
 
     Args:
         picture: ``(C, H, W)`` uint8 or float in [0, 1] (a canvas or video frame); ``C = 3`` is shown in
             colour, any other ``C`` as the grey mean of its channels.
         center: ``(2,)`` normalized glimpse centre ``(x, y)`` (see :mod:`glimpse`).
-        size, scales, factor: the retina, as in :func:`glimpse.extract_glimpses`.
+        size, scales, factor, retina: the retina, as in :func:`glimpse.extract_glimpses` (``retina`` a
+            :class:`glimpse.RetinaSpec`, such as an env's ``env.retina``, instead of the other three).
         height_px: about how tall the returned picture is (nearest-neighbour magnified, integer zoom).
 
     Returns:
         ``(H * zoom, W * zoom, 3)`` uint8.
     """
+    retina = retina_spec(retina, size, scales, factor)
     image, zoom = _magnified_rgb(picture, height_px)
     height, width = picture.shape[-2:]
-    corners = window_corners_px(center.detach().cpu().view(1, 2).float(), height, width, size=size,
-                                scales=scales, factor=factor)[0]
-    for k, (x0, y0) in enumerate(corners.tolist()):
-        _draw_box(image, x0 * zoom, y0 * zoom, size * factor**k * zoom, WINDOW_COLOURS[k % len(WINDOW_COLOURS)])
+    corners = window_corners_px(center.detach().cpu().view(1, 2).float(), height, width, retina=retina)[0]
+    for k, ((x0, y0), side) in enumerate(zip(corners.tolist(), retina.sides)):
+        _draw_box(image, x0 * zoom, y0 * zoom, side * zoom, WINDOW_COLOURS[k % len(WINDOW_COLOURS)])
     return image
 
 
-def render_path(picture: Tensor, centers: Tensor, *, size: int, scales: int = 1, factor: int = 2,
-                height_px: int = 256, all_scales: bool = False) -> np.ndarray:
+def render_path(picture: Tensor, centers: Tensor, *, size: int | None = None, scales: int | None = None,
+                factor: int | None = None, retina: RetinaSpec | None = None, height_px: int = 256,
+                all_scales: bool = False) -> np.ndarray:
     """An RGB picture of ``picture`` with a glimpse path: each step's finest window outlined in its step's
     colour (:func:`step_colour`, cyan first to magenta last), the step numbers ``1..T`` on labels at the
     windows' centres, and arrows from each label to the next. Looks at (nearly) one place share a label
@@ -128,18 +130,21 @@ def render_path(picture: Tensor, centers: Tensor, *, size: int, scales: int = 1,
     Args:
         picture: ``(C, H, W)`` uint8 or float in [0, 1].
         centers: ``(T, 2)`` glimpse centres ``(x, y)`` in ``[-1, 1]``, in the order they were taken.
-        size, scales, factor: the retina, as in :func:`glimpse.extract_glimpses`.
+        size, scales, factor, retina: the retina, as in :func:`glimpse.extract_glimpses` (``retina`` a
+            :class:`glimpse.RetinaSpec`, such as an env's ``env.retina``, instead of the other three).
         height_px: about how tall the returned picture is.
         all_scales: also outline every step's coarser windows, faint (by default only the finest).
 
     Returns:
         ``(H * zoom, W * zoom, 3)`` uint8.
     """
+    retina = retina_spec(retina, size, scales, factor)
+    size, scales = retina.size, retina.scales
     centers = centers.detach().cpu().float().view(-1, 2)
     image, zoom = _magnified_rgb(picture, height_px)
     height, width = picture.shape[-2:]
     steps = len(centers)
-    corners = window_corners_px(centers, height, width, size=size, scales=scales, factor=factor) * zoom  # (T, S, 2)
+    corners = window_corners_px(centers, height, width, retina=retina) * zoom  # (T, S, 2)
     colours = [step_colour(t, steps) for t in range(steps)]
     canvas = Image.fromarray(image)
     if all_scales and scales > 1:  # faint: blended onto the picture
@@ -148,7 +153,7 @@ def render_path(picture: Tensor, centers: Tensor, *, size: int, scales: int = 1,
         for t in range(steps):
             for k in range(1, scales):
                 x0, y0 = corners[t, k].tolist()
-                side = size * factor**k * zoom
+                side = retina.sides[k] * zoom
                 faint.rectangle((x0, y0, x0 + side - 1, y0 + side - 1), outline=(*colours[t], 110), width=1)
         canvas = Image.alpha_composite(canvas.convert("RGBA"), overlay).convert("RGB")
     draw = ImageDraw.Draw(canvas)
@@ -196,9 +201,10 @@ def _draw_box(image: np.ndarray, x0: int, y0: int, side: int, colour: tuple[int,
             image[ya : yb + 1, x] = colour
 
 
-def render_paths(pictures: Sequence[Tensor] | Tensor, centers: Tensor, *, size: int, scales: int = 1,
-                 factor: int = 2, captions: Sequence[str] | None = None, correct: Sequence[bool] | None = None,
-                 columns: int = 4, height_px: int = 240, all_scales: bool = False) -> np.ndarray:
+def render_paths(pictures: Sequence[Tensor] | Tensor, centers: Tensor, *, size: int | None = None,
+                 scales: int | None = None, factor: int | None = None, retina: RetinaSpec | None = None,
+                 captions: Sequence[str] | None = None, correct: Sequence[bool] | None = None, columns: int = 4,
+                 height_px: int = 240, all_scales: bool = False) -> np.ndarray:
     """Several glimpse paths (:func:`render_path`) as one picture to read at a glance: the tiles in a grid
     with gaps, each framed green if its decision was right and red if wrong, captioned (label and
     decision) with a check or a cross, under a legend of what the numbers, colours and frames mean.
@@ -206,7 +212,8 @@ def render_paths(pictures: Sequence[Tensor] | Tensor, centers: Tensor, *, size: 
     Args:
         pictures: ``N`` pictures ``(C, H, W)`` (a list, or one ``(N, C, H, W)`` tensor).
         centers: ``(N, T, 2)`` each picture's glimpse centres ``(x, y)`` in ``[-1, 1]``, in order.
-        size, scales, factor: the retina, as in :func:`glimpse.extract_glimpses`.
+        size, scales, factor, retina: the retina, as in :func:`glimpse.extract_glimpses` (``retina`` a
+            :class:`glimpse.RetinaSpec`, such as an env's ``env.retina``, instead of the other three).
         captions: ``N`` lines under the tiles (none: no captions).
         correct: ``N`` flags, whether each decision was right (none: no frames, marks or their legend).
         columns: tiles per row.
@@ -218,14 +225,16 @@ def render_paths(pictures: Sequence[Tensor] | Tensor, centers: Tensor, *, size: 
     """
     if centers.dim() != 3 or centers.shape[-1] != 2 or len(centers) != len(pictures):
         raise ValueError(f"centers must be (N, T, 2) for the {len(pictures)} pictures; got {tuple(centers.shape)}")
-    tiles = [render_path(picture, path, size=size, scales=scales, factor=factor, height_px=height_px,
-                         all_scales=all_scales) for picture, path in zip(pictures, centers)]
+    retina = retina_spec(retina, size, scales, factor)
+    size, scales = retina.size, retina.scales
+    tiles = [render_path(picture, path, retina=retina, height_px=height_px, all_scales=all_scales)
+             for picture, path in zip(pictures, centers)]
     steps = centers.shape[1]
     legend = [(_order_swatch(steps), "glimpse order"),
               (_box_swatch(step_colour(0, 2), 2, 255), f"finest window ({size} px)" + (
                   f" of {scales} scales" if scales > 1 and not all_scales else ""))]
     if all_scales and scales > 1:
-        sides = ", ".join(str(size * factor**k) for k in range(1, scales))
+        sides = ", ".join(str(side) for side in retina.sides[1:])
         legend.append((_box_swatch(step_colour(0, 2), 1, 110), f"faint: coarser windows ({sides} px)"))
     if correct is not None:
         legend += [(_mark_swatch(True), "right"), (_mark_swatch(False), "wrong")]
@@ -448,9 +457,9 @@ def _wrap_legend(items: Sequence[tuple[np.ndarray | None, str]], width: int) -> 
     return lines
 
 
-def render_glimpses(pictures: Sequence[Tensor] | Tensor, centers: Tensor, *, size: int, scales: int = 1,
-                    factor: int = 2, step: int = 0, steps: int = 1, columns: int = 4,
-                    height_px: int = 240) -> np.ndarray:
+def render_glimpses(pictures: Sequence[Tensor] | Tensor, centers: Tensor, *, size: int | None = None,
+                    scales: int | None = None, factor: int | None = None, retina: RetinaSpec | None = None,
+                    step: int = 0, steps: int = 1, columns: int = 4, height_px: int = 240) -> np.ndarray:
     """One step of several episodes as one picture (a frame of an animation): each picture with the
     retina's windows at its centre (:func:`render_glimpse`), in a :func:`tile_grid` under a legend that
     names the step (``step`` from 0, of ``steps``) and each scale's colour and side.
@@ -458,7 +467,8 @@ def render_glimpses(pictures: Sequence[Tensor] | Tensor, centers: Tensor, *, siz
     Args:
         pictures: ``N`` pictures ``(C, H, W)`` (a list, or one ``(N, C, H, W)`` tensor).
         centers: ``(N, 2)`` each picture's glimpse centre ``(x, y)`` in ``[-1, 1]``.
-        size, scales, factor: the retina, as in :func:`glimpse.extract_glimpses`.
+        size, scales, factor, retina: the retina, as in :func:`glimpse.extract_glimpses` (``retina`` a
+            :class:`glimpse.RetinaSpec`, such as an env's ``env.retina``, instead of the other three).
         step, steps: which step this is, and how many there are.
         columns, height_px: as in :func:`render_paths`.
 
@@ -467,12 +477,13 @@ def render_glimpses(pictures: Sequence[Tensor] | Tensor, centers: Tensor, *, siz
     """
     if centers.dim() != 2 or centers.shape[-1] != 2 or len(centers) != len(pictures):
         raise ValueError(f"centers must be (N, 2) for the {len(pictures)} pictures; got {tuple(centers.shape)}")
-    tiles = [render_glimpse(picture, center, size=size, scales=scales, factor=factor, height_px=height_px)
+    retina = retina_spec(retina, size, scales, factor)
+    tiles = [render_glimpse(picture, center, retina=retina, height_px=height_px)
              for picture, center in zip(pictures, centers)]
     radius = _disc_radius(steps)
     image, draw = _swatch(2 * radius + 2, 2 * radius + 2)
     _label(draw, (radius, radius), radius, radius, step_colour(step, steps), str(step + 1))
     legend = [(np.asarray(image).copy(), f"glimpse {step + 1} of {steps}")]
     legend += [(_box_swatch(WINDOW_COLOURS[k % len(WINDOW_COLOURS)], 2, 255),
-                f"{'finest ' if k == 0 and scales > 1 else ''}{size * factor**k} px") for k in range(scales)]
+                f"{'finest ' if k == 0 and retina.scales > 1 else ''}{side} px") for k, side in enumerate(retina.sides)]
     return tile_grid(tiles, columns=columns, legend=legend)

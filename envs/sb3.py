@@ -4,7 +4,7 @@ Two pieces, each one narrow contract:
 
 - :func:`to_sb3` makes a glimpse task's batched env from its id (``to_sb3("glimpse/MNIST-v0", num_envs=16,
   **env_kwargs)``), or takes a gymnasium ``VectorEnv`` that steps all N episodes at once (torch tensors on CPU
-  or CUDA, or numpy), and wraps it in :class:`GlimpseVecEnv`, so SB3 algorithms (PPO, A2C, sb3-contrib's
+  or CUDA, or numpy), and wraps it in :class:`SB3VecEnv`, so SB3 algorithms (PPO, A2C, sb3-contrib's
   RecurrentPPO) and SB3's ``VecEnvWrapper`` stack (``VecMonitor``, ``VecNormalize``, ...) run on it unchanged.
 - :class:`GlimpseExtractor` is a features extractor for the ``{"glimpse", "location", ...}`` Dict observation.
   SB3's ``NatureCNN`` needs images of at least 36x36; glimpses are a few pixels across.
@@ -25,7 +25,7 @@ Info conventions (gymnasium 1.x vector infos -> SB3's list of N dicts):
     info of the finishing step, batched as above); the top-level keys of an ended env then describe the
     reset (plus whatever vector wrappers such as ``RecordEpisodeStatistics`` add there).
 
-    ``GlimpseVecEnv.step_wait`` returns ``infos[i]`` as:
+    ``SB3VecEnv.step_wait`` returns ``infos[i]`` as:
 
     - every env: the top-level entries present for ``i`` (masked out ones omitted), unbatched;
       ``"TimeLimit.truncated" = truncated[i] and not terminated[i]`` (as SB3's ``DummyVecEnv``);
@@ -39,10 +39,10 @@ Info conventions (gymnasium 1.x vector infos -> SB3's list of N dicts):
     env: indexed by row if it is an array or tensor with leading size N, else repeated as is.
 
 Attribute access:
-    The N slots share one batched env, so :meth:`GlimpseVecEnv.get_attr` reports that env's attribute once
-    per requested slot (looking through gymnasium ``VectorWrapper`` layers), :meth:`~GlimpseVecEnv.set_attr`
-    and :meth:`~GlimpseVecEnv.env_method` act on the batched env once and accept only ``indices`` that cover
-    every env (a subset raises ``NotImplementedError``), and :meth:`~GlimpseVecEnv.env_is_wrapped` reports
+    The N slots share one batched env, so :meth:`SB3VecEnv.get_attr` reports that env's attribute once
+    per requested slot (looking through gymnasium ``VectorWrapper`` layers), :meth:`~SB3VecEnv.set_attr`
+    and :meth:`~SB3VecEnv.env_method` act on the batched env once and accept only ``indices`` that cover
+    every env (a subset raises ``NotImplementedError``), and :meth:`~SB3VecEnv.env_is_wrapped` reports
     whether the vector env's wrapper chain holds the class.
 """
 
@@ -68,7 +68,7 @@ from envs.specs import task_of
 from glimpse import scale_gains
 from glimpse.checks import check_positive_int
 
-__all__ = ["to_sb3", "GlimpseVecEnv", "GlimpseExtractor"]
+__all__ = ["to_sb3", "SB3VecEnv", "GlimpseExtractor"]
 
 _FINAL_KEYS = frozenset({"final_obs", "_final_obs", "final_info", "_final_info"})
 
@@ -160,7 +160,7 @@ def _wrapper_chain(env: VectorEnv) -> Iterator[VectorEnv]:
 # ----------------------------------------------------------------------------------------------------------
 
 
-class GlimpseVecEnv(VecEnv):
+class SB3VecEnv(VecEnv):
     """An SB3 ``VecEnv`` over one batched gymnasium ``VectorEnv`` in SAME_STEP autoreset mode.
 
     Build it with :func:`to_sb3`. The module docstring states the info conventions and how
@@ -304,7 +304,7 @@ class GlimpseVecEnv(VecEnv):
         )
 
     def __repr__(self) -> str:
-        return f"GlimpseVecEnv({self.vector_env!r})"
+        return f"SB3VecEnv({self.vector_env!r})"
 
 
 def _check_vector_env(vector_env: Any) -> None:
@@ -369,7 +369,7 @@ def _final_infos(infos: dict[str, Any], n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def to_sb3(env: VectorEnv | str, num_envs: int | None = None, **env_kwargs: Any) -> GlimpseVecEnv:
+def to_sb3(env: VectorEnv | str, num_envs: int | None = None, **env_kwargs: Any) -> SB3VecEnv:
     """A Stable-Baselines3 ``VecEnv`` of a glimpse task's id, or of a batched gymnasium ``VectorEnv`` (SAME_STEP).
 
     Given an id (or a task name of :data:`envs.TASKS`), it makes the batched env itself with the autoreset
@@ -393,14 +393,14 @@ def to_sb3(env: VectorEnv | str, num_envs: int | None = None, **env_kwargs: Any)
             ``autoreset_mode`` may only be SAME_STEP.
 
     Returns:
-        A :class:`GlimpseVecEnv`; SB3 wrappers such as ``VecMonitor`` and ``VecNormalize`` stack on it.
+        A :class:`SB3VecEnv`; SB3 wrappers such as ``VecMonitor`` and ``VecNormalize`` stack on it.
     """
     if not isinstance(env, str):
         if num_envs is not None or env_kwargs:
             given = ["num_envs"] * (num_envs is not None) + sorted(env_kwargs)
             raise TypeError(f"to_sb3 takes num_envs and env kwargs only with an id, to make the env; got a "
                             f"{type(env).__name__} and {given}")
-        return GlimpseVecEnv(env)
+        return SB3VecEnv(env)
     try:
         env_id = task_of(env).env_id
     except ValueError as error:
@@ -413,7 +413,7 @@ def to_sb3(env: VectorEnv | str, num_envs: int | None = None, **env_kwargs: Any)
     if not _is_same_step(mode):
         raise ValueError(f"to_sb3 makes the env with autoreset_mode=AutoresetMode.SAME_STEP, the only mode SB3 "
                          f"learns from; got autoreset_mode={mode!r}")
-    return GlimpseVecEnv(gym.make_vec(env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs))
+    return SB3VecEnv(gym.make_vec(env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs))
 
 
 def _is_same_step(mode: Any) -> bool:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from glimpse import GlimpseSensor
+from glimpse import GlimpseSensor, RetinaSpec
 
 __all__ = ["Scene", "PictureScene"]
 
@@ -89,7 +89,7 @@ class PictureScene(Scene):
         generate: ``(keys, episodes, target) -> (pictures, labels)``, a generator of :mod:`envs.tasks`
             with its data and options bound.
         steps: steps per episode (glimpses of a still picture, or frames of a video).
-        retina: ``size``, ``scales``, ``factor`` of :class:`glimpse.GlimpseSensor`.
+        retina: the env's retina (:class:`glimpse.RetinaSpec`), handed to :class:`glimpse.GlimpseSensor`.
         shape: ``(C, H, W)`` of one picture or frame.
         num_classes: ``D``.
         test_set_size: ``M``, the examples ``target`` may index (the fixed test split).
@@ -97,7 +97,7 @@ class PictureScene(Scene):
         dtype: the pictures' dtype (for :meth:`memory_bytes`).
     """
 
-    def __init__(self, generate: Callable, steps: int, retina: dict, shape, num_classes: int,
+    def __init__(self, generate: Callable, steps: int, retina: RetinaSpec, shape, num_classes: int,
                  test_set_size: int | None = None, *, frames: int = 1, dtype: torch.dtype = torch.uint8) -> None:
         self._generate, self._retina = generate, retina
         self._frames_per_episode, self._dtype = frames, dtype
@@ -115,7 +115,7 @@ class PictureScene(Scene):
         if self.pictures is None:  # the first reset covers every row
             self.pictures, self.labels = pictures, labels
             # The env validates its actions once per step, so the sensor need not re-read every centre.
-            self.sensor = GlimpseSensor(pictures.reshape(-1, *self.shape), **self._retina, validate=False)
+            self.sensor = GlimpseSensor(pictures.reshape(-1, *self.shape), retina=self._retina, validate=False)
             return
         self.pictures[rows], self.labels[rows] = pictures, labels
         t = self._frames
@@ -142,5 +142,5 @@ class PictureScene(Scene):
     def memory_bytes(self, num_envs, device):
         images = num_envs * self._frames_per_episode
         pictures = images * math.prod(self.shape) * self._dtype.itemsize + num_envs * 8  # and the labels
-        return pictures + GlimpseSensor.memory_bytes((images, *self.shape), self._dtype, **self._retina, device=device,
+        return pictures + GlimpseSensor.memory_bytes((images, *self.shape), self._dtype, retina=self._retina, device=device,
                                                      batch=num_envs)

@@ -33,7 +33,8 @@ import torch
 from envs import tasks
 from envs.catch import CatchScene
 from envs.scenes import PictureScene, Scene
-from glimpse.checks import check_int
+from glimpse import RetinaSpec
+from glimpse.checks import ArgumentError, check_int
 
 __all__ = [
     "TaskSpec",
@@ -62,7 +63,8 @@ class SceneContext:
     """What the env hands a task's builder besides the task's options.
 
     Attributes:
-        retina: ``size``, ``scales``, ``factor`` of the retina (:func:`glimpse.extract_glimpses`).
+        retina: the env's retina (:class:`glimpse.RetinaSpec`), already checked against the canvas wherever
+            the options say the canvas.
         device: where every tensor of the scene lives.
         split: ``"train"``, ``"val"`` or ``"test"``: which split of the data set the scene draws from.
         dataset: the digit set of the digit tasks (``envs.data.NAMES``); other tasks ignore it.
@@ -72,7 +74,7 @@ class SceneContext:
             with 0, none, and ``"train"`` is the whole training split.
     """
 
-    retina: dict[str, int]
+    retina: RetinaSpec
     device: torch.device
     split: str = "train"
     dataset: str = "mnist"
@@ -365,8 +367,9 @@ def build_folder(options: FolderOptions, ctx: SceneContext) -> PictureScene:
     from envs.data import load_image_folder
 
     if ctx.data_dir is None:
-        raise ValueError("task='folder' needs data_dir=<root>: a folder of class folders of JPEG/PNG images "
-                         "(root/<class>/<image>, or root/train/<class>/... and root/test/<class>/...)")
+        raise ArgumentError("data_dir", "task='folder' needs {name}{=}<root>: a folder of class folders of JPEG/PNG "
+                                        "images (root/<class>/<image>, or root/train/<class>/... and "
+                                        "root/test/<class>/...)")
     folder = ctx.training_part(load_image_folder(ctx.data_dir, ctx.loaded_split, size=options.canvas,
                                                  channels=options.channels))
     pictures, classes = folder.images.to(ctx.device), folder.labels.to(ctx.device)

@@ -28,13 +28,15 @@ project's frame" means exactly this.
   ``1`` spans from the centre to an edge.
 """
 
-from glimpse.retina import (GlimpseSensor, centers_from_corners_px, extract_glimpses, grid_cell_centers, scale_gains,
-                            window_corners_px)
+from glimpse.retina import (GlimpseSensor, RetinaError, RetinaSpec, centers_from_corners_px, extract_glimpses,
+                            grid_cell_centers, retina_spec, scale_gains, window_corners_px)
 from glimpse.samplers import ALIGN_CORNERS, affine_sample, box_theta, boxcar_mask, crop_boxes
 
 __all__ = [
     "ALIGN_CORNERS",
     "GlimpseSensor",
+    "RetinaError",
+    "RetinaSpec",
     "affine_sample",
     "box_theta",
     "boxcar_mask",
@@ -42,6 +44,7 @@ __all__ = [
     "crop_boxes",
     "extract_glimpses",
     "grid_cell_centers",
+    "retina_spec",
     "scale_gains",
     "window_corners_px",
 ]

@@ -12,7 +12,53 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["check_shape", "check_finite", "check_int", "check_positive_int", "check_canvas", "check_device"]
+__all__ = ["ArgumentError", "check_shape", "check_finite", "check_int", "check_positive_int", "check_canvas",
+           "check_device"]
+
+
+class ArgumentError(ValueError):
+    """A refused argument that says which one: ``field`` names it, so that a caller who knows the argument
+    by another name (an env keyword, a command-line flag) can re-word the message without searching it.
+
+    Subclassed where an error needs its own type (:class:`glimpse.RetinaError`; a missing data folder is also
+    a ``FileNotFoundError``). The message is ``template`` with these tokens filled in:
+
+    - ``{name}``: the argument itself, as its caller names it (``names[field]``, else ``field``);
+    - ``{=}``: what joins it to a value that follows (``=`` in Python's words, ``" "`` on a command line);
+    - ``{f}`` for each ``f`` of :attr:`FIELDS`: another argument mentioned, as its caller names it.
+
+    Example:
+        >>> error = ArgumentError("scales", "{name}{=}10 is too many; use {name} <= 4")
+        >>> str(error), error.worded("--scales", " ")
+        ('scales=10 is too many; use scales <= 4', '--scales 10 is too many; use --scales <= 4')
+    """
+
+    #: The other arguments a message of this type may mention by token.
+    FIELDS: tuple[str, ...] = ()
+
+    def __init__(self, field: str, template: str, names: dict[str, str] | None = None) -> None:
+        self.field, self.template, self.names = field, template, dict(names or {})
+        super().__init__(self.worded())
+
+    @property
+    def name(self) -> str:
+        """The argument as its caller names it."""
+        return self.names.get(self.field, self.field)
+
+    def worded(self, name: str | None = None, assign: str = "=") -> str:
+        """The message with the argument called ``name`` (default :attr:`name`) and joined to its value by
+        ``assign``; other arguments keep their callers' names."""
+        text = self.template.replace("{name}", self.name if name is None else name).replace("{=}", assign)
+        for field in self.FIELDS:
+            text = text.replace("{" + field + "}", self.names.get(field, field))
+        return text
+
+    def renamed(self, names: dict[str, str]) -> ArgumentError:
+        """The same error for a caller that names the arguments ``names`` (``{field: its name}``)."""
+        return type(self)(self.field, self.template, {**self.names, **names})
+
+    def __reduce__(self):  # picklable (async vector envs send errors between processes)
+        return type(self), (self.field, self.template, self.names)
 
 
 def check_shape(tensor: object, name: str, pattern: str, dims: Sequence[int | None] | None = None) -> None:

@@ -35,17 +35,18 @@ import functools
 import math
 import numbers
 import threading
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from glimpse import _fused
-from glimpse.checks import check_finite, check_positive_int, check_shape
+from glimpse.checks import ArgumentError, check_finite, check_positive_int, check_shape
 from glimpse.modes import outside_inference_mode
 
-__all__ = ["extract_glimpses", "GlimpseSensor", "window_corners_px", "centers_from_corners_px", "grid_cell_centers",
-           "scale_gains"]
+__all__ = ["RetinaSpec", "RetinaError", "retina_spec", "extract_glimpses", "GlimpseSensor", "window_corners_px",
+           "centers_from_corners_px", "grid_cell_centers", "scale_gains"]
 
 # A corner this close below a half-pixel still rounds up: float32 centres cannot hold most ties exactly,
 # and a tie must not flip with the last bit of a centre. Integer corners are unaffected.
@@ -62,12 +63,83 @@ def _check_images(images: Tensor) -> None:
         raise ValueError(f"images must have no empty dimension; got {tuple(images.shape)}")
 
 
-def _check_retina(size: int, scales: int, factor: int) -> tuple[int, int, int]:
-    return (
-        check_positive_int(size, "size"),
-        check_positive_int(scales, "scales"),
-        check_positive_int(factor, "factor"),
-    )
+class RetinaError(ArgumentError):
+    """A retina that cannot work; ``field`` is the one of :class:`RetinaSpec` it concerns (``"size"``,
+    ``"scales"`` or ``"factor"``), so that a caller naming them otherwise (an env's ``glimpse_size``, a
+    script's ``--glimpse-size``) re-words the message with :meth:`~glimpse.checks.ArgumentError.renamed` or
+    :meth:`~glimpse.checks.ArgumentError.worded`."""
+
+    FIELDS = ("size", "scales", "factor")
+
+
+@dataclass(frozen=True)
+class RetinaSpec:
+    r"""The retina as one value: ``scales`` glimpses of ``size x size`` pixels at each centre, scale ``k``
+    covering ``size * factor**k`` pixels (area-averaged down to ``size``).
+
+    Validated once, here: each field must be an integer ``>= 1`` (NumPy integers pass and are kept as
+    ``int``; ``bool`` and floats do not), else a :class:`RetinaError` naming it. Frozen, so that whoever
+    is handed it (an env, its scene, a :class:`GlimpseSensor`, the pictures) reads the same retina.
+
+    Example:
+        >>> RetinaSpec(12, scales=3).sides
+        (12, 24, 48)
+        >>> RetinaSpec(0)
+        Traceback (most recent call last):
+        ...
+        glimpse.retina.RetinaError: size must be an integer >= 1; got 0
+    """
+
+    size: int
+    """glimpse side in pixels (every scale's output is ``size x size``)"""
+    scales: int = 1
+    """number of scales ``S``"""
+    factor: int = 2
+    """ratio of window sides between consecutive scales"""
+
+    def __post_init__(self) -> None:
+        for field in RetinaError.FIELDS:
+            try:
+                value = check_positive_int(getattr(self, field), "{name}")
+            except ValueError as error:
+                raise RetinaError(field, str(error)) from None
+            object.__setattr__(self, field, value)
+
+    @property
+    def sides(self) -> tuple[int, ...]:
+        """Each scale's window side in pixels, finest first: ``size * factor**k``."""
+        return tuple(self.size * self.factor**k for k in range(self.scales))
+
+    def check_canvas(self, height: int, width: int) -> None:
+        """Refuse (:class:`RetinaError`) a retina that does not fit an ``height x width`` canvas: a glimpse
+        larger than the canvas, or scales beyond the first whose window covers the whole canvas from any
+        centre (a side of twice the canvas: centred on a corner, it still reaches the far one), which would
+        add only padding while their planes grow with the square of their windows."""
+        if self.size > min(height, width):
+            raise RetinaError("size", f"{{name}} {self.size} is larger than the {height}x{width} canvas")
+        side = max(height, width)
+        covering = next((k for k, window in enumerate(self.sides) if window >= 2 * side), self.scales - 1)
+        if covering < self.scales - 1:
+            raise RetinaError(
+                "scales", f"{{name}}{{=}}{self.scales} is too many for the {height}x{width} canvas: the "
+                          f"scale-{covering} window ({self.sides[covering]} px) already covers the whole canvas from "
+                          f"any glimpse centre (>= 2 x {side} px), so the scales above it add only padding; use "
+                          f"{{scales}} <= {covering + 1} (or a smaller {{size}} or {{factor}})")
+
+
+def retina_spec(retina: RetinaSpec | None = None, size: int | None = None, scales: int | None = None,
+                factor: int | None = None) -> RetinaSpec:
+    """The retina a function was handed: ``retina`` itself, else ``RetinaSpec(size, scales, factor)``
+    (``scales`` 1 and ``factor`` 2 by default); a ``ValueError`` if it was handed both."""
+    if retina is None:
+        return RetinaSpec(size, 1 if scales is None else scales, 2 if factor is None else factor)
+    if not isinstance(retina, RetinaSpec):
+        raise TypeError(f"retina must be a glimpse.RetinaSpec; got {type(retina).__name__}")
+    given = {k: v for k, v in dict(size=size, scales=scales, factor=factor).items() if v is not None}
+    if given:
+        raise ValueError(f"pass the retina as retina= or as size/scales/factor, not both; got retina={retina} and "
+                         f"{', '.join(f'{k}={v!r}' for k, v in given.items())}")
+    return retina
 
 
 def _check_centers(centers: Tensor, batch: int | None = None, validate: bool = True) -> None:
@@ -81,7 +153,8 @@ def _check_centers(centers: Tensor, batch: int | None = None, validate: bool = T
 
 
 def window_corners_px(
-    centers: Tensor, height: int, width: int, *, size: int, scales: int = 1, factor: int = 2
+    centers: Tensor, height: int, width: int, *, size: int | None = None, scales: int | None = None,
+    factor: int | None = None, retina: RetinaSpec | None = None,
 ) -> Tensor:
     r"""Integer top-left corners of every scale's window, in pixels.
 
@@ -95,8 +168,9 @@ def window_corners_px(
         height: image height ``H`` in pixels.
         width: image width ``W`` in pixels.
         size: glimpse side in pixels at scale 0.
-        scales: number of scales ``S``.
-        factor: ratio of window sides between consecutive scales.
+        scales: number of scales ``S`` (default 1).
+        factor: ratio of window sides between consecutive scales (default 2).
+        retina: the retina as one :class:`RetinaSpec`, instead of ``size``, ``scales``, ``factor``.
 
     Returns:
         ``(B, S, 2)`` int64 corners ``(x0, y0)``.
@@ -105,9 +179,10 @@ def window_corners_px(
         >>> window_corners_px(torch.tensor([[0.0, 0.0]]), 8, 8, size=2, scales=2).tolist()
         [[[3, 3], [2, 2]]]
     """
-    size, scales, factor = _check_retina(size, scales, factor)
+    retina = retina_spec(retina, size, scales, factor)
     _check_centers(centers)
-    return _corners(centers, *_corner_constants(height, width, size, scales, factor, centers.device))
+    return _corners(centers, *_corner_constants(height, width, retina.size, retina.scales, retina.factor,
+                                                centers.device))
 
 
 @functools.lru_cache(maxsize=64)
@@ -361,8 +436,10 @@ class GlimpseSensor:
     Args:
         images: ``(N, C, H, W)`` images to glimpse.
         size: glimpse side in pixels (every scale's output is ``size x size``).
-        scales: number of scales ``S``; scale ``k`` covers ``size * factor**k`` pixels.
-        factor: ratio of window sides between consecutive scales.
+        scales: number of scales ``S`` (default 1); scale ``k`` covers ``size * factor**k`` pixels.
+        factor: ratio of window sides between consecutive scales (default 2).
+        retina: the retina as one :class:`RetinaSpec` (kept in ``sensor.retina``), instead of ``size``,
+            ``scales`` and ``factor``.
         method: ``"auto"``, ``"planes"``, ``"windows"`` or ``"fused"`` (see above); the choice is kept in
             ``sensor.method``.
         validate: check every call's centres for NaN/inf and its ``index`` for range, as
@@ -382,12 +459,13 @@ class GlimpseSensor:
     """
 
     def __init__(
-        self, images: Tensor, *, size: int, scales: int = 1, factor: int = 2, method: str = "auto",
-        validate: bool = True,
+        self, images: Tensor, *, size: int | None = None, scales: int | None = None, factor: int | None = None,
+        retina: RetinaSpec | None = None, method: str = "auto", validate: bool = True,
     ) -> None:
         _check_images(images)
         self.validate = bool(validate)
-        self.size, self.scales, self.factor = _check_retina(size, scales, factor)
+        self.retina = retina_spec(retina, size, scales, factor)
+        self.size, self.scales, self.factor = self.retina.size, self.retina.scales, self.retina.factor
         self.height, self.width = int(images.shape[-2]), int(images.shape[-1])
         self.channels = int(images.shape[1])
         self.input_dtype = images.dtype
@@ -400,12 +478,14 @@ class GlimpseSensor:
         if self.uses_planes:
             self._init_planes(_plane_dtype(images), device)
         self.prepare(images)
-        self._half_extent, self._shift = _corner_constants(self.height, self.width, size, scales, factor, device)
+        self._half_extent, self._shift = _corner_constants(self.height, self.width, self.size, self.scales,
+                                                           self.factor, device)
 
     @staticmethod
     def memory_bytes(
-        shape: tuple[int, int, int, int], dtype: torch.dtype = torch.uint8, *, size: int, scales: int = 1,
-        factor: int = 2, method: str = "auto", device: torch.device | str = "cpu", batch: int | None = None,
+        shape: tuple[int, int, int, int], dtype: torch.dtype = torch.uint8, *, size: int | None = None,
+        scales: int | None = None, factor: int | None = None, retina: RetinaSpec | None = None, method: str = "auto",
+        device: torch.device | str = "cpu", batch: int | None = None,
     ) -> int:
         """Bytes a sensor on images of ``shape`` ``(N, C, H, W)`` and ``dtype`` would take, without making one.
 
@@ -414,7 +494,8 @@ class GlimpseSensor:
         allocating it (the small look-up tables are not counted). Arguments as for the sensor.
         """
         n, channels, height, width = (int(d) for d in shape)
-        size, scales, factor = _check_retina(size, scales, factor)
+        retina = retina_spec(retina, size, scales, factor)
+        size, scales, factor = retina.size, retina.scales, retina.factor
         probe = torch.empty(0, dtype=dtype, device=device)  # what the method choice reads: dtype and device
         method = _sensor_method(method, probe, size, scales, factor, (height, width))
         batch = n if batch is None else batch
@@ -603,7 +684,8 @@ def _sensor_method(method: str, images: Tensor, size: int, scales: int, factor: 
 
 
 def extract_glimpses(
-    images: Tensor, centers: Tensor, *, size: int, scales: int = 1, factor: int = 2, validate: bool = True
+    images: Tensor, centers: Tensor, *, size: int | None = None, scales: int | None = None, factor: int | None = None,
+    retina: RetinaSpec | None = None, validate: bool = True,
 ) -> Tensor:
     r"""Multi-scale, area-averaged glimpses of a batch of images, one centre per image.
 
@@ -622,8 +704,9 @@ def extract_glimpses(
         images: the batch of images.
         centers: one glimpse centre per image.
         size: output side in pixels; scale 0 is a plain ``size x size`` crop.
-        scales: number of scales (>= 1).
-        factor: ratio of window sides between consecutive scales (>= 1).
+        scales: number of scales (>= 1; default 1).
+        factor: ratio of window sides between consecutive scales (>= 1; default 2).
+        retina: the retina as one :class:`RetinaSpec`, instead of ``size``, ``scales`` and ``factor``.
         validate: check ``centers`` for NaN/inf (reads them: a host synchronisation on CUDA); pass
             ``False`` only for centres that are finite by construction.
 
@@ -640,7 +723,8 @@ def extract_glimpses(
                  [3.0000, 7.5000]]])
     """
     _check_images(images)
-    size, scales, factor = _check_retina(size, scales, factor)
+    retina = retina_spec(retina, size, scales, factor)
+    size, scales, factor = retina.size, retina.scales, retina.factor
     batch, channels, height, width = images.shape
     _check_centers(centers, batch, validate)
     corners = _corners(centers, *_corner_constants(height, width, size, scales, factor, images.device))  # (B, S, 2)

@@ -151,8 +151,8 @@ def main() -> None:
 
     def answers(pipes) -> list:
         replies = [pipe.recv() for pipe in pipes]
-        for kind, value in replies:
-            if kind == "error":
+        for status, value in replies:
+            if status == "error":
                 raise ConfigError(value)
         return [value for _, value in replies]
 

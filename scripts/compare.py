@@ -14,7 +14,7 @@ Then, in ``OUT``:
 
 * ``mean-<agent>/``: one aggregate TensorBoard run per agent, its test accuracy against training images,
   mean / min / max over seeds (tags ``compare/accuracy_{mean,min,max}``, the same for every agent, so the
-  Scalars tab overlays the agents, one colour and one name each; and ``compare/<kind>/accuracy_…``);
+  Scalars tab overlays the agents, one colour and one name each; and ``compare/<family>/accuracy_…``);
   the *Custom Scalars* tab shows hard vs soft over them: the means of all agents, of the hard ones, of
   the soft ones, and the same with min-max bands (the seeds' runs have none of these tags);
 * ``comparison.png``: test accuracy against training images and against training wall time, mean and
@@ -39,9 +39,9 @@ from agents import AGENTS, distributed
 from agents.training import ConfigError, cli, command_flags, import_plugins, run_parallel, run_script, threads_per_job
 
 
-def kind(agent: str) -> str:
-    """The agent's place in the taxonomy (``AGENTS[agent].kind``): hard, soft or baseline."""
-    return AGENTS[agent].kind
+def family(agent: str) -> str:
+    """The agent's place in the taxonomy (``AGENTS[agent].family``): hard, soft or baseline."""
+    return AGENTS[agent].family
 
 
 def title(agent: str) -> str:
@@ -109,7 +109,7 @@ def train_command(cfg: Config, agent: str, seed: int, threads: int) -> list[str]
     own = {f.name for f in dataclasses.fields(AGENTS[agent].options)}
     if "racnn_input_size" in own:
         shared["racnn_input_size"] = cfg.racnn_input_size
-    if kind(agent) == "hard":
+    if family(agent) == "hard":
         shared["algo"] = cfg.hard_algo
         if cfg.hard_algo == "ppo":
             shared["target_kl"] = cfg.target_kl
@@ -147,7 +147,7 @@ def summarize(cfg: Config, agents: list[str]) -> list[dict]:
         curves = [read_curves(d) for d in dirs]
         length = min(len(c["images"]) for c in curves)
         rows.append({
-            "agent": agent, "kind": kind(agent), "results": results,
+            "agent": agent, "family": family(agent), "results": results,
             "images": curves[0]["images"][:length],
             "accuracy": np.stack([c["accuracy"][:length] for c in curves]),  # (seeds, evaluations)
             "seconds": np.stack([c["seconds"][:length] for c in curves]),
@@ -161,22 +161,22 @@ MEAN_PREFIX = "mean-"
 SUMMARIES = ("mean", "min", "max")
 """Per evaluation, over the seeds' test accuracies."""
 
-KIND_CHARTS = {"hard": "hard attention", "soft": "soft attention", "baseline": "baselines"}
+FAMILY_CHARTS = {"hard": "hard attention", "soft": "soft attention", "baseline": "baselines"}
 
 
 def mean_run_name(agent: str) -> str:
     return f"{MEAN_PREFIX}{agent}"
 
 
-def mean_tags(kind_: str | None = None) -> dict[str, str]:
-    """Tags of an aggregate run: ``compare/accuracy_<summary>`` (every agent's run), or with ``kind_``
-    ``compare/<kind>/accuracy_<summary>`` (only the runs of agents of that kind)."""
-    prefix = "compare/" if kind_ is None else f"compare/{kind_}/"
+def mean_tags(family: str | None = None) -> dict[str, str]:
+    """Tags of an aggregate run: ``compare/accuracy_<summary>`` (every agent's run), or with ``family``
+    ``compare/<family>/accuracy_<summary>`` (only the runs of agents of that family: hard, soft, baseline)."""
+    prefix = "compare/" if family is None else f"compare/{family}/"
     return {s: f"{prefix}accuracy_{s}" for s in SUMMARIES}
 
 
-def tensorboard_layout(kinds: list[str]) -> dict[str, dict[str, list]]:
-    """The Custom Scalars layout over the aggregate runs, for agents of ``kinds``.
+def tensorboard_layout(families: list[str]) -> dict[str, dict[str, list]]:
+    """The Custom Scalars layout over the aggregate runs, for agents of ``families``.
 
     A chart selects tags, by regex (Multiline) or by name (Margin), in every run; TensorBoard draws one
     line per (run, tag) and colours it by run. The aggregate runs share their tags, so each chart is one
@@ -184,10 +184,10 @@ def tensorboard_layout(kinds: list[str]) -> dict[str, dict[str, list]]:
     every = mean_tags()
     means = {"all agents": ["Multiline", [f"^{every['mean']}$"]]}
     bands = {"all agents": ["Margin", [every["mean"], every["min"], every["max"]]]}
-    for k in kinds:
+    for k in families:
         tags = mean_tags(k)
-        means[KIND_CHARTS[k]] = ["Multiline", [f"^{tags['mean']}$"]]
-        bands[KIND_CHARTS[k]] = ["Margin", [tags["mean"], tags["min"], tags["max"]]]
+        means[FAMILY_CHARTS[k]] = ["Multiline", [f"^{tags['mean']}$"]]
+        bands[FAMILY_CHARTS[k]] = ["Margin", [tags["mean"], tags["min"], tags["max"]]]
     return {"hard vs soft: test accuracy, mean over seeds": means,
             "hard vs soft: test accuracy, mean and min-max over seeds": bands}
 
@@ -197,21 +197,21 @@ def write_tensorboard_layout(cfg: Config, rows: list[dict]) -> None:
     each evaluation, under the same tags for every agent, and the Custom Scalars layout of hard vs soft.
 
     TensorBoard colours and names lines by run, so each agent's mean is one line of its own colour both in
-    the Scalars tab (tags ``compare/accuracy_{mean,min,max}``; also ``compare/<kind>/accuracy_…``, shared
-    by the agents of one kind) and in the Custom Scalars tab. Every aggregate run holds the same layout
+    the Scalars tab (tags ``compare/accuracy_{mean,min,max}``; also ``compare/<family>/accuracy_…``, shared
+    by the agents of one family) and in the Custom Scalars tab. Every aggregate run holds the same layout
     (TensorBoard merges identical charts into one). All ``OUT/mean-*`` runs, and the run ``.`` that
     earlier versions wrote, are rewritten whole on every call, so a re-run leaves one summary, not two."""
     out = Path(cfg.out)
     for old in [*out.glob("events.out.tfevents.*"), *out.glob(f"{MEAN_PREFIX}*/events.out.tfevents.*")]:
         old.unlink()
-    kinds = [k for k in KIND_CHARTS if any(row["kind"] == k for row in rows)]
-    layout = tensorboard_layout(kinds)
+    families = [k for k in FAMILY_CHARTS if any(row["family"] == k for row in rows)]
+    layout = tensorboard_layout(families)
     for row in rows:
         writer = SummaryWriter(str(out / mean_run_name(row["agent"])))
         for i, images in enumerate(row["images"]):
             acc = row["accuracy"][:, i]  # (seeds,)
             values = {"mean": acc.mean(), "min": acc.min(), "max": acc.max()}
-            for tags in (mean_tags(), mean_tags(row["kind"])):
+            for tags in (mean_tags(), mean_tags(row["family"])):
                 for summary, tag in tags.items():
                     writer.add_scalar(tag, float(values[summary]), int(images))
         writer.add_custom_scalars(layout)
@@ -227,12 +227,12 @@ def write_plot(cfg: Config, rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     styles = {"hard": "-", "soft": "--", "baseline": ":"}
     for row in rows:
-        label = f"{title(row['agent'])} ({row['kind']})"
+        label = f"{title(row['agent'])} ({row['family']})"
         mean, low, high = row["accuracy"].mean(0), row["accuracy"].min(0), row["accuracy"].max(0)
-        line = axes[0].plot(row["images"], mean, styles.get(row["kind"], "-"), label=label)[0]
+        line = axes[0].plot(row["images"], mean, styles.get(row["family"], "-"), label=label)[0]
         axes[0].fill_between(row["images"], low, high, color=line.get_color(), alpha=0.2)
         seconds = np.nanmean(row["seconds"], axis=0)
-        axes[1].plot(seconds, mean, styles.get(row["kind"], "-"), color=line.get_color(), label=label)
+        axes[1].plot(seconds, mean, styles.get(row["family"], "-"), color=line.get_color(), label=label)
         axes[1].fill_between(seconds, low, high, color=line.get_color(), alpha=0.2)
     for ax, xlabel in zip(axes, ("training images", "training wall time (s, mean over seeds)")):
         ax.set_xlabel(xlabel)
@@ -260,7 +260,7 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
         wall = np.mean([r["wall_seconds"] for r in row["results"]])
         mc = [100 * (1 - r["test_accuracy_mc"]) for r in row["results"] if "test_accuracy_mc" in r]
         mc_text = f"{np.mean(mc):.2f} +- {np.std(mc):.2f}" if len(mc) == len(errors) else "–"
-        lines.append(f"| {title(row['agent'])} | {row['kind']} | {errors.mean():.2f} +- {errors.std():.2f} | "
+        lines.append(f"| {title(row['agent'])} | {row['family']} | {errors.mean():.2f} +- {errors.std():.2f} | "
                      f"{', '.join(f'{e:.1f}' for e in errors)} | {mc_text} | {first['flops_per_image'] / 1e6:.2f} M | "
                      f"{first['parameters'] / 1e3:.0f} k | {wall:.0f} |")
     scaled = [row for row in rows if "test_accuracy_scale1" in row["results"][0]]

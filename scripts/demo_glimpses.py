@@ -33,12 +33,12 @@ def main() -> None:
     parser.add_argument("--scales", type=int, default=3, help="retina scales")
     parser.add_argument("--seed", type=int, default=0, help="which test canvases and glimpse places")
     args = parser.parse_args()
-    retina = dict(size=args.glimpse_size, scales=args.scales, factor=2)
 
     with warnings.catch_warnings(record=True) as caught:  # the data source is reported once, below
         warnings.simplefilter("always")
         env = GlimpseVectorEnv(args.canvases, task="cluttered", split="test", glimpse_size=args.glimpse_size,
                                scales=args.scales)
+    retina = env.retina  # the env's own: what its glimpses are
     env.reset(seed=args.seed)
     canvases, labels = env.scene()  # (N, 1, 60, 60) uint8, (N,)
     labels = labels.tolist()
@@ -49,9 +49,9 @@ def main() -> None:
     rows = []
     for i in range(args.canvases):
         for center in places[:, i]:
-            canvas = render_glimpse(canvases[i], center, **retina, height_px=ROW_PX)
-            glimpses = extract_glimpses(canvases[i : i + 1], center[None], **retina)[0]  # (S, 1, g, g)
-            zoom = canvas.shape[0] // args.glimpse_size
+            canvas = render_glimpse(canvases[i], center, retina=retina, height_px=ROW_PX)
+            glimpses = extract_glimpses(canvases[i : i + 1], center[None], retina=retina)[0]  # (S, 1, g, g)
+            zoom = canvas.shape[0] // retina.size
             tiles = [np.repeat(np.repeat(g[0].numpy(), zoom, 0), zoom, 1) for g in glimpses]
             tiles = [(np.pad(t, ((0, canvas.shape[0] - t.shape[0]), (8, 0)), constant_values=0.4)[..., None].repeat(3, -1) * 255)
                      .astype(np.uint8) for t in tiles]
@@ -64,8 +64,8 @@ def main() -> None:
     Image.fromarray(picture).save(out / "glimpses.png")
     print("data: " + ("; ".join(str(w.message) for w in caught) or "full dataset"))
     print(f"labels of the {args.canvases} canvases: {labels}")
-    print(f"wrote {out / 'glimpses.png'}: cluttered 60x60 test canvases, {args.scales} scales of "
-          f"{args.glimpse_size} px at 2 places each")
+    print(f"wrote {out / 'glimpses.png'}: cluttered 60x60 test canvases, {retina.scales} scales of "
+          f"{retina.size} px at 2 places each")
 
 
 if __name__ == "__main__":

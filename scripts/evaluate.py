@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.training import announcing_data, cli, describe_data, evaluate, load_run, record_data, run_script
+from agents.training import announcing_data, cli, describe_data, evaluate_split, load_run, record_data, run_script
 
 
 @dataclass
@@ -45,7 +45,7 @@ def main() -> None:
     data = record_data(loaded)
     for line in describe_data(data):
         print(line, file=sys.stderr)
-    metrics = evaluate(train_cfg, model, test_env, mc_samples=cfg.mc_samples)
+    metrics = evaluate_split(train_cfg, model, test_env, mc_samples=cfg.mc_samples)
     print(json.dumps({"run_dir": cfg.run_dir, "agent": train_cfg.agent, "env": train_cfg.env,
                       "images_seen": train_cfg.images_seen, **{f"test_{k}": v for k, v in metrics.items()},
                       "data": data}))

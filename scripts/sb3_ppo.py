@@ -43,6 +43,7 @@ from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from agents.progress import Progress
+from agents.scripting import in_flag_words
 from agents.training import ConfigError, announcing_data, capped_to_test_split, cli, run_script
 from envs import TASKS, task_of  # importing envs registers glimpse/...
 from envs.glimpse_env import REWARD_MODES
@@ -146,20 +147,23 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
     task = task_of(cfg.env)
     if cfg.grid is not None and cfg.action_mode != "discrete":
         raise ConfigError(f"--grid {cfg.grid} needs --action-mode discrete (continuous actions choose any location)")
-    kwargs = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode, grid=cfg.grid,
-                  start=cfg.start, dataset=cfg.dataset, data_dir=cfg.data_dir, split=split, device=device)
+    flags = dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode, grid=cfg.grid,
+                 start=cfg.start, dataset=cfg.dataset, data_dir=cfg.data_dir)
     if task.is_still:
-        kwargs["num_glimpses"] = cfg.num_glimpses
-    if split == "train":  # the test env keeps the final 0/1 reward, which evaluate() reads as accuracy
-        kwargs["reward_mode"] = cfg.reward_mode
+        flags["num_glimpses"] = cfg.num_glimpses
+    if split == "train":  # the test env keeps the final 0/1 reward, which success_rate() reads as accuracy
+        flags["reward_mode"] = cfg.reward_mode
+    kwargs = dict(flags, split=split, device=device)
     try:  # to_sb3 makes the env with the same-step autoreset SB3 needs
         venv = to_sb3(task.env_id, num_envs=num_envs, **kwargs)
     except (ValueError, FileNotFoundError) as error:  # the task's own options and data refuse, and say why
-        raise ConfigError(f"--env {cfg.env}: {str(error).replace('data_dir=', '--data-dir ')}") from error
+        # The env's keywords are the flags' names: its refusal names the flag.
+        raise ConfigError(f"--env {cfg.env}: "
+                          f"{in_flag_words(error, {k: '--' + k.replace('_', '-') for k in flags})}") from error
     return VecMonitor(venv)
 
 
-def evaluate(model, venv: VecEnv) -> float:
+def success_rate(model, venv: VecEnv) -> float:
     """Fraction of ``venv.num_envs`` test episodes (one per env, deterministic actions) that earn reward.
 
     Classification and Catch pay 1 only at an episode's end and only for a right decision / a catch.
@@ -214,7 +218,7 @@ class TestSetEval(BaseCallback):
 
     def _evaluate(self) -> None:
         start = time.perf_counter()
-        score = evaluate(self.model, self.venv)
+        score = success_rate(self.model, self.venv)
         self.logger.record(self.tag, score)
         self.logger.record("charts/eval_seconds", time.perf_counter() - start)
         train = self.model.ep_info_buffer  # rewards of the last 100 training episodes

@@ -59,7 +59,7 @@ from agents.build import make_agent, make_env, make_test_env, make_trainer, make
 from agents.cli import command_flags, parse_train_config
 from agents.config import flat_config, recipe_in_use
 from agents.distributed import PeerFailure, average_gradients
-from agents.evaluation import evaluate
+from agents.evaluation import evaluate_split
 from agents.flops import flops_per_image
 from agents.health import check_parameters, diverged
 from agents.pictures import eval_picture
@@ -158,7 +158,7 @@ def main() -> None:
                 scored.append({})
                 continue
             try:
-                metrics = evaluate(cfg, model, split_env, mc_samples=mc_samples, ctx=ctx)
+                metrics = evaluate_split(cfg, model, split_env, mc_samples=mc_samples, ctx=ctx)
             except ValueError as error:  # non-finite actions or logits: the last update diverged
                 if step == 0:
                     raise  # the untrained model: a bug, not a divergence

@@ -63,7 +63,7 @@ def main() -> None:
     count = min(cfg.count, test_env.num_envs)
     steps = trajectory.rewards.shape[1]  # the looks read; the last location only produced the final observation
     frames = [Image.fromarray(render_glimpses([picture_at(pictures, i, t) for i in range(count)],
-                                              trajectory.locations[:count, t], **test_env.retina, step=t,
+                                              trajectory.locations[:count, t], retina=test_env.retina, step=t,
                                               steps=steps)) for t in range(steps)]
     save_image(frames[0], out / "glimpses.gif", save_all=True, append_images=frames[1:], duration=cfg.frame_ms, loop=0)
     picture = paths_picture(test_env.retina, pictures, trajectory, count, all_scales=cfg.all_scales)

@@ -31,7 +31,7 @@ import envs
 from envs import GlimpseEnv, GlimpseVectorEnv, task_of
 from envs.data import OfflineSubsetWarning
 from envs.sb3 import GlimpseExtractor, to_sb3
-from glimpse import extract_glimpses, window_corners_px
+from glimpse import RetinaError, RetinaSpec, extract_glimpses, window_corners_px
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning"),
@@ -159,7 +159,7 @@ def pictures(vec: GlimpseVectorEnv) -> torch.Tensor:
 
 def expected_glimpses(vec: GlimpseVectorEnv, locations: torch.Tensor) -> torch.Tensor:
     """The core retina's glimpses of what each env shows, at ``locations``."""
-    return extract_glimpses(pictures(vec), locations.to(torch.float32), **vec.retina).to(torch.float32)
+    return extract_glimpses(pictures(vec), locations.to(torch.float32), retina=vec.retina).to(torch.float32)
 
 
 def assert_obs_equal(batched: dict, row: int, single: dict) -> None:
@@ -422,7 +422,7 @@ def test_same_step_autoreset_contract(env_id):
     assert set(final) == {"glimpse", "location"} and final["glimpse"].shape == obs["glimpse"].shape
     torch.testing.assert_close(final["location"], look.expand(n, 2))
     if task_of(env_id).name != "catch":  # Catch's picture moved on with the step; checked in test_observation_glimpse
-        torch.testing.assert_close(final["glimpse"], extract_glimpses(old, final["location"], **vec.retina))
+        torch.testing.assert_close(final["glimpse"], extract_glimpses(old, final["location"], retina=vec.retina))
     key = "caught" if task_of(env_id).name == "catch" else "label"
     assert infos["final_info"][f"_{key}"].all() and infos["final_info"][key].shape == (n,)
     # The observation rows of the ended envs are already the next episodes' first observations.
@@ -842,7 +842,41 @@ def test_scales_beyond_the_whole_canvas_are_refused(size, factor, allowed):
                                              rf"<= {allowed}") as caught:
             GlimpseVectorEnv(1, task="mnist", glimpse_size=size, scales=allowed + 1, factor=factor)
         assert "\n" not in str(caught.value)
-    assert vec.retina["scales"] == allowed
+    assert vec.retina.scales == allowed
+
+
+def test_the_env_exposes_the_retina_it_was_given_and_builds_one_from_its_keywords():
+    spec = RetinaSpec(6, 2, 3)
+    vec = GlimpseVectorEnv(2, task="mnist", retina=spec)
+    assert vec.retina is spec and vec.single_observation_space["glimpse"].shape == (2, 1, 6, 6)
+    single = gym.make("glimpse/MNIST-v0", retina=spec)
+    assert single.unwrapped.retina is spec
+    assert gym.make_vec("glimpse/MNIST-v0", num_envs=2, glimpse_size=6, scales=2, factor=3).retina == spec
+    assert GlimpseVectorEnv(1, task="mnist").retina == RetinaSpec(8, 1, 2)  # the defaults
+    with pytest.raises(ValueError, match=r"^pass the retina as retina= or as glimpse_size/scales/factor, not both; "
+                                         r"got retina=RetinaSpec\(size=6, scales=2, factor=3\) and glimpse_size=6$"):
+        GlimpseVectorEnv(1, task="mnist", retina=spec, glimpse_size=6)
+
+
+@pytest.mark.parametrize("task, kwargs, field", [
+    ("mnist", dict(glimpse_size=8, scales=10), "scales"),
+    ("cluttered-60", dict(glimpse_size=61), "size"),
+    ("small-100", dict(glimpse_size=14, scales=6), "scales"),
+    ("moving-mnist", dict(glimpse_size=65), "size"),
+    ("folder", dict(glimpse_size=113, data_dir="/nowhere"), "size"),
+])
+def test_the_retina_is_fitted_to_the_canvas_before_any_data_are_loaded(monkeypatch, task, kwargs, field):
+    import envs.data
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("data loaded before the retina was checked against the canvas")
+
+    monkeypatch.setattr(envs.data, "load_digits", no_loading)
+    monkeypatch.setattr(envs.data, "load_image_folder", no_loading)
+    with pytest.raises(RetinaError) as caught:
+        GlimpseVectorEnv(1, task=task, **kwargs)
+    assert caught.value.field == field and caught.value.name == {"size": "glimpse_size"}.get(field, field)
+    assert str(caught.value).startswith(f"{caught.value.name}{'=' if field == 'scales' else ' '}")
 
 
 def _peak_rss_mib() -> float:
@@ -1130,7 +1164,7 @@ def test_item_glimpses_are_the_retina_at_every_grid_cell(env_id):
     assert items.shape == (2, grid * grid, 2, channels, 5, 5)
     centers = vec.item_centers()
     for k in (0, grid + 1, grid * grid - 1):
-        expected = extract_glimpses(pictures(vec), centers[k].expand(2, 2), **vec.retina)
+        expected = extract_glimpses(pictures(vec), centers[k].expand(2, 2), retina=vec.retina)
         torch.testing.assert_close(items[:, k], expected, rtol=0, atol=1e-6)
         obs, *_ = vec.step(np.array([[k % grid, k // grid, 0]] * 2))
         torch.testing.assert_close(obs["glimpse"], items[:, k], rtol=0, atol=1e-6)

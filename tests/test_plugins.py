@@ -45,7 +45,7 @@ PLUGIN = textwrap.dedent('''
             return self.net(images)
 
 
-    register_agent(AgentSpec("plugin-mlp", TinyMLP, TinyOptions, kind="baseline", title="tiny MLP", still_only=True),
+    register_agent(AgentSpec("plugin-mlp", TinyMLP, TinyOptions, family="baseline", title="tiny MLP", still_only=True),
                    replace=True)
 
     # A digit translated on a 44x44 canvas: the generic translated task with its own name, id and defaults.
@@ -67,7 +67,7 @@ def plugin(tmp_path, monkeypatch):
 @pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
 def test_plugin_agent_and_task_train_through_the_library(plugin):
     from agents import AGENTS
-    from agents.training import Config, evaluate, import_plugins, make_agent, make_env, make_test_env
+    from agents.training import Config, evaluate_split, import_plugins, make_agent, make_env, make_test_env
 
     import_plugins([plugin])
     assert "plugin-mlp" in AGENTS
@@ -84,7 +84,7 @@ def test_plugin_agent_and_task_train_through_the_library(plugin):
         optimizer.zero_grad()
         losses["loss"].backward()
         optimizer.step()
-    metrics = evaluate(cfg, model, make_test_env(cfg))
+    metrics = evaluate_split(cfg, model, make_test_env(cfg))
     assert metrics["examples"] == 32 and 0.0 <= metrics["accuracy"] <= 1.0
 
 
@@ -107,3 +107,19 @@ def test_plugin_agent_and_task_train_through_the_script(plugin, tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--run-dir", str(run),
                           "--plugins", plugin], env=env, capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1])["test_accuracy"] == results["test_accuracy"]
+
+
+def test_the_old_names_of_the_plugin_api_still_work_with_a_deprecation_warning():
+    """README once documented AgentSpec(kind=...) and agents.contract.GlimpseEnv (now family= and EnvSurface:
+    ``kind`` is a task's still/video/game, envs.GlimpseEnv the single Gymnasium env)."""
+    import agents.contract
+    from agents import AgentSpec
+    from agents.common import SceneClassifier
+
+    with pytest.warns(DeprecationWarning, match=r"AgentSpec\(kind=...\) is now AgentSpec\(family=...\)"):
+        spec = AgentSpec("old-style", SceneClassifier, kind="soft")
+    assert spec.family == "soft" and AgentSpec("new-style", SceneClassifier, family="soft").family == "soft"
+    with pytest.warns(DeprecationWarning, match="agents.contract.GlimpseEnv is now agents.contract.EnvSurface"):
+        assert agents.contract.GlimpseEnv is agents.contract.EnvSurface
+    with pytest.raises(AttributeError):
+        agents.contract.NoSuchName

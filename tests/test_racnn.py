@@ -57,7 +57,7 @@ def _some_nonzero(params) -> bool:
 class FakeEnv:
     """The two calls SceneClassifier.train_losses makes: ``scene()`` and ``reset()``, over a fixed set."""
 
-    is_still = True  # the env surface agents read (agents.contract.GlimpseEnv)
+    is_still = True  # the env surface agents read (agents.contract.EnvSurface)
 
     def __init__(self, canvases: torch.Tensor, labels: torch.Tensor, batch: int) -> None:
         self.canvases, self.labels, self.batch, self.start = canvases, labels, batch, 0

@@ -12,7 +12,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from agents.flops import flops_per_image
-from agents.ram import RAM, CoreNetwork, GlimpseNetwork, episode_steps, evaluate, ram_losses, rollout
+from agents.ram import RAM, CoreNetwork, GlimpseNetwork, episode_steps, evaluate_rollouts, ram_losses, rollout
 from envs import GlimpseVectorEnv
 
 # The agents take every step as a transition: same-step autoreset, as agents.training.make_env asks.
@@ -52,13 +52,13 @@ def grads(module: torch.nn.Module) -> list[torch.Tensor]:
 def test_glimpse_network_and_core_shapes():
     g = GlimpseNetwork(2 * 1 * 6 * 6)(torch.rand(5, 2, 1, 6, 6), torch.rand(5, 2) * 2 - 1)
     assert g.shape == (5, 256) and bool((g >= 0).all())
-    for kind in ("rnn", "lstm"):
-        core = CoreNetwork(256, 32, kind)
+    for cell in ("rnn", "lstm"):
+        core = CoreNetwork(256, 32, cell)
         h, state = core(g, core.initial_state(5))
         h2, _ = core(g, state)
         assert h.shape == h2.shape == (5, 32)
     with pytest.raises(ValueError, match="core must be one of"):
-        CoreNetwork(kind="gru")
+        CoreNetwork(core="gru")
 
 
 def test_scale_gain_multiplies_each_retina_scale_into_the_glimpse_network():
@@ -263,7 +263,7 @@ def test_reseeding_replays_the_same_examples_and_the_test_split_rule():
         ro, _ = rollout(model, env, obs)  # sampled: different locations, same examples
         labels.append(ro.labels)
     assert torch.equal(labels[0], labels[1])
-    # test split: resetting with seed + e * N shows episode e of seed (what evaluate() relies on)
+    # test split: resetting with seed + e * N shows episode e of seed (what evaluate_rollouts() relies on)
     obs, _ = env.reset(seed=3)
     _, obs = rollout(model, env, obs)
     episode_1, _ = rollout(model, env, obs)
@@ -276,16 +276,16 @@ def test_evaluate_mean_locations_and_monte_carlo(name):
     env = make_env(name, **({"split": "test"} if name == "mnist" else {}))
     model = RAM.from_env(env)
     model.train()
-    one = evaluate(model, env, 2, mc_samples=1)
+    one = evaluate_rollouts(model, env, 2, mc_samples=1)
     assert model.training
     assert set(one) == {"accuracy", "accuracy_mode", "reward", "examples", "mc_samples"}
     assert one["examples"] == 16 and one["accuracy"] == one["accuracy_mode"]
     assert 0.0 <= one["accuracy"] <= 1.0
-    three = evaluate(model, env, 2, mc_samples=3)
+    three = evaluate_rollouts(model, env, 2, mc_samples=3)
     assert {"accuracy_mc", "reward_mc"} <= set(three) and three["accuracy"] == three["accuracy_mc"]
     assert three["accuracy_mode"] == one["accuracy_mode"]  # the mean-location pass replays exactly
     with pytest.raises(ValueError, match="mc_samples"):
-        evaluate(model, env, 1, mc_samples=0)
+        evaluate_rollouts(model, env, 1, mc_samples=0)
 
 
 # ------------------------------------------------------------------------------------------------ FLOPs
@@ -315,7 +315,7 @@ def test_short_training_run_learns_mnist_well_above_chance():
     test_env = GlimpseVectorEnv(250, autoreset_mode=SAME_STEP, split="test", **retina)
     model = RAM.from_env(env)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    before = evaluate(model, test_env, 2)["accuracy"]
+    before = evaluate_rollouts(model, test_env, 2)["accuracy"]
     obs, _ = env.reset(seed=0)
     for _ in range(300):
         ro, obs = rollout(model, env, obs)
@@ -323,7 +323,7 @@ def test_short_training_run_learns_mnist_well_above_chance():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    after = evaluate(model, test_env, 2, mc_samples=2)
+    after = evaluate_rollouts(model, test_env, 2, mc_samples=2)
     assert before < 0.3
     assert after["accuracy_mode"] > 0.6 and after["accuracy_mc"] > 0.6, after
     assert math.isfinite(after["reward"])

@@ -11,7 +11,7 @@ from agents.recurrent import Rollout
 from agents.training import paths_picture
 from envs.render import (BACKGROUND, FRAME, GAP, RIGHT_COLOUR, WRONG_COLOUR, render_path, render_paths,
                          step_colour, tile_grid)
-from glimpse import window_corners_px
+from glimpse import RetinaSpec, window_corners_px
 
 SIZE, SIDE, ZOOM = 4, 30, 8  # a 4 px retina on 30 x 30 black pictures drawn 8x: the default 240 x 240 tiles
 RETINA = dict(size=SIZE, scales=2, factor=2)
@@ -138,7 +138,7 @@ def test_paths_picture_reads_the_decision_and_draws_only_the_looks_read():
     zeros = torch.zeros(2, 2)
     trajectory = Rollout(log_probs=zeros[:, :1], entropies=zeros[:, :1], baselines=zeros, rewards=zeros,
                          returns=zeros, locations=locations, logits=logits, labels=torch.tensor([3, 7]))
-    picture = paths_picture(RETINA, black(2), trajectory, 8)
+    picture = paths_picture(RetinaSpec(**RETINA), black(2), trajectory, 8)
     boxes = sorted(frames_of(picture, RIGHT_COLOUR) + frames_of(picture, WRONG_COLOUR))
     assert [tuple(picture[y0 + 1, x0 + 1]) for x0, y0, _, _ in boxes] == [RIGHT_COLOUR, WRONG_COLOUR]
     x0, y0, _, y1 = boxes[1]
@@ -149,7 +149,7 @@ def test_paths_picture_reads_the_decision_and_draws_only_the_looks_read():
     rewards = torch.tensor([[0.0, 0.0], [0.0, 1.0]])
     catch = Rollout(log_probs=zeros[:, :1], entropies=zeros[:, :1], baselines=zeros, rewards=rewards,
                     returns=rewards, locations=locations, decision_log_probs=zeros, decision_entropies=zeros)
-    picture = paths_picture(RETINA, black(2), catch, 8)
+    picture = paths_picture(RetinaSpec(**RETINA), black(2), catch, 8)
     boxes = sorted(frames_of(picture, RIGHT_COLOUR) + frames_of(picture, WRONG_COLOUR))
     assert [tuple(picture[y0 + 1, x0 + 1]) for x0, y0, _, _ in boxes] == [WRONG_COLOUR, RIGHT_COLOUR]
 

@@ -11,7 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glimpse import GlimpseSensor, centers_from_corners_px, extract_glimpses, scale_gains, window_corners_px
+from glimpse import (GlimpseSensor, RetinaError, RetinaSpec, centers_from_corners_px, extract_glimpses, scale_gains,
+                     window_corners_px)
 from glimpse.baselines import has_roi_align, loop_glimpses, roi_align_glimpses
 
 
@@ -529,3 +530,75 @@ def test_benchmark_baselines_give_the_reference_glimpses(baseline, dtype):
         torch.testing.assert_close(got.double(), expected, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="centres on the image"):
         baseline(images[:1], torch.tensor([[1.5, 0.0]]), size=4, scales=2, factor=2)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The retina as one value
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["size", "scales", "factor"])
+@pytest.mark.parametrize("bad", [0, -2, 2.5, True, "8", None])
+def test_retina_spec_refuses_each_bad_field_in_one_line_naming_it(field, bad):
+    good = dict(size=8, scales=3, factor=2)
+    with pytest.raises(RetinaError) as caught:
+        RetinaSpec(**{**good, field: bad})
+    assert caught.value.field == field
+    assert str(caught.value) == f"{field} must be an integer >= 1; got {bad!r}"
+    assert isinstance(caught.value, ValueError)
+
+
+def test_retina_spec_keeps_numpy_integers_as_ints_and_is_frozen():
+    spec = RetinaSpec(np.int64(12), np.int32(3), np.uint8(2))
+    assert spec == RetinaSpec(12, 3, 2) and all(type(v) is int for v in (spec.size, spec.scales, spec.factor))
+    assert spec.sides == (12, 24, 48)
+    with pytest.raises(AttributeError):
+        spec.size = 4
+
+
+@pytest.mark.parametrize("size, scales, factor, side", [(8, 4, 2, 28), (8, 3, 4, 28), (3, 3, 3, 10), (5, 1, 1, 5)])
+def test_retina_spec_fits_a_canvas_up_to_the_first_scale_covering_it(size, scales, factor, side):
+    """Independently of the rule's wording: the coarsest allowed window, centred on a corner, still reaches
+    the far corner only at the last scale, and one more scale is refused naming ``scales``."""
+    spec = RetinaSpec(size, scales, factor)
+    spec.check_canvas(side, side)  # fits
+    if factor > 1:
+        with pytest.raises(RetinaError) as caught:
+            RetinaSpec(size, scales + 1, factor).check_canvas(side, side)
+        assert caught.value.field == "scales" and f"use scales <= {scales}" in str(caught.value)
+        corners = window_corners_px(torch.tensor([[-1.0, -1.0]]), side, side, retina=spec)[0, -1]
+        assert int(corners[0]) + spec.sides[-1] >= side  # the coarsest window from a corner covers the canvas
+    with pytest.raises(RetinaError, match=rf"^size {side + 1} is larger than the {side}x{side} canvas$") as caught:
+        RetinaSpec(side + 1).check_canvas(side, side)
+    assert caught.value.field == "size"
+
+
+def test_retina_errors_reword_for_another_caller_and_pickle():
+    import pickle
+
+    with pytest.raises(RetinaError) as caught:
+        RetinaSpec(8, 10).check_canvas(28, 28)
+    error = caught.value.renamed({"size": "glimpse_size"})
+    assert str(error).startswith("scales=10 is too many for the 28x28 canvas")
+    assert str(error).endswith("use scales <= 4 (or a smaller glimpse_size or factor)")
+    assert error.worded("--scales", " ").startswith("--scales 10 is too many")
+    again = pickle.loads(pickle.dumps(error))
+    assert (type(again), again.field, str(again)) == (RetinaError, "scales", str(error))
+
+
+def test_sensor_and_functions_take_the_spec_with_the_same_glimpses():
+    images = torch.rand(3, 1, 20, 20)
+    centers = torch.rand(3, 2) * 2 - 1
+    spec = RetinaSpec(4, 3, 2)
+    sensor = GlimpseSensor(images, retina=spec)
+    assert sensor.retina is spec
+    expected = extract_glimpses(images, centers, size=4, scales=3, factor=2)
+    torch.testing.assert_close(extract_glimpses(images, centers, retina=spec), expected, rtol=0, atol=0)
+    torch.testing.assert_close(sensor(centers), expected)
+    assert GlimpseSensor.memory_bytes(images.shape, images.dtype, retina=spec) == GlimpseSensor.memory_bytes(
+        images.shape, images.dtype, size=4, scales=3, factor=2)
+    with pytest.raises(ValueError, match=r"^pass the retina as retina= or as size/scales/factor, not both; got "
+                                         r"retina=RetinaSpec\(size=4, scales=3, factor=2\) and scales=3$"):
+        extract_glimpses(images, centers, retina=spec, scales=3)
+    with pytest.raises(TypeError, match="retina must be a glimpse.RetinaSpec; got dict"):
+        GlimpseSensor(images, retina=dict(size=4))

@@ -335,3 +335,25 @@ def test_an_evaluation_count_above_the_test_split_is_capped_with_a_warning():
         warnings.simplefilter("error")
         warnings.simplefilter("ignore", OfflineSubsetWarning)
         assert training.capped_to_test_split(16, "--eval-episodes", build)[1] == 16
+
+
+def test_an_envs_refusal_names_the_flag_that_set_the_argument(tmp_path, monkeypatch):
+    """The env's structured errors (glimpse.checks.ArgumentError) name the flag; the lines as the scripts print
+    them (ConfigError), whatever the keyword is called inside."""
+    monkeypatch.delenv("GLIMPSE_DATA_DIR", raising=False)
+
+    def refusal(**kwargs) -> str:
+        with pytest.raises(ConfigError) as caught:
+            training.make_env(training.Config(agent="ram", **kwargs), "train", 2)
+        return str(caught.value)
+
+    assert refusal(env="mnist", scales=10) == (
+        "--env mnist: --scales 10 is too many for the 28x28 canvas: the scale-3 window (64 px) already covers the "
+        "whole canvas from any glimpse centre (>= 2 x 28 px), so the scales above it add only padding; use scales <= 4 "
+        "(or a smaller glimpse_size or factor)")
+    assert refusal(env="catch", glimpse_size=25) == "--env catch: --glimpse-size 25 is larger than the 24x24 canvas"
+    assert refusal(env="folder").startswith("--env folder: task='folder' needs --data-dir <root>: a folder of class ")
+    assert refusal(env="mnist", data_dir=str(tmp_path)) == (
+        f"--env mnist: --data-dir {str(tmp_path)!r} holds no mnist train files: looked for "
+        f"train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] in {tmp_path}/mnist, {tmp_path}/MNIST/raw, "
+        f"{tmp_path}")

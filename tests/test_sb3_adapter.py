@@ -22,7 +22,7 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecMonitor, VecNormalize
 from stable_baselines3.common.vec_env.util import obs_space_info
 
-from envs.sb3 import GlimpseExtractor, GlimpseVecEnv, to_sb3
+from envs.sb3 import GlimpseExtractor, SB3VecEnv, to_sb3
 
 N_ENVS = 4
 MAX_LEN = 4
@@ -450,7 +450,7 @@ def test_rejects_gymnasium_default_next_step_and_single_envs():
 
 
 def test_string_same_step_mode_is_accepted():
-    assert isinstance(to_sb3(ToyGlimpseVectorEnv(N_ENVS, autoreset_mode="SameStep")), GlimpseVecEnv)
+    assert isinstance(to_sb3(ToyGlimpseVectorEnv(N_ENVS, autoreset_mode="SameStep")), SB3VecEnv)
 
 
 def test_missing_final_obs_is_reported():
@@ -547,7 +547,7 @@ def test_scale_gain_four_reads_a_one_pixel_ball_as_one_at_every_scale():
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _catch_whole_screen(num_envs: int) -> GlimpseVecEnv:
+def _catch_whole_screen(num_envs: int) -> SB3VecEnv:
     """Catch whose every glimpse is the whole 24x24 screen: a 24 px retina fixed at the centre (grid 1)."""
     import envs  # noqa: F401  (registers glimpse/...)
 
@@ -667,7 +667,7 @@ def test_to_sb3_from_an_id_refuses_bad_input_in_one_line():
         with pytest.raises(ValueError, match=r"only mode SB3 learns from; got autoreset_mode=") as error:
             to_sb3("glimpse/MNIST-v0", num_envs=2, autoreset_mode=mode)
         assert "\n" not in str(error.value)
-    assert isinstance(to_sb3("mnist", num_envs=2, autoreset_mode="SameStep"), GlimpseVecEnv)
+    assert isinstance(to_sb3("mnist", num_envs=2, autoreset_mode="SameStep"), SB3VecEnv)
     with pytest.raises(ValueError, match=r"glimpse_size must be an integer >= 1; got 0"):  # the env's own words
         to_sb3("glimpse/MNIST-v0", num_envs=2, glimpse_size=0)
     with pytest.raises(TypeError, match=r"only with an id.*\['num_envs', 'scales'\]"):

@@ -132,7 +132,7 @@ def test_env_defaults_sit_under_the_flags():
 
 
 def test_reward_mode_reaches_the_training_env_only():
-    """--reward-mode sets the training env's reward; the test env keeps the final 0/1 that evaluate() reads as
+    """--reward-mode sets the training env's reward; the test env keeps the final 0/1 that success_rate() reads as
     accuracy; Catch (no label) refuses the per-step modes with the env's one line (exit 2)."""
     sb3_ppo = import_script()
     cfg = sb3_ppo.parse_config(["--reward-mode", "log_prob_gain", "--num-glimpses", "3"])

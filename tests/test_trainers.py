@@ -29,7 +29,7 @@ from agents import build, run_folder, training
 from agents.itemwise import HardItemAttention
 from agents.ram import RAM
 from agents.recurrent import rollout
-from agents.trainers import PPOTrainer, ReinforceTrainer, TrainerOptions, make_trainer
+from agents.trainers import PPOTrainer, ReinforceTrainer, TrainerOptions, trainer_for
 from envs import GlimpseVectorEnv
 from glimpse.policies import GaussianLocationPolicy
 
@@ -121,7 +121,7 @@ def test_reinforce_trainer_is_the_hand_written_loop_bit_for_bit(name):
     def train(use_trainer: bool) -> dict[str, torch.Tensor]:
         env, model, obs = setup(name, seed=1)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        trainer = make_trainer(TrainerOptions(algo="reinforce"), model, optimizer, training.check_update)
+        trainer = trainer_for(TrainerOptions(algo="reinforce"), model, optimizer, training.check_update)
         assert isinstance(trainer, ReinforceTrainer)
         for update in range(1, 4):
             if use_trainer:

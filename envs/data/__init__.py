@@ -29,7 +29,8 @@
    Using it emits an :class:`OfflineSubsetWarning`, since results on it are not comparable with
    results on the full 60,000 / 10,000 split.
 
-Fashion-MNIST with none of 1-4 raises ``FileNotFoundError`` saying how to get it.
+Fashion-MNIST with none of 1-4 raises ``FileNotFoundError`` saying how to get it (a :class:`DataNotFoundError`,
+whose ``field`` is ``"data_dir"``, as for a ``data_dir`` without the files).
 
 Which source was used is announced once per process for each ``(name, split, source)``: a
 ``logging`` INFO line on the ``envs.data`` logger for the full datasets, the warning for the subset.
@@ -72,7 +73,7 @@ from envs.data.announce import logger  # noqa: F401  (envs.data.logger, the "env
 from envs.data.digits import DigitDataset, load_digits
 from envs.data.download import DOWNLOAD_TIMEOUT_S, DownloadError, default_cache_dir
 from envs.data.folder import COUNTS_LISTED, IMAGE_EXTENSIONS, TEST_EVERY, ImageFolderDataset, load_image_folder
-from envs.data.idx import IMAGES_MAGIC, LABELS_MAGIC, SYSTEM_DIRS, TORCHVISION_FOLDERS, read_idx
+from envs.data.idx import IMAGES_MAGIC, LABELS_MAGIC, SYSTEM_DIRS, TORCHVISION_FOLDERS, DataNotFoundError, read_idx
 from envs.data.offline import (
     OFFLINE_NPZ,
     OFFLINE_SHA256,
@@ -95,6 +96,7 @@ __all__ = [
     "default_cache_dir",
     "rebuild_offline",
     "DownloadError",
+    "DataNotFoundError",
     "OfflineSubsetWarning",
     "NAMES",
     "SPLITS",

@@ -15,7 +15,7 @@ import torch
 
 from envs.data.announce import announce
 from envs.data.download import default_cache_dir, from_cache, sha256_table
-from envs.data.idx import cache_key, describe_searched, find_local, load_idx_pair
+from envs.data.idx import DataNotFoundError, cache_key, describe_searched, find_local, load_idx_pair
 from envs.data.offline import OFFLINE_NPZ, OFFLINE_SIZE, OFFLINE_TRAIN_PER_CLASS, load_offline_split
 from envs.data.records import record
 from envs.data.sources import CHECKSUMS, DATA_DIR_ENV, IMAGE_SIZE, MIRRORS, NAMES, NUM_CLASSES, SPLITS
@@ -128,9 +128,10 @@ def load_digits(
         announce(name, split, source, len(labels), subset=True)
         return record(DigitDataset(images, labels, name, split, source))
 
-    raise FileNotFoundError(
+    raise DataNotFoundError(
+        "data_dir",
         f"Fashion-MNIST ({split}) was not found. Searched: {describe_searched(name, data_dir, cache_root)}. "
         f"To get it, any one of: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu); "
         f"`python -m envs.data --download fashion-mnist` (or load_digits(..., download=True)); or put the four "
-        f"IDX files (.gz or not) in a folder and set {DATA_DIR_ENV}=<that folder> or pass data_dir=."
+        f"IDX files (.gz or not) in a folder and set {DATA_DIR_ENV}=<that folder> or pass {{name}}{{=}}."
     )

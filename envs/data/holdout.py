@@ -14,6 +14,7 @@ from typing import TypeVar
 import torch
 
 from envs.data.folder import ImageFolderDataset
+from glimpse.checks import ArgumentError
 from envs.data.records import substitute
 
 __all__ = ["HOLDOUT_SEED", "VALIDATION_SPLITS", "held_out_indices", "hold_out"]
@@ -30,10 +31,11 @@ def held_out_indices(size: int, count: int) -> torch.Tensor:
     """``(count,)`` sorted indices of the items held out of a training split of ``size`` items: the first
     ``count`` of a fixed permutation of ``range(size)``. ``count`` of ``size`` must leave items to train on."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"val_size must be a positive int (items held out of the training split); got {count!r}")
+        raise ArgumentError("val_size", f"{{name}} must be a positive int (items held out of the training split); "
+                                        f"got {count!r}")
     if count >= size:
-        raise ValueError(f"val_size={count} leaves nothing to train on: the training split holds {size} items; "
-                         f"hold out fewer")
+        raise ArgumentError("val_size", f"{{name}}{{=}}{count} leaves nothing to train on: the training split holds "
+                                        f"{size} items; hold out fewer")
     order = torch.randperm(size, generator=torch.Generator().manual_seed(HOLDOUT_SEED))
     return order[:count].sort().values
 

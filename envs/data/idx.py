@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from envs.data.sources import DATA_DIR_ENV, FILES, IMAGE_SIZE, NUM_CLASSES
+from glimpse.checks import ArgumentError
 
 __all__ = [
+    "DataNotFoundError",
     "read_idx",
     "load_idx_pair",
     "cache_key",
@@ -27,6 +29,11 @@ __all__ = [
     "TORCHVISION_FOLDERS",
     "SYSTEM_DIRS",
 ]
+
+
+class DataNotFoundError(ArgumentError, FileNotFoundError):
+    """Data not found where an argument said to look, or where one could say so: ``field`` names it
+    (``"data_dir"``), so that a script names its flag instead (``--data-dir``)."""
 
 
 # Folder names that torchvision uses, as <dir>/<folder>/raw/.
@@ -55,9 +62,9 @@ def find_local(name: str, split: str, data_dir: str | os.PathLike | None) -> tup
         pair = _find_in_root(root, name, split)
         if pair is None:
             images, labels = FILES[split]
-            raise FileNotFoundError(
-                f"data_dir={str(root)!r} holds no {name} {split} files: looked for {images}[.gz] and "
-                f"{labels}[.gz] in {', '.join(str(d) for d in _candidate_dirs(root, name))}"
+            raise DataNotFoundError(
+                "data_dir", f"{{name}}{{=}}{str(root)!r} holds no {name} {split} files: looked for {images}[.gz] "
+                            f"and {labels}[.gz] in {', '.join(str(d) for d in _candidate_dirs(root, name))}"
             )
         return pair
     env_dir = os.environ.get(DATA_DIR_ENV)
