@@ -61,8 +61,6 @@ class HardItemOptions:
 
     core: Literal["rnn", "lstm"] = "rnn"
     """the core network"""
-    entropy_coef: float = 0.0
-    """entropy bonus of the hard agents' policies (0: none)"""
     expected_context_prob: float = 0.0
     """item-hard: chance per minibatch of training on the expected context instead of the sample (Show, Attend and Tell: 0.5)"""
 

@@ -99,8 +99,6 @@ class RAMOptions:
     """std of the Gaussian location policy (pre-tanh), fixed as in the paper"""
     location: Literal["learned", "center"] = "learned"
     """ram: where to look -- learned (RAM), or every glimpse at the centre (the no-attention ablation)"""
-    entropy_coef: float = 0.0
-    """entropy bonus of the hard agents' policies (0: none)"""
     scale_gain: float = 1.0
     """ram: multiply retina scale k by this**k before the glimpse network: 1 reads the retina's area means (the
     paper), 4 makes them sums, so a 1-px object (Catch's ball) reads 1 at every scale instead of 1/16 at the third"""
