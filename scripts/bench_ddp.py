@@ -29,12 +29,14 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 
 from agents import distributed
 from agents.training import Config as TrainConfig
 from agents.training import ConfigError, check_update, cli, make_agent, make_env, run_script
+from agents.ranges import Range
 
 
 @dataclass
@@ -43,23 +45,23 @@ class Config:
     """the agent trained (scripts/train.py's --agent)"""
     env: str = "mnist"
     """the task (scripts/train.py's --env)"""
-    glimpses: int = 6
+    glimpses: Annotated[int, Range(1)] = 6
     """glimpses per image"""
-    glimpse_size: int = 8
+    glimpse_size: Annotated[int, Range(1)] = 8
     """retina side in pixels"""
-    scales: int = 1
+    scales: Annotated[int, Range(1)] = 1
     """retina scales"""
     batch_size: tuple[int, ...] = (128, 1024)
     """the global batches to time (images per update, shared out over the processes)"""
     ranks: tuple[int, ...] = ()
     """the world sizes to time (default: 1 2 on the CPU, 1 .. the GPUs here with --device cuda)"""
-    updates: int = 20
+    updates: Annotated[int, Range(1)] = 20
     """updates per timing"""
-    repeats: int = 5
+    repeats: Annotated[int, Range(1)] = 5
     """timings per world size, interleaved (the median is reported)"""
     device: str = "cpu"
     """cpu (gloo) or cuda (nccl, one GPU per process)"""
-    threads: int = 1
+    threads: Annotated[int, Range(1)] = 1
     """torch threads per process"""
     json: bool = False
     """print JSON instead of the table"""

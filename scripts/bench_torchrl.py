@@ -25,7 +25,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import gymnasium as gym
 import torch
@@ -34,6 +34,7 @@ from gymnasium.vector import AutoresetMode
 import envs  # importing envs registers glimpse/...
 from agents.benchmarking import interleaved_medians
 from agents.training import ConfigError, cli, run_script
+from agents.ranges import MAX_SEED, Range
 
 try:
     import torchrl
@@ -48,11 +49,11 @@ except ImportError:  # the optional extra
 class Config:
     env_id: str = "glimpse/MNIST-v0"
     """registered id (or short name) to run (see envs.TASKS)"""
-    glimpse_size: int = 8
+    glimpse_size: Annotated[int, Range(1)] = 8
     """retina side in pixels"""
-    scales: int = 3
+    scales: Annotated[int, Range(1)] = 3
     """retina scales"""
-    num_glimpses: int = 6
+    num_glimpses: Annotated[int, Range(1)] = 6
     """glimpses per episode (still tasks)"""
     action_mode: Literal["continuous", "discrete"] = "continuous"
     """action space of every side"""
@@ -60,13 +61,13 @@ class Config:
     """comma-separated N to measure"""
     async_max_envs: int = 4
     """also time GymEnv's subprocess AsyncVectorEnv at N up to this (0: never; one process per env)"""
-    steps: int = 32
+    steps: Annotated[int, Range(1)] = 32
     """env steps per timed block"""
-    budget: float = 3.0
+    budget: Annotated[float, Range(0, open_low=True)] = 3.0
     """seconds of timing per N, shared by the sides (at least 3 blocks each)"""
-    seed: int = 0
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
     """seed of the episodes and of the pre-generated actions"""
-    threads: int = 1
+    threads: Annotated[int, Range(1)] = 1
     """torch intra-op threads"""
     json: bool = False
     """print one JSON object instead of the table"""

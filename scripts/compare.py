@@ -28,7 +28,7 @@ import dataclasses
 import json
 import sys
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from agents import AGENTS, distributed
 from agents.training import ConfigError, cli, command_flags, import_plugins, run_parallel, run_script, threads_per_job
+from agents.ranges import Range
 
 
 def kind(agent: str) -> str:
@@ -55,29 +56,29 @@ class Config:
     """the task every agent trains on (train.py's --env)"""
     agents: str = "ram,item-hard,item-soft,spatial-soft,stn,conv"
     """comma-separated train.py agents"""
-    seeds: int = 3
+    seeds: Annotated[int, Range(1)] = 3
     """seeds 1..S for every agent"""
-    train_images: int = 100_000
+    train_images: Annotated[int, Range(0)] = 100_000
     """training budget of every run, in images"""
     out: str = "runs/compare"
     """output folder: one run folder per (agent, seed), one mean-<agent> run per agent, the plot and the table"""
-    jobs: int = 1
+    jobs: Annotated[int, Range(1)] = 1
     """runs at once (separate processes)"""
-    glimpses: int = 6
+    glimpses: Annotated[int, Range(1)] = 6
     """glimpses per image (the soft recurrent agents attend this many times)"""
-    glimpse_size: int = 12
+    glimpse_size: Annotated[int, Range(1)] = 12
     """retina side in pixels"""
-    scales: int = 3
+    scales: Annotated[int, Range(1)] = 3
     """retina scales"""
-    batch_size: int = 128
+    batch_size: Annotated[int, Range(1)] = 128
     """images per update"""
-    learning_rate: float = 1e-3
+    learning_rate: Annotated[float, Range(0, open_low=True)] = 1e-3
     """Adam's step size"""
-    eval_every: int = 10_000
+    eval_every: Annotated[int, Range(1)] = 10_000
     """evaluate every this many training images"""
-    eval_images: int = 1_000
+    eval_images: Annotated[int, Range(1)] = 1_000
     """test images per evaluation"""
-    mc_samples: int = 10
+    mc_samples: Annotated[int, Range(1)] = 10
     """hard agents' final Monte-Carlo evaluation"""
     dataset: str = "mnist"
     """mnist or fashion-mnist"""
@@ -85,13 +86,13 @@ class Config:
     """folder with IDX files; none: $GLIMPSE_DATA_DIR, then the offline default"""
     device: str = "cpu"
     """torch device of every run"""
-    racnn_input_size: int | None = None
+    racnn_input_size: Annotated[int | None, Range(1)] = None
     """RA-CNN runs: side each scale's CNN sees (none: the canvas's)"""
     plugins: str = ""
     """comma-separated modules for train.py to import first (they may register agents and tasks)"""
     hard_algo: Literal["reinforce", "a2c", "ppo"] = "reinforce"
     """train.py's --algo for the hard agents (the others learn by backpropagation)"""
-    target_kl: float | None = None
+    target_kl: Annotated[float | None, Range(0, open_low=True)] = None
     """--hard-algo ppo: train.py's --target-kl for the hard agents"""
 
 

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from gymnasium.vector import AutoresetMode
 from torch.distributions import Normal
 
-import envs
 from agents import build, run_folder, training
 from agents.itemwise import HardItemAttention
 from agents.ram import RAM
