@@ -24,17 +24,19 @@ import json
 import time
 from collections.abc import Callable
 import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Annotated, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
+import tyro
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 import envs  # importing envs registers glimpse/...
 from agents.benchmarking import interleaved_medians
 from agents.training import ConfigError, cli, run_script
+from agents.config import Retina
 from agents.ranges import MAX_SEED, Range
 
 
@@ -46,10 +48,9 @@ class Config:
     """canvas side in pixels; 'none' keeps the id's default (ignored by MNIST, which is 28x28)"""
     distractors: Annotated[int | None, Range(0)] = 4
     """clutter fragments (cluttered and moving-mnist only); 4 on 60x60 as in RAM's cluttered MNIST"""
-    glimpse_size: Annotated[int, Range(1)] = 12
-    """retina side in pixels"""
-    scales: Annotated[int, Range(1)] = 3
-    """retina scales: 12, 24 and 48 px windows, all read through 12x12 glimpses"""
+    retina: Annotated[Retina, tyro.conf.OmitArgPrefixes] = field(
+        default_factory=lambda: Retina(glimpse_size=12, scales=3))
+    """the retina (12 px at 3 scales)"""
     num_glimpses: Annotated[int, Range(1)] = 8
     """glimpses per classification episode (ignored by moving-mnist and catch: one per frame)"""
     action_mode: Literal["continuous", "discrete"] = "continuous"
@@ -91,7 +92,7 @@ def env_kwargs(cfg: Config) -> dict:
             spec.configure(None, **task)
         except ValueError:
             del task["canvas"]
-    return dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode, **task)
+    return dict(**asdict(cfg.retina), action_mode=cfg.action_mode, **task)
 
 
 def random_actions(space: gym.Space, count: int, seed: int) -> np.ndarray:

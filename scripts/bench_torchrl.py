@@ -29,11 +29,13 @@ from typing import Annotated, Literal
 
 import gymnasium as gym
 import torch
+import tyro
 from gymnasium.vector import AutoresetMode
 
 import envs  # importing envs registers glimpse/...
 from agents.benchmarking import interleaved_medians
 from agents.training import ConfigError, cli, run_script
+from agents.config import Retina
 from agents.ranges import MAX_SEED, Range
 
 try:
@@ -49,10 +51,9 @@ except ImportError:  # the optional extra
 class Config:
     env_id: str = "glimpse/MNIST-v0"
     """registered id (or short name) to run (see envs.TASKS)"""
-    glimpse_size: Annotated[int, Range(1)] = 8
-    """retina side in pixels"""
-    scales: Annotated[int, Range(1)] = 3
-    """retina scales"""
+    retina: Annotated[Retina, tyro.conf.OmitArgPrefixes] = field(
+        default_factory=lambda: Retina(glimpse_size=8, scales=3))
+    """the retina (8 px at 3 scales)"""
     num_glimpses: Annotated[int, Range(1)] = 6
     """glimpses per episode (still tasks)"""
     action_mode: Literal["continuous", "discrete"] = "continuous"
@@ -82,7 +83,7 @@ class Row:
 
 
 def env_kwargs(cfg: Config) -> dict:
-    return dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode,
+    return dict(**asdict(cfg.retina), action_mode=cfg.action_mode,
                 num_glimpses=cfg.num_glimpses)
 
 
