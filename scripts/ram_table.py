@@ -27,8 +27,8 @@ from agents.training import ConfigError, cli, run_parallel, run_script, threads_
 from agents.ranges import MAX_SEED, Range
 
 # The paper's retinas: 8 px, one scale on 28x28; 12 px, three scales on 60x60 (Mnih et al. 2014, sec. 4.1).
-# Catch: its task's training recipe (envs.TASKS["catch"].train_defaults: the paper's 6 px x 3 retina, an
-# LSTM core, PPO; docs/results.md), which train.py applies where the command line is silent.
+# Catch: RAM's training recipe for it (agents.recipes, ram-catch: the paper's 6 px x 3 retina, an LSTM core,
+# PPO; docs/results.md), which train.py applies where the command line is silent.
 RETINA = {"mnist": ["--glimpse-size", "8", "--scales", "1"],
           "translated-60": ["--glimpse-size", "12", "--scales", "3"],
           "cluttered-60": ["--glimpse-size", "12", "--scales", "3"],
