@@ -187,9 +187,9 @@ def test_command_flags_read_back_to_the_same_values():
     from agents.training import command_flags, parse_train_config
 
     values = {"algo": "ppo", "learning_rate": 0.0003, "anneal_lr": True, "normalize_advantages": False,
-              "value_clip": None, "target_kl": 0.02, "scale_gain": 4.0}
+              "value_clip": None, "target_kl": 0.02, "scale_gain": 4.0, "entropy_coef_final": 0.001}
     cfg = parse_train_config(["--agent", "ram", "--env", "mnist", *command_flags(values)])
-    read = {**vars(cfg), **vars(cfg.options)}
+    read = {**vars(cfg), **vars(cfg.algorithm), **vars(cfg.options)}  # the run's, the trainer's, the agent's groups
     assert {name: read[name] for name in values} == values
 
 
