@@ -454,6 +454,7 @@ def test_train_stops_with_one_line_when_the_critic_turns_nan_after_the_first_upd
     (["--algo", "ppo", "--batch-size", "8", "--minibatches", "9"], ["--minibatches 9", "--batch-size 8"]),
     (["--algo", "ppo", "--agent", "stn"], ["--algo ppo", "--agent stn", "--algo reinforce"]),
     (["--algo", "a2c", "--agent", "conv"], ["--algo a2c", "--agent conv"]),
+    (["--agent", "racnn-hard", "--entropy-coef", "0.01"], ["--entropy-coef 0.01", "--agent racnn-hard", "leave it at 0"]),
     (["--algo", "ppo", "--agent", "item-hard", "--expected-context-prob", "0.5"], ["--expected-context-prob",
                                                                                     "--algo ppo"]),
 ])
