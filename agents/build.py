@@ -1,7 +1,7 @@
 """What a run is built of, from its :class:`agents.config.Config`: the task's batched env
 (:func:`make_env`) and its fixed test split (:func:`make_test_env`, :func:`eval_share`,
 :func:`capped_to_test_split`), the agent (:func:`make_agent`) and its trainer (:func:`check_algo`,
-:func:`trainer_options`, :func:`make_trainer`). Under ``torchrun`` each process builds its own share."""
+:func:`make_trainer`). Under ``torchrun`` each process builds its own share."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ from agents import trainers
 from agents.config import Config, agent_spec
 from agents.health import check_update
 from agents.scripting import ConfigError, in_flag_words
-from agents.trainers import TrainerOptions
+from agents.recurrent import HardRecurrentAgent
+from agents.registry import AgentSpec
 
 __all__ = ["task_spec", "make_env", "eval_share", "make_test_env", "make_val_env", "capped_to_test_split", "make_agent",
-           "check_algo", "trainer_options", "make_trainer"]
+           "takes_entropy_bonus", "check_algo", "make_trainer"]
 
 T = TypeVar("T")
 
@@ -120,42 +121,47 @@ def capped_to_test_split(count: int, flag: str, build: Callable[[int], T]) -> tu
     return built, count
 
 
+def takes_entropy_bonus(spec: AgentSpec) -> bool:
+    """Whether agent ``spec``'s own losses add the trainer's entropy bonus (``--entropy-coef``): the
+    recurrent hard agents' policies (:class:`agents.recurrent.HardRecurrentAgent`)."""
+    return issubclass(spec.cls, HardRecurrentAgent)
+
+
 def make_agent(cfg: Config, env) -> torch.nn.Module:
-    """The ``--agent`` model sized for ``env``, built by its registry entry from ``cfg.options``."""
+    """The ``--agent`` model sized for ``env``, built by its registry entry from ``cfg.options`` (and the
+    trainer's ``--entropy-coef``, which its REINFORCE losses add: :func:`takes_entropy_bonus`)."""
     spec = agent_spec(cfg.agent)
     if spec.still_only and not env.is_still:
         raise ConfigError(f"--agent {cfg.agent} classifies still images; it does not apply to --env {cfg.env}")
-    return spec.make(env, cfg.options).to(cfg.device)
+    bonus = {"entropy_coef": cfg.algorithm.entropy_coef} if takes_entropy_bonus(spec) else {}
+    return spec.make(env, cfg.options, **bonus).to(cfg.device)
 
 
 def check_algo(cfg: Config) -> None:
     """A :class:`ConfigError` naming the flag if ``--algo`` and its options cannot train ``--agent``."""
     spec = agent_spec(cfg.agent)
-    if cfg.algo == "reinforce":
+    algorithm = cfg.algorithm
+    if algorithm.entropy_coef and not takes_entropy_bonus(spec):
+        raise ConfigError(f"--entropy-coef {algorithm.entropy_coef}: --agent {cfg.agent} has no policy whose losses "
+                          f"take an entropy bonus; leave it at 0")
+    if algorithm.algo == "reinforce":
         return
     if spec.family != "hard":
-        raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} has no policy to train ({spec.family} attention "
-                          f"learns by backpropagation); use --algo reinforce")
+        raise ConfigError(f"--algo {algorithm.algo}: --agent {cfg.agent} has no policy to train ({spec.family} "
+                          f"attention learns by backpropagation); use --algo reinforce")
     if not issubclass(spec.cls, trainers.PolicyAgent):  # a (plugin's) hard agent without collect/replay
-        raise ConfigError(f"--algo {cfg.algo}: --agent {cfg.agent} cannot replay its episodes (it has no "
+        raise ConfigError(f"--algo {algorithm.algo}: --agent {cfg.agent} cannot replay its episodes (it has no "
                           f"collect/replay for the actor-critic trainers); use --algo reinforce")
-    if cfg.algo == "ppo" and cfg.minibatches > cfg.batch_size:
-        raise ConfigError(f"--minibatches {cfg.minibatches} is more than the --batch-size {cfg.batch_size} episodes "
-                          f"it splits")
+    if algorithm.algo == "ppo" and algorithm.minibatches > cfg.batch_size:
+        raise ConfigError(f"--minibatches {algorithm.minibatches} is more than the --batch-size {cfg.batch_size} "
+                          f"episodes it splits")
     if getattr(cfg.options, "expected_context_prob", 0.0) > 0:
         raise ConfigError(f"--expected-context-prob trains by backpropagation through the expected context, which "
-                          f"--algo {cfg.algo} cannot replay; use it with --algo reinforce")
-
-
-def trainer_options(cfg: Config) -> TrainerOptions:
-    """The run's :class:`agents.trainers.TrainerOptions` (the entropy bonus is the agent's ``--entropy-coef``)."""
-    names = {f.name for f in dataclasses.fields(TrainerOptions)} - {"entropy_coef"}
-    return TrainerOptions(entropy_coef=getattr(cfg.options, "entropy_coef", 0.0),
-                          **{name: getattr(cfg, name) for name in names})
+                          f"--algo {algorithm.algo} cannot replay; use it with --algo reinforce")
 
 
 def make_trainer(cfg: Config, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  sync_gradients: Callable[[torch.nn.Module], None] | None = None):
     """The ``--algo`` trainer of ``model`` (:mod:`agents.trainers`), checking each update with :func:`check_update`."""
     check_algo(cfg)
-    return trainers.trainer_for(trainer_options(cfg), model, optimizer, check_update, sync_gradients)
+    return trainers.trainer_for(cfg.algorithm, model, optimizer, check_update, sync_gradients)

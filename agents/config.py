@@ -1,9 +1,11 @@
-"""One training run's configuration: :class:`Config` (what every run has) plus ``cfg.options``, an instance
-of its agent's own options dataclass (:data:`agents.AGENTS`); its flat form, one key per command-line flag,
-in which it is saved (``config.json``, checkpoints) and shown (:func:`flat_config`,
-:func:`config_from_flat`); the task's recipe defaults (:func:`task_defaults`, :func:`recipe_in_use`); and
-the look-up of agents by name (:func:`agent_spec`) after importing the plugins that may register more
-(:func:`import_plugins`)."""
+"""One training run's configuration, :class:`Config`, composed of groups each declared once: the run
+(:class:`RunOptions`), the task and its retina (:class:`TaskOptions`, :class:`Retina`), the optimiser
+(:class:`OptimiserOptions`), the trainer's options (``cfg.algorithm``, :class:`agents.trainers.AlgorithmOptions`)
+and ``cfg.options``, an instance of its agent's own options dataclass (:data:`agents.AGENTS`). Each numeric
+field declares its range (:class:`agents.ranges.Range`). Its flat form, one key per command-line flag, is how
+it is saved (``config.json``, checkpoints) and shown (:func:`flat_config`, :func:`config_from_flat`); agents
+are looked up by name (:func:`agent_spec`) after importing the plugins that may register more
+(:func:`import_plugins`). Scripts that need the retina or the task compose these groups."""
 
 from __future__ import annotations
 
@@ -11,102 +13,106 @@ import dataclasses
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tyro
 
-import envs
+from agents.ranges import MAX_SEED, Range
 from agents.registry import AGENTS, AgentSpec
 from agents.scripting import ConfigError
+from agents.trainers import AlgorithmOptions
 
-__all__ = ["Config", "agent_spec", "import_plugins", "task_defaults", "recipe_in_use", "flat_config",
-           "config_from_flat"]
+__all__ = ["Retina", "TaskOptions", "OptimiserOptions", "RunOptions", "Config", "agent_spec", "import_plugins",
+           "flat_config", "config_from_flat"]
 
 
 @dataclass
-class Config:
-    """One training run: what every run has; its agent's own options are ``options``."""
+class Retina:
+    """The retina: what every script that glimpses shares (a script with other defaults passes its own instance)."""
 
-    agent: str = "ram"
-    """the model, a name in agents.AGENTS: hard attention (ram, item-hard, racnn-hard), soft attention
-    (item-soft, spatial-soft, stn, racnn-soft) or a full-image baseline (fc, conv)"""
+    glimpse_size: Annotated[int, Range(1)] = 8
+    """retina side in pixels"""
+    scales: Annotated[int, Range(1)] = 1
+    """retina scales; scale k covers glimpse_size * 2**k pixels"""
+
+
+@dataclass
+class TaskOptions(Retina):
+    """The task: which env, on which data, seen through which retina, how many times."""
+
     env: str = "mnist"
     """the task, a name in envs.TASKS: the RAM paper's settings (mnist, translated-60, cluttered-60,
     cluttered-100, moving-mnist, catch), small-100 (14 px digits on a 100x100 canvas), or folder (--data-dir)"""
-    seed: int = 1
-    """seed of the data order, the initial weights and the policy's samples"""
-    train_images: int = 60_000
-    """training budget in images (episodes for Catch)"""
-    run_dir: str = "runs/train"
-    """where events, config, checkpoints and results go"""
-    resume: bool = False
-    """continue the run in --run-dir from its last checkpoint"""
-    glimpses: int = 6
+    glimpses: Annotated[int, Range(1)] = 6
     """glimpses per image (classification tasks; video and Catch glimpse once per frame); the soft
     recurrent agents (item-soft, spatial-soft) attend this many times"""
-    glimpse_size: int = 8
-    """retina side in pixels"""
-    scales: int = 1
-    """retina scales; scale k covers glimpse_size * 2**k pixels"""
-    learning_rate: float = 1e-3
-    """Adam's step size (Catch: start from 3e-4 with --entropy-coef 0.01; at 1e-3 its paddle policy collapses)"""
-    anneal_lr: bool = False
-    """decay the step size linearly from --learning-rate to 0 over --train-images"""
-    batch_size: int = 128
-    """images (episodes) per update"""
-    algo: Literal["reinforce", "a2c", "ppo"] = "reinforce"
-    """how the hard agents (ram, item-hard, racnn-hard) learn their policies: reinforce (the papers' REINFORCE
-    with a learned baseline, one gradient step per batch), a2c (advantage actor-critic: a per-step critic and
-    GAE, one step per batch) or ppo (PPO: --ppo-epochs passes of --minibatches minibatches of whole episodes
-    per batch, replayed through the current networks); the other agents train by backpropagation (reinforce)"""
-    gamma: float = 0.99
-    """a2c/ppo: discount of the per-step rewards"""
-    gae_lambda: float = 0.95
-    """a2c/ppo: GAE's lambda (1: Monte-Carlo returns minus the critic; 0: one-step TD errors)"""
-    ppo_epochs: int = 4
-    """ppo: passes over each batch of episodes"""
-    minibatches: int = 4
-    """ppo: minibatches (of whole episodes) per pass"""
-    clip_coef: float = 0.2
-    """ppo: the surrogate's ratio is clipped to [1 - clip, 1 + clip]"""
-    value_clip: float | None = None
-    """ppo: clip the critic's change per batch to this much in its loss (none: no clipping)"""
-    value_coef: float = 0.5
-    """a2c/ppo: weight of the critic's squared error"""
-    max_grad_norm: float | None = 0.5
-    """a2c/ppo: clip the gradients' total norm to this (none: no clipping)"""
-    normalize_advantages: bool = True
-    """a2c/ppo: standardise each minibatch's advantages"""
-    entropy_coef_final: float | None = None
-    """a2c/ppo: anneal the entropy bonus linearly from --entropy-coef to this over --train-images (none: constant)"""
-    target_kl: float | None = None
-    """ppo: stop a batch's epochs at the first minibatch whose approximate KL from the batch's policy exceeds
-    1.5 x this (none: always every epoch)"""
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
     """which digits/items (see envs.data for the sources)"""
     data_dir: str | None = None
     """folder with IDX files (none: $GLIMPSE_DATA_DIR, then the offline default); for --env folder, the
     root of the class folders of pictures"""
+
+
+@dataclass
+class OptimiserOptions:
+    """Adam's step and the batch each step is computed on."""
+
+    learning_rate: Annotated[float, Range(0, open_low=True)] = 1e-3
+    """Adam's step size (Catch: start from 3e-4 with --entropy-coef 0.01; at 1e-3 its paddle policy collapses)"""
+    anneal_lr: bool = False
+    """decay the step size linearly from --learning-rate to 0 over --train-images"""
+    batch_size: Annotated[int, Range(1)] = 128
+    """images (episodes) per update"""
+
+
+@dataclass
+class RunOptions:
+    """The run: what is trained, its seed, budgets, evaluations, checkpoints, folder and machine."""
+
+    agent: str = "ram"
+    """the model, a name in agents.AGENTS: hard attention (ram, item-hard, racnn-hard), soft attention
+    (item-soft, spatial-soft, stn, racnn-soft) or a full-image baseline (fc, conv)"""
+    seed: Annotated[int, Range(0, MAX_SEED)] = 1
+    """seed of the data order, the initial weights and the policy's samples"""
+    train_images: Annotated[int, Range(0)] = 60_000
+    """training budget in images (episodes for Catch)"""
+    run_dir: str = "runs/train"
+    """where events, config, checkpoints and results go"""
+    resume: bool = False
+    """continue the run in --run-dir from its last checkpoint"""
     device: str = "cpu"
     """torch device"""
-    eval_every: int = 10_000
+    eval_every: Annotated[int, Range(1)] = 10_000
     """evaluate on the test split every this many training images"""
-    eval_images: int = 1_000
+    eval_images: Annotated[int, Range(1)] = 1_000
     """test images (episodes) per evaluation"""
-    val_images: int = 0
+    val_images: Annotated[int, Range(0)] = 0
     """hold this many training items out as a validation split (the same items for every agent and seed),
     evaluated whole at every evaluation as val/accuracy: choose options on it, report the test split; 0: none"""
-    mc_samples: int = 10
+    mc_samples: Annotated[int, Range(1)] = 10
     """final evaluation also averages the classifier over this many stochastic rollouts"""
-    checkpoint_every: int = 10_000
+    checkpoint_every: Annotated[int, Range(1)] = 10_000
     """write checkpoint.pt every this many training images"""
-    torch_threads: int | None = None
+    torch_threads: Annotated[int | None, Range(1)] = None
     """CPU threads for torch; none leaves torch's default"""
     plugins: tuple[str, ...] = ()
     """modules to import first (by name, from sys.path: installed or on PYTHONPATH); they may register
     agents (agents.register_agent) and tasks (envs.register_task)"""
     allow_other_data: bool = False
     """--resume: continue even if the data differ from those the run was trained on (refused by default)"""
+
+
+@dataclass
+class Config(OptimiserOptions, TaskOptions, RunOptions):
+    """One training run: its run, task and optimiser groups (flat: ``cfg.seed``, ``cfg.glimpse_size``,
+    ``cfg.batch_size``), its trainer's options ``algorithm`` and its agent's own options ``options``."""
+
+    recipe: str = "default"
+    """named flag values for --agent on --env (agents.recipes.RECIPES), used where the command line is silent:
+    default (the agent's recipe for the task, if it has one), none (the plain defaults) or a recipe's name;
+    config.json records the name used"""
+    algorithm: Annotated[AlgorithmOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=AlgorithmOptions)
+    """how the hard agents learn their policies (agents.trainers)"""
     options: tyro.conf.Suppress[Any] = None
     """computed at run time: the agent's options (an instance of AGENTS[agent].options)"""
     images_seen: tyro.conf.Suppress[int] = field(default=0, init=False)
@@ -138,32 +144,20 @@ def agent_spec(name: str) -> AgentSpec:
     return AGENTS[name]
 
 
-def task_defaults(env: str) -> dict[str, Any]:
-    """The training recipe of task ``env`` (:attr:`envs.TaskSpec.train_defaults`): flag defaults that
-    ``scripts/train.py`` uses where the command line is silent; empty for an unknown task (refused later)."""
-    try:
-        return dict(envs.task_of(env).train_defaults)
-    except ValueError:
-        return {}
-
-
-def recipe_in_use(cfg: Config) -> dict[str, Any]:
-    """The flags of ``cfg`` whose value is its task's recipe default (:func:`task_defaults`)."""
-    flat = flat_config(cfg)
-    return {k: v for k, v in task_defaults(cfg.env).items() if k in flat and flat[k] == v}
-
-
 def flat_config(cfg: Config) -> dict[str, Any]:
-    """The run's configuration as one flat dict, one key per flag (the run's fields, then its agent's options)."""
-    run = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in ("options", "images_seen")}
+    """The run's configuration as one flat dict, one key per flag: the run's, task's and optimiser's fields,
+    the recipe's name, the trainer's options (``algorithm``), then the agent's own options."""
+    skipped = ("algorithm", "options", "images_seen")
+    run = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in skipped}
     run["plugins"] = list(cfg.plugins)
     options = cfg.options if cfg.options is not None else agent_spec(cfg.agent).options()
-    return {**run, **dataclasses.asdict(options)}
+    return {**run, **dataclasses.asdict(cfg.algorithm), **dataclasses.asdict(options)}
 
 
 def config_from_flat(saved: dict[str, Any], plugins: Sequence[str] = ()) -> Config:
-    """A :class:`Config` from :func:`flat_config`'s dict (or an older run's ``config.json``, which held every
-    agent's options: the other agents' are ignored).
+    """A :class:`Config` from :func:`flat_config`'s dict, or an older run's ``config.json``: one that held every
+    agent's options (the other agents' are ignored), or one from before the trainer's options were a group
+    of their own (the same flat keys; ``entropy_coef``, then an agent's option, is the trainer's now).
 
     ``plugins`` are the modules the user named (``--plugins``), imported first. A saved run never imports
     code by itself: plugins it recorded that ``plugins`` does not name are a :class:`ConfigError`
@@ -177,9 +171,12 @@ def config_from_flat(saved: dict[str, Any], plugins: Sequence[str] = ()) -> Conf
         raise ConfigError(f"the run was trained with --plugins {' '.join(recorded)}; loading a run never imports "
                           f"modules its files name: pass --plugins {' '.join(recorded)} if you trust them")
     spec = agent_spec(saved.get("agent", Config.agent))
-    run_fields = {f.name for f in dataclasses.fields(Config) if f.init and f.name != "options"}
-    own = {f.name for f in dataclasses.fields(spec.options)}
-    cfg = Config(**{k: v for k, v in saved.items() if k in run_fields},
-                 options=spec.options(**{k: v for k, v in saved.items() if k in own}))
+
+    def known(cls: type) -> dict[str, Any]:
+        names = {f.name for f in dataclasses.fields(cls) if f.init} - {"algorithm", "options"}
+        return {k: v for k, v in saved.items() if k in names}
+
+    cfg = Config(**known(Config), algorithm=AlgorithmOptions(**known(AlgorithmOptions)),
+                 options=spec.options(**known(spec.options)))
     cfg.plugins = tuple(cfg.plugins)
     return cfg

@@ -44,13 +44,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor
 
 from agents.common import RecurrentSoftAttention, SceneClassifier, check_still_canvas, soft_attention_losses
 from agents.recurrent import CategoricalItemHead, GlimpseNetwork, HardRecurrentAgent
+from agents.ranges import Range
 
 __all__ = ["HardItemAttention", "HardItemOptions", "SoftItemAttention", "SoftItemOptions"]
 
@@ -61,9 +62,7 @@ class HardItemOptions:
 
     core: Literal["rnn", "lstm"] = "rnn"
     """the core network"""
-    entropy_coef: float = 0.0
-    """entropy bonus of the hard agents' policies (0: none)"""
-    expected_context_prob: float = 0.0
+    expected_context_prob: Annotated[float, Range(0, 1)] = 0.0
     """item-hard: chance per minibatch of training on the expected context instead of the sample (Show, Attend and Tell: 0.5)"""
 
 
@@ -73,7 +72,7 @@ class SoftItemOptions:
 
     core: Literal["rnn", "lstm"] = "rnn"
     """the core network"""
-    doubly_stochastic: float = 0.0
+    doubly_stochastic: Annotated[float, Range(0)] = 0.0
     """item-soft: weight of Show, Attend and Tell's doubly stochastic attention regulariser (0: off)"""
 
 

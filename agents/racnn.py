@@ -102,7 +102,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
@@ -115,6 +115,7 @@ from glimpse.checks import check_canvas, check_int, check_shape
 from glimpse.policies import GaussianLocationPolicy
 from glimpse.reinforce import discounted_returns, reinforce_loss
 from glimpse.samplers import boxcar_mask, crop_boxes
+from agents.ranges import Range
 
 __all__ = [
     "ATTENTIONS",
@@ -344,7 +345,7 @@ class Pass:
 class RACNNOptions:
     """RA-CNN's options (``--agent racnn-soft`` / ``racnn-hard`` flags); :meth:`kwargs` gives the constructor's."""
 
-    racnn_input_size: int | None = None
+    racnn_input_size: Annotated[int | None, Range(1)] = None
     """racnn-*: side of what each scale's CNN sees (none: the canvas's own; smaller is much cheaper)"""
 
     def kwargs(self) -> dict:

@@ -53,7 +53,7 @@ What carries gradient (the detachment rules, each tested in ``tests/test_ram.py`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from agents.episodes import Rollout
 from agents.recurrent import (
@@ -68,6 +68,7 @@ from agents.recurrent import (
     rollout,
 )
 from agents.recurrent import hybrid_losses as ram_losses
+from agents.ranges import Range
 
 __all__ = [
     "GlimpseNetwork",
@@ -93,15 +94,13 @@ class RAMOptions:
 
     core: Literal["rnn", "lstm"] = "rnn"
     """RAM's core network"""
-    hidden: int = 256
+    hidden: Annotated[int, Range(1)] = 256
     """width of the glimpse features g_t and the core's state h_t (256 in the paper)"""
-    std: float = 0.17
+    std: Annotated[float, Range(0, open_low=True)] = 0.17
     """std of the Gaussian location policy (pre-tanh), fixed as in the paper"""
     location: Literal["learned", "center"] = "learned"
     """ram: where to look -- learned (RAM), or every glimpse at the centre (the no-attention ablation)"""
-    entropy_coef: float = 0.0
-    """entropy bonus of the hard agents' policies (0: none)"""
-    scale_gain: float = 1.0
+    scale_gain: Annotated[float, Range(0, open_low=True)] = 1.0
     """ram: multiply retina scale k by this**k before the glimpse network: 1 reads the retina's area means (the
     paper), 4 makes them sums, so a 1-px object (Catch's ball) reads 1 at every scale instead of 1/16 at the third"""
     reinforce_into_core: bool = False

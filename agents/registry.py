@@ -47,9 +47,9 @@ class NoOptions:
     """An agent without options of its own."""
 
 
-def _from_env(spec: AgentSpec, env, options: Any) -> nn.Module:
-    """The default build: ``spec.cls.from_env(env, **options)``, options by their field names."""
-    return spec.cls.from_env(env, **asdict(options))
+def _from_env(spec: AgentSpec, env, options: Any, **extra: Any) -> nn.Module:
+    """The default build: ``spec.cls.from_env(env, **options, **extra)``, options by their field names."""
+    return spec.cls.from_env(env, **asdict(options), **extra)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,9 @@ class AgentSpec:
             attention) or ``"baseline"`` (the whole image).
         attends: ``"location"``, ``"item"``, or ``None`` (baselines).
         title: its name in tables and legends.
-        build: ``build(spec, env, options) -> model``; default ``spec.cls.from_env(env, **asdict(options))``.
+        build: ``build(spec, env, options, **extra) -> model``; default
+            ``spec.cls.from_env(env, **asdict(options), **extra)`` (``extra``: what the run adds, the
+            trainer's ``entropy_coef`` for the recurrent hard agents).
         still_only: it classifies still images (labelled canvases): refused on video and games.
         env_kwargs: ``env_kwargs(options) -> dict`` what the agent needs of the env it trains on
             (e.g. ``action_mode``, ``start``); merged into the env's keyword arguments.
@@ -78,7 +80,7 @@ class AgentSpec:
     family: Literal["hard", "soft", "baseline"] = "baseline"
     attends: Literal["location", "item"] | None = None
     title: str = ""
-    build: Callable[[AgentSpec, Any, Any], nn.Module] = _from_env
+    build: Callable[..., nn.Module] = _from_env
     still_only: bool = False
     env_kwargs: Callable[[Any], dict] = field(default=lambda options: {})
     kind: InitVar[str | None] = None
@@ -88,9 +90,9 @@ class AgentSpec:
             warnings.warn("AgentSpec(kind=...) is now AgentSpec(family=...)", DeprecationWarning, stacklevel=3)
             object.__setattr__(self, "family", kind)
 
-    def make(self, env, options: Any = None) -> nn.Module:
-        """The model for ``env`` with ``options`` (default: the options' defaults)."""
-        return self.build(self, env, options if options is not None else self.options())
+    def make(self, env, options: Any = None, **extra: Any) -> nn.Module:
+        """The model for ``env`` with ``options`` (default: the options' defaults) and ``extra`` keywords."""
+        return self.build(self, env, options if options is not None else self.options(), **extra)
 
 
 #: Every agent ``--agent`` knows, by name.

@@ -239,12 +239,12 @@ def saved_config(cfg: Config) -> dict:
 def flag_differences(recorded: dict, current: dict, data_checked: bool = False) -> list[str]:
     """The flags whose values differ between a run's recorded configuration and ``current`` (both as
     :func:`flat_config` gives them), each as ``--flag (run: X, command: Y)``. Where the folder is
-    (``run_dir``: a moved run is the same run) and its number of processes (``world_size``, checked on its
-    own by ``scripts/train.py``) are not compared; nor, when ``data_checked`` (the data's contents were
+    (``run_dir``: a moved run is the same run), the recipe's name (its values are flags, compared) and its
+    number of processes (``world_size``, checked on its own by ``scripts/train.py``) are not compared; nor, when ``data_checked`` (the data's contents were
     compared with the run's record by :func:`check_data`), where the data are (``data_dir``: identical
     files elsewhere are the same data)."""
     missing = object()
-    skipped = (*NOT_COMPARED, "run_dir", "data", "world_size", *(("data_dir",) if data_checked else ()))
+    skipped = (*NOT_COMPARED, "run_dir", "recipe", "data", "world_size", *(("data_dir",) if data_checked else ()))
     names = [k for k in dict.fromkeys([*current, *recorded]) if k not in skipped]
     return [f"--{k.replace('_', '-')} (run: {recorded.get(k, 'unset')}, command: {current.get(k, 'unset')})"
             for k in names if recorded.get(k, missing) != current.get(k, missing)
@@ -282,6 +282,10 @@ def check_resume(cfg: Config, state: dict | None, recorded: dict | None, data: d
                           f"and this command {cfg.val_images}; pass --val-images {held_out}")
     if not cfg.allow_other_data:  # first: other data can change values computed from them (--eval-images)
         check_data(recorded_data, data, "--resume", "--allow-other-data")
+    try:  # a run recorded before a flag existed ran with its default: read through config_from_flat
+        recorded = {**flat_config(config_from_flat(recorded, cfg.plugins)), **recorded}
+    except (ValueError, TypeError):  # ConfigError is a ValueError
+        pass  # damaged or from unnamed plugins: compared as recorded, each difference named below
     # Where the data lie is no flag to compare once their contents are (identical files elsewhere).
     differ = flag_differences(recorded, saved_config(cfg), data_checked=recorded_data is not None)
     if differ:

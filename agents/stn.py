@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,7 @@ from agents.common import SceneClassifier, box_corners, check_canvas_shape
 from agents.recurrent import CoreNetwork, GlimpseNetwork
 from glimpse.checks import check_canvas, check_positive_int
 from glimpse.samplers import affine_sample, box_theta
+from agents.ranges import Range
 
 __all__ = ["SpatialTransformerClassifier", "STNOptions"]
 
@@ -46,11 +47,11 @@ TRANSFORMS = ("affine", "attention")
 class STNOptions:
     """The Spatial Transformer's options (``--agent stn`` flags); :meth:`kwargs` gives the constructor's."""
 
-    stn_steps: int = 1
+    stn_steps: Annotated[int, Range(1)] = 1
     """stn: transforms per image (1: the feed-forward ST-CNN; T > 1: recurrent, T glimpses like RAM)"""
     stn_transform: Literal["affine", "attention"] = "attention"
     """stn: full affine theta, or the attention form [[s, 0, tx], [0, s, ty]]"""
-    stn_size: int = 28
+    stn_size: Annotated[int, Range(1)] = 28
     """stn: side of each transformer output in pixels (one step: what the classifier CNN sees)"""
     core: Literal["rnn", "lstm"] = "rnn"
     """the recurrent variant's core network"""

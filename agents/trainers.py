@@ -22,8 +22,9 @@ Time is the last dimension of every per-step tensor, ``(N, T)``, as in :mod:`gli
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import typing
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +32,7 @@ from torch import Tensor, nn
 from agents.distributed import all_reduce_mean
 from agents.contract import PolicyAgent
 from agents.episodes import Episodes, Replayed
+from agents.ranges import Range
 from glimpse.policy_gradient import (
     entropy_bonus,
     explained_variance,
@@ -40,29 +42,73 @@ from glimpse.policy_gradient import (
     value_loss,
 )
 
-__all__ = ["ALGOS", "Episodes", "Replayed", "PolicyAgent", "TrainerOptions", "ReinforceTrainer", "PPOTrainer",
-           "trainer_for"]
+__all__ = ["Algo", "ALGOS", "Episodes", "Replayed", "PolicyAgent", "ReinforceOptions", "PPOOptions",
+           "AlgorithmOptions", "ReinforceTrainer", "PPOTrainer", "trainer_for"]
 
-ALGOS = ("reinforce", "a2c", "ppo")
+#: The trainers by name (``--algo``): declared once, here.
+Algo = Literal["reinforce", "a2c", "ppo"]
+ALGOS: tuple[str, ...] = typing.get_args(Algo)
 
 
 @dataclass
-class TrainerOptions:
-    """The trainer's settings, from the run's configuration (``scripts/train.py`` flags of the same names)."""
+class ReinforceOptions:
+    """What every trainer has: the entropy bonus on the hard agents' policies and its schedule."""
 
-    algo: str = "reinforce"
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    ppo_epochs: int = 4
-    minibatches: int = 4
-    clip_coef: float = 0.2
-    value_clip: float | None = None
-    value_coef: float = 0.5
-    max_grad_norm: float | None = 0.5
+    entropy_coef: Annotated[float, Range(0)] = 0.0
+    """entropy bonus of the hard agents' policies (0: none)"""
+    entropy_coef_final: Annotated[float | None, Range(0)] = None
+    """a2c/ppo: anneal the entropy bonus linearly from --entropy-coef to this over --train-images (none: constant)"""
+
+    def entropy_coef_at(self, progress: float) -> float:
+        """The entropy bonus at ``progress`` (done fraction of the budget): linear to ``entropy_coef_final``."""
+        start, final = self.entropy_coef, self.entropy_coef_final
+        return start if final is None else start + (final - start) * min(max(progress, 0.0), 1.0)
+
+
+@dataclass
+class PPOOptions(ReinforceOptions):
+    """PPO's settings (:class:`PPOTrainer`); A2C is their preset :meth:`a2c`."""
+
+    gamma: Annotated[float, Range(0, 1)] = 0.99
+    """a2c/ppo: discount of the per-step rewards"""
+    gae_lambda: Annotated[float, Range(0, 1)] = 0.95
+    """a2c/ppo: GAE's lambda (1: Monte-Carlo returns minus the critic; 0: one-step TD errors)"""
+    ppo_epochs: Annotated[int, Range(1)] = 4
+    """ppo: passes over each batch of episodes"""
+    minibatches: Annotated[int, Range(1)] = 4
+    """ppo: minibatches (of whole episodes) per pass"""
+    clip_coef: Annotated[float, Range(0, open_low=True)] = 0.2
+    """ppo: the surrogate's ratio is clipped to [1 - clip, 1 + clip]"""
+    value_clip: Annotated[float | None, Range(0, open_low=True)] = None
+    """ppo: clip the critic's change per batch to this much in its loss (none: no clipping)"""
+    value_coef: Annotated[float, Range(0)] = 0.5
+    """a2c/ppo: weight of the critic's squared error"""
+    max_grad_norm: Annotated[float | None, Range(0, open_low=True)] = 0.5
+    """a2c/ppo: clip the gradients' total norm to this (none: no clipping)"""
     normalize_advantages: bool = True
-    entropy_coef: float = 0.0
-    entropy_coef_final: float | None = None
-    target_kl: float | None = None
+    """a2c/ppo: standardise each minibatch's advantages"""
+    target_kl: Annotated[float | None, Range(0, open_low=True)] = None
+    """ppo: stop a batch's epochs at the first minibatch whose approximate KL from the batch's policy exceeds
+    1.5 x this (none: always every epoch)"""
+
+    def a2c(self) -> PPOOptions:
+        """A2C: these options with one epoch of one minibatch (the ratio is then exactly 1)."""
+        return replace(self, ppo_epochs=1, minibatches=1)
+
+
+@dataclass
+class AlgorithmOptions(PPOOptions):
+    """How the hard agents learn their policies: ``--algo`` and every trainer's options (one flag each)."""
+
+    algo: Algo = "reinforce"
+    """how the hard agents (ram, item-hard, racnn-hard) learn their policies: reinforce (the papers' REINFORCE
+    with a learned baseline, one gradient step per batch), a2c (advantage actor-critic: a per-step critic and
+    GAE, one step per batch) or ppo (PPO: --ppo-epochs passes of --minibatches minibatches of whole episodes
+    per batch, replayed through the current networks); the other agents train by backpropagation (reinforce)"""
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:  # the one check of --algo (the command line's choices are the same names)
+            raise ValueError(f"--algo must be one of {', '.join(ALGOS)}; got {self.algo!r}")
 
 
 Check = Callable[[dict[str, Tensor], nn.Module, int], dict[str, float]]
@@ -97,7 +143,7 @@ class ReinforceTrainer:
 
 
 class PPOTrainer:
-    """PPO (``algo="ppo"``) or A2C (``algo="a2c"``: one epoch, one minibatch) on a :class:`PolicyAgent`.
+    """PPO, or A2C (options :meth:`PPOOptions.a2c`: one epoch, one minibatch), on a :class:`PolicyAgent`.
 
     Per batch of ``N`` episodes: ``A_t, R_t = GAE(r, V, gamma, lambda)`` from the values the batch was
     played with; then for each of ``E`` epochs a fresh permutation of the episodes is cut into ``M``
@@ -118,19 +164,13 @@ class PPOTrainer:
     ``E x M`` when the KL target stopped the update early).
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, check: Check, options: TrainerOptions,
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, check: Check, options: PPOOptions,
                  sync_gradients: Callable[[nn.Module], None] | None = None) -> None:
         if not isinstance(model, PolicyAgent):
-            raise ValueError(f"--algo {options.algo}: {type(model).__name__} has no policy to train (use --algo reinforce)")
+            raise ValueError(f"--algo ppo/a2c: {type(model).__name__} has no policy to train (use --algo reinforce)")
         self.model, self.optimizer, self.check, self.sync_gradients = model, optimizer, check, sync_gradients
         self.options = options
-        self.epochs = 1 if options.algo == "a2c" else options.ppo_epochs
-        self.minibatches = 1 if options.algo == "a2c" else options.minibatches
-
-    def entropy_coef(self, progress: float) -> float:
-        """The entropy bonus at ``progress`` (done fraction of the budget): linear to ``entropy_coef_final``."""
-        start, final = self.options.entropy_coef, self.options.entropy_coef_final
-        return start if final is None else start + (final - start) * min(max(progress, 0.0), 1.0)
+        self.epochs, self.minibatches = options.ppo_epochs, options.minibatches
 
     def update(self, env, obs: Any, update: int, progress: float = 0.0) -> tuple[dict[str, float], Any]:
         """One batch (collect, then ``E x M`` optimizer steps): ``(logged values, next observation)``."""
@@ -139,7 +179,7 @@ class PPOTrainer:
         dones = torch.zeros_like(episodes.mask)
         dones[:, -1] = True  # whole episodes: nothing to bootstrap after the last step
         advantages, returns = generalized_advantages(episodes.rewards, episodes.values, dones, o.gamma, o.gae_lambda)
-        entropy_coef = self.entropy_coef(progress)
+        entropy_coef = o.entropy_coef_at(progress)
         n = episodes.rewards.shape[0]
         per_epoch = min(self.minibatches, n)  # never an empty minibatch
         sums: dict[str, float] = {}
@@ -200,11 +240,10 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     return (torch.where(mask, x, 0.0).sum() / mask.sum().clamp(min=1)).detach()
 
 
-def trainer_for(options: TrainerOptions, model: nn.Module, optimizer: torch.optim.Optimizer, check: Check,
+def trainer_for(algorithm: AlgorithmOptions, model: nn.Module, optimizer: torch.optim.Optimizer, check: Check,
                 sync_gradients: Callable[[nn.Module], None] | None = None) -> ReinforceTrainer | PPOTrainer:
-    """The trainer of ``options.algo`` (one of :data:`ALGOS`)."""
-    if options.algo == "reinforce":
+    """The trainer of ``algorithm.algo``: REINFORCE, PPO with ``algorithm``'s options, or A2C (their
+    :meth:`~PPOOptions.a2c` preset)."""
+    if algorithm.algo == "reinforce":
         return ReinforceTrainer(model, optimizer, check, sync_gradients)
-    if options.algo in ("a2c", "ppo"):
-        return PPOTrainer(model, optimizer, check, options, sync_gradients)
-    raise ValueError(f"--algo must be one of {', '.join(ALGOS)}; got {options.algo!r}")
+    return PPOTrainer(model, optimizer, check, algorithm.a2c() if algorithm.algo == "a2c" else algorithm, sync_gradients)

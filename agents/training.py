@@ -17,9 +17,12 @@ This module only re-exports; each name lives in the module of its job:
 
 - :mod:`agents.scripting`: :class:`ConfigError`, :class:`TrainingStopped` and their exit statuses
   (:func:`run_script`), :class:`NullWriter`;
-- :mod:`agents.config`: :class:`Config`, its flat form (:func:`flat_config`, :func:`config_from_flat`), the
-  task's recipe defaults, the agent look-up and ``--plugins``;
-- :mod:`agents.cli`: the command line (:func:`cli`, :func:`parse_train_config`, :data:`LIMITS`,
+- :mod:`agents.config`: :class:`Config` and its groups (run, task and retina, optimiser; the trainer's
+  options are :class:`agents.trainers.AlgorithmOptions`), its flat form (:func:`flat_config`,
+  :func:`config_from_flat`), the agent look-up and ``--plugins``;
+- :mod:`agents.ranges`: the ranges numeric fields declare (:class:`Range`, :func:`check_values`);
+- :mod:`agents.recipes`: named training recipes per agent and task (:data:`RECIPES`);
+- :mod:`agents.cli`: the command line (:func:`cli`, :func:`parse_train_config`, :func:`recipe_in_use`,
   :func:`command_flags`);
 - :mod:`agents.build`: the env, test env, agent and trainer factories;
 - :mod:`agents.provenance`: which data a run trained and is tested on;
@@ -43,11 +46,12 @@ modules to import first, which may register more of either.
 from __future__ import annotations
 
 from agents.build import (capped_to_test_split, check_algo, eval_share, make_agent, make_env, make_test_env,
-                          make_trainer, task_spec, trainer_options)
-from agents.cli import (LIMITS, MAX_SEED, Range, check_device, check_text, check_values, cli, command_flags,
-                        parse_train_config)
-from agents.config import (Config, agent_spec, config_from_flat, flat_config, import_plugins, recipe_in_use,
-                           task_defaults)
+                          make_trainer, make_val_env, takes_entropy_bonus, task_spec)
+from agents.cli import check_device, check_text, cli, command_flags, parse_train_config, recipe_in_use
+from agents.config import (Config, OptimiserOptions, Retina, RunOptions, TaskOptions, agent_spec, config_from_flat,
+                           flat_config, import_plugins)
+from agents.ranges import MAX_SEED, Range, check_values
+from agents.recipes import RECIPES, Recipe, register_recipe, resolve_recipe
 from agents.evaluation import evaluate_split
 from agents.health import check_parameters, check_update, diverged
 from agents.pictures import attention_picture, eval_picture, paths_picture, picture_at, replay_test_paths
@@ -63,13 +67,17 @@ __all__ = [
     # agents.scripting
     "ConfigError", "TrainingStopped", "run_script", "NullWriter",
     # agents.config
-    "Config", "agent_spec", "import_plugins", "task_defaults", "recipe_in_use", "flat_config", "config_from_flat",
+    "Retina", "TaskOptions", "OptimiserOptions", "RunOptions", "Config", "agent_spec", "import_plugins",
+    "flat_config", "config_from_flat",
+    # agents.ranges
+    "Range", "MAX_SEED", "check_values",
+    # agents.recipes
+    "Recipe", "RECIPES", "register_recipe", "resolve_recipe",
     # agents.cli
-    "Range", "MAX_SEED", "LIMITS", "check_values", "cli", "check_text", "check_device", "parse_train_config",
-    "command_flags",
+    "cli", "check_text", "check_device", "parse_train_config", "recipe_in_use", "command_flags",
     # agents.build
-    "task_spec", "make_env", "eval_share", "make_test_env", "capped_to_test_split", "make_agent", "check_algo",
-    "trainer_options", "make_trainer",
+    "task_spec", "make_env", "eval_share", "make_test_env", "make_val_env", "capped_to_test_split", "make_agent",
+    "takes_entropy_bonus", "check_algo", "make_trainer",
     # agents.provenance
     "announcing_data", "record_data", "describe_data", "check_data", "check_same_data",
     # agents.evaluation

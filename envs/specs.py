@@ -110,9 +110,6 @@ class TaskSpec:
             its fields in ``__post_init__``. :meth:`configure` overrides them.
         build: ``(options, context) -> Scene``: the scene of ``N`` envs for these options.
         summary: one line for listings and ``--help``.
-        train_defaults: the training recipe that learns this task: defaults of ``scripts/train.py``'s flags
-            (by field name: ``algo``, ``glimpse_size``, an agent option such as ``core``), used where the
-            command line is silent and shown in the run's configuration. Flags an agent lacks are skipped.
     """
 
     name: str
@@ -122,7 +119,6 @@ class TaskSpec:
     options: Any
     build: Callable[[Any, SceneContext], Scene] = field(repr=False)
     summary: str = ""
-    train_defaults: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -457,9 +453,8 @@ def task_of(name_or_id: str) -> TaskSpec:
                      f"got {name_or_id!r}")
 
 
-def _builtin(name: str, env_id: str, kind: Kind, decision: Decision, options, build, summary: str,
-             train_defaults: dict[str, Any] | None = None) -> TaskSpec:
-    return register_task(TaskSpec(name, env_id, kind, decision, options, build, summary, dict(train_defaults or {})))
+def _builtin(name: str, env_id: str, kind: Kind, decision: Decision, options, build, summary: str) -> TaskSpec:
+    return register_task(TaskSpec(name, env_id, kind, decision, options, build, summary))
 
 
 # The generic digit tasks first: an error about an option names the first task that takes it.
@@ -490,11 +485,5 @@ _builtin("moving-mnist", "glimpse/MovingMNIST-v0", "video", "classify", MovingMN
          "Moving MNIST: 20 frames of 64x64, one glimpse per frame")
 _builtin("video", "glimpse/Video-v0", "video", "classify", VideoOptions(), build_video,
          "your own labelled videos (video=(frames, labels)), one glimpse per frame")
-# Catch's recipe (docs/results.md, "Catch"): the paper's retina (6 px, 3 scales) and an LSTM core, trained
-# by PPO -- one reward per 23-step episode is too little for REINFORCE's single baseline. scale_gain 4 (RAM's
-# option: the retina's means as sums) lets the 1-px ball read 1 at the coarsest scale instead of 1/16; the
-# step size annealed to 0 keeps the last batches from throwing a good paddle away (0.744 -> 0.937, seed 1).
-CATCH_RECIPE = dict(algo="ppo", glimpse_size=6, scales=3, scale_gain=4.0, core="lstm", hidden=128, batch_size=256,
-                    learning_rate=3e-4, anneal_lr=True, entropy_coef=0.01, train_images=300_000, eval_every=20_000)
 _builtin("catch", "glimpse/Catch-v0", "game", "paddle", CatchOptions(), build_catch,
-         "RAM's Catch on a 24x24 screen: the paddle is the decision", CATCH_RECIPE)
+         "RAM's Catch on a 24x24 screen: the paddle is the decision")

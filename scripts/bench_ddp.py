@@ -21,6 +21,7 @@ the number of processes, hence the two default batches.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -28,38 +29,36 @@ import socket
 import statistics
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Annotated
 
 import torch
+import tyro
 
 from agents import distributed
 from agents.training import Config as TrainConfig
 from agents.training import ConfigError, check_update, cli, make_agent, make_env, run_script
+from agents.config import TaskOptions
+from agents.ranges import Range
 
 
 @dataclass
 class Config:
     agent: str = "ram"
     """the agent trained (scripts/train.py's --agent)"""
-    env: str = "mnist"
-    """the task (scripts/train.py's --env)"""
-    glimpses: int = 6
-    """glimpses per image"""
-    glimpse_size: int = 8
-    """retina side in pixels"""
-    scales: int = 1
-    """retina scales"""
+    task: Annotated[TaskOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=TaskOptions)
+    """the task, its data, retina and glimpses (scripts/train.py's flags)"""
     batch_size: tuple[int, ...] = (128, 1024)
     """the global batches to time (images per update, shared out over the processes)"""
     ranks: tuple[int, ...] = ()
     """the world sizes to time (default: 1 2 on the CPU, 1 .. the GPUs here with --device cuda)"""
-    updates: int = 20
+    updates: Annotated[int, Range(1)] = 20
     """updates per timing"""
-    repeats: int = 5
+    repeats: Annotated[int, Range(1)] = 5
     """timings per world size, interleaved (the median is reported)"""
     device: str = "cpu"
     """cpu (gloo) or cuda (nccl, one GPU per process)"""
-    threads: int = 1
+    threads: Annotated[int, Range(1)] = 1
     """torch threads per process"""
     json: bool = False
     """print JSON instead of the table"""
@@ -79,8 +78,8 @@ def _worker(rank: int, world: int, batch: int, port: int, cfg: Config, conn) -> 
     warnings.simplefilter("ignore")  # the offline-data notice, once per process
     try:
         ctx = distributed.init_from_env(cfg.device)
-        train_cfg = TrainConfig(agent=cfg.agent, env=cfg.env, glimpses=cfg.glimpses, glimpse_size=cfg.glimpse_size,
-                                scales=cfg.scales, batch_size=batch, device=str(ctx.device))
+        train_cfg = TrainConfig(agent=cfg.agent, **dataclasses.asdict(cfg.task), batch_size=batch,
+                                device=str(ctx.device))
         first, rows = ctx.share(batch, "--batch-size")
         torch.manual_seed(train_cfg.seed)
         env = make_env(train_cfg, "train", rows)
@@ -177,7 +176,8 @@ def main() -> None:
              "ratio": median[batch, world] / median[batch, ranks[0]], "rounds": rounds[batch, world]}
             for (batch, world), _ in groups]
     header = {"device": cfg.device, "threads_per_process": cfg.threads, "torch": torch.__version__, "agent": cfg.agent,
-              "env": cfg.env, "glimpses": cfg.glimpses, "glimpse_size": cfg.glimpse_size, "scales": cfg.scales,
+              "env": cfg.task.env, "glimpses": cfg.task.glimpses, "glimpse_size": cfg.task.glimpse_size,
+              "scales": cfg.task.scales,
               "updates": cfg.updates, "repeats": cfg.repeats}
     if cfg.json:
         print(json.dumps({**header, "rows": rows}, indent=1))

@@ -24,32 +24,34 @@ import json
 import time
 from collections.abc import Callable
 import dataclasses
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
+import tyro
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 import envs  # importing envs registers glimpse/...
 from agents.benchmarking import interleaved_medians
 from agents.training import ConfigError, cli, run_script
+from agents.config import Retina
+from agents.ranges import MAX_SEED, Range
 
 
 @dataclass
 class Config:
     env_id: str = "glimpse/ClutteredMNIST-v0"
     """registered id (or short name) to run (see envs.TASKS)"""
-    canvas: int | None = 60
+    canvas: Annotated[int | None, Range(3)] = 60
     """canvas side in pixels; 'none' keeps the id's default (ignored by MNIST, which is 28x28)"""
-    distractors: int | None = 4
+    distractors: Annotated[int | None, Range(0)] = 4
     """clutter fragments (cluttered and moving-mnist only); 4 on 60x60 as in RAM's cluttered MNIST"""
-    glimpse_size: int = 12
-    """retina side in pixels"""
-    scales: int = 3
-    """retina scales: 12, 24 and 48 px windows, all read through 12x12 glimpses"""
-    num_glimpses: int = 8
+    retina: Annotated[Retina, tyro.conf.OmitArgPrefixes] = field(
+        default_factory=lambda: Retina(glimpse_size=12, scales=3))
+    """the retina (12 px at 3 scales)"""
+    num_glimpses: Annotated[int, Range(1)] = 8
     """glimpses per classification episode (ignored by moving-mnist and catch: one per frame)"""
     action_mode: Literal["continuous", "discrete"] = "continuous"
     """action space of both envs"""
@@ -57,13 +59,13 @@ class Config:
     """comma-separated N to measure, e.g. '16,256'; 'none': 1,16,256 (cpu) or 1,16,256,4096,65536 (cuda)"""
     device: str = "cpu"
     """torch device of the batched env; on 'cuda' the sync env is skipped"""
-    steps: int = 32
+    steps: Annotated[int, Range(1)] = 32
     """env steps per timed block (4 episodes of 8 glimpses, so autoresets are timed too)"""
-    budget: float = 2.0
+    budget: Annotated[float, Range(0, open_low=True)] = 2.0
     """seconds of timing per N, shared by the two envs (at least 3 blocks each)"""
-    seed: int = 0
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
     """seed of the episodes and of the pre-generated actions"""
-    threads: int | None = None
+    threads: Annotated[int | None, Range(1)] = None
     """torch intra-op threads; 'none' keeps torch's default"""
     json: bool = False
     """print one JSON object instead of the table"""
@@ -90,7 +92,7 @@ def env_kwargs(cfg: Config) -> dict:
             spec.configure(None, **task)
         except ValueError:
             del task["canvas"]
-    return dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode, **task)
+    return dict(**asdict(cfg.retina), action_mode=cfg.action_mode, **task)
 
 
 def random_actions(space: gym.Space, count: int, seed: int) -> np.ndarray:

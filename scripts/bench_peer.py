@@ -31,7 +31,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import gymnasium as gym
 import numpy as np
@@ -41,6 +41,7 @@ import envs  # importing envs registers glimpse/...
 from agents.benchmarking import interleaved_medians
 from agents.training import ConfigError, cli, run_script
 from envs.data import load_digits
+from agents.ranges import MAX_SEED, Range
 
 ENV_ID = "glimpse/MNIST-v0"
 NUM_CLASSES = 10
@@ -51,11 +52,11 @@ class Config:
     settings: tuple[str, ...] = ("64:5:16", "256:8:6")
     """settings to measure, each N:g:T (envs, glimpse side in pixels, steps per episode); the defaults are
     ap-gym's MNIST (5x5 glimpse, 16 steps) and RAM's 28x28 MNIST (8x8, 6 glimpses)"""
-    budget: float = 10.0
+    budget: Annotated[float, Range(0, open_low=True)] = 10.0
     """seconds of timing per setting, shared by the three envs (at least 5 blocks each)"""
-    seed: int = 0
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
     """seed of the episodes and of the pre-generated actions"""
-    threads: int = 1
+    threads: Annotated[int, Range(1)] = 1
     """torch intra-op threads (1: ap-gym steps on one core; set OMP_NUM_THREADS=1 for numpy too)"""
     json: bool = False
     """print one JSON object instead of the table"""

@@ -25,15 +25,18 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import gymnasium as gym
 import torch
+import tyro
 from gymnasium.vector import AutoresetMode
 
 import envs  # importing envs registers glimpse/...
 from agents.benchmarking import interleaved_medians
 from agents.training import ConfigError, cli, run_script
+from agents.config import Retina
+from agents.ranges import MAX_SEED, Range
 
 try:
     import torchrl
@@ -48,11 +51,10 @@ except ImportError:  # the optional extra
 class Config:
     env_id: str = "glimpse/MNIST-v0"
     """registered id (or short name) to run (see envs.TASKS)"""
-    glimpse_size: int = 8
-    """retina side in pixels"""
-    scales: int = 3
-    """retina scales"""
-    num_glimpses: int = 6
+    retina: Annotated[Retina, tyro.conf.OmitArgPrefixes] = field(
+        default_factory=lambda: Retina(glimpse_size=8, scales=3))
+    """the retina (8 px at 3 scales)"""
+    num_glimpses: Annotated[int, Range(1)] = 6
     """glimpses per episode (still tasks)"""
     action_mode: Literal["continuous", "discrete"] = "continuous"
     """action space of every side"""
@@ -60,13 +62,13 @@ class Config:
     """comma-separated N to measure"""
     async_max_envs: int = 4
     """also time GymEnv's subprocess AsyncVectorEnv at N up to this (0: never; one process per env)"""
-    steps: int = 32
+    steps: Annotated[int, Range(1)] = 32
     """env steps per timed block"""
-    budget: float = 3.0
+    budget: Annotated[float, Range(0, open_low=True)] = 3.0
     """seconds of timing per N, shared by the sides (at least 3 blocks each)"""
-    seed: int = 0
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
     """seed of the episodes and of the pre-generated actions"""
-    threads: int = 1
+    threads: Annotated[int, Range(1)] = 1
     """torch intra-op threads"""
     json: bool = False
     """print one JSON object instead of the table"""
@@ -81,7 +83,7 @@ class Row:
 
 
 def env_kwargs(cfg: Config) -> dict:
-    return dict(glimpse_size=cfg.glimpse_size, scales=cfg.scales, action_mode=cfg.action_mode,
+    return dict(**asdict(cfg.retina), action_mode=cfg.action_mode,
                 num_glimpses=cfg.num_glimpses)
 
 

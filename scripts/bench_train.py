@@ -16,12 +16,14 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated
 
 import torch
 
 from agents.training import Config as TrainConfig
 from agents.training import cli, make_agent, make_env, make_trainer, run_script
+from agents.trainers import Algo, AlgorithmOptions
+from agents.ranges import Range
 
 SETTINGS = {
     "mnist-28 (6 glimpses of 8 px)": dict(env="mnist", glimpses=6, glimpse_size=8, scales=1),
@@ -31,19 +33,19 @@ SETTINGS = {
 
 @dataclass
 class Config:
-    batch_size: int = 128
+    batch_size: Annotated[int, Range(1)] = 128
     """images per update"""
-    updates: int = 20
+    updates: Annotated[int, Range(1)] = 20
     """updates per timing"""
-    repeats: int = 5
+    repeats: Annotated[int, Range(1)] = 5
     """timings per setting (the median is reported)"""
     device: str = "cpu"
     """torch device"""
-    algos: tuple[Literal["reinforce", "a2c", "ppo"], ...] = ("reinforce",)
+    algos: tuple[Algo, ...] = ("reinforce",)
     """trainers to time (scripts/train.py --algo)"""
-    ppo_epochs: int = 4
+    ppo_epochs: Annotated[int, Range(1)] = 4
     """ppo: passes over each batch"""
-    minibatches: int = 4
+    minibatches: Annotated[int, Range(1)] = 4
     """ppo: minibatches per pass"""
     json: bool = False
     """print JSON instead of the table"""
@@ -55,8 +57,9 @@ def main() -> None:
     for name, setting in SETTINGS.items():
         runs = {}
         for algo in cfg.algos:
-            train_cfg = TrainConfig(agent="ram", batch_size=cfg.batch_size, device=cfg.device, algo=algo,
-                                    ppo_epochs=cfg.ppo_epochs, minibatches=cfg.minibatches, **setting)
+            train_cfg = TrainConfig(agent="ram", batch_size=cfg.batch_size, device=cfg.device, **setting,
+                                    algorithm=AlgorithmOptions(algo=algo, ppo_epochs=cfg.ppo_epochs,
+                                                               minibatches=cfg.minibatches))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 env = make_env(train_cfg, "train", cfg.batch_size)

@@ -20,25 +20,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Annotated
 
 import gymnasium as gym
 import torch
 
 import envs  # noqa: F401  (registers glimpse/Catch-v0)
 from agents.training import cli, run_script
+from agents.ranges import MAX_SEED, Range
 from envs.catch_reference import (follow_ball_policy, play_catch, predict_landing_policy, random_policy,
                                   still_policy)
 
 
 @dataclass
 class Config:
-    games: int = 2048
+    games: Annotated[int, Range(1)] = 2048
     """test games, played at once (one env each)"""
-    seed: int = 0
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
     """game i is the first episode of a Catch env seeded seed + i (train.py's evaluation: 0)"""
     device: str = "cpu"
     """torch device of the env"""
-    torch_threads: int = 1
+    torch_threads: Annotated[int, Range(1)] = 1
     """torch's CPU threads (the games are cheap)"""
 
 

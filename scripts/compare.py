@@ -27,16 +27,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Annotated
 from pathlib import Path
 
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+import tyro
 from torch.utils.tensorboard import SummaryWriter
 
 from agents import AGENTS, distributed
 from agents.training import ConfigError, cli, command_flags, import_plugins, run_parallel, run_script, threads_per_job
+from agents.config import TaskOptions
+from agents.ranges import Range
+from agents.trainers import Algo
 
 
 def family(agent: str) -> str:
@@ -51,65 +55,61 @@ def title(agent: str) -> str:
 
 @dataclass
 class Config:
-    env: str = "cluttered-60"
-    """the task every agent trains on (train.py's --env)"""
+    task: Annotated[TaskOptions, tyro.conf.OmitArgPrefixes] = field(
+        default_factory=lambda: TaskOptions(env="cluttered-60", glimpse_size=12, scales=3))
+    """the task every agent trains on, its data and the same retina and glimpses for all (train.py's flags)"""
     agents: str = "ram,item-hard,item-soft,spatial-soft,stn,conv"
     """comma-separated train.py agents"""
-    seeds: int = 3
+    seeds: Annotated[int, Range(1)] = 3
     """seeds 1..S for every agent"""
-    train_images: int = 100_000
+    train_images: Annotated[int, Range(0)] = 100_000
     """training budget of every run, in images"""
     out: str = "runs/compare"
     """output folder: one run folder per (agent, seed), one mean-<agent> run per agent, the plot and the table"""
-    jobs: int = 1
+    jobs: Annotated[int, Range(1)] = 1
     """runs at once (separate processes)"""
-    glimpses: int = 6
-    """glimpses per image (the soft recurrent agents attend this many times)"""
-    glimpse_size: int = 12
-    """retina side in pixels"""
-    scales: int = 3
-    """retina scales"""
-    batch_size: int = 128
-    """images per update"""
-    learning_rate: float = 1e-3
-    """Adam's step size"""
-    eval_every: int = 10_000
+    batch_size: Annotated[int | None, Range(1)] = None
+    """images per update (none: each agent's recipe for the task, else train.py's default, 128)"""
+    learning_rate: Annotated[float | None, Range(0, open_low=True)] = None
+    """Adam's step size (none: each agent's recipe for the task, else train.py's default, 1e-3)"""
+    eval_every: Annotated[int, Range(1)] = 10_000
     """evaluate every this many training images"""
-    eval_images: int = 1_000
+    eval_images: Annotated[int, Range(1)] = 1_000
     """test images per evaluation"""
-    mc_samples: int = 10
+    mc_samples: Annotated[int, Range(1)] = 10
     """hard agents' final Monte-Carlo evaluation"""
-    dataset: str = "mnist"
-    """mnist or fashion-mnist"""
-    data_dir: str | None = None
-    """folder with IDX files; none: $GLIMPSE_DATA_DIR, then the offline default"""
     device: str = "cpu"
     """torch device of every run"""
-    racnn_input_size: int | None = None
+    racnn_input_size: Annotated[int | None, Range(1)] = None
     """RA-CNN runs: side each scale's CNN sees (none: the canvas's)"""
     plugins: str = ""
     """comma-separated modules for train.py to import first (they may register agents and tasks)"""
-    hard_algo: Literal["reinforce", "a2c", "ppo"] = "reinforce"
-    """train.py's --algo for the hard agents (the others learn by backpropagation)"""
-    target_kl: float | None = None
+    hard_algo: Algo | None = None
+    """train.py's --algo for the hard agents (the others learn by backpropagation); None: each agent's recipe
+    for the task, else train.py's default, reinforce"""
+    target_kl: Annotated[float | None, Range(0, open_low=True)] = None
     """--hard-algo ppo: train.py's --target-kl for the hard agents"""
 
 
+def flags(cfg: Config) -> dict:
+    """``cfg`` flat, one key per flag (the task group's fields among the others)."""
+    return {**dataclasses.asdict(cfg.task), **{k: v for k, v in vars(cfg).items() if k != "task"}}
+
+
 def run_name(cfg: Config, agent: str, seed: int) -> str:
-    return f"{cfg.env}__{agent}__{seed}"
+    return f"{cfg.task.env}__{agent}__{seed}"
 
 
 def train_command(cfg: Config, agent: str, seed: int, threads: int) -> list[str]:
     """The one train.py command line of (agent, seed): every other flag is the same for all runs; an
     agent's own option (``--racnn-input-size``) goes only to the agents whose options have it."""
-    shared = dict(env=cfg.env, train_images=cfg.train_images, glimpses=cfg.glimpses, glimpse_size=cfg.glimpse_size,
-                  scales=cfg.scales, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-                  eval_every=cfg.eval_every, eval_images=cfg.eval_images, mc_samples=cfg.mc_samples,
-                  dataset=cfg.dataset, data_dir=cfg.data_dir, device=cfg.device, torch_threads=threads)
+    shared = dict(**dataclasses.asdict(cfg.task), train_images=cfg.train_images, batch_size=cfg.batch_size,
+                  learning_rate=cfg.learning_rate, eval_every=cfg.eval_every, eval_images=cfg.eval_images,
+                  mc_samples=cfg.mc_samples, device=cfg.device, torch_threads=threads)
     own = {f.name for f in dataclasses.fields(AGENTS[agent].options)}
     if "racnn_input_size" in own:
         shared["racnn_input_size"] = cfg.racnn_input_size
-    if family(agent) == "hard":
+    if family(agent) == "hard":  # what is not given here is the agent's recipe's (train.py --recipe default)
         shared["algo"] = cfg.hard_algo
         if cfg.hard_algo == "ppo":
             shared["target_kl"] = cfg.target_kl
@@ -239,8 +239,8 @@ def write_plot(cfg: Config, rows: list[dict], path: Path) -> None:
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"--env {cfg.env}, --dataset {cfg.dataset}: mean and min-max over {cfg.seeds} seed(s), {cfg.train_images:,} images each; "
-                 f"hard agents: --algo {cfg.hard_algo}")
+    fig.suptitle(f"--env {cfg.task.env}, --dataset {cfg.task.dataset}: mean and min-max over {cfg.seeds} seed(s), {cfg.train_images:,} images each; "
+                 f"hard agents: --algo {cfg.hard_algo or 'of their recipes'}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -248,7 +248,7 @@ def write_plot(cfg: Config, rows: list[dict], path: Path) -> None:
 
 def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
     lines = [
-        f"# {cfg.env} ({cfg.dataset}): {cfg.seeds} seed(s), {cfg.train_images:,} training images per run",
+        f"# {cfg.task.env} ({cfg.task.dataset}): {cfg.seeds} seed(s), {cfg.train_images:,} training images per run",
         "",
         "| agent | kind | test error % (mean +- std) | seeds' errors % | MC error % (K samples) | FLOPs/image | "
         "parameters | train s (mean) |",
@@ -277,7 +277,7 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
     lines += ["", "Test error on the fixed test split, hard agents with their mean locations (MC: the classifier's "
               f"softmax averaged over K = {cfg.mc_samples} sampled rollouts; std is over seeds). FLOPs count matmuls "
               "and convolutions of one image's inference (agents/flops.py). Command: `python scripts/compare.py "
-              + " ".join(command_flags({k: v for k, v in vars(cfg).items() if v is not None})) + "`."]
+              + " ".join(command_flags({k: v for k, v in flags(cfg).items() if v is not None})) + "`."]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -15,17 +15,19 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from agents.training import announcing_data, cli, describe_data, evaluate_split, load_run, record_data, run_script
+from agents.ranges import Range
 
 
 @dataclass
 class Config:
     run_dir: str = "runs/train"
     """the run folder written by train.py (config.json and checkpoint.pt)"""
-    eval_images: int | None = None
+    eval_images: Annotated[int | None, Range(1)] = None
     """test images to evaluate on; none: the run's own setting"""
-    mc_samples: int = 10
+    mc_samples: Annotated[int, Range(1)] = 10
     """also average RAM's classifier over this many stochastic rollouts (1: mean locations only)"""
     device: str | None = None
     """torch device; none: the run's own"""

@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
@@ -28,17 +29,18 @@ import torch
 import envs
 from agents.training import Config as TrainConfig
 from agents.training import ConfigError, cli, make_agent, make_env, run_script
+from agents.ranges import Range
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
 class Config:
-    num_envs: int = 4096
+    num_envs: Annotated[int, Range(1)] = 4096
     """episodes stepped at once (N) while counting"""
-    steps: int = 32
+    steps: Annotated[int, Range(1)] = 32
     """env steps counted (4 episodes of 8 glimpses)"""
-    updates: int = 4
+    updates: Annotated[int, Range(1)] = 4
     """RAM training updates counted"""
     profile: int | None = None
     """also profile 32 env steps at this many envs; 'none' skips it"""

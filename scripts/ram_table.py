@@ -21,12 +21,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from agents.training import ConfigError, cli, run_parallel, run_script, threads_per_job
+from agents.ranges import MAX_SEED, Range
 
 # The paper's retinas: 8 px, one scale on 28x28; 12 px, three scales on 60x60 (Mnih et al. 2014, sec. 4.1).
-# Catch: its task's training recipe (envs.TASKS["catch"].train_defaults: the paper's 6 px x 3 retina, an
-# LSTM core, PPO; docs/results.md), which train.py applies where the command line is silent.
+# Catch: RAM's training recipe for it (agents.recipes, ram-catch: the paper's 6 px x 3 retina, an LSTM core,
+# PPO; docs/results.md), which train.py applies where the command line is silent.
 RETINA = {"mnist": ["--glimpse-size", "8", "--scales", "1"],
           "translated-60": ["--glimpse-size", "12", "--scales", "3"],
           "cluttered-60": ["--glimpse-size", "12", "--scales", "3"],
@@ -37,9 +39,9 @@ STILL = ("mnist", "translated-60", "cluttered-60")
 
 @dataclass
 class Config:
-    train_images: int = 100_000
+    train_images: Annotated[int, Range(0)] = 100_000
     """training budget of every run, in images (episodes for Catch)"""
-    seed: int = 1
+    seed: Annotated[int, Range(0, MAX_SEED)] = 1
     """seed of every run"""
     out: str = "runs/ram-table"
     """folder holding one run folder per row and results.md"""
@@ -49,9 +51,9 @@ class Config:
     """comma-separated settings to run (a table can be built in parts with different budgets)"""
     quick: bool = False
     """only one row per setting (a smoke test of the script)"""
-    jobs: int = 1
+    jobs: Annotated[int, Range(1)] = 1
     """runs trained at once"""
-    eval_every: int = 10_000
+    eval_every: Annotated[int, Range(1)] = 10_000
     """each run's test evaluation interval in images (train.py's --eval-every)"""
 
 

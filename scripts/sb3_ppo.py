@@ -32,7 +32,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -49,6 +49,7 @@ from envs import TASKS, task_of  # importing envs registers glimpse/...
 from envs.glimpse_env import REWARD_MODES
 from envs.sb3 import GlimpseExtractor, to_sb3
 from envs.zoo import SB3_DEFAULTS, SB3_RECIPES, rollout_steps
+from agents.ranges import MAX_SEED, Range
 
 EVAL_SEED = 0  # the same test episodes (canvases and first glimpses) at every evaluation of every run
 
@@ -59,22 +60,22 @@ class Config:
     """the task, a name in envs.TASKS (folder also needs --data-dir)"""
     algo: Literal["ppo", "recurrent-ppo"] = "ppo"
     """SB3's PPO (memoryless: sees the current glimpse only) or sb3-contrib's RecurrentPPO (LSTM)"""
-    seed: int = 1
+    seed: Annotated[int, Range(0, MAX_SEED)] = 1
     """seed of the policy, of PPO's sampling and of the training episodes"""
-    total_timesteps: int = SB3_DEFAULTS["total_timesteps"]
+    total_timesteps: Annotated[int, Range(1)] = SB3_DEFAULTS["total_timesteps"]
     """env steps to train for (summed over the parallel envs)"""
-    num_envs: int = SB3_DEFAULTS["num_envs"]
+    num_envs: Annotated[int, Range(1)] = SB3_DEFAULTS["num_envs"]
     """parallel episodes in the one batched env"""
-    glimpse_size: int = SB3_DEFAULTS["glimpse_size"]
+    glimpse_size: Annotated[int, Range(1)] = SB3_DEFAULTS["glimpse_size"]
     """retina side in pixels; 8 px at 3 scales sees 8, 16 and 32 px windows, all of a 28x28 digit"""
-    scales: int = SB3_DEFAULTS["scales"]
+    scales: Annotated[int, Range(1)] = SB3_DEFAULTS["scales"]
     """retina scales; scale k covers glimpse_size * 2**k canvas pixels, averaged down to glimpse_size"""
-    num_glimpses: int = SB3_DEFAULTS["num_glimpses"]
+    num_glimpses: Annotated[int, Range(1)] = SB3_DEFAULTS["num_glimpses"]
     """glimpses per classification episode, the decision made at the last (moving-mnist and catch take
     one per frame and ignore this); 2 = look once where the episode starts, once where the policy chose"""
     action_mode: Literal["continuous", "discrete"] = SB3_DEFAULTS["action_mode"]
     """discrete: glimpse cell on a grid + a categorical decision; continuous: (x, y) + Gaussian decision scores"""
-    grid: int | None = None
+    grid: Annotated[int | None, Range(1)] = None
     """discrete mode: cells per axis of the glimpse grid (none = the env's, ceil(canvas / glimpse_size): 4 for
     Catch's 6 px); 1 = always the centre, no attention (with --glimpse-size 24 --scales 1: Catch's whole screen)"""
     start: Literal["random", "center"] = "random"
@@ -82,32 +83,32 @@ class Config:
     reward_mode: Literal[REWARD_MODES] = "final"  # type: ignore[valid-type]  # the env's modes
     """training reward (the env's reward_mode): final = 1 for a right last decision; log_prob(_gain) = also the
     decision scores' prediction at every step, scored by log p(label) (or its gain); evaluation reads final"""
-    scale_gain: float = SB3_DEFAULTS["scale_gain"]
+    scale_gain: Annotated[float, Range(0, open_low=True)] = SB3_DEFAULTS["scale_gain"]
     """GlimpseExtractor multiplies retina scale k by scale_gain**k; 4 (= the retina's factor 2, squared) turns
     each scale's area means into sums, so a 1-px object reads 1 at every scale instead of 1/16 at the third"""
     log_std_init: float = 0.0
     """continuous mode: initial log std of the Gaussian actions (SB3's default 0 is std 1: glimpses spread over
     the whole canvas and clipped to its border; RAM's fixed location std is 0.17, log -1.77)"""
-    learning_rate: float = SB3_DEFAULTS["learning_rate"]
+    learning_rate: Annotated[float, Range(0, open_low=True)] = SB3_DEFAULTS["learning_rate"]
     """Adam's step size"""
-    n_steps: int | None = None
+    n_steps: Annotated[int | None, Range(1)] = None
     """steps per env per rollout; none = whole episodes: the smallest multiple of the episode length >= 16
     (computed at run time: 16 for MNIST's 2 glimpses, 23 for Catch), since the envs play in lockstep"""
-    batch_size: int = SB3_DEFAULTS["batch_size"]
+    batch_size: Annotated[int, Range(1)] = SB3_DEFAULTS["batch_size"]
     """minibatch size of PPO's update"""
-    n_epochs: int = SB3_DEFAULTS["n_epochs"]
+    n_epochs: Annotated[int, Range(1)] = SB3_DEFAULTS["n_epochs"]
     """passes over each rollout (8 learnt faster per CPU second than 4 on MNIST)"""
-    gamma: float = SB3_DEFAULTS["gamma"]
+    gamma: Annotated[float, Range(0, 1)] = SB3_DEFAULTS["gamma"]
     """discount; with --reward-mode final the only reward comes at an episode's last step, so keep it near 1"""
-    ent_coef: float = SB3_DEFAULTS["ent_coef"]
+    ent_coef: Annotated[float, Range(0)] = SB3_DEFAULTS["ent_coef"]
     """entropy bonus; keeps the class decision from collapsing before it is learned"""
-    features_dim: int = SB3_DEFAULTS["features_dim"]
+    features_dim: Annotated[int, Range(1)] = SB3_DEFAULTS["features_dim"]
     """width of GlimpseExtractor's output, read by the policy and value heads"""
-    lstm_hidden: int = SB3_DEFAULTS["lstm_hidden"]
+    lstm_hidden: Annotated[int, Range(1)] = SB3_DEFAULTS["lstm_hidden"]
     """recurrent-ppo: width of the actor's and the critic's LSTMs"""
-    eval_every: int = 20_000
+    eval_every: Annotated[int, Range(1)] = 20_000
     """evaluate on the test split every this many env steps (and once at the end)"""
-    eval_episodes: int = 1000
+    eval_episodes: Annotated[int, Range(1)] = 1000
     """test episodes per evaluation, played at once (the offline MNIST subset has 1,000 test digits)"""
     device: str = "cpu"
     """torch device of the env and the policy (cpu, cuda, cuda:N)"""
@@ -118,7 +119,7 @@ class Config:
     data_dir: str | None = None
     """folder with IDX files (none: $GLIMPSE_DATA_DIR, then the offline default); for --env folder, the
     root of the class folders of pictures"""
-    torch_threads: int | None = 1
+    torch_threads: Annotated[int | None, Range(1)] = 1
     """torch intra-op threads; 1 is fastest for these tiny nets on a shared CPU; none = torch's default"""
     run_name: tyro.conf.Suppress[str] = field(init=False, default="")
     """computed at run time: ENV__ALGO__SEED__UNIXTIME"""

@@ -14,9 +14,10 @@ Agents (``--agent``), by the project's taxonomy:
 ``--algo`` picks how the hard agents learn their policies (:mod:`agents.trainers`): ``reinforce`` (the
 papers' REINFORCE with a learned baseline), ``a2c`` or ``ppo`` (a per-step critic on the recurrent state,
 GAE, and for PPO several epochs of clipped minibatch updates over each batch of episodes, replayed through
-the current networks). A task may carry a training recipe (``envs.TASKS[name].train_defaults``; Catch's is
-PPO with the paper's retina): its values are the defaults where the command line is silent, printed at the
-start and marked in TensorBoard's configuration table.
+the current networks). An agent may have a training recipe for a task (:mod:`agents.recipes`; RAM's for
+Catch, ``ram-catch``, is PPO with the paper's retina): its values are the defaults where the command line is
+silent, printed at the start, marked in TensorBoard's configuration table and named in ``config.json``
+(``recipe``); ``--recipe NAME`` picks one by name, ``--recipe none`` trains with the plain defaults.
 
 Writes to ``--run-dir``: TensorBoard events (scalars under ``train/``, ``eval/``, ``charts/``, the config as
 a table, pictures of glimpse paths at each evaluation), ``config.json``, ``checkpoint.pt`` (written
@@ -56,8 +57,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from agents import distributed
 from agents.build import make_agent, make_env, make_test_env, make_trainer, make_val_env
-from agents.cli import command_flags, parse_train_config
-from agents.config import flat_config, recipe_in_use
+from agents.cli import command_flags, parse_train_config, recipe_in_use
+from agents.config import flat_config
 from agents.distributed import PeerFailure, average_gradients
 from agents.evaluation import evaluate_split
 from agents.flops import flops_per_image
@@ -97,10 +98,11 @@ def main() -> None:
     check_same_data(data)  # under torchrun: a machine with other data would train another run
     for line in describe_data(data) if ctx.is_main else ():
         print(line, file=sys.stderr)
-    recipe = recipe_in_use(cfg)  # the task's defaults the command line left in place
+    recipe = recipe_in_use(cfg)  # the recipe's values the command line left in place
     if recipe:
         flags = " ".join(command_flags(recipe))
-        print(f"--env {cfg.env} defaults: {flags}", file=sys.stderr)
+        print(f"recipe {cfg.recipe} (--agent {cfg.agent} --env {cfg.env}; --recipe none: without it): {flags}",
+              file=sys.stderr)
     check_resume(cfg, state, recorded, data)  # --resume: the same data and flags as the run's
     if has_results:  # finished: its results stand, with or without the checkpoint
         if ctx.is_main:
@@ -125,7 +127,7 @@ def main() -> None:
     # A resumed run drops the events its killed predecessor logged after the point it resumes from.
     writer = SummaryWriter(run_dir, purge_step=cfg.images_seen if started else None) if ctx.is_main else NullWriter()
     if state is None:
-        table = "\n".join(f"|{k}|{v}{f' (--env {cfg.env} default)' if k in recipe else ''}|"
+        table = "\n".join(f"|{k}|{v}{f' (recipe {cfg.recipe})' if k in recipe else ''}|"
                           for k, v in flat_config(cfg).items())
         writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}", 0)
     saved_at = cfg.images_seen if state is not None else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from PIL import Image
 
@@ -24,6 +25,7 @@ from agents.training import (ConfigError, announcing_data, cli, eval_picture, lo
                              replay_test_paths, run_script)
 from envs.files import atomic_write
 from envs.render import render_glimpses
+from agents.ranges import Range
 
 
 @dataclass
@@ -32,9 +34,9 @@ class Config:
     """the run folder written by train.py"""
     out: str | None = None
     """output folder; none: RUN_DIR/viz"""
-    count: int = 8
+    count: Annotated[int, Range(1)] = 8
     """how many test images"""
-    frame_ms: int = 600
+    frame_ms: Annotated[int, Range(1)] = 600
     """GIF frame duration in milliseconds"""
     plugins: tuple[str, ...] = ()
     """modules to import first, as the run's train.py --plugins: a run folder never imports code by itself,

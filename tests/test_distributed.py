@@ -33,6 +33,7 @@ import torch.multiprocessing as mp
 
 from agents import distributed, training
 from agents.distributed import Context, LaunchError
+from agents.trainers import AlgorithmOptions
 
 pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
 
@@ -184,7 +185,7 @@ DETERMINISTIC = ("item-soft", "spatial-soft", "stn", "racnn-soft", "fc")  # conv
 def train_updates(agent: str, ctx: Context, **trainer: Any) -> tuple[dict, list[str]]:
     """``UPDATES`` updates as scripts/train.py makes them (its ``--algo`` trainer, ``trainer`` its flags), on
     this rank's rows: the final parameters and a digest of the parameters after every update."""
-    cfg = training.Config(agent=agent, **AGENT_SETTINGS, **trainer)
+    cfg = training.Config(agent=agent, **AGENT_SETTINGS, algorithm=AlgorithmOptions(**trainer))
     first, rows = ctx.share(cfg.batch_size, "--batch-size")
     torch.manual_seed(cfg.seed)
     env = training.make_env(cfg, "train", rows)

@@ -187,7 +187,28 @@ def test_command_flags_read_back_to_the_same_values():
     from agents.training import command_flags, parse_train_config
 
     values = {"algo": "ppo", "learning_rate": 0.0003, "anneal_lr": True, "normalize_advantages": False,
-              "value_clip": None, "target_kl": 0.02, "scale_gain": 4.0}
+              "value_clip": None, "target_kl": 0.02, "scale_gain": 4.0, "entropy_coef_final": 0.001}
     cfg = parse_train_config(["--agent", "ram", "--env", "mnist", *command_flags(values)])
-    read = {**vars(cfg), **vars(cfg.options)}
+    read = {**vars(cfg), **vars(cfg.algorithm), **vars(cfg.options)}  # the run's, the trainer's, the agent's groups
     assert {name: read[name] for name in values} == values
+
+
+def test_a_flat_config_json_written_before_the_groups_loads_and_round_trips():
+    """tests/fixtures/config_flat_2026-12-07.json: written by train.py when Config was one flat dataclass and
+    entropy_coef an agent option (ram on Catch, PPO, --glimpse-size 7 --target-kl 0.02 --entropy-coef-final 0.001)."""
+    from agents.ram import RAMOptions
+    from agents.training import config_from_flat, flat_config
+
+    saved = json.loads((Path(__file__).parent / "fixtures" / "config_flat_2026-12-07.json").read_text())
+    cfg = config_from_flat(saved)
+    algorithm = cfg.algorithm
+    assert (algorithm.algo, algorithm.target_kl, algorithm.entropy_coef, algorithm.entropy_coef_final) == \
+        ("ppo", 0.02, 0.01, 0.001)
+    assert (cfg.agent, cfg.env, cfg.glimpse_size, cfg.scales, cfg.batch_size, cfg.learning_rate) == \
+        ("ram", "catch", 7, 3, 256, 3e-4)
+    assert isinstance(cfg.options, RAMOptions) and (cfg.options.core, cfg.options.hidden) == ("lstm", 128)
+    flat = flat_config(cfg)
+    run_only = ("data", "world_size")  # what train.py adds to config.json beside the flags
+    assert {k: flat[k] for k in saved if k not in run_only} == {k: v for k, v in saved.items() if k not in run_only}
+    assert set(flat) - set(saved) == {"recipe"}  # the one key it did not have yet: no recipe recorded
+    assert cfg.recipe == "default"

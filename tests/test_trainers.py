@@ -1,6 +1,6 @@
 """agents/trainers.py (``--algo reinforce|a2c|ppo``): exact re-scoring of a stored look, replay against
 collection, the A2C gradient against a hand-built actor-critic loss, PPO's minibatches, non-finite values,
-bad flags, Catch's recipe, and a short PPO run of scripts/train.py that logs its diagnostics and resumes exactly.
+bad flags, the recipes (RAM's for Catch), and a short PPO run of scripts/train.py that logs its diagnostics and resumes exactly.
 
 Small envs (6 px glimpses, 2 scales, 8 rows, Catch on an 8 px screen) and small agents keep each test
 well under a second; the scripts/train.py runs are played in this process (``runpy``: the script's own
@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from gymnasium.vector import AutoresetMode
 from torch.distributions import Normal
 
-import envs
 from agents import build, run_folder, training
 from agents.itemwise import HardItemAttention
 from agents.ram import RAM
 from agents.recurrent import rollout
-from agents.trainers import PPOTrainer, ReinforceTrainer, TrainerOptions, trainer_for
+from agents.recipes import RECIPES
+from agents.trainers import AlgorithmOptions, PPOOptions, PPOTrainer, ReinforceTrainer, trainer_for
 from envs import GlimpseVectorEnv
 from glimpse.policies import GaussianLocationPolicy
 
@@ -58,10 +58,6 @@ def setup(name: str, seed: int = 0, num_envs: int = 8):
     model = cls.from_env(env, **SMALL, **agent_kwargs)
     obs, _ = env.reset(seed=seed)
     return env, model, obs
-
-
-def no_check(losses, model, update):
-    return {}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -121,7 +117,7 @@ def test_reinforce_trainer_is_the_hand_written_loop_bit_for_bit(name):
     def train(use_trainer: bool) -> dict[str, torch.Tensor]:
         env, model, obs = setup(name, seed=1)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        trainer = trainer_for(TrainerOptions(algo="reinforce"), model, optimizer, training.check_update)
+        trainer = trainer_for(AlgorithmOptions(algo="reinforce"), model, optimizer, training.check_update)
         assert isinstance(trainer, ReinforceTrainer)
         for update in range(1, 4):
             if use_trainer:
@@ -148,7 +144,8 @@ def test_reinforce_trainer_is_the_hand_written_loop_bit_for_bit(name):
 
 
 def test_racnn_hard_replays_its_sampled_zooms_and_is_rewarded_by_the_probability_gain():
-    cfg = training.Config(agent="racnn-hard", env="small-100", batch_size=6, algo="ppo")
+    cfg = training.Config(agent="racnn-hard", env="small-100", batch_size=6,
+                          algorithm=AlgorithmOptions(algo="ppo"))
     cfg.options.racnn_input_size = 20
     env = training.make_env(cfg, "train", cfg.batch_size)
     torch.manual_seed(0)
@@ -241,8 +238,8 @@ def test_a2c_gradient_is_the_actor_critic_gradient_computed_by_hand(name, normal
         with torch.no_grad():
             for m in (model, hand):
                 m.baseline.bias.fill_(0.3)
-    options = TrainerOptions(algo="a2c", gamma=GAMMA, gae_lambda=LAMBDA, value_coef=VALUE_COEF, max_grad_norm=None,
-                             normalize_advantages=normalize, entropy_coef=0.0, ppo_epochs=3, minibatches=4)
+    options = AlgorithmOptions(algo="a2c", gamma=GAMMA, gae_lambda=LAMBDA, value_coef=VALUE_COEF, max_grad_norm=None,
+                               normalize_advantages=normalize, entropy_coef=0.0, ppo_epochs=3, minibatches=4)
     captured: dict[str, torch.Tensor] = {}
 
     def check(losses, m, update):  # after backward(), before the step
@@ -250,7 +247,7 @@ def test_a2c_gradient_is_the_actor_critic_gradient_computed_by_hand(name, normal
         captured.update({k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None})
         return training.check_update(losses, m, update)
 
-    trainer = PPOTrainer(model, torch.optim.SGD(model.parameters(), lr=0.1), check, options)
+    trainer = PPOTrainer(model, torch.optim.SGD(model.parameters(), lr=0.1), check, options.a2c())  # A2C: the preset of PPO
     torch.manual_seed(11)
     logged, _ = trainer.update(env, obs, 1)
 
@@ -323,7 +320,7 @@ def test_ppo_steps_epochs_times_minibatches_on_disjoint_whole_episodes(num_envs,
         return optimizer_step(*args, **kwargs)
 
     optimizer.step = counted_step
-    options = TrainerOptions(algo="ppo", ppo_epochs=epochs, minibatches=minibatches)
+    options = PPOOptions(ppo_epochs=epochs, minibatches=minibatches)
     trainer = PPOTrainer(model, optimizer, training.check_update, options)
     for update in (1, 2):
         for seen in (collected, replays, steps):
@@ -346,19 +343,19 @@ def test_ppo_steps_epochs_times_minibatches_on_disjoint_whole_episodes(num_envs,
         assert 0.0 <= logged["clip_fraction"] <= 1.0 and logged["approx_kl"] >= 0.0
     # a2c: one step per batch, whatever --ppo-epochs and --minibatches say
     steps.clear()
-    a2c = PPOTrainer(model, optimizer, training.check_update, TrainerOptions(algo="a2c", ppo_epochs=epochs,
-                                                                              minibatches=minibatches))
+    a2c = trainer_for(AlgorithmOptions(algo="a2c", ppo_epochs=epochs, minibatches=minibatches), model, optimizer,
+                       training.check_update)
     a2c.update(env, obs, 3)
     assert len(steps) == 1
 
 
 def test_the_entropy_bonus_anneals_linearly_with_progress():
     env, model, obs = setup("ram-catch")
-    trainer = PPOTrainer(model, torch.optim.Adam(model.parameters()), no_check,
-                         TrainerOptions(algo="ppo", entropy_coef=0.02, entropy_coef_final=0.0))
-    assert [trainer.entropy_coef(p) for p in (0.0, 0.25, 1.0, 2.0)] == pytest.approx([0.02, 0.015, 0.0, 0.0])
-    constant = PPOTrainer(model, torch.optim.Adam(model.parameters()), no_check, TrainerOptions(entropy_coef=0.01))
-    assert constant.entropy_coef(0.7) == 0.01
+    options = PPOOptions(entropy_coef=0.02, entropy_coef_final=0.0)
+    assert [options.entropy_coef_at(p) for p in (0.0, 0.25, 1.0, 2.0)] == pytest.approx([0.02, 0.015, 0.0, 0.0])
+    trainer = PPOTrainer(model, torch.optim.Adam(model.parameters()), training.check_update, options)
+    assert trainer.update(env, obs, 1, progress=0.25)[0]["entropy_coef"] == pytest.approx(0.015)  # what the loss used
+    assert PPOOptions(entropy_coef=0.01).entropy_coef_at(0.7) == 0.01
 
 
 # ------------------------------------------------------------------------------------------------
@@ -372,7 +369,7 @@ def test_a_critic_outputting_nan_makes_the_update_raise_naming_the_values(algo):
     with torch.no_grad():
         model.baseline.weight.fill_(float("nan"))
     before = copy.deepcopy(model.state_dict())
-    trainer = PPOTrainer(model, torch.optim.Adam(model.parameters()), training.check_update, TrainerOptions(algo=algo))
+    trainer = PPOTrainer(model, torch.optim.Adam(model.parameters()), training.check_update, (PPOOptions().a2c() if algo == "a2c" else PPOOptions()))
     with pytest.raises(ValueError, match=r"^values must be finite"):
         trainer.update(env, obs, 1)
     for key, value in model.state_dict().items():  # nothing was stepped
@@ -457,6 +454,7 @@ def test_train_stops_with_one_line_when_the_critic_turns_nan_after_the_first_upd
     (["--algo", "ppo", "--batch-size", "8", "--minibatches", "9"], ["--minibatches 9", "--batch-size 8"]),
     (["--algo", "ppo", "--agent", "stn"], ["--algo ppo", "--agent stn", "--algo reinforce"]),
     (["--algo", "a2c", "--agent", "conv"], ["--algo a2c", "--agent conv"]),
+    (["--agent", "racnn-hard", "--entropy-coef", "0.01"], ["--entropy-coef 0.01", "--agent racnn-hard", "leave it at 0"]),
     (["--algo", "ppo", "--agent", "item-hard", "--expected-context-prob", "0.5"], ["--expected-context-prob",
                                                                                     "--algo ppo"]),
 ])
@@ -470,44 +468,70 @@ def test_bad_trainer_flags_are_one_line_and_exit_status_2(tmp_path, args, words)
 
 
 # ------------------------------------------------------------------------------------------------
-# 8. Catch's recipe: the task's train_defaults
+# 8. Recipes: RAM's for Catch
 # ------------------------------------------------------------------------------------------------
 
 
 def test_catch_takes_its_recipe_and_an_explicit_flag_overrides_one():
-    recipe = envs.TASKS["catch"].train_defaults
+    recipe = RECIPES["ram-catch"].values
     assert recipe["algo"] == "ppo" and recipe["core"] == "lstm"  # what the recipe is for (docs/results.md)
     cfg = training.parse_train_config(["--agent", "ram", "--env", "catch"])
     flat = training.flat_config(cfg)
-    assert {k: flat[k] for k in recipe} == recipe
-    assert (cfg.algo, cfg.glimpse_size, cfg.scales, cfg.options.core, cfg.options.hidden) == \
+    assert {k: flat[k] for k in recipe} == recipe and flat["recipe"] == "ram-catch"
+    assert (cfg.algorithm.algo, cfg.glimpse_size, cfg.scales, cfg.options.core, cfg.options.hidden) == \
         (recipe["algo"], recipe["glimpse_size"], recipe["scales"], recipe["core"], recipe["hidden"])
     assert training.recipe_in_use(cfg) == recipe
     defaults = training.Config(agent="ram", env="catch")  # what the recipe does not set stays Config's
-    assert (cfg.gamma, cfg.ppo_epochs, cfg.minibatches, cfg.seed) == \
-        (defaults.gamma, defaults.ppo_epochs, defaults.minibatches, defaults.seed)
+    assert (cfg.algorithm.gamma, cfg.algorithm.ppo_epochs, cfg.algorithm.minibatches, cfg.seed) == \
+        (defaults.algorithm.gamma, defaults.algorithm.ppo_epochs, defaults.algorithm.minibatches, defaults.seed)
 
     mine = training.parse_train_config(["--agent", "ram", "--env", "catch", "--hidden", "32", "--algo", "a2c",
                                         "--scales", "2"])
     flat = training.flat_config(mine)
-    assert (mine.options.hidden, mine.algo, mine.scales) == (32, "a2c", 2)
+    assert (mine.options.hidden, mine.algorithm.algo, mine.scales) == (32, "a2c", 2)
     assert {k: flat[k] for k in recipe if k not in ("hidden", "algo", "scales")} == \
         {k: v for k, v in recipe.items() if k not in ("hidden", "algo", "scales")}
     assert set(training.recipe_in_use(mine)) == set(recipe) - {"hidden", "algo", "scales"}
 
 
-def test_a_task_without_a_recipe_keeps_configs_defaults():
-    assert envs.TASKS["mnist"].train_defaults == {}
+def test_recipe_none_and_a_pair_without_a_recipe_keep_configs_defaults():
+    plain = training.flat_config(training.Config(agent="ram", env="catch", recipe="none"))
+    cfg = training.parse_train_config(["--agent", "ram", "--env", "catch", "--recipe", "none"])
+    assert training.flat_config(cfg) == plain and training.recipe_in_use(cfg) == {}
+    assert cfg.algorithm.algo == "reinforce" and cfg.options.core == "rnn" and cfg.options.hidden == 256
+    named = training.parse_train_config(["--agent", "ram", "--env", "catch", "--recipe", "ram-catch"])
+    assert training.flat_config(named) == training.flat_config(training.parse_train_config(["--env", "catch"]))
     cfg = training.parse_train_config(["--agent", "ram", "--env", "mnist"])
-    assert training.flat_config(cfg) == training.flat_config(training.Config(agent="ram", env="mnist"))
-    assert training.recipe_in_use(cfg) == {}
-    assert cfg.algo == "reinforce" and cfg.options.core == "rnn" and cfg.options.hidden == 256
+    assert training.flat_config(cfg) == training.flat_config(training.Config(agent="ram", env="mnist", recipe="none"))
+    assert training.recipe_in_use(cfg) == {} and cfg.recipe == "none"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--recipe", "ram-mnist"], ["--recipe must be default, none or one of", "ram-catch (--agent ram --env catch)",
+                                 "got 'ram-mnist'"]),
+    (["--agent", "ram", "--env", "mnist", "--recipe", "ram-catch"],
+     ["--recipe ram-catch is for --agent ram --env catch, not --agent ram --env mnist", "the recipes: ram-catch"]),
+])
+def test_an_unknown_recipe_or_one_for_another_pair_is_one_line_naming_the_recipes(tmp_path, args, words):
+    status, stderr = train(tmp_path / "run", "--train-images", "32", *args)
+    assert status == 2, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    one_line(stderr, "error:", *words)
+
+
+def test_a_recipe_is_one_entry_and_each_pair_has_at_most_one():
+    from agents.recipes import Recipe, register_recipe
+    with pytest.raises(ValueError, match="already has recipe 'ram-catch'"):
+        register_recipe(Recipe("ram-catch-2", "ram", "catch", {"algo": "ppo"}))
+    with pytest.raises(ValueError, match="'none' is taken"):
+        register_recipe(Recipe("none", "ram", "mnist"))
+    assert set(RECIPES) == {"ram-catch"}  # nothing registered by the failed calls
 
 
 @pytest.mark.parametrize("agent", ["stn", "racnn-soft"])  # soft: no policy for --algo ppo
 def test_a_still_image_agent_on_catch_is_refused_for_that_not_for_its_algo(tmp_path, agent):
     cfg = training.parse_train_config(["--agent", agent, "--env", "catch"])
-    assert cfg.algo == "reinforce"  # the recipe's --algo ppo is skipped: the agent cannot be trained by it
+    assert cfg.algorithm.algo == "reinforce" and cfg.recipe == "none"  # RAM's Catch recipe is RAM's alone
     status, stderr = train(tmp_path / "run", "--agent", agent, "--env", "catch", "--train-images", "32")
     assert status == 2
     line = one_line(stderr, "error:", "still images", "--env catch")
@@ -545,17 +569,18 @@ def test_a_ppo_run_logs_its_diagnostics_and_marks_the_recipe(ppo_run):
     assert all(0 < e.value <= math.log(3) for e in events.Scalars("train/paddle_entropy"))  # 3 moves
     assert all(0 <= e.value <= 1 for e in events.Scalars("train/clip_fraction"))
 
-    recipe = envs.TASKS["catch"].train_defaults
+    recipe = RECIPES["ram-catch"].values
     overridden = {"hidden", "train_images", "batch_size"}  # given on the command line
     in_use = {k: v for k, v in recipe.items() if k not in overridden}
     flags = " ".join(training.command_flags(in_use))
-    assert f"--env catch defaults: {flags}" in stderr.splitlines()
+    assert f"recipe ram-catch (--agent ram --env catch; --recipe none: without it): {flags}" in stderr.splitlines()
     text = events.Tensors("hyperparameters/text_summary")[0].tensor_proto.string_val[0].decode()
     for name, value in in_use.items():
-        assert f"|{name}|{value} (--env catch default)|" in text, name
+        assert f"|{name}|{value} (recipe ram-catch)|" in text, name
     assert "|batch_size|128|" in text and "|hidden|16|" in text and "|gamma|0.99|" in text
     config = json.loads((run / "config.json").read_text())
     assert config["algo"] == "ppo" and config["core"] == "lstm" and config["hidden"] == 16
+    assert config["recipe"] == "ram-catch"
 
 
 def test_a_ppo_run_killed_after_its_first_checkpoint_resumes_to_the_same_results(ppo_run, tmp_path, monkeypatch):

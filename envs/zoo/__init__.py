@@ -51,7 +51,7 @@ SB3_DEFAULTS: dict[str, Any] = dict(
 SB3_RECIPES: dict[str, dict[str, Any]] = {
     # RAM's Catch (Mnih et al. 2014): their retina, 6 px at 3 scales (6, 12 and 24 px windows), so the coarsest
     # scale averages 4x4 blocks and the 1-px ball would read 1/16 there without scale_gain 4. Updates as our
-    # own PPO recipe for RAM makes them (envs.specs.CATCH_RECIPE): 256 games per rollout, 4 epochs of
+    # own PPO recipe for RAM makes them (train.py's ram-catch recipe): 256 games per rollout, 4 epochs of
     # minibatches of 64 whole games (64 x 23 steps), Adam 3e-4, LSTMs of 128. With 64 games, minibatches of
     # 512 steps, 8 epochs and Adam 1e-3 (the MNIST values) half of PPO's ratios were clipped and Catch stayed
     # at chance through 600k steps (docs/results.md). A run of 3M steps is ~130k games.
