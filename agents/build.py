@@ -134,7 +134,11 @@ def make_agent(cfg: Config, env) -> torch.nn.Module:
     if spec.still_only and not env.is_still:
         raise ConfigError(f"--agent {cfg.agent} classifies still images; it does not apply to --env {cfg.env}")
     bonus = {"entropy_coef": cfg.algorithm.entropy_coef} if takes_entropy_bonus(spec) else {}
-    return spec.make(env, cfg.options, **bonus).to(cfg.device)
+    try:
+        model = spec.make(env, cfg.options, **bonus)
+    except ValueError as error:  # the model refuses the env (item-wise attention on Catch) or its options
+        raise ConfigError(f"--agent {cfg.agent} --env {cfg.env}: {error}") from None
+    return model.to(cfg.device)
 
 
 def check_algo(cfg: Config) -> None:

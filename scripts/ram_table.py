@@ -23,17 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from agents.training import ConfigError, cli, run_parallel, run_script, threads_per_job
+from agents.recipes import TASK_BUDGETS
+from agents.training import ConfigError, cli, command_flags, run_parallel, run_script, threads_per_job
 from agents.ranges import MAX_SEED, Range
 
-# The paper's retinas: 8 px, one scale on 28x28; 12 px, three scales on 60x60 (Mnih et al. 2014, sec. 4.1).
-# Catch: RAM's training recipe for it (agents.recipes, ram-catch: the paper's 6 px x 3 retina, an LSTM core,
-# PPO; docs/results.md), which train.py applies where the command line is silent.
-RETINA = {"mnist": ["--glimpse-size", "8", "--scales", "1"],
-          "translated-60": ["--glimpse-size", "12", "--scales", "3"],
-          "cluttered-60": ["--glimpse-size", "12", "--scales", "3"],
-          "moving-mnist": ["--glimpse-size", "12", "--scales", "3"],
-          "catch": []}
+# Each setting's retina: its task's glimpse budget (agents.recipes.TASK_BUDGETS: the paper's, 8 px x 1 on 28x28,
+# 12 px x 3 on 60x60; Catch's 6 px x 3 with the rest of RAM's recipe for it, ram-catch, which train.py applies).
+RETINA = {env: command_flags({k: v for k, v in TASK_BUDGETS[env].items() if k != "glimpses"})
+          for env in ("mnist", "translated-60", "cluttered-60", "moving-mnist", "catch")}
 STILL = ("mnist", "translated-60", "cluttered-60")
 
 

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from gymnasium.vector import AutoresetMode
 from torch.distributions import Normal
 
-from agents import build, run_folder, training
+import envs
+from agents import AGENTS, build, run_folder, training
 from agents.itemwise import HardItemAttention
 from agents.ram import RAM
 from agents.recurrent import rollout
@@ -501,14 +502,16 @@ def test_recipe_none_and_a_pair_without_a_recipe_keep_configs_defaults():
     assert cfg.algorithm.algo == "reinforce" and cfg.options.core == "rnn" and cfg.options.hidden == 256
     named = training.parse_train_config(["--agent", "ram", "--env", "catch", "--recipe", "ram-catch"])
     assert training.flat_config(named) == training.flat_config(training.parse_train_config(["--env", "catch"]))
+    # RAM's MNIST recipe is the paper's budget, which the defaults already are: the same run, named.
     cfg = training.parse_train_config(["--agent", "ram", "--env", "mnist"])
-    assert training.flat_config(cfg) == training.flat_config(training.Config(agent="ram", env="mnist", recipe="none"))
-    assert training.recipe_in_use(cfg) == {} and cfg.recipe == "none"
+    plain = training.flat_config(training.Config(agent="ram", env="mnist", recipe="none"))
+    assert {**training.flat_config(cfg), "recipe": "none"} == plain and cfg.recipe == "ram-mnist"
+    assert training.recipe_in_use(cfg) == RECIPES["ram-mnist"].values == dict(glimpses=6, glimpse_size=8, scales=1)
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--recipe", "ram-mnist"], ["--recipe must be default, none or one of", "ram-catch (--agent ram --env catch)",
-                                 "got 'ram-mnist'"]),
+    (["--recipe", "ram-emnist"], ["--recipe must be default, none or one of", "ram-catch (--agent ram --env catch)",
+                                  "ram-mnist (--agent ram --env mnist)", "got 'ram-emnist'"]),
     (["--agent", "ram", "--env", "mnist", "--recipe", "ram-catch"],
      ["--recipe ram-catch is for --agent ram --env catch, not --agent ram --env mnist", "the recipes: ram-catch"]),
 ])
@@ -525,7 +528,33 @@ def test_a_recipe_is_one_entry_and_each_pair_has_at_most_one():
         register_recipe(Recipe("ram-catch-2", "ram", "catch", {"algo": "ppo"}))
     with pytest.raises(ValueError, match="'none' is taken"):
         register_recipe(Recipe("none", "ram", "mnist"))
-    assert set(RECIPES) == {"ram-catch"}  # nothing registered by the failed calls
+    assert "ram-catch-2" not in RECIPES and "none" not in RECIPES  # nothing registered by the failed calls
+
+
+def test_every_agent_has_a_recipe_on_every_task_it_applies_to_all_at_the_task_s_budget():
+    """Like rl-zoo3's hyperparameters per env: one recipe per (agent, task) where the agent applies (a still-image
+    agent not on video or games), and every recipe of a task gives the same retina and glimpses, so that agents
+    compare at equal budgets."""
+    tasks = ("mnist", "translated-60", "cluttered-60", "cluttered-100", "small-100", "moving-mnist", "catch")
+    for task in tasks:
+        spec = envs.task_of(task)
+        budgets = set()
+        for name, agent in AGENTS.items():
+            pair = [r for r in RECIPES.values() if (r.agent, r.env) == (name, task)]
+            applies = spec.is_still or not agent.still_only
+            assert len(pair) == (1 if applies and not (name == "item-hard" and task == "catch") else 0), (name, task)
+            for recipe in pair:
+                assert recipe.how  # how it was chosen, in words
+                cfg = training.parse_train_config(["--agent", name, "--env", task])
+                assert cfg.recipe == recipe.name
+                budgets.add((cfg.glimpses if spec.is_still else None, cfg.glimpse_size, cfg.scales))
+        assert len(budgets) == 1, (task, budgets)
+
+
+def test_item_wise_attention_on_catch_is_one_line(tmp_path):
+    status, stderr = train(tmp_path / "run", "--agent", "item-hard", "--env", "catch", "--train-images", "32")
+    assert status == 2 and "Traceback" not in stderr
+    one_line(stderr, "error:", "--agent item-hard --env catch: item-wise attention classifies; it does not play Catch")
 
 
 @pytest.mark.parametrize("agent", ["stn", "racnn-soft"])  # soft: no policy for --algo ppo
