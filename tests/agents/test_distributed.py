@@ -36,10 +36,10 @@ from agents.distributed import Context, LaunchError
 
 pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRAIN = str(ROOT / "scripts" / "train.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "GLIMPSE_DIST_TIMEOUT": "60",
-       "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "tests"), os.environ.get("PYTHONPATH")) if p)}
+       "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)}
 for _name in ("GLIMPSE_DATA_DIR", "PYTHONWARNINGS", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
     ENV.pop(_name, None)
 

@@ -293,7 +293,7 @@ def test_ppo_diverging_inside_its_first_update_stops_in_one_line(tmp_path):
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     run = tmp_path / "run"
     args = [*BASE, "--train-images", "100000", "--eval-every", "100000", "--checkpoint-every", "32"]
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parents[1] / "scripts" / "train.py"),
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parents[2] / "scripts" / "train.py"),
                              "--run-dir", str(run), *args], env=ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

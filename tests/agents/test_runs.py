@@ -21,7 +21,7 @@ from agents import training
 from agents.training import ConfigError, TrainingStopped
 from envs.data import OfflineSubsetWarning
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # no PYTHONWARNINGS=ignore: a clean run must print no warning
 ENV.pop("GLIMPSE_DATA_DIR", None)

@@ -35,7 +35,7 @@ from glimpse.policies import GaussianLocationPolicy
 
 pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
 
-TRAIN = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+TRAIN = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
 RETINA = dict(glimpse_size=6, scales=2, autoreset_mode=AutoresetMode.SAME_STEP)
 SMALL = dict(hidden=16, glimpse_hidden=8)
 

@@ -481,7 +481,7 @@ def test_bench_glimpse_script_runs_and_checks_both_sensor_methods():
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_glimpse.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_glimpse.py"
     args = ["--batch", "3", "--image", "1x40x40", "2x200x200", "--budget", "0.01", "--glimpses", "2", "--json"]
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
