@@ -269,6 +269,7 @@ def ranks(tmp_path_factory) -> list[dict]:
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
 
+@pytest.mark.e2e  # processes
 def test_collectives_in_two_processes(ranks):
     for found in ranks:
         # a: mean of [1, 2] and [2, 4]; b: (4 + 0) / 2; c: no gradient anywhere, none; d: float64 mean.
@@ -284,6 +285,7 @@ def test_collectives_in_two_processes(ranks):
     assert ranks[1]["report"] == (2, "", False)
 
 
+@pytest.mark.e2e  # processes
 @pytest.mark.parametrize("agent", DETERMINISTIC)
 def test_two_ranks_train_a_deterministic_agent_as_one_process_does(ranks, agent):
     single, _ = train_updates(agent, Context())
@@ -296,6 +298,7 @@ def test_two_ranks_train_a_deterministic_agent_as_one_process_does(ranks, agent)
     assert max((single[n] - v).abs().max().item() for n, v in initial.items()) > 1e-4  # it did train
 
 
+@pytest.mark.e2e  # processes
 @pytest.mark.parametrize("run", ["ram", "ram-ppo"])
 def test_ram_ranks_hold_identical_parameters_after_every_update(ranks, run):
     digests = [found[run][1] for found in ranks]
@@ -309,6 +312,7 @@ def test_ram_ranks_hold_identical_parameters_after_every_update(ranks, run):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # processes
 def test_torchrun_trains_conv_to_the_one_process_parameters_in_one_run_folder(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     single = one_process(one, *CONV)
@@ -331,6 +335,7 @@ def test_torchrun_trains_conv_to_the_one_process_parameters_in_one_run_folder(tm
     assert done.stdout.count('"world_size": 2') == 1  # ... and the results
 
 
+@pytest.mark.e2e  # processes
 def test_ram_stays_identical_a_killed_rank_stops_the_run_and_resume_completes_it(tmp_path):
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     (whole / "probe").mkdir(parents=True)
@@ -363,6 +368,7 @@ def test_ram_stays_identical_a_killed_rank_stops_the_run_and_resume_completes_it
     assert all(torch.equal(x, y) for x, y in zip(a["torch_rng_ranks"], b["torch_rng_ranks"]))
 
 
+@pytest.mark.e2e  # processes
 def test_a_batch_that_does_not_split_over_the_ranks_is_one_line_and_status_2(tmp_path):
     """Checked before the processes meet, so rank 0 alone shows it (what the others print: below)."""
     (done,) = launch(tmp_path / "run", *CONV[:4], "--batch-size", "15", "--torch-threads", "1", world=1,
@@ -402,6 +408,7 @@ def test_each_failure_is_one_line_on_the_process_that_should_say_it(monkeypatch,
     assert capsys.readouterr().err.splitlines() == ([shown] if shown else [])
 
 
+@pytest.mark.e2e  # processes
 def test_bench_ddp_times_one_and_two_processes_side_by_side():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_ddp.py"), "--glimpses", "2", "--batch-size",
                            "8", "--updates", "1", "--repeats", "2", "--json"], env=ENV, capture_output=True, text=True,

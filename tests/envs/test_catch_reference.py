@@ -130,6 +130,7 @@ def test_play_catch_refuses_a_task_without_a_paddle():
         play_catch(env, still_policy)
 
 
+@pytest.mark.e2e  # the script in a subprocess
 def test_script_prints_the_rates():
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "catch_reference.py"), "--games", "64"],

@@ -323,6 +323,7 @@ def test_cuda_fused_sensor_matches_the_windows_sensor(dtype, shape, retina):
     _check_fused_sensor("cuda", dtype, shape, retina)
 
 
+@pytest.mark.e2e  # a subprocess
 def test_fused_kernel_in_triton_interpreter_matches_the_windows_sensor():
     """The same check on the CPU through Triton's interpreter, wherever Triton is installed."""
     pytest.importorskip("triton")
@@ -474,6 +475,7 @@ def test_bad_input_is_named(kwargs, error, match):
         extract_glimpses(args.pop("images"), args.pop("centers"), **args)
 
 
+@pytest.mark.e2e  # a subprocess
 def test_bench_glimpse_script_runs_and_checks_both_sensor_methods():
     """The benchmark's own correctness column: both retinas agree with the loop on every row."""
     import json

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from tensorboard import context
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -87,6 +88,7 @@ def check_aggregate_runs(out: Path, agents: dict[str, str]) -> None:
             np.testing.assert_allclose([v for _, v in drawn[mean_tag]], seeds[agent].mean(0), rtol=0, atol=1e-6)
 
 
+@pytest.mark.e2e  # the script and its runs in subprocesses
 def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path):
     out = tmp_path / "cmp"
     cmd = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--env", "mnist", "--agents", "ram,item-soft,racnn-soft,conv",
