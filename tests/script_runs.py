@@ -87,6 +87,30 @@ def in_process(name: str, *args: str, env: dict | None = None) -> subprocess.Com
     return subprocess.CompletedProcess([sys.executable, str(path), *args], status, out.getvalue(), err.getvalue())
 
 
+class InProcessPopen:
+    """``subprocess.Popen`` for the ``[python, scripts/<name>, args...]`` commands of
+    :func:`agents.sweep.run_parallel` (put in place of ``agents.sweep.subprocess``): the script runs in this
+    process (:func:`in_process`) at once, its output written to ``stdout``; ``poll`` gives its exit status."""
+
+    STDOUT = subprocess.STDOUT
+
+    @classmethod
+    def Popen(cls, command: list[str], stdout, stderr=None) -> InProcessPopen:  # noqa: N802  (subprocess's name)
+        return cls(command, stdout)
+
+    def __init__(self, command: list[str], stdout) -> None:
+        assert command[0] == sys.executable and Path(command[1]).parent == SCRIPTS, command
+        done = in_process(Path(command[1]).name, *command[2:])
+        stdout.write(done.stdout + done.stderr)
+        self.returncode = done.returncode
+
+    def poll(self) -> int:
+        return self.returncode
+
+    def terminate(self) -> None:
+        """Nothing runs on: the run ended inside the constructor."""
+
+
 class Killed(BaseException):
     """The process dies here: a SIGKILL simulated in this process (nothing after it runs; the run folder's
     lock goes, as the kernel drops a dead process's ``flock``)."""
