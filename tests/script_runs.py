@@ -46,20 +46,20 @@ def in_process(name: str, *args: str, env: dict | None = None) -> subprocess.Com
     path = SCRIPTS / name
     saved_env, saved_argv, saved_path = dict(os.environ), list(sys.argv), list(sys.path)
     saved_modules, threads, rng = set(sys.modules), torch.get_num_threads(), torch.get_rng_state()
-    if env is not None:
-        os.environ.clear()
-        os.environ.update(env)
-    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
-    sys.path[:0] = [str(SCRIPTS), *extra]  # a script's own folder comes first, as for `python scripts/x.py`
-    sys.argv = [str(path), *args]
-    reset_for_tests()
     out, err = io.StringIO(), io.StringIO()
 
     def show(message, category, filename, lineno, file=None, line=None):
         err.write(warnings.formatwarning(message, category, filename, lineno, line))
 
-    status = 0
+    status, extra = 0, []
     try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
+        sys.path[:0] = [str(SCRIPTS), *extra]  # a script's own folder comes first, as for `python scripts/x.py`
+        sys.argv = [str(path), *args]
+        reset_for_tests()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
             warnings.resetwarnings()
             warnings.simplefilter("ignore" if os.environ.get("PYTHONWARNINGS") == "ignore" else "default")
