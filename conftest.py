@@ -3,5 +3,5 @@
 import importlib.util
 
 # envs.torchrl_env needs the optional torchrl extra: without it, its doctests are not collected (its tests
-# in tests/test_torchrl_env.py skip themselves).
+# in tests/envs/test_torchrl_env.py skip themselves).
 collect_ignore = [] if importlib.util.find_spec("torchrl") else ["envs/torchrl_env.py"]

@@ -34,7 +34,7 @@ The hard agent's policy cannot score items by their content: it has not seen the
 scores all ``K`` items at every step, at ``K`` glimpse-network passes per image (see
 :func:`agents.flops.flops_per_image`).
 
-Gradients (tested in ``tests/test_itemwise.py``): the hard where-policy gets REINFORCE gradient only,
+Gradients (tested in ``tests/agents/test_itemwise.py``): the hard where-policy gets REINFORCE gradient only,
 and reads ``h_t.detach()`` (RAM's ``reinforce_into_core=False``), except in an expected-context
 minibatch, where the cross-entropy trains it through ``pi``; the soft attention gets the cross-entropy's
 gradient.

@@ -90,7 +90,7 @@ into. The answer fuses the features of all scales. The module follows the paper 
    both parts at once (phase *joint*), after ``pretrain_steps`` (default 0) of the same pretraining.
    Evaluation, :meth:`RACNN.forward` and :meth:`RACNN.boxes` use the mean box ``u = tanh(a)``.
 
-4. **Guards** (``tests/test_racnn.py``): ``tl`` stays in range for extreme APN outputs; ``x`` / ``y`` are
+4. **Guards** (``tests/agents/test_racnn.py``): ``tl`` stays in range for extreme APN outputs; ``x`` / ``y`` are
    not swapped; the mask's gradient in ``tx``, ``ty``, ``tl`` has the right sign and is alive at the
    initial boxes; the soft backward reaches the APN; the hard APN gets only REINFORCE and the CNNs none
    of it; each soft phase leaves the other part's ``.grad`` at ``None``; the schedule survives a

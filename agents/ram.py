@@ -30,7 +30,7 @@ final observation, which nothing reads, so REINFORCE scores ``l_1..l_{T-1}`` (``
 ``T`` is the env's episode length (classification: ``num_glimpses``; video: ``frames``; Catch:
 ``canvas - 1``).
 
-What carries gradient (the detachment rules, each tested in ``tests/test_ram.py``):
+What carries gradient (the detachment rules, each tested in ``tests/agents/test_ram.py``):
 
 * The location sent to the env and fed back to the glimpse network is a **constant**: a sample (drawn
   without gradient) or, deterministically, ``tanh(mu).detach()``. Feeding ``mu + noise`` with ``mu``

@@ -1,10 +1,17 @@
 """Shared test settings."""
 
 import os
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
+
+# The tree mirrors the packages (tests/glimpse, tests/envs, tests/agents, tests/scripts) and test modules share
+# helpers across it by module name (``from test_data import synthetic``): every folder is importable, whichever
+# files a run collects. (No __init__.py: a tests/glimpse package would shadow the real one.)
+sys.path[:0] = [str(Path(__file__).parent / folder) for folder in ("glimpse", "envs", "agents", "scripts")]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,12 +1,7 @@
-"""The validation split (issue 25): ``envs.data.hold_out``, the env's ``split="val"`` with ``val_size``, and
-``scripts/train.py --val-images`` (run in-process: its ``main`` under :func:`agents.scripting.run_script`)."""
+"""The validation split: ``envs.data.hold_out`` (fixed held-out items, the rest in order, recorded as used) and the
+env's ``split="val"`` with ``val_size`` (a fixed set of the held-out items; training never shows one)."""
 
 from __future__ import annotations
-
-import json
-import runpy
-import sys
-from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -16,8 +11,6 @@ import envs  # noqa: F401  (registers the glimpse ids)
 from envs import data
 
 pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
-
-TRAIN = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 
 
 def offline_train() -> data.DigitDataset:
@@ -128,62 +121,3 @@ def test_the_env_refuses_a_val_split_it_cannot_hold_out(kwargs, message):
 def test_a_task_without_a_data_set_refuses_val_size():
     with pytest.raises(ValueError, match="val_size=10: task 'catch' loads no training split"):
         gym.make_vec("glimpse/Catch-v0", num_envs=2, val_size=10)
-
-
-# --- train.py --val-images ---------------------------------------------------------------------------------------
-
-
-def train(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """``scripts/train.py ARGS`` in this process: its exit status and stderr."""
-    monkeypatch.setattr(sys, "argv", [str(TRAIN), *args])
-    capsys.readouterr()
-    try:
-        runpy.run_path(str(TRAIN), run_name="__main__")
-        status = 0
-    except SystemExit as exit_:
-        status = exit_.code or 0
-    return status, capsys.readouterr().err
-
-
-SMALL = ["--agent", "ram", "--env", "mnist", "--glimpses", "2", "--batch-size", "16", "--train-images", "32",
-         "--eval-every", "16", "--eval-images", "20", "--mc-samples", "2", "--torch-threads", "1"]
-
-
-def test_train_evaluates_the_held_out_items_and_records_the_split(tmp_path, monkeypatch, capsys):
-    run = tmp_path / "run"
-    status, err = train(monkeypatch, capsys, *SMALL, "--val-images", "30", "--run-dir", str(run))
-    assert status == 0, err
-    results = json.loads((run / "results.json").read_text())
-    assert results["val_images"] == 30 and results["val_examples"] == 30 and results["test_examples"] == 20
-    assert 0 <= results["val_accuracy"] <= 1 and "val_accuracy_mc" in results
-    assert {k: (v["split"], v["size"]) for k, v in results["data"].items()} == {
-        "train": ("train", 3970), "test": ("test", 1000), "val": ("val", 30)}
-    config = json.loads((run / "config.json").read_text())
-    assert config["val_images"] == 30 and config["data"]["val"]["size"] == 30
-    assert "val_accuracy" in err and "data val: offline, 30 examples" in err
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run)).Reload()
-    assert [e.step for e in events.Scalars("val/accuracy")] == [16, 32]
-    # --resume checks the split like the data: another --val-images is refused, naming the flag.
-    status, err = train(monkeypatch, capsys, *SMALL, "--val-images", "40", "--run-dir", str(run), "--resume")
-    assert status == 2 and "--val-images" in err.splitlines()[-1]
-
-
-def test_train_without_val_images_writes_no_val_metrics(tmp_path, monkeypatch, capsys):
-    run = tmp_path / "run"
-    assert train(monkeypatch, capsys, *SMALL, "--run-dir", str(run))[0] == 0
-    results = json.loads((run / "results.json").read_text())
-    assert not [k for k in results if k.startswith("val")] and set(results["data"]) == {"train", "test"}
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--val-images", "4000"], "error: --env mnist: --val-images 4000 leaves nothing to train on: the training split "
-                               "holds 4000 items; hold out fewer"),
-    (["--val-images", "-3"], "error: --val-images"),
-    (["--env", "catch", "--val-images", "10"], "error: --env catch: --val-images 10: task 'catch' loads no training split"),
-])
-def test_train_refuses_a_val_split_it_cannot_hold_out_in_one_line(tmp_path, monkeypatch, capsys, args, message):
-    status, err = train(monkeypatch, capsys, *SMALL, *args, "--run-dir", str(tmp_path / "run"))
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert status == 2 and len(lines) == 1 and lines[0].startswith(message), err

@@ -226,8 +226,9 @@ def test_bad_input_fails_in_one_line():
         GlimpseTorchRLEnv(gym.make_vec("CartPole-v1", num_envs=2))
 
 
+@pytest.mark.e2e  # the script in a subprocess
 def test_bench_torchrl_script_runs():
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_torchrl.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_torchrl.py"
     args = ["--num-envs", "2", "--async-max-envs", "0", "--glimpse-size", "4", "--scales", "1", "--steps", "2",
             "--budget", "0.01", "--json"]
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)

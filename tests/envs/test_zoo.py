@@ -20,7 +20,7 @@ from envs.sb3 import GlimpseExtractor, to_sb3
 from envs.specs import task_of
 from envs.zoo import SB3_DEFAULTS, zoo_hyperparams
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MNIST = "glimpse/MNIST-v0"
 # A run of seconds: 4 envs x 16 steps per rollout, 2 rollouts, one epoch of small minibatches.
 SHORT = ["-n", "128", "-params", "n_envs:4", "batch_size:32", "n_epochs:1"]

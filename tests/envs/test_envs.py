@@ -1022,8 +1022,9 @@ def test_video_task_with_user_frames(layout):
 # ------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # the script in a subprocess
 def test_bench_env_script_runs():
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_env.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_env.py"
     args = ["--num-envs", "1,3", "--glimpse-size", "4", "--scales", "1", "--steps", "2", "--budget", "0.01", "--json"]
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -1,4 +1,5 @@
-"""train.py, evaluate.py and visualize.py end to end, in subprocesses, on the offline data."""
+"""train.py, evaluate.py and visualize.py end to end on the offline data: in this process (tests/script_runs.py), and
+a run killed by a signal in a subprocess."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-ROOT = Path(__file__).resolve().parents[1]
+from script_runs import in_process, killed_after_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
@@ -24,11 +27,22 @@ RAM_TAGS = {
 }
 
 
+def script(name: str, *args: str) -> subprocess.CompletedProcess:
+    """``python scripts/<name> args``, in this process (:func:`script_runs.in_process`); a failure raises
+    :class:`subprocess.CalledProcessError`, as ``subprocess.run(..., check=True)`` does."""
+    done = in_process(name, *args, env=ENV)
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
+    return done
+
+
 def train(run_dir: Path, *args: str, wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
-    cmd = [sys.executable, str(SCRIPTS / "train.py"), "--run-dir", str(run_dir), "--torch-threads", "1", *args]
+    """train.py in this process, or (``wait=False``) started in a subprocess, to be killed."""
+    args = ("--run-dir", str(run_dir), "--torch-threads", "1", *args)
     if not wait:
-        return subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, check=True)
+        return subprocess.Popen([sys.executable, str(SCRIPTS / "train.py"), *args], env=ENV,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return script("train.py", *args)
 
 
 SMALL_RAM = ["--agent", "ram", "--env", "mnist", "--glimpse-size", "8", "--scales", "3", "--glimpses", "3",
@@ -51,13 +65,11 @@ def test_ram_run_writes_events_config_checkpoint_and_results(tmp_path):
     assert torch.load(run / "checkpoint.pt", weights_only=True)["images_seen"] == 256
     assert not list(run.glob("*.tmp")), "a checkpoint was left half written"
 
-    out = subprocess.run([sys.executable, str(SCRIPTS / "evaluate.py"), "--run-dir", str(run), "--mc-samples", "2"],
-                         env=ENV, capture_output=True, text=True, timeout=120, check=True)
+    out = script("evaluate.py", "--run-dir", str(run), "--mc-samples", "2")
     evaluated = json.loads(out.stdout.strip().splitlines()[-1])
     assert evaluated["test_accuracy"] == results["test_accuracy"]  # the deterministic evaluation replays
     assert evaluated["test_accuracy_mc"] == results["test_accuracy_mc"]  # and so do the seeded sampled rollouts
-    subprocess.run([sys.executable, str(SCRIPTS / "visualize.py"), "--run-dir", str(run), "--count", "3"],
-                   env=ENV, capture_output=True, text=True, timeout=120, check=True)
+    script("visualize.py", "--run-dir", str(run), "--count", "3")
     assert (run / "viz" / "glimpses.gif").stat().st_size > 0 and (run / "viz" / "paths.png").stat().st_size > 0
 
 
@@ -87,8 +99,7 @@ def test_every_agent_trains_with_the_shared_tags(tmp_path, agent):
     soft = agent in ("item-soft", "spatial-soft", "stn", "racnn-soft", "racnn-hard")  # attention pictures
     assert ("eval/attention" in events.Tags()["images"]) == soft
     if agent in ("item-hard", "racnn-hard", "fc"):  # visualize draws paths, attention, or says there is none
-        drawn = subprocess.run([sys.executable, str(SCRIPTS / "visualize.py"), "--run-dir", str(run), "--count", "2"],
-                               env=ENV, capture_output=True, text=True, timeout=120)
+        drawn = in_process("visualize.py", "--run-dir", str(run), "--count", "2", env=ENV)
         written = {"item-hard": "paths.png", "racnn-hard": "attention.png"}.get(agent)
         if written is None:
             assert drawn.returncode == 2 and "no attention to draw" in drawn.stderr.strip().splitlines()[-1]
@@ -139,11 +150,11 @@ def test_refuses_to_overwrite_a_run(tmp_path):
 SAT_ITEM_HARD = [*SMALL_RAM[2:], "--agent", "item-hard", "--expected-context-prob", "0.5"]
 
 
-@pytest.mark.parametrize("agent_args", [[*SMALL_RAM, "--anneal-lr"], SAT_ITEM_HARD], ids=["ram-annealed", "item-hard-sat"])
-def test_resume_after_a_kill_reaches_the_same_result(tmp_path, agent_args):
-    """SIGKILL a run once it has checkpointed; --resume must end exactly where an uninterrupted run does
-    (item-hard with SAT's expected context also draws a coin per minibatch from torch's RNG)."""
-    args = [*agent_args, "--train-images", "1600", "--eval-every", "800", "--checkpoint-every", "160"]
+@pytest.mark.e2e  # a signal to a process
+def test_resume_after_a_kill_reaches_the_same_result(tmp_path):
+    """SIGKILL a run once it has checkpointed; --resume must end exactly where an uninterrupted run does."""
+    # The kill lands within 10 ms of the first checkpoint (160 images): 640 more images cannot pass in that time.
+    args = [*SMALL_RAM, "--anneal-lr", "--train-images", "800", "--eval-every", "400", "--checkpoint-every", "160"]
     train(tmp_path / "whole", *args)
 
     killed = tmp_path / "killed"
@@ -157,13 +168,32 @@ def test_resume_after_a_kill_reaches_the_same_result(tmp_path, agent_args):
     process.wait()
     assert not (killed / "results.json").exists()
     train(killed, *args, "--resume")
+    assert_same_run(tmp_path / "whole", killed, 800)
 
-    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+
+def test_resume_after_a_kill_in_process_reaches_the_same_result(tmp_path):
+    """The same for item-hard with SAT's expected context, which also draws a coin per minibatch from torch's
+    RNG: killed (in this process) right after its first checkpoint, then resumed."""
+    args = [*SAT_ITEM_HARD, "--train-images", "640", "--eval-every", "320", "--checkpoint-every", "160"]
+    train(tmp_path / "whole", *args)
+    killed = tmp_path / "killed"
+    with killed_after_checkpoint(1):
+        assert in_process("train.py", "--run-dir", str(killed), "--torch-threads", "1", *args,
+                          env=ENV).returncode == -signal.SIGKILL
+    assert torch.load(killed / "checkpoint.pt", weights_only=True)["images_seen"] == 160
+    assert not (killed / "results.json").exists()
+    train(killed, *args, "--resume")
+    assert_same_run(tmp_path / "whole", killed, 640)
+
+
+def assert_same_run(whole_run: Path, killed: Path, images: int) -> None:
+    """The resumed run ended with the uninterrupted run's weights, images seen and test accuracy."""
+    whole = torch.load(whole_run / "checkpoint.pt", weights_only=True)
     resumed = torch.load(killed / "checkpoint.pt", weights_only=True)
-    assert whole["images_seen"] == resumed["images_seen"] == 1600
+    assert whole["images_seen"] == resumed["images_seen"] == images
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
-    first = json.loads((tmp_path / "whole" / "results.json").read_text())
+    first = json.loads((whole_run / "results.json").read_text())
     second = json.loads((killed / "results.json").read_text())
     assert first["test_accuracy"] == second["test_accuracy"]
 

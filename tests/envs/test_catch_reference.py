@@ -19,7 +19,7 @@ from envs.catch import CatchState, catch_render, catch_reset, catch_step
 from envs.catch_reference import (follow_ball_policy, landing_column, play_catch, predict_landing_policy,
                                   random_policy, read_screens, still_policy)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCREEN = 24
 START_PADDLE = (SCREEN - 2) // 2  # 11: the paddle covers columns 11 and 12
 
@@ -130,6 +130,7 @@ def test_play_catch_refuses_a_task_without_a_paddle():
         play_catch(env, still_policy)
 
 
+@pytest.mark.e2e  # the script in a subprocess
 def test_script_prints_the_rates():
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "catch_reference.py"), "--games", "64"],

@@ -13,15 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from script_runs import in_process, in_subprocess
+
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "bench_peer.py"
 HAS_AP_GYM = importlib.util.find_spec("ap_gym") is not None
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
+def run(*args: str, e2e: bool = False) -> subprocess.CompletedProcess:
+    """``python scripts/bench_peer.py args`` in this process, or in a subprocess (``e2e``)."""
     env = {**os.environ, "COLUMNS": "100", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return (in_subprocess if e2e else in_process)("bench_peer.py", *args, env=env)
 
 
 def test_help_names_every_flag():
@@ -31,9 +33,10 @@ def test_help_names_every_flag():
         assert flag in done.stdout
 
 
+@pytest.mark.e2e  # the script in a subprocess: its exit as the shell sees it
 @pytest.mark.skipif(HAS_AP_GYM, reason="ap_gym is importable here, so its absence cannot be shown")
 def test_without_ap_gym_one_line_and_exit_2():
-    done = run("--settings", "2:5:2", "--budget", "0.01")
+    done = run("--settings", "2:5:2", "--budget", "0.01", e2e=True)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ap_gym cannot be imported"), done.stderr

@@ -1,5 +1,5 @@
-"""A plugin for tests/test_distributed.py (``--plugins ddp_probe`` with ``tests`` on ``PYTHONPATH``): it wraps
-every registered agent's ``train_losses`` so that each process of a run
+"""A plugin for tests/agents/test_distributed.py (``--plugins ddp_probe`` with ``tests/agents`` on
+``PYTHONPATH``): it wraps every registered agent's ``train_losses`` so that each process of a run
 
 - appends to ``$GLIMPSE_PROBE_DIR/rank<r>.txt`` one line per update: the update's number, a digest of the
   parameters it starts from (those the previous update left) and a digest of the episodes' first glimpses

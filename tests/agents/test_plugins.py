@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from script_runs import in_process
 
 PLUGIN = textwrap.dedent('''
     """A small agent and a small task, registered from outside the packages."""
@@ -92,20 +90,19 @@ def test_plugin_agent_and_task_train_through_the_script(plugin, tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     run = tmp_path / "run"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "--plugins", plugin, "--agent", "plugin-mlp",
-                    "--hidden", "8", "--env", "translated-44", "--train-images", "64", "--batch-size", "16",
-                    "--eval-images", "16", "--torch-threads", "1", "--run-dir", str(run)],
-                   env=env, capture_output=True, text=True, timeout=120, check=True)
+    done = in_process("train.py", "--plugins", plugin, "--agent", "plugin-mlp", "--hidden", "8", "--env",
+                      "translated-44", "--train-images", "64", "--batch-size", "16", "--eval-images", "16",
+                      "--torch-threads", "1", "--run-dir", str(run), env=env)
+    assert done.returncode == 0, done.stderr
     results = json.loads((run / "results.json").read_text())
     assert results["agent"] == "plugin-mlp" and results["env"] == "translated-44" and results["train_images"] == 64
     assert json.loads((run / "config.json").read_text())["hidden"] == 8
     # A run folder never imports code by itself: the plugins it recorded must be named on the command line.
-    refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--run-dir", str(run)],
-                             env=env, capture_output=True, text=True, timeout=120)
+    refused = in_process("evaluate.py", "--run-dir", str(run), env=env)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
     assert f"--plugins {plugin}" in refused.stderr.strip().splitlines()[-1]
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--run-dir", str(run),
-                          "--plugins", plugin], env=env, capture_output=True, text=True, timeout=120, check=True)
+    out = in_process("evaluate.py", "--run-dir", str(run), "--plugins", plugin, env=env)
+    assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["test_accuracy"] == results["test_accuracy"]
 
 

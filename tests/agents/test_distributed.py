@@ -37,10 +37,10 @@ from agents.trainers import AlgorithmOptions
 
 pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRAIN = str(ROOT / "scripts" / "train.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "GLIMPSE_DIST_TIMEOUT": "60",
-       "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "tests"), os.environ.get("PYTHONPATH")) if p)}
+       "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)}
 for _name in ("GLIMPSE_DATA_DIR", "PYTHONWARNINGS", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
     ENV.pop(_name, None)
 
@@ -273,6 +273,7 @@ def ranks(tmp_path_factory) -> list[dict]:
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
 
+@pytest.mark.e2e  # processes
 def test_collectives_in_two_processes(ranks):
     for found in ranks:
         # a: mean of [1, 2] and [2, 4]; b: (4 + 0) / 2; c: no gradient anywhere, none; d: float64 mean.
@@ -288,6 +289,7 @@ def test_collectives_in_two_processes(ranks):
     assert ranks[1]["report"] == (2, "", False)
 
 
+@pytest.mark.e2e  # processes
 @pytest.mark.parametrize("agent", DETERMINISTIC)
 def test_two_ranks_train_a_deterministic_agent_as_one_process_does(ranks, agent):
     single, _ = train_updates(agent, Context())
@@ -300,6 +302,7 @@ def test_two_ranks_train_a_deterministic_agent_as_one_process_does(ranks, agent)
     assert max((single[n] - v).abs().max().item() for n, v in initial.items()) > 1e-4  # it did train
 
 
+@pytest.mark.e2e  # processes
 @pytest.mark.parametrize("run", ["ram", "ram-ppo"])
 def test_ram_ranks_hold_identical_parameters_after_every_update(ranks, run):
     digests = [found[run][1] for found in ranks]
@@ -313,6 +316,7 @@ def test_ram_ranks_hold_identical_parameters_after_every_update(ranks, run):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # processes
 def test_torchrun_trains_conv_to_the_one_process_parameters_in_one_run_folder(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     single = one_process(one, *CONV)
@@ -335,6 +339,7 @@ def test_torchrun_trains_conv_to_the_one_process_parameters_in_one_run_folder(tm
     assert done.stdout.count('"world_size": 2') == 1  # ... and the results
 
 
+@pytest.mark.e2e  # processes
 def test_ram_stays_identical_a_killed_rank_stops_the_run_and_resume_completes_it(tmp_path):
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     (whole / "probe").mkdir(parents=True)
@@ -367,6 +372,7 @@ def test_ram_stays_identical_a_killed_rank_stops_the_run_and_resume_completes_it
     assert all(torch.equal(x, y) for x, y in zip(a["torch_rng_ranks"], b["torch_rng_ranks"]))
 
 
+@pytest.mark.e2e  # processes
 def test_a_batch_that_does_not_split_over_the_ranks_is_one_line_and_status_2(tmp_path):
     """Checked before the processes meet, so rank 0 alone shows it (what the others print: below)."""
     (done,) = launch(tmp_path / "run", *CONV[:4], "--batch-size", "15", "--torch-threads", "1", world=1,
@@ -376,6 +382,17 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_one_line_and_status_2(tmp
         "error: --batch-size 15 does not split evenly over the 2 processes (WORLD_SIZE): every process plays an "
         "equal share of each batch; pass a multiple of 2"]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_process_that_joined_no_group_exits_by_system_exit_and_one_that_did_by_os_exit(monkeypatch):
+    with pytest.raises(SystemExit) as exited:
+        distributed.exit_process(3)
+    assert exited.value.code == 3
+    ended = []
+    monkeypatch.setattr(distributed, "_joined", True)
+    monkeypatch.setattr(distributed.os, "_exit", ended.append)  # os._exit(status), after the streams are flushed
+    distributed.exit_process(4)
+    assert ended == [4]
 
 
 @pytest.mark.parametrize("error, rank, local_rank, shown", [
@@ -406,6 +423,7 @@ def test_each_failure_is_one_line_on_the_process_that_should_say_it(monkeypatch,
     assert capsys.readouterr().err.splitlines() == ([shown] if shown else [])
 
 
+@pytest.mark.e2e  # processes
 def test_bench_ddp_times_one_and_two_processes_side_by_side():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_ddp.py"), "--glimpses", "2", "--batch-size",
                            "8", "--updates", "1", "--repeats", "2", "--json"], env=ENV, capture_output=True, text=True,

@@ -20,8 +20,9 @@ import torch
 from agents import training
 from agents.training import ConfigError, TrainingStopped
 from envs.data import OfflineSubsetWarning
+from script_runs import in_process, in_subprocess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # no PYTHONWARNINGS=ignore: a clean run must print no warning
 ENV.pop("GLIMPSE_DATA_DIR", None)
@@ -32,13 +33,13 @@ BASE = ["--agent", "ram", "--env", "mnist", "--glimpse-size", "8", "--scales", "
 SMALL = [*BASE, "--train-images", "128", "--eval-every", "64", "--checkpoint-every", "64"]
 
 
-def script(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPTS / name), *args], env=env or ENV, capture_output=True,
-                          text=True, timeout=300)
+def script(name: str, *args: str, env: dict | None = None, e2e: bool = False) -> subprocess.CompletedProcess:
+    """``python scripts/<name> args``: in this process, or in a subprocess (``e2e``; the test is marked so)."""
+    return (in_subprocess if e2e else in_process)(name, *args, env=env or ENV)
 
 
-def train(run_dir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return script("train.py", "--run-dir", str(run_dir), *args, env=env)
+def train(run_dir: Path, *args: str, env: dict | None = None, e2e: bool = False) -> subprocess.CompletedProcess:
+    return script("train.py", "--run-dir", str(run_dir), *args, env=env, e2e=e2e)
 
 
 def results_of(run_dir: Path) -> dict:
@@ -64,10 +65,26 @@ def finished(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("reference") / "run"
     done = train(run, *SMALL)
     assert done.returncode == 0, done.stderr
-    # 7. A clean run prints no warning (torch's requires_grad-to-scalar one included); the offline subset
-    # is announced as data, not as a Python warning.
-    assert "Warning" not in done.stderr and "warn" not in done.stderr.lower().replace("data: ", ""), done.stderr
+    assert_no_warning(done.stderr)
     return run
+
+
+def assert_no_warning(stderr: str) -> None:
+    """7. A clean run prints no warning (torch's requires_grad-to-scalar one included); the offline subset
+    is announced as data, not as a Python warning."""
+    assert "Warning" not in stderr and "warn" not in stderr.lower().replace("data: ", ""), stderr
+
+
+@pytest.mark.e2e
+def test_a_clean_run_in_a_subprocess_prints_no_warning_and_ends_where_the_in_process_run_does(finished, tmp_path):
+    """The end-to-end tier of this file: train.py as the shell runs it (exit status, stderr, files) gives the
+    results the in-process runs of the other tests give; a bad value is one line and status 2 there too."""
+    run = tmp_path / "run"
+    done = train(run, *SMALL, e2e=True)
+    assert done.returncode == 0, done.stderr
+    assert_no_warning(done.stderr)
+    assert results_of(run) == results_of(finished)
+    one_line_error(train(tmp_path / "bad", "--batch-size", "0", e2e=True), 2, "--batch-size must be >= 1; got 0")
 
 
 def copy_run(run: Path, to: Path, drop: tuple[str, ...] = ()) -> Path:
@@ -144,6 +161,7 @@ def test_killed_after_the_last_checkpoint_resumes_to_the_same_results(finished, 
     assert results_of(run) == results_of(finished)
 
 
+@pytest.mark.e2e  # a second process
 def test_compare_relaunches_a_run_killed_before_its_first_checkpoint_to_the_same_results(finished, tmp_path):
     """What compare.py and ram_table.py do with a run folder that holds config.json but no checkpoint."""
     run = copy_run(finished, tmp_path / "run", drop=("results.json", "checkpoint.pt"))
@@ -209,6 +227,7 @@ def test_resume_with_other_flags_names_them(finished, tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # a second process
 def test_a_process_may_lock_its_own_run_folder_again(tmp_path):
     training.lock_run_dir(tmp_path / "run")
     training.lock_run_dir(tmp_path / "run")  # a second run in the same process (a notebook) is its owner
@@ -231,6 +250,7 @@ def test_a_run_folder_this_process_owns_still_loads(finished, tmp_path):
         training.release_run_dir(run)
 
 
+@pytest.mark.e2e  # a second process
 def test_a_second_process_is_refused_at_once_and_a_killed_owner_leaves_no_lock(tmp_path):
     run = tmp_path / "run"
     owner = subprocess.Popen([sys.executable, "-c", "import sys, time; from agents.training import lock_run_dir; "

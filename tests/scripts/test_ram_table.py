@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
 
+@pytest.mark.e2e  # the script and its runs in subprocesses
 def test_quick_table_runs_in_parallel_and_reuses_finished_runs(tmp_path):
     out = tmp_path / "table"
     cmd = [sys.executable, "scripts/ram_table.py", "--quick", "--envs", "mnist,cluttered-60", "--train-images", "128",

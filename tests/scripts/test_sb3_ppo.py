@@ -1,4 +1,5 @@
-"""scripts/sb3_ppo.py end to end (a few steps in a subprocess), and the dataclass -> CLI helper (tyro) agents.training.cli."""
+"""scripts/sb3_ppo.py end to end (a few steps in this process, and once in a subprocess), and the dataclass -> CLI
+helper (tyro) agents.training.cli."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ import tyro
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.training import cli
+from script_runs import in_process, in_subprocess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "sb3_ppo.py"
 
 
@@ -56,18 +58,19 @@ def field_help(cls) -> dict[str, str]:
     return {f.name: get_field_docstring(cls, f.name, ()) for f in dataclasses.fields(cls)}
 
 
-def run_script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_script(*args: str, status: int = 0, e2e: bool = False) -> subprocess.CompletedProcess:
+    """``python scripts/sb3_ppo.py args`` in this process, or in a subprocess (``e2e``); it must exit with ``status``."""
     env = {**os.environ, "COLUMNS": "100", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=timeout)
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    result = (in_subprocess if e2e else in_process)("sb3_ppo.py", *args, env=env)
+    assert result.returncode == status, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return result
 
 
+@pytest.mark.e2e
 def test_script_trains_logs_and_saves(tmp_path):
     out = run_script("--total-timesteps", "64", "--num-envs", "4", "--n-steps", "8", "--batch-size", "16",
                      "--n-epochs", "1", "--features-dim", "16", "--eval-every", "32", "--eval-episodes", "8",
-                     "--run-dir", str(tmp_path))
+                     "--run-dir", str(tmp_path), e2e=True)
     (run,) = tmp_path.iterdir()
     assert re.fullmatch(r"mnist__ppo__1__\d+", run.name), run.name
     assert str(run) in out.stdout  # tells where the logs are
@@ -139,9 +142,7 @@ def test_reward_mode_reaches_the_training_env_only():
     for split, mode in (("train", "log_prob_gain"), ("test", "final")):
         venv = sb3_ppo.make_env(cfg, 2, split, torch.device("cpu"))
         assert venv.get_attr("reward_mode") == [mode, mode]
-    result = subprocess.run([sys.executable, str(SCRIPT), "--env", "catch", "--reward-mode", "log_prob"], cwd=ROOT,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
+    result = run_script("--env", "catch", "--reward-mode", "log_prob", status=2)
     assert result.stderr.strip().splitlines()[-1].startswith("error: --env catch: reward_mode='log_prob' scores")
 
 
@@ -162,7 +163,7 @@ def test_rollouts_default_to_whole_episodes():
 def test_help_explains_every_flag():
     sb3_ppo = import_script()
     helps = field_help(sb3_ppo.Config)
-    text = re.sub(r"\s+", "", _unboxed(run_script("--help", timeout=60).stdout))  # tyro wraps lines anywhere
+    text = re.sub(r"\s+", "", _unboxed(run_script("--help").stdout))  # tyro wraps lines anywhere
     for f in dataclasses.fields(sb3_ppo.Config):
         flag = "--" + f.name.replace("_", "-")
         if not f.init:  # computed at run time: documented, but no flag

@@ -3,19 +3,16 @@ collection, the A2C gradient against a hand-built actor-critic loss, PPO's minib
 bad flags, the recipes (RAM's for Catch), and a short PPO run of scripts/train.py that logs its diagnostics and resumes exactly.
 
 Small envs (6 px glimpses, 2 scales, 8 rows, Catch on an 8 px screen) and small agents keep each test
-well under a second; the scripts/train.py runs are played in this process (``runpy``: the script's own
+well under a second; the scripts/train.py runs are played in this process (tests/script_runs.py: the script's own
 code, without a second interpreter's start, which is most of a short run's time on a loaded machine).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import math
-import runpy
-import sys
+import signal
 from pathlib import Path
 
 import pytest
@@ -25,7 +22,7 @@ from gymnasium.vector import AutoresetMode
 from torch.distributions import Normal
 
 import envs
-from agents import AGENTS, build, run_folder, training
+from agents import AGENTS, build, training
 from agents.itemwise import HardItemAttention
 from agents.ram import RAM
 from agents.recurrent import rollout
@@ -33,10 +30,10 @@ from agents.recipes import RECIPES
 from agents.trainers import AlgorithmOptions, PPOOptions, PPOTrainer, ReinforceTrainer, trainer_for
 from envs import GlimpseVectorEnv
 from glimpse.policies import GaussianLocationPolicy
+from script_runs import in_process, killed_after_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
 
-TRAIN = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 RETINA = dict(glimpse_size=6, scales=2, autoreset_mode=AutoresetMode.SAME_STEP)
 SMALL = dict(hidden=16, glimpse_hidden=8)
 
@@ -377,27 +374,11 @@ def test_a_critic_outputting_nan_makes_the_update_raise_naming_the_values(algo):
         assert torch.equal(value, before[key]) or key == "baseline.weight", key
 
 
-class Killed(BaseException):
-    """The process dies here (a SIGKILL, simulated in this process: nothing after it runs)."""
-
-
-def train(run_dir: Path, *args: str) -> tuple[int | str, str]:
+def train(run_dir: Path, *args: str) -> tuple[int, str]:
     """``scripts/train.py --run-dir run_dir --torch-threads 1 *args`` run in this process (its code, its
-    ``run_script``): ``(exit status, or "killed"; stderr)``."""
-    saved = sys.argv
-    sys.argv = ["train.py", "--run-dir", str(run_dir), "--torch-threads", "1", *args]
-    err, status = io.StringIO(), 0
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            runpy.run_path(str(TRAIN), run_name="__main__")
-    except SystemExit as stop:
-        status = stop.code
-    except Killed:
-        status = "killed"
-    finally:
-        sys.argv = saved
-        training.release_run_dir(run_dir)
-    return status, err.getvalue()
+    ``run_script``): ``(exit status, -SIGKILL if killed; stderr)``."""
+    done = in_process("train.py", "--run-dir", str(run_dir), "--torch-threads", "1", *args)
+    return done.returncode, done.stderr
 
 
 def one_line(stderr: str, prefix: str, *words: str) -> str:
@@ -612,19 +593,12 @@ def test_a_ppo_run_logs_its_diagnostics_and_marks_the_recipe(ppo_run):
     assert config["recipe"] == "ram-catch"
 
 
-def test_a_ppo_run_killed_after_its_first_checkpoint_resumes_to_the_same_results(ppo_run, tmp_path, monkeypatch):
+def test_a_ppo_run_killed_after_its_first_checkpoint_resumes_to_the_same_results(ppo_run, tmp_path):
     whole, _ = ppo_run
-    save = run_folder.save_checkpoint
-
-    def save_then_die(path, payload):
-        save(path, payload)
-        raise Killed
-
     run = tmp_path / "killed"
-    with monkeypatch.context() as patch:
-        patch.setattr(run_folder, "save_checkpoint", save_then_die)  # where scripts/train.py imports it from
+    with killed_after_checkpoint(1):
         status, _ = train(run, *CATCH_RUN)
-    assert status == "killed" and not (run / "results.json").exists()
+    assert status == -signal.SIGKILL and not (run / "results.json").exists()
     assert torch.load(run / "checkpoint.pt", weights_only=True)["images_seen"] == 128
 
     status, stderr = train(run, *CATCH_RUN, "--resume")

@@ -324,6 +324,7 @@ def test_cuda_fused_sensor_matches_the_windows_sensor(dtype, shape, retina):
     _check_fused_sensor("cuda", dtype, shape, retina)
 
 
+@pytest.mark.e2e  # a subprocess
 def test_fused_kernel_in_triton_interpreter_matches_the_windows_sensor():
     """The same check on the CPU through Triton's interpreter, wherever Triton is installed."""
     pytest.importorskip("triton")
@@ -475,6 +476,7 @@ def test_bad_input_is_named(kwargs, error, match):
         extract_glimpses(args.pop("images"), args.pop("centers"), **args)
 
 
+@pytest.mark.e2e  # a subprocess
 def test_bench_glimpse_script_runs_and_checks_both_sensor_methods():
     """The benchmark's own correctness column: both retinas agree with the loop on every row."""
     import json
@@ -482,7 +484,7 @@ def test_bench_glimpse_script_runs_and_checks_both_sensor_methods():
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_glimpse.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_glimpse.py"
     args = ["--batch", "3", "--image", "1x40x40", "2x200x200", "--budget", "0.01", "--glimpses", "2", "--json"]
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

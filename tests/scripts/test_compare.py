@@ -1,12 +1,11 @@
-"""scripts/compare.py end to end: every run with identical tags, the TensorBoard layout, the plot and the table."""
+"""scripts/compare.py end to end, in this process: every run with identical tags, the TensorBoard layout, the plot
+and the table."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,9 @@ from tensorboard.plugins import base_plugin
 from tensorboard.plugins.custom_scalar.custom_scalars_plugin import CustomScalarsPlugin
 from tensorboard.plugins.scalar.scalars_plugin import ScalarsPlugin
 
-ROOT = Path(__file__).resolve().parents[1]
+from agents import sweep
+from script_runs import InProcessPopen, in_process
+
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
 
@@ -87,13 +88,18 @@ def check_aggregate_runs(out: Path, agents: dict[str, str]) -> None:
             np.testing.assert_allclose([v for _, v in drawn[mean_tag]], seeds[agent].mean(0), rtol=0, atol=1e-6)
 
 
-def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path):
+def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path, monkeypatch):
+    """compare.py and its train.py runs in this process (run_parallel's subprocesses: InProcessPopen; the
+    sweep's real processes are tested with ram_table.py and in tests/agents/test_runs.py)."""
+    monkeypatch.setattr(sweep, "subprocess", InProcessPopen)
     out = tmp_path / "cmp"
-    cmd = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--env", "mnist", "--agents", "ram,item-soft,racnn-soft,conv",
+    cmd = ["--env", "mnist", "--agents", "ram,item-soft,racnn-soft,conv",
            "--seeds", "2", "--train-images", "128", "--eval-every", "64", "--eval-images", "32", "--batch-size", "32",
            "--glimpse-size", "8", "--scales", "2", "--glimpses", "2", "--mc-samples", "2", "--jobs", "2",
            "--out", str(out)]
-    subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, check=True)
+    first = in_process("compare.py", *cmd, env=ENV)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("start ") == 8  # every seed of every agent trained
 
     agents = {"conv": "baseline", "item-soft": "soft", "racnn-soft": "soft", "ram": "hard"}
     runs = sorted(p.name for p in out.iterdir() if p.is_dir())
@@ -113,7 +119,7 @@ def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path):
     assert "| agent | scale 1 acc. | scale 2 acc. | scale 3 acc. | fused acc. |" in table  # RA-CNN's scales
 
     # A second call reuses the finished runs instead of training them again.
-    again = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120, check=True)
-    assert "start" not in again.stdout
+    again = in_process("compare.py", *cmd, env=ENV)
+    assert again.returncode == 0 and "start" not in again.stdout, again.stderr
     assert all(len(list((out / f"mean-{a}").glob("events.out.tfevents.*"))) == 1 for a in agents)  # rewritten, not added
     check_aggregate_runs(out, agents)

@@ -1,0 +1,62 @@
+"""``scripts/train.py --val-images``: the validation split evaluated at every evaluation (``val/accuracy``),
+recorded in config.json and results.json and checked on ``--resume``; what cannot be held out is one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from script_runs import in_process
+
+pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
+
+
+def train(*args: str) -> tuple[int, str]:
+    """``scripts/train.py ARGS`` in this process: its exit status and stderr."""
+    done = in_process("train.py", *args)
+    return done.returncode, done.stderr
+
+
+SMALL = ["--agent", "ram", "--env", "mnist", "--glimpses", "2", "--batch-size", "16", "--train-images", "32",
+         "--eval-every", "16", "--eval-images", "20", "--mc-samples", "2", "--torch-threads", "1"]
+
+
+def test_train_evaluates_the_held_out_items_and_records_the_split(tmp_path):
+    run = tmp_path / "run"
+    status, err = train(*SMALL, "--val-images", "30", "--run-dir", str(run))
+    assert status == 0, err
+    results = json.loads((run / "results.json").read_text())
+    assert results["val_images"] == 30 and results["val_examples"] == 30 and results["test_examples"] == 20
+    assert 0 <= results["val_accuracy"] <= 1 and "val_accuracy_mc" in results
+    assert {k: (v["split"], v["size"]) for k, v in results["data"].items()} == {
+        "train": ("train", 3970), "test": ("test", 1000), "val": ("val", 30)}
+    config = json.loads((run / "config.json").read_text())
+    assert config["val_images"] == 30 and config["data"]["val"]["size"] == 30
+    assert "val_accuracy" in err and "data val: offline, 30 examples" in err
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run)).Reload()
+    assert [e.step for e in events.Scalars("val/accuracy")] == [16, 32]
+    # --resume checks the split like the data: another --val-images is refused, naming the flag.
+    status, err = train(*SMALL, "--val-images", "40", "--run-dir", str(run), "--resume")
+    assert status == 2 and "--val-images" in err.splitlines()[-1]
+
+
+def test_train_without_val_images_writes_no_val_metrics(tmp_path):
+    run = tmp_path / "run"
+    assert train(*SMALL, "--run-dir", str(run))[0] == 0
+    results = json.loads((run / "results.json").read_text())
+    assert not [k for k in results if k.startswith("val")] and set(results["data"]) == {"train", "test"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--val-images", "4000"], "error: --env mnist: --val-images 4000 leaves nothing to train on: the training split "
+                               "holds 4000 items; hold out fewer"),
+    (["--val-images", "-3"], "error: --val-images"),
+    (["--env", "catch", "--val-images", "10"], "error: --env catch: --val-images 10: task 'catch' loads no training split"),
+])
+def test_train_refuses_a_val_split_it_cannot_hold_out_in_one_line(tmp_path, args, message):
+    status, err = train(*SMALL, *args, "--run-dir", str(tmp_path / "run"))
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert status == 2 and len(lines) == 1 and lines[0].startswith(message), err
