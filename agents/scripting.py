@@ -95,3 +95,9 @@ class NullWriter:
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args, **kwargs: None
+
+    def __enter__(self) -> NullWriter:  # as SummaryWriter: ``with writer:`` closes it on the way out
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None

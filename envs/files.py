@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -28,11 +30,13 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
     rename survives a power cut). The file is readable by all (``0o644``), as a plainly made one would be.
 
     Any exception in the block, ``KeyboardInterrupt`` included, removes the temporary file and propagates;
-    ``path`` keeps its old content. ``path`` itself may be a symbolic link: the link is replaced, never
-    followed.
+    ``path`` keeps its old content. A Ctrl-C stays a ``KeyboardInterrupt`` even where a writer's own clean-up
+    fails because of it (``torch.save`` interrupted mid-record raises a ``RuntimeError`` from its zip writer on
+    the way out). ``path`` itself may be a symbolic link: the link is replaced, never followed.
     """
     path = Path(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with _ctrl_c_after():
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             os.fchmod(file.fileno(), 0o644)  # mkstemp makes 0600
@@ -40,11 +44,45 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
+    except BaseException as error:
+        with _ctrl_c_after(), contextlib.suppress(OSError):
             os.unlink(tmp)
+        interrupt = _interrupt_behind(error)
+        if interrupt is not None and interrupt is not error:
+            raise interrupt from None
         raise
     _sync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def _ctrl_c_after() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until it ends: making or removing the temporary
+    file is never cut in half, so none is left behind. Only the main thread receives signals; elsewhere a
+    no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)
+    elif caught and previous == signal.SIG_DFL:
+        raise KeyboardInterrupt
+
+
+def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The ``KeyboardInterrupt`` that ``error`` is, or was raised while handling (its ``__context__`` chain)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+        seen.add(id(error))
+        error = error.__context__
+    return None
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:

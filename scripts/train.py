@@ -191,7 +191,10 @@ def main() -> None:
 
     # A live bar on a terminal; in a log file one line per evaluation, at most one every 30 s. Closed
     # however the loop ends, so that an error or Ctrl-C is printed on a line of its own.
-    with Progress(cfg.train_images, cfg.images_seen, "img", f"{cfg.agent} {cfg.env}", enabled=ctx.is_main) as progress:
+    # The events are closed (flushed, their writer thread joined) however the loop ends: nothing is left to write
+    # while the interpreter shuts down.
+    with writer, Progress(cfg.train_images, cfg.images_seen, "img", f"{cfg.agent} {cfg.env}",
+                          enabled=ctx.is_main) as progress:
         while cfg.images_seen < cfg.train_images:
             # One update: the agent draws its batch (episodes, or scenes) from the env and returns its losses.
             update = cfg.images_seen // cfg.batch_size + 1

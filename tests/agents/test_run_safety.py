@@ -201,6 +201,17 @@ def test_a_failed_or_interrupted_write_keeps_the_old_file_and_leaves_no_temporar
     with pytest.raises(KeyboardInterrupt):
         atomic_write(tmp_path / "config.json", interrupted)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+    def interrupted_inside_a_writer_whose_clean_up_fails(file):  # torch.save's zip writer, Ctrl-C mid-record
+        try:
+            file.write(b"x")
+            raise KeyboardInterrupt
+        finally:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos")
+
+    with pytest.raises(KeyboardInterrupt):  # still a Ctrl-C: the script stops with its line and status 130
+        atomic_write(tmp_path / "checkpoint.pt", interrupted_inside_a_writer_whose_clean_up_fails)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
     assert torch.load(path, weights_only=True)["a"].shape == (3,)
 
 

@@ -229,7 +229,7 @@ def test_a_flat_config_json_written_before_the_groups_loads_and_round_trips():
     from agents.ram import RAMOptions
     from agents.training import config_from_flat, flat_config
 
-    saved = json.loads((Path(__file__).parent / "fixtures" / "config_flat_2026-12-07.json").read_text())
+    saved = json.loads((Path(__file__).parents[1] / "fixtures" / "config_flat_2026-12-07.json").read_text())
     cfg = config_from_flat(saved)
     algorithm = cfg.algorithm
     assert (algorithm.algo, algorithm.target_kl, algorithm.entropy_coef, algorithm.entropy_coef_final) == \
