@@ -97,7 +97,7 @@ LIMITS: dict[str, Range] = {
     "eval_every": Range(1), "eval_images": Range(1), "val_images": Range(0), "mc_samples": Range(1), "checkpoint_every": Range(1),
     "torch_threads": Range(1),
     # the agents' options
-    "std": Range(0, open_low=True), "entropy_coef": Range(0), "expected_context_prob": Range(0, 1),
+    "std": Range(0, open_low=True), "std_final": Range(0, open_low=True), "step_ce": Range(0), "entropy_coef": Range(0), "expected_context_prob": Range(0, 1),
     "doubly_stochastic": Range(0), "racnn_input_size": Range(1), "hidden": Range(1), "stn_steps": Range(1), "stn_size": Range(1),
     # the other scripts
     "count": Range(1), "frame_ms": Range(1), "seeds": Range(1), "jobs": Range(1), "total_timesteps": Range(1),
