@@ -125,7 +125,11 @@ def make_agent(cfg: Config, env) -> torch.nn.Module:
     spec = agent_spec(cfg.agent)
     if spec.still_only and not env.is_still:
         raise ConfigError(f"--agent {cfg.agent} classifies still images; it does not apply to --env {cfg.env}")
-    return spec.make(env, cfg.options).to(cfg.device)
+    try:
+        model = spec.make(env, cfg.options)
+    except ValueError as error:  # options the agent refuses together (e.g. --no-final-reward without --credit gain)
+        raise ConfigError(f"--agent {cfg.agent}: {error}") from error
+    return model.to(cfg.device)
 
 
 def check_algo(cfg: Config) -> None:
