@@ -136,7 +136,8 @@ def make_agent(cfg: Config, env) -> torch.nn.Module:
     bonus = {"entropy_coef": cfg.algorithm.entropy_coef} if takes_entropy_bonus(spec) else {}
     try:
         model = spec.make(env, cfg.options, **bonus)
-    except ValueError as error:  # the model refuses the env (item-wise attention on Catch) or its options
+    except ValueError as error:  # the model refuses the env (item-wise attention on Catch), or options together
+        # (--no-final-reward without --credit gain)
         raise ConfigError(f"--agent {cfg.agent} --env {cfg.env}: {error}") from None
     return model.to(cfg.device)
 

@@ -12,7 +12,7 @@ Time is the second dimension of every per-step tensor, ``(N, T, ...)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -42,6 +42,8 @@ class Rollout:
     """``(N, T, hidden)`` the recurrent state ``h_t`` each step's actions were chosen from (with its graph)."""
     logits: Tensor | None = None
     """``(N, D)`` classifier logits at the last step (``decision="classify"``)."""
+    step_logits: Tensor | None = None
+    """``(N, T, D)`` the classifier's logits at every step (an agent that predicts at every glimpse), else None."""
     labels: Tensor | None = None
     """``(N,)`` true labels, from ``infos["final_info"]["label"]`` (``decision="classify"``)."""
     decision_log_probs: Tensor | None = None
@@ -53,6 +55,10 @@ class Rollout:
     ``(N, T, S, C, g, g)`` the observation each step read, ``looks`` ``(N, T', ...)`` the where head's raw
     choices (:attr:`Look.raw`; absent if it chooses nothing), ``decisions`` ``(N, T)`` a per-step decision
     policy's (Catch's paddle moves)."""
+
+    def with_rewards(self, rewards: Tensor) -> Rollout:
+        """This episode credited with other ``rewards`` ``(N, T)`` (data), and their undiscounted returns-to-go."""
+        return replace(self, rewards=rewards, returns=discounted_returns(rewards, gamma=1.0))
 
 
 class EpisodeBuffer:
@@ -95,15 +101,16 @@ class EpisodeBuffer:
     def add(self, *, state: Tensor, baseline: Tensor, reward: Tensor, location: Tensor, obs: dict[str, Tensor],
             look_log_prob: Tensor | None = None, look_entropy: Tensor | None = None, look_raw: Tensor | None = None,
             decision_log_prob: Tensor | None = None, decision_entropy: Tensor | None = None,
-            decision_raw: Tensor | None = None) -> None:
+            decision_raw: Tensor | None = None, step_logits: Tensor | None = None) -> None:
         """Step ``t``: ``h_t`` ``(N, hidden)``, ``b_t`` and ``r_t`` ``(N,)``, the next centre ``l_t`` ``(N, 2)`` and the
         observation the env returned (read by step ``t + 1``); the look's ``log pi``, entropy and raw choice (at
-        ``t < T``; ``(N,)`` each, the raw choice any shape), and a per-step decision policy's."""
+        ``t < T``; ``(N,)`` each, the raw choice any shape), a per-step decision policy's, and the step's class
+        logits ``(N, D)`` (an agent that predicts at every glimpse)."""
         steps, looks = self.steps, self.steps - 1
         for name, value, length in (("states", state, steps), ("baselines", baseline, steps),
                                     ("rewards", reward, steps), ("log_probs", look_log_prob, looks),
                                     ("entropies", look_entropy, looks), ("decision_log_probs", decision_log_prob, steps),
-                                    ("decision_entropies", decision_entropy, steps)):
+                                    ("decision_entropies", decision_entropy, steps), ("step_logits", step_logits, steps)):
             if value is not None:
                 self._put(name, value, length)
         if self.record and look_raw is not None:
@@ -126,7 +133,8 @@ class EpisodeBuffer:
         record = {name: data[name] for name in ("glimpses", "looks", "decisions") if name in data} if self.record else None
         return Rollout(log_probs=data.get("log_probs", empty), entropies=data.get("entropies", empty),
                        baselines=data["baselines"], rewards=rewards, returns=discounted_returns(rewards, gamma=1.0),
-                       locations=data["locations"], states=data["states"], logits=logits, labels=labels,
+                       locations=data["locations"], states=data["states"], logits=logits,
+                       step_logits=data.get("step_logits"), labels=labels,
                        decision_log_probs=data.get("decision_log_probs"),
                        decision_entropies=data.get("decision_entropies"), record=record)
 

@@ -64,6 +64,12 @@ class HardItemOptions:
     """the core network"""
     expected_context_prob: Annotated[float, Range(0, 1)] = 0.0
     """item-hard: chance per minibatch of training on the expected context instead of the sample (Show, Attend and Tell: 0.5)"""
+    step_ce: Annotated[float, Range(0)] = 0.0
+    """hard agents: weight of the classifier's cross-entropy at every glimpse, added to the last one's (0: last only)"""
+    credit: Literal["final", "gain"] = "final"
+    """hard agents: reward the looks by the final answer alone, or also each by its gain in log p(true class)"""
+    final_reward: bool = True
+    """hard agents: with --credit gain, keep the final 0/1 reward beside the gains"""
 
 
 @dataclass
@@ -109,7 +115,7 @@ class HardItemAttention(HardRecurrentAgent):
         item_centers: ``(K, 2)`` the env's :meth:`~envs.GlimpseVectorEnv.item_centers`.
         expected_context_prob: chance per minibatch of training on the expected context (SAT: 0.5).
         **kwargs: :class:`~agents.recurrent.HardRecurrentAgent`'s (``hidden``, ``glimpse_hidden``,
-            ``core``, ``entropy_coef``, ``reinforce_into_core``).
+            ``core``, ``entropy_coef``, ``reinforce_into_core``, ``step_ce``, ``credit``, ``final_reward``).
     """
 
     action_mode = "discrete"

@@ -97,7 +97,11 @@ class RAMOptions:
     hidden: Annotated[int, Range(1)] = 256
     """width of the glimpse features g_t and the core's state h_t (256 in the paper)"""
     std: Annotated[float, Range(0, open_low=True)] = 0.17
-    """std of the Gaussian location policy (pre-tanh), fixed as in the paper"""
+    """std of the Gaussian location policy (pre-tanh), fixed as in the paper (the start when learned or scheduled)"""
+    learn_std: bool = False
+    """ram: learn the location std (a state-independent log-std parameter) instead of fixing it"""
+    std_final: Annotated[float | None, Range(0, open_low=True)] = None
+    """ram: schedule the location std linearly from --std at the start of training to this at its end (none: fixed)"""
     location: Literal["learned", "center"] = "learned"
     """ram: where to look -- learned (RAM), or every glimpse at the centre (the no-attention ablation)"""
     scale_gain: Annotated[float, Range(0, open_low=True)] = 1.0
@@ -106,6 +110,12 @@ class RAMOptions:
     reinforce_into_core: bool = False
     """ram: let the location REINFORCE and the baseline regression train the core and glimpse networks too,
     as in the paper (default: they read a detached state, as popular reimplementations do)"""
+    step_ce: Annotated[float, Range(0)] = 0.0
+    """hard agents: weight of the classifier's cross-entropy at every glimpse, added to the last one's (0: last only)"""
+    credit: Literal["final", "gain"] = "final"
+    """hard agents: reward the looks by the final answer alone, or also each by its gain in log p(true class)"""
+    final_reward: bool = True
+    """hard agents: with --credit gain, keep the final 0/1 reward beside the gains"""
 
 
 class RAM(HardRecurrentAgent):
@@ -127,6 +137,7 @@ class RAM(HardRecurrentAgent):
         core: ``"rnn"`` (the paper's classification core) or ``"lstm"``.
         std: the location policy's (pre-tanh) standard deviation; see ``GaussianLocationPolicy``.
         learn_std: learn the location std instead of fixing it (the paper fixes it).
+        std_final: schedule the std linearly from ``std`` to this over training (:class:`GaussianLocationHead`).
         decision: ``"classify"`` (classifier, trained by cross-entropy) or ``"catch"`` (paddle policy,
             trained by REINFORCE with the game's reward; no classifier loss).
         reinforce_into_core: let the REINFORCE and baseline gradients reach the core and glimpse
@@ -134,6 +145,7 @@ class RAM(HardRecurrentAgent):
         entropy_coef: entropy bonus of the policies in :meth:`train_losses` (see :func:`ram_losses`).
         location: ``"learned"`` (RAM) or ``"center"`` (the no-attention ablation: no location network).
         scale_gain: retina scale ``k`` times ``scale_gain**k`` into the glimpse network (1: the paper's means).
+        step_ce, credit, final_reward: per-step prediction and credit (:class:`~agents.recurrent.HardRecurrentAgent`).
 
     The scripts drive it through the contract of :mod:`agents.common`: :meth:`train_losses`,
     :meth:`evaluate`, :meth:`inference`; it steps the env with continuous actions.
@@ -144,13 +156,15 @@ class RAM(HardRecurrentAgent):
     def __init__(self, glimpse_shape: tuple[int, int, int, int], num_classes: int, *, hidden: int = 256,
                  glimpse_hidden: int = 128, core: str = "rnn", std: float = 0.17, learn_std: bool = False,
                  decision: str = "classify", reinforce_into_core: bool = False, entropy_coef: float = 0.0,
-                 location: str = "learned", scale_gain: float = 1.0) -> None:
+                 location: str = "learned", scale_gain: float = 1.0, std_final: float | None = None,
+                 step_ce: float = 0.0, credit: str = "final", final_reward: bool = True) -> None:
         if location not in LOCATIONS:
             raise ValueError(f"location must be one of {tuple(LOCATIONS)}; got {location!r}")
-        where_kwargs = dict(std=std, learn_std=learn_std) if location == "learned" else {}
+        where_kwargs = dict(std=std, learn_std=learn_std, std_final=std_final) if location == "learned" else {}
         super().__init__(glimpse_shape, num_classes, where=LOCATIONS[location], where_kwargs=where_kwargs,
                          decision=decision, hidden=hidden, glimpse_hidden=glimpse_hidden, core=core,
-                         reinforce_into_core=reinforce_into_core, entropy_coef=entropy_coef, scale_gain=scale_gain)
+                         reinforce_into_core=reinforce_into_core, entropy_coef=entropy_coef, scale_gain=scale_gain,
+                         step_ce=step_ce, credit=credit, final_reward=final_reward)
         self.location = location
 
     @classmethod

@@ -49,15 +49,20 @@ from glimpse import scale_gains
 from glimpse.checks import check_finite, check_positive_int
 from glimpse.policies import CategoricalItemPolicy, GaussianLocationPolicy
 from glimpse.reinforce import reinforce_loss
+from glimpse.rewards import label_log_prob, prediction_reward, uniform_log_prob
 
 __all__ = [
     "GlimpseNetwork", "CoreNetwork",
     "Look", "WhereHead", "Looking", "ExpectedContext", "GaussianLocationHead", "CategoricalItemHead", "FixedCentreHead",
     "Decision", "DecisionHead", "ClassifyHead", "PaddleHead",
-    "HardRecurrentAgent", "Rollout", "rollout", "hybrid_losses", "evaluate_rollouts", "episode_steps", "check_lockstep",
+    "HardRecurrentAgent", "Rollout", "rollout", "hybrid_losses", "classifier_loss", "gain_rewards", "evaluate_rollouts",
+    "episode_steps", "check_lockstep", "CREDITS",
 ]
 
 CORES = ("rnn", "lstm")
+CREDITS = ("final", "gain")
+"""How the looks are credited: ``"final"``, the env's reward alone (1 for a correct final answer); ``"gain"``, each
+step also by the gain it brought in the log-probability of the true class (:func:`gain_rewards`)."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -244,10 +249,34 @@ class GaussianLocationHead(GaussianLocationPolicy):
     """RAM's location network ``f_l``: ``l_t = tanh(u)``, ``u ~ N(W h_t, std^2)`` (:class:`~glimpse.policies.GaussianLocationPolicy`).
 
     Sampled without gradient (REINFORCE, not reparameterised); deterministic: ``tanh(mu)``, detached.
+
+    Args:
+        hidden_size: width of ``h_t``.
+        std: the pre-squash std (its start when learned or scheduled).
+        learn_std: learn a state-independent log-std (:class:`~glimpse.policies.GaussianLocationPolicy`).
+        std_final: schedule the std instead: linear from ``std`` at the start of training to ``std_final`` at its
+            end, set by :meth:`set_progress` (a function of the training progress, so a resumed run follows it).
     """
 
     action_mode: ClassVar[str] = "continuous"
     policy: ClassVar[str | None] = "location"
+
+    def __init__(self, hidden_size: int, std: float = 0.17, learn_std: bool = False,
+                 std_final: float | None = None) -> None:
+        super().__init__(hidden_size, std=std, learn_std=learn_std)
+        if std_final is not None:
+            if learn_std:
+                raise ValueError("the location std is either learned (learn_std) or scheduled (std_final), not both")
+            if isinstance(std_final, bool) or not isinstance(std_final, (int, float)) or not std_final > 0 \
+                    or not math.isfinite(std_final):
+                raise ValueError(f"std_final must be a finite number > 0; got {std_final!r}")
+        self.std_start, self.std_final = float(std), std_final
+
+    def set_progress(self, progress: float) -> None:
+        """Set a scheduled std for ``progress`` (the done fraction of training, clamped to ``[0, 1]``)."""
+        if self.std_final is not None:
+            p = min(max(float(progress), 0.0), 1.0)
+            self.log_std.fill_(math.log(self.std_start + (self.std_final - self.std_start) * p))
 
     def check_env(self, env, num_decisions: int) -> None:
         _check_continuous(env, num_decisions)
@@ -268,7 +297,7 @@ class GaussianLocationHead(GaussianLocationPolicy):
 
     def stats(self) -> dict[str, Tensor]:
         """Scalars to log each update: the policy's (pre-tanh) std."""
-        return {"policy_std": self.std.mean().detach()}
+        return {"policy_std": self.std.mean().detach()}  # the learned or scheduled std's value, logged
 
     def inference(self, h: Tensor) -> None:
         self(h)  # the location distribution's parameters
@@ -492,6 +521,15 @@ class HardRecurrentAgent(nn.Module):
         entropy_coef: entropy bonus of the policies in :meth:`train_losses`.
         scale_gain: the glimpse network multiplies retina scale ``k`` by ``scale_gain**k`` (see
             :class:`GlimpseNetwork`; 1 reads the retina's means as the paper does).
+        step_ce: weight of the classifier's cross-entropy at every step, ``step_ce * mean_t CE(f_a(h_t), y)``,
+            added to the last step's (:func:`classifier_loss`); 0: the classifier reads only ``h_T``.
+        credit: ``"final"`` (the env's reward) or ``"gain"``: every step's reward is also the gain in the log-probability
+            of the true class that the classifier on ``h_t`` brought (:func:`gain_rewards`); see :data:`CREDITS`.
+        final_reward: with ``credit="gain"``, keep the env's final reward (1 for a correct answer) beside the gains.
+
+    Predicting at every step (``step_ce > 0`` or ``credit="gain"``) runs the classifier on every ``h_t``
+    (:attr:`Rollout.step_logits`). The gains are computed without gradient from the logits the episode was played
+    with, so PPO's replay scores them as collected; its supervised loss is the same :func:`classifier_loss`.
 
     The scripts drive it through the contract of :mod:`agents.common`: :meth:`train_losses`,
     :meth:`evaluate`, :meth:`inference`, and :meth:`rollout`.
@@ -502,7 +540,8 @@ class HardRecurrentAgent(nn.Module):
     def __init__(self, glimpse_shape: tuple[int, int, int, int], num_classes: int, *, where: type[nn.Module],
                  where_kwargs: dict[str, Any] | None = None, decision: str = "classify", hidden: int = 256,
                  glimpse_hidden: int = 128, core: str = "rnn", reinforce_into_core: bool = False,
-                 entropy_coef: float = 0.0, scale_gain: float = 1.0) -> None:
+                 entropy_coef: float = 0.0, scale_gain: float = 1.0, step_ce: float = 0.0, credit: str = "final",
+                 final_reward: bool = True) -> None:
         super().__init__()
         if len(glimpse_shape) != 4 or any(not isinstance(s, int) or s < 1 for s in glimpse_shape):
             raise ValueError(f"glimpse_shape must be (S, C, g, g) positive ints; got {glimpse_shape!r}")
@@ -511,7 +550,17 @@ class HardRecurrentAgent(nn.Module):
         if where.action_mode != self.action_mode:
             raise ValueError(f"{type(self).__name__} steps the env in action_mode={self.action_mode!r}; "
                              f"{where.__name__} needs {where.action_mode!r}")
+        if credit not in CREDITS:
+            raise ValueError(f"credit must be one of {CREDITS}; got {credit!r}")
+        if isinstance(step_ce, bool) or not isinstance(step_ce, (int, float)) or not 0 <= step_ce < math.inf:
+            raise ValueError(f"step_ce must be a finite number >= 0; got {step_ce!r}")
+        if not final_reward and credit != "gain":
+            raise ValueError("final_reward=False leaves the looks without any reward: use it with credit='gain'")
+        if decision != "classify" and (step_ce > 0 or credit != "final"):
+            raise ValueError(f"step_ce and credit='gain' score a classifier's prediction at every step; "
+                             f"decision={decision!r} has no classifier")
         self.entropy_coef = float(entropy_coef)
+        self.step_ce, self.credit, self.final_reward = float(step_ce), credit, bool(final_reward)
         self.glimpse_shape, self.num_classes = tuple(glimpse_shape), num_classes
         self.decision, self.reinforce_into_core = decision, bool(reinforce_into_core)
         self.glimpse_net = GlimpseNetwork(math.prod(glimpse_shape), glimpse_hidden, glimpse_hidden, hidden,
@@ -551,6 +600,24 @@ class HardRecurrentAgent(nn.Module):
             hs.append(h)
         return torch.stack(hs, dim=1), state
 
+    @property
+    def predicts_every_step(self) -> bool:
+        """Whether the classifier reads every ``h_t`` (per-step cross-entropy, or gain rewards)."""
+        return self.step_ce > 0 or self.credit == "gain"
+
+    def set_progress(self, progress: float) -> None:
+        """Training progress (done fraction of the budget), for the where head's schedule (a scheduled std)."""
+        if hasattr(self.locator, "set_progress"):
+            self.locator.set_progress(progress)
+
+    def credited(self, episode: Rollout) -> Rollout:
+        """``episode`` with the rewards this agent learns from: the env's, or with ``credit="gain"`` the per-step
+        gains (:func:`gain_rewards`) plus, unless ``final_reward=False``, the env's."""
+        if self.credit == "final":
+            return episode
+        gains = gain_rewards(episode.step_logits.detach(), episode.labels)
+        return episode.with_rewards(gains + episode.rewards if self.final_reward else gains)
+
     def head_input(self, h: Tensor) -> Tensor:
         """What the where head and the baseline read: ``h_t``, or ``h_t.detach()`` (the default)."""
         return h if self.reinforce_into_core else h.detach()
@@ -580,7 +647,7 @@ class HardRecurrentAgent(nn.Module):
     def train_losses(self, env, obs: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """One batch of episodes and :func:`hybrid_losses`, plus the policies' entropies (and std) to log."""
         trajectory, obs = self.rollout(env, obs)
-        losses = hybrid_losses(trajectory, entropy_coef=self.entropy_coef)
+        losses = hybrid_losses(trajectory, entropy_coef=self.entropy_coef, step_ce=self.step_ce)
         losses.update(self.locator.stats())
         losses["policy_entropy"] = trajectory.entropies.mean().detach()
         if trajectory.decision_entropies is not None:  # a per-step decision policy's (Catch's paddle: max ln 3)
@@ -639,7 +706,8 @@ class HardRecurrentAgent(nn.Module):
             entropies[self.decider.policy] = ent.detach()
         supervised = values.new_zeros(())
         if "labels" in inputs:
-            supervised = F.cross_entropy(self.decider(h[:, -1]), inputs["labels"])
+            step_logits = self.decider(h) if self.step_ce > 0 else None  # (n, T, D)
+            supervised = classifier_loss(self.decider(h[:, -1]), inputs["labels"], step_logits, self.step_ce)
         return Replayed(log_probs, values, entropy, entropies, supervised)
 
     def evaluate(self, env, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
@@ -736,6 +804,7 @@ def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, determini
                          f"one that samples (expected_context_prob=0)")
     state = agent.initial_state(obs["location"].shape[0], obs["location"].device)
     buffer = EpisodeBuffer(steps, obs, record=record)
+    every_step = agent.predicts_every_step
     logits = labels = None
     for t in range(1, steps + 1):
         g = looking.features(agent, env, obs)  # (N, hidden)
@@ -748,6 +817,9 @@ def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, determini
         decision = agent.decider.decide(h, last=t == steps, deterministic=deterministic, discrete=discrete)
         if decision.logits is not None:
             logits = decision.logits
+        step_logits = None
+        if every_step:  # the classifier on every h_t (at the last step, the decision's own logits)
+            step_logits = decision.logits if decision.logits is not None else agent.decider(h)
 
         obs, reward, terminated, truncated, infos = env.step(torch.cat([look.action, decision.action], dim=1))
         check_lockstep(terminated, truncated, t, steps)
@@ -755,10 +827,10 @@ def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, determini
         buffer.add(state=h, baseline=baseline, reward=reward.to(h.dtype), location=look.location, obs=obs,
                    look_log_prob=look.log_prob if scored else None, look_entropy=look.entropy if scored else None,
                    look_raw=look.raw if scored else None, decision_log_prob=decision.log_prob,
-                   decision_entropy=decision.entropy, decision_raw=decision.raw)
+                   decision_entropy=decision.entropy, decision_raw=decision.raw, step_logits=step_logits)
         if t == steps and logits is not None:
             labels = infos["final_info"]["label"]
-    return buffer.get(logits=logits, labels=labels), obs
+    return agent.credited(buffer.get(logits=logits, labels=labels)), obs
 
 
 # ------------------------------------------------------------------------------------------------
@@ -766,15 +838,37 @@ def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, determini
 # ------------------------------------------------------------------------------------------------
 
 
-def hybrid_losses(rollout: Rollout, *, entropy_coef: float = 0.0) -> dict[str, Tensor]:
+def gain_rewards(step_logits: Tensor, labels: Tensor) -> Tensor:
+    """Each step's gain in the log-probability of the true class, ``r_t = log p_t(y) - log p_{t-1}(y)`` ``(N, T)``,
+    ``p_0`` uniform (:func:`glimpse.rewards.prediction_reward`, ``"log_prob_gain"``), for ``step_logits``
+    ``(N, T, D)`` and ``labels`` ``(N,)``. The return-to-go of step ``t + 1`` -- what the look ``l_t`` is credited
+    with -- is ``log p_T(y) - log p_t(y)``: what the glimpses it led to added."""
+    log_p = label_log_prob(step_logits, labels[:, None].expand(step_logits.shape[:2]))  # (N, T)
+    previous = torch.cat([log_p.new_full((log_p.shape[0], 1), uniform_log_prob(step_logits.shape[-1])),
+                          log_p[:, :-1]], dim=1)
+    return prediction_reward(log_p, previous, "log_prob_gain")
+
+
+def classifier_loss(logits: Tensor, labels: Tensor, step_logits: Tensor | None = None, step_ce: float = 0.0) -> Tensor:
+    """The classifier's cross-entropy: of the last step's ``logits`` ``(N, D)`` against ``labels`` ``(N,)``, plus
+    with ``step_ce > 0`` ``step_ce`` times the mean over the ``T`` steps of each step's, ``step_logits`` ``(N, T, D)``."""
+    loss = F.cross_entropy(logits, labels)
+    if step_ce > 0:
+        n, steps = step_logits.shape[:2]
+        loss = loss + step_ce * F.cross_entropy(step_logits.flatten(0, 1), labels.repeat_interleave(steps))
+    return loss
+
+
+def hybrid_losses(rollout: Rollout, *, entropy_coef: float = 0.0, step_ce: float = 0.0) -> dict[str, Tensor]:
     """RAM's hybrid loss: supervised cross-entropy + REINFORCE with a learned baseline.
 
     Terms (every ``loss_*`` is to be minimised; ``loss`` is their sum):
 
-    * ``loss_classifier``: cross-entropy of the last step's logits against the labels (0 for Catch).
+    * ``loss_classifier``: cross-entropy of the last step's logits against the labels (0 for Catch), plus
+      ``step_ce`` times the mean of every step's (:func:`classifier_loss`; the rollout's ``step_logits``).
     * ``loss_policy``: REINFORCE (:func:`glimpse.reinforce.reinforce_loss`) for the looks
-      ``l_1..l_{T-1}``, each credited with the return that follows it, ``G_{t+1} - b_t`` (the env's reward:
-      1 for a correct final decision); for Catch plus REINFORCE for the paddle moves with ``G_t - b_t``.
+      ``l_1..l_{T-1}``, each credited with the return that follows it, ``G_{t+1} - b_t`` (the rollout's rewards:
+      the env's 1 for a correct final decision, and with gain credit each step's gain); for Catch plus REINFORCE for the paddle moves with ``G_t - b_t``.
       The advantages are detached.
     * ``loss_baseline``: mean squared error of ``b_t`` against ``G_t`` (the returns are detached).
     * ``loss_entropy``: ``-entropy_coef`` times the policies' mean entropy (0 when ``entropy_coef=0``).
@@ -797,7 +891,7 @@ def hybrid_losses(rollout: Rollout, *, entropy_coef: float = 0.0) -> dict[str, T
 
     episode_return = rollout.rewards.sum(dim=1)  # (N,)
     if rollout.logits is not None:
-        loss_classifier = F.cross_entropy(rollout.logits, rollout.labels)
+        loss_classifier = classifier_loss(rollout.logits, rollout.labels, rollout.step_logits, step_ce)
         accuracy = (rollout.logits.argmax(dim=1) == rollout.labels).float().mean()
     else:
         loss_classifier = zero

@@ -131,7 +131,9 @@ class ReinforceTrainer:
         self.model, self.optimizer, self.check, self.sync_gradients = model, optimizer, check, sync_gradients
 
     def update(self, env, obs: Any, update: int, progress: float = 0.0) -> tuple[dict[str, float], Any]:
-        """One batch: ``(logged values, next observation)``. ``progress`` (done fraction of the budget) is unused."""
+        """One batch: ``(logged values, next observation)``; ``progress`` (done fraction of the budget) goes to the
+        agent's schedules (:func:`set_progress`)."""
+        set_progress(self.model, progress)
         losses, obs = self.model.train_losses(env, obs)
         self.optimizer.zero_grad(set_to_none=True)  # parameters a loss does not reach get no update at all
         losses["loss"].backward()
@@ -175,6 +177,7 @@ class PPOTrainer:
     def update(self, env, obs: Any, update: int, progress: float = 0.0) -> tuple[dict[str, float], Any]:
         """One batch (collect, then ``E x M`` optimizer steps): ``(logged values, next observation)``."""
         o = self.options
+        set_progress(self.model, progress)  # before collecting: the batch is played and replayed under one schedule
         episodes, obs = self.model.collect(env, obs)
         dones = torch.zeros_like(episodes.mask)
         dones[:, -1] = True  # whole episodes: nothing to bootstrap after the last step
@@ -233,6 +236,14 @@ class PPOTrainer:
                       advantage_std=float(advantages.std()), entropy_coef=entropy_coef,
                       **{name: float(value) for name, value in episodes.stats.items()})
         return logged, obs
+
+
+def set_progress(model: nn.Module, progress: float) -> None:
+    """Tell an agent with schedules (a ``set_progress`` method, e.g. a scheduled location std) how far training is;
+    ``progress`` is a function of the images seen, so a resumed run follows the same schedule."""
+    schedule = getattr(model, "set_progress", None)
+    if schedule is not None:
+        schedule(progress)
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:

@@ -449,6 +449,18 @@ def test_bad_trainer_flags_are_one_line_and_exit_status_2(tmp_path, args, words)
     assert not (run / "config.json").exists() and not (run / "checkpoint.pt").exists()
 
 
+@pytest.mark.parametrize("args, words", [
+    (["--no-final-reward"], ["--agent ram", "final_reward=False", "credit='gain'"]),
+    (["--learn-std", "--std-final", "0.1"], ["--agent ram", "learned", "scheduled"]),
+])
+def test_agent_options_refused_together_are_one_error_line_and_exit_status_2(tmp_path, args, words):
+    run = tmp_path / "run"
+    status, stderr = train(run, "--agent", "ram", "--env", "mnist", "--train-images", "32", *args)
+    assert status == 2, stderr
+    one_line(stderr, "error:", *words)  # after the data's announcements: the agent is built on the loaded env
+    assert not (run / "checkpoint.pt").exists()
+
+
 # ------------------------------------------------------------------------------------------------
 # 8. Recipes: RAM's for Catch
 # ------------------------------------------------------------------------------------------------
