@@ -20,7 +20,7 @@ from agents.itemwise import HardItemAttention
 from agents.ram import RAM, ram_losses, rollout
 from agents.recurrent import classifier_loss, gain_rewards
 from agents.scripting import ConfigError
-from agents.trainers import PPOTrainer, ReinforceTrainer, TrainerOptions
+from agents.trainers import AlgorithmOptions, PPOTrainer, ReinforceTrainer
 from envs import GlimpseVectorEnv
 
 pytestmark = pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
@@ -163,7 +163,7 @@ def test_scheduled_std_follows_the_line_set_by_the_trainers_progress():
     for progress, std in ((0.0, 0.3), (0.25, 0.25), (0.5, 0.2), (1.0, 0.1), (3.0, 0.1)):
         logged, obs = trainer.update(env, obs, 1, progress=progress)
         assert model.locator.std.tolist() == pytest.approx([std, std])
-    ppo = PPOTrainer(model, torch.optim.SGD(model.parameters(), lr=0.0), floats, TrainerOptions(algo="ppo"))
+    ppo = PPOTrainer(model, torch.optim.SGD(model.parameters(), lr=0.0), floats, AlgorithmOptions(algo="ppo"))
     ppo.update(env, obs, 1, progress=0.75)
     assert model.locator.std.tolist() == pytest.approx([0.15, 0.15])
     assert "log_std" not in dict(model.named_parameters()) and "locator.log_std" in model.state_dict()
@@ -210,5 +210,5 @@ def test_make_agent_turns_a_refused_combination_into_one_config_error_naming_the
     cfg = Config(agent="ram", env="mnist", glimpse_size=6, scales=2, glimpses=2, batch_size=4)
     cfg.options.final_reward = False
     env = build.make_env(cfg, "train", 2)
-    with pytest.raises(ConfigError, match="^--agent ram: final_reward=False"):
+    with pytest.raises(ConfigError, match="^--agent ram --env mnist: final_reward=False"):
         build.make_agent(cfg, env)
