@@ -227,7 +227,7 @@ def test_a_flat_config_json_written_before_the_groups_loads_and_round_trips():
     """tests/fixtures/config_flat_2026-12-07.json: written by train.py when Config was one flat dataclass and
     entropy_coef an agent option (ram on Catch, PPO, --glimpse-size 7 --target-kl 0.02 --entropy-coef-final 0.001)."""
     from agents.ram import RAMOptions
-    from agents.training import config_from_flat, flat_config
+    from agents.training import Config, config_from_flat, flat_config
 
     saved = json.loads((Path(__file__).parents[1] / "fixtures" / "config_flat_2026-12-07.json").read_text())
     cfg = config_from_flat(saved)
@@ -240,5 +240,9 @@ def test_a_flat_config_json_written_before_the_groups_loads_and_round_trips():
     flat = flat_config(cfg)
     run_only = ("data", "world_size")  # what train.py adds to config.json beside the flags
     assert {k: flat[k] for k in saved if k not in run_only} == {k: v for k, v in saved.items() if k not in run_only}
-    assert set(flat) - set(saved) == {"recipe"}  # the one key it did not have yet: no recipe recorded
-    assert cfg.recipe == "default"
+    # The flags added since (the recipe, the validation split, the hard agents' credit options) load at their
+    # defaults: no recipe recorded, no validation split, the paper's credit.
+    added = set(flat) - set(saved)
+    plain = flat_config(Config(agent="ram"))
+    assert "recipe" in added and {k: flat[k] for k in added - {"recipe"}} == {k: plain[k] for k in added - {"recipe"}}
+    assert cfg.recipe == "default" and cfg.val_images == 0
