@@ -544,6 +544,14 @@ def test_every_agent_has_a_recipe_on_every_task_it_applies_to_all_at_the_task_s_
         assert len(budgets) == 1, (task, budgets)
 
 
+def test_no_recipe_leaves_ppo_without_its_guard():
+    """PPO's epochs of Adam steps per batch stall RAM on cluttered-60 without a KL stop (docs/results.md): a
+    recipe that trains by PPO sets --target-kl, unless it anneals the step size to 0 as Catch's does."""
+    for recipe in RECIPES.values():
+        if recipe.values.get("algo") == "ppo":
+            assert recipe.values.get("target_kl") or recipe.values.get("anneal_lr"), recipe.name
+
+
 def test_item_wise_attention_on_catch_is_one_line(tmp_path):
     status, stderr = train(tmp_path / "run", "--agent", "item-hard", "--env", "catch", "--train-images", "32")
     assert status == 2 and "Traceback" not in stderr
