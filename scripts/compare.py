@@ -28,7 +28,7 @@ import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +89,9 @@ class Config:
     for the task, else train.py's default, reinforce"""
     target_kl: Annotated[float | None, Range(0, open_low=True)] = None
     """--hard-algo ppo: train.py's --target-kl for the hard agents"""
+    recipe: Literal["default", "none"] = "default"
+    """train.py's --recipe for every run: default, each agent's recipe for the task (agents.recipes; the flags
+    above win); none, the plain defaults"""
 
 
 def flags(cfg: Config) -> dict:
@@ -103,7 +106,8 @@ def run_name(cfg: Config, agent: str, seed: int) -> str:
 def train_command(cfg: Config, agent: str, seed: int, threads: int) -> list[str]:
     """The one train.py command line of (agent, seed): every other flag is the same for all runs; an
     agent's own option (``--racnn-input-size``) goes only to the agents whose options have it."""
-    shared = dict(**dataclasses.asdict(cfg.task), train_images=cfg.train_images, batch_size=cfg.batch_size,
+    shared = dict(**dataclasses.asdict(cfg.task), recipe=cfg.recipe, train_images=cfg.train_images,
+                  batch_size=cfg.batch_size,
                   learning_rate=cfg.learning_rate, eval_every=cfg.eval_every, eval_images=cfg.eval_images,
                   mc_samples=cfg.mc_samples, device=cfg.device, torch_threads=threads)
     own = {f.name for f in dataclasses.fields(AGENTS[agent].options)}

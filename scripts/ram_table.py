@@ -61,7 +61,8 @@ def rows(cfg: Config) -> list[tuple[str, list[str]]]:
     grid = []
     for env in (e for e in STILL if e in envs):
         for glimpses in ((4,) if cfg.quick else (4, 6, 8)):
-            grid.append((f"ram{glimpses}-{env}", ["--agent", "ram", "--env", env, "--glimpses", str(glimpses), *RETINA[env]]))
+            grid.append((f"ram{glimpses}-{env}", ["--agent", "ram", "--env", env, "--recipe", "none", "--glimpses",
+                                                  str(glimpses), *RETINA[env]]))  # the paper's RAM: REINFORCE
         for agent in (() if cfg.quick else ("fc", "conv")):
             grid.append((f"{agent}-{env}", ["--agent", agent, "--env", env]))
     for env in (e for e in ("moving-mnist", "catch") if e in envs and not cfg.quick):
