@@ -35,9 +35,12 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
     the way out). ``path`` itself may be a symbolic link: the link is replaced, never followed.
     """
     path = Path(path)
-    with _ctrl_c_after():
+    with _holding_ctrl_c() as held:  # making the temporary file is never cut in half: none is left behind
         handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if held:
+            os.close(handle)
+            raise KeyboardInterrupt
         with os.fdopen(handle, "wb") as file:
             os.fchmod(file.fileno(), 0o644)  # mkstemp makes 0600
             yield file
@@ -45,9 +48,11 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException as error:
-        with _ctrl_c_after(), contextlib.suppress(OSError):
+        with _holding_ctrl_c() as held, contextlib.suppress(OSError):
             os.unlink(tmp)
         interrupt = _interrupt_behind(error)
+        if held and interrupt is None:
+            raise KeyboardInterrupt from error
         if interrupt is not None and interrupt is not error:
             raise interrupt from None
         raise
@@ -55,23 +60,23 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
 
 @contextlib.contextmanager
-def _ctrl_c_after() -> Iterator[None]:
-    """Hold a Ctrl-C (SIGINT) that arrives inside the block until it ends: making or removing the temporary
-    file is never cut in half, so none is left behind. Only the main thread receives signals; elsewhere a
-    no-op."""
+def _holding_ctrl_c() -> Iterator[list[int]]:
+    """``with _holding_ctrl_c() as held:`` a Ctrl-C (SIGINT) that arrives inside the block is held, not raised:
+    ``held`` is non-empty after it, and the caller raises ``KeyboardInterrupt`` where its clean-up covers it.
+    Only the main thread receives signals; elsewhere nothing is held."""
+    held: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield held
         return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     try:
-        yield
+        yield held
     finally:
         signal.signal(signal.SIGINT, previous)
-    if caught and callable(previous):
-        previous(signal.SIGINT, None)
-    elif caught and previous == signal.SIG_DFL:
-        raise KeyboardInterrupt
+    if held and previous is not signal.default_int_handler:
+        held.clear()  # another handler's (or SIGINT ignored): it gets the signal as it would have
+        if callable(previous):
+            previous(signal.SIGINT, None)
 
 
 def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
