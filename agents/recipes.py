@@ -104,9 +104,9 @@ register_recipe(Recipe(
 #: 0.28), each look credited by its gain in log p(true class) with a prediction at every glimpse.
 _CLUTTERED_HARD = dict(algo="ppo", target_kl=0.02, credit="gain", step_ce=1.0)
 _CLUTTERED_HOW = (f"{_PAPER_BUDGET}; PPO with --target-kl 0.02, and --credit gain --step-ce 1 chosen on validation "
-                  f"accuracy (--val-images 1000) at 100k images (seeds 1-3 for RAM, 1-2 for item-hard) against the final reward "
-                  f"alone, each term alone, a learned, a scheduled and a wider fixed location std (RAM: --std 0.3 kept); "
-                  f"docs/results.md, denser credit")
+                  f"accuracy (--val-images 1000) at 100k images (seeds 1-3 for RAM, 1-2 for item-hard) against the "
+                  f"final reward alone, each term alone, a learned, a scheduled and a wider fixed location std (RAM: "
+                  f"--std 0.3 kept); docs/results.md, denser credit")
 for _agent, _own in (("ram", dict(std=0.3)), ("item-hard", {})):
     # RAM's wider std: the classifier's drift of h_t moves a narrow Gaussian's KL past PPO's stop (docs/results.md).
     register_recipe(Recipe(f"{_agent}-cluttered-60", _agent, "cluttered-60",
