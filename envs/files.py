@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -35,12 +33,8 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
     the way out). ``path`` itself may be a symbolic link: the link is replaced, never followed.
     """
     path = Path(path)
-    with _holding_ctrl_c() as held:  # making the temporary file is never cut in half: none is left behind
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        if held:
-            os.close(handle)
-            raise KeyboardInterrupt
         with os.fdopen(handle, "wb") as file:
             os.fchmod(file.fileno(), 0o644)  # mkstemp makes 0600
             yield file
@@ -48,35 +42,13 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException as error:
-        with _holding_ctrl_c() as held, contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         interrupt = _interrupt_behind(error)
-        if held and interrupt is None:
-            raise KeyboardInterrupt from error
         if interrupt is not None and interrupt is not error:
             raise interrupt from None
         raise
     _sync_folder(path.parent)
-
-
-@contextlib.contextmanager
-def _holding_ctrl_c() -> Iterator[list[int]]:
-    """``with _holding_ctrl_c() as held:`` a Ctrl-C (SIGINT) that arrives inside the block is held, not raised:
-    ``held`` is non-empty after it, and the caller raises ``KeyboardInterrupt`` where its clean-up covers it.
-    Only the main thread receives signals; elsewhere nothing is held."""
-    held: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield held
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
-    try:
-        yield held
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if held and previous is not signal.default_int_handler:
-        held.clear()  # another handler's (or SIGINT ignored): it gets the signal as it would have
-        if callable(previous):
-            previous(signal.SIGINT, None)
 
 
 def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
