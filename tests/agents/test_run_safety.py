@@ -299,9 +299,12 @@ def test_ppo_diverging_inside_its_first_update_stops_in_one_line(tmp_path):
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     run = tmp_path / "run"
     args = [*BASE, "--train-images", "100000", "--eval-every", "100000", "--checkpoint-every", "32"]
+    # The run starts with SIGINT's default disposition, as a shell's foreground job does, whatever the test
+    # runner's process has (an ignored SIGINT is inherited, and Python then leaves it ignored).
     proc = subprocess.Popen([sys.executable, str(Path(__file__).parents[2] / "scripts" / "train.py"),
                              "--run-dir", str(run), *args], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (run / "checkpoint.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
