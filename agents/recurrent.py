@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from agents.episodes import EpisodeBuffer, Episodes, Replayed, Rollout
 from glimpse import scale_gains
-from glimpse.checks import check_finite, check_positive_int
+from glimpse.checks import check_finite, check_number, check_positive_int
 from glimpse.policies import CategoricalItemPolicy, GaussianLocationPolicy
 from glimpse.reinforce import reinforce_loss
 from glimpse.rewards import label_log_prob, prediction_reward, uniform_log_prob
@@ -267,9 +267,7 @@ class GaussianLocationHead(GaussianLocationPolicy):
         if std_final is not None:
             if learn_std:
                 raise ValueError("the location std is either learned (learn_std) or scheduled (std_final), not both")
-            if isinstance(std_final, bool) or not isinstance(std_final, (int, float)) or not std_final > 0 \
-                    or not math.isfinite(std_final):
-                raise ValueError(f"std_final must be a finite number > 0; got {std_final!r}")
+            check_number(std_final, "std_final", open_low=True)
         self.std_start, self.std_final = float(std), std_final
 
     def set_progress(self, progress: float) -> None:
@@ -552,8 +550,7 @@ class HardRecurrentAgent(nn.Module):
                              f"{where.__name__} needs {where.action_mode!r}")
         if credit not in CREDITS:
             raise ValueError(f"credit must be one of {CREDITS}; got {credit!r}")
-        if isinstance(step_ce, bool) or not isinstance(step_ce, (int, float)) or not 0 <= step_ce < math.inf:
-            raise ValueError(f"step_ce must be a finite number >= 0; got {step_ce!r}")
+        check_number(step_ce, "step_ce")
         if not final_reward and credit != "gain":
             raise ValueError("final_reward=False leaves the looks without any reward: use it with credit='gain'")
         if decision != "classify" and (step_ce > 0 or credit != "final"):

@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from envs import rng
-from glimpse.checks import check_int, check_positive_int, check_shape
+from glimpse.checks import check_int, check_number, check_positive_int, check_shape
 from glimpse.retina import centers_from_corners_px, extract_glimpses
 
 __all__ = [
@@ -571,8 +571,7 @@ def moving_positions(
     height, width = (digit_size, digit_size) if isinstance(digit_size, int) else tuple(digit_size)
     if not (1 <= height <= canvas and 1 <= width <= canvas):
         raise ValueError(f"digit_size must be in [1, canvas={canvas}]; got {digit_size!r}")
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not (0.0 <= speed < math.inf):
-        raise ValueError(f"speed must be a finite number >= 0 (pixels per frame); got {speed!r}")
+    check_number(speed, "speed", why="(pixels per frame)")
     room = torch.tensor([canvas - width, canvas - height], dtype=torch.float64, device=keys.device)  # (2,)
     start = rng.uniform(keys, episodes, STREAM_MOVING_START, (digits, 2)) * room  # (N, D, 2)
     theta = rng.uniform(keys, episodes, STREAM_MOVING_ANGLE, (digits,)) * (2.0 * math.pi)  # (N, D)

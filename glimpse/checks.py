@@ -6,14 +6,15 @@ error reports what arrived in the same words, e.g. ``images must be (N, C, H, W)
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["ArgumentError", "check_shape", "check_finite", "check_int", "check_positive_int", "check_canvas",
-           "check_device"]
+__all__ = ["ArgumentError", "check_shape", "check_finite", "check_int", "check_positive_int", "check_number",
+           "check_canvas", "check_device"]
 
 
 class ArgumentError(ValueError):
@@ -123,6 +124,25 @@ def check_positive_int(value: object, name: str) -> int:
     """Return ``value`` as an ``int``, or raise ``ValueError`` if it is not an integer ``>= 1``
     (:func:`check_int` with ``minimum=1``)."""
     return check_int(value, name, minimum=1)
+
+
+def check_number(value: object, name: str, *, minimum: float = 0.0, open_low: bool = False, why: str = "") -> float:
+    """Return ``value`` as a ``float``, or raise ``ValueError`` unless it is a finite Python ``int`` or ``float``
+    ``>= minimum`` (``> minimum`` with ``open_low``); ``bool`` does not pass.
+
+    Example:
+        >>> check_number(0.3, "std", open_low=True)
+        0.3
+        >>> check_number(-1, "speed", why="(pixels per frame)")
+        Traceback (most recent call last):
+        ...
+        ValueError: speed must be a finite number >= 0 (pixels per frame); got -1
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (value <= minimum if open_low else value < minimum):
+        raise ValueError(f"{name} must be a finite number {'>' if open_low else '>='} {minimum:g}"
+                         f"{' ' + why if why else ''}; got {value!r}")
+    return float(value)
 
 
 def check_device(device: object, name: str = "device") -> torch.device:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Independent, Normal, TanhTransform, TransformedDistribution
 
-from glimpse.checks import check_positive_int, check_shape
+from glimpse.checks import check_number, check_positive_int, check_shape
 
 __all__ = [
     "tanh_normal",
@@ -189,8 +189,7 @@ class GaussianLocationPolicy(nn.Module):
         super().__init__()
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.loc_dims = check_positive_int(loc_dims, "loc_dims")
-        if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std) or std <= 0:
-            raise ValueError(f"std must be a finite number > 0; got {std!r}")
+        check_number(std, "std", open_low=True)
         self.learn_std = bool(learn_std)
         # std=0.17 is the fixed, not-learned location std of RAM-style models (Mnih et al., 2014).
         # Fixed because learning it under REINFORCE tends to collapse it (less noise = less variance)
