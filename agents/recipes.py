@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import envs
+from agents.registry import AGENTS
 from agents.scripting import ConfigError
 
 __all__ = ["Recipe", "RECIPES", "TASK_BUDGETS", "register_recipe", "resolve_recipe"]
@@ -88,8 +90,6 @@ _PAPER_BUDGET = "the task's glimpse budget (TASK_BUDGETS: the RAM paper's retina
 _NOT_SEARCHED = f"{_PAPER_BUDGET}; every other value at its default, not searched on this task"
 #: RA-CNN's scales each see the canvas at 50x50 on the 100-px canvases (docs/results.md, RA-CNN: the setting measured).
 _RACNN_100 = dict(racnn_input_size=50)
-_STILL_ONLY = ("item-soft", "spatial-soft", "stn", "racnn-soft", "racnn-hard", "fc", "conv")
-_STILL_TASKS = ("mnist", "translated-60", "cluttered-60", "cluttered-100", "small-100")
 
 register_recipe(Recipe(
     "ram-catch", "ram", "catch",
@@ -111,10 +111,11 @@ for _agent, _own in (("ram", dict(std=0.3)), ("item-hard", {})):
     # RAM's wider std: the classifier's drift of h_t moves a narrow Gaussian's KL past PPO's stop (docs/results.md).
     register_recipe(Recipe(f"{_agent}-cluttered-60", _agent, "cluttered-60",
                            {**TASK_BUDGETS["cluttered-60"], **_CLUTTERED_HARD, **_own}, _CLUTTERED_HOW))
-for _task in _STILL_TASKS + ("moving-mnist", "catch"):
-    for _agent in ("ram", "item-hard", *_STILL_ONLY):
-        if f"{_agent}-{_task}" in RECIPES or (_agent in _STILL_ONLY and _task not in _STILL_TASKS) \
-                or (_agent == "item-hard" and _task == "catch"):
-            continue  # the recipes above; the still-image agents do not apply to video or games
+for _task in TASK_BUDGETS:
+    _still = envs.task_of(_task).is_still
+    for _agent, _spec in AGENTS.items():
+        if f"{_agent}-{_task}" in RECIPES or (_spec.still_only and not _still) \
+                or (_agent, _task) == ("item-hard", "catch"):
+            continue  # the recipes above; still-image agents do not apply to video or games, item-wise ones to Catch
         _extra = _RACNN_100 if _agent.startswith("racnn") and _task in ("small-100", "cluttered-100") else {}
         register_recipe(Recipe(f"{_agent}-{_task}", _agent, _task, {**TASK_BUDGETS[_task], **_extra}, _NOT_SEARCHED))
