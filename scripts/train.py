@@ -183,7 +183,6 @@ def main() -> None:
 
     def stopped(reason: str, kept: str | None = None) -> TrainingStopped:
         progress.close()
-        writer.flush()  # the curves up to the failure, to see why
         if kept is None:
             kept = f"the last good checkpoint is {checkpoint_path} ({saved_at} images)" if saved_at is not None \
                 else "no checkpoint was written"
@@ -242,7 +241,6 @@ def main() -> None:
         **({"val_images": cfg.val_images, **{f"val_{k}": v for k, v in val_metrics.items()}} if val_metrics else {}),
         "data": data,
     }
-    writer.close()
     try:
         write_json(results_path, results)  # atomically: results.json is whole or absent
     except OSError as error:
