@@ -54,7 +54,7 @@ class Rollout:
     """``rollout(record=True)``: what a replay needs (:meth:`HardRecurrentAgent.replay`): ``glimpses``
     ``(N, T, S, C, g, g)`` the observation each step read, ``looks`` ``(N, T', ...)`` the where head's raw
     choices (:attr:`Look.raw`; absent if it chooses nothing), ``decisions`` ``(N, T)`` a per-step decision
-    policy's (Catch's paddle moves)."""
+    policy's (Catch's paddle moves), ``gist`` ``(N, C, G, G)`` the episode's coarse view (an env with a gist)."""
 
     def with_rewards(self, rewards: Tensor) -> Rollout:
         """This episode credited with other ``rewards`` ``(N, T)`` (data), and their undiscounted returns-to-go."""
@@ -87,6 +87,8 @@ class EpisodeBuffer:
         self._put("locations", obs["location"], steps + 1)
         if record:
             self._put("glimpses", obs["glimpse"], steps)
+            if "gist" in obs:  # the episode's coarse view (the same at every step)
+                self.data["gist"] = obs["gist"].clone()
 
     def _put(self, name: str, value: Tensor, length: int) -> None:
         """Write ``value`` ``(N, ...)`` at step ``self.t`` of ``name``'s ``(N, length, ...)`` tensor."""
@@ -130,7 +132,8 @@ class EpisodeBuffer:
         data = self.data | {name: torch.stack(values, dim=1) for name, values in self.steps_of.items()}
         rewards = data["rewards"]  # (N, T)
         empty = rewards.new_zeros(rewards.shape[0], 0)
-        record = {name: data[name] for name in ("glimpses", "looks", "decisions") if name in data} if self.record else None
+        record = ({name: data[name] for name in ("glimpses", "looks", "decisions", "gist") if name in data}
+                  if self.record else None)
         return Rollout(log_probs=data.get("log_probs", empty), entropies=data.get("entropies", empty),
                        baselines=data["baselines"], rewards=rewards, returns=discounted_returns(rewards, gamma=1.0),
                        locations=data["locations"], states=data["states"], logits=logits,

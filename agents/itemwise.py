@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 
 from agents.common import RecurrentSoftAttention, SceneClassifier, check_still_canvas, soft_attention_losses
-from agents.recurrent import CategoricalItemHead, GlimpseNetwork, HardRecurrentAgent
+from agents.recurrent import CategoricalItemHead, GlimpseNetwork, HardRecurrentAgent, gist_shape_of
 from agents.ranges import Range
 
 __all__ = ["HardItemAttention", "HardItemOptions", "SoftItemAttention", "SoftItemOptions"]
@@ -70,6 +70,9 @@ class HardItemOptions:
     """hard agents: reward the looks by the final answer alone, or also each by its gain in log p(true class)"""
     final_reward: bool = True
     """hard agents: with --credit gain, keep the final 0/1 reward beside the gains"""
+    gist: Annotated[int, Range(0)] = 0
+    """hard agents: also read the whole canvas at this side (must divide it), as DRAM's context network: it sets the
+    initial state of a second recurrent layer that the where head reads (0: no gist)"""
 
 
 @dataclass
@@ -115,7 +118,8 @@ class HardItemAttention(HardRecurrentAgent):
         item_centers: ``(K, 2)`` the env's :meth:`~envs.GlimpseVectorEnv.item_centers`.
         expected_context_prob: chance per minibatch of training on the expected context (SAT: 0.5).
         **kwargs: :class:`~agents.recurrent.HardRecurrentAgent`'s (``hidden``, ``glimpse_hidden``,
-            ``core``, ``entropy_coef``, ``reinforce_into_core``, ``step_ce``, ``credit``, ``final_reward``).
+            ``core``, ``entropy_coef``, ``reinforce_into_core``, ``step_ce``, ``credit``, ``final_reward``,
+            ``gist_shape``).
     """
 
     action_mode = "discrete"
@@ -124,6 +128,9 @@ class HardItemAttention(HardRecurrentAgent):
                  expected_context_prob: float = 0.0, **kwargs: Any) -> None:
         if kwargs.pop("decision", "classify") != "classify":
             raise ValueError("item-wise attention classifies; it does not play Catch")
+        if expected_context_prob > 0 and kwargs.get("gist_shape") is not None:
+            raise ValueError("expected_context_prob > 0 trains the item head on the core's state, a gist gives it "
+                             "its own: use one or the other")
         super().__init__(glimpse_shape, num_classes, where=CategoricalItemHead,
                          where_kwargs=dict(item_centers=item_centers, expected_context_prob=expected_context_prob),
                          **kwargs)
@@ -139,11 +146,12 @@ class HardItemAttention(HardRecurrentAgent):
         return self.locator.expected_context_prob
 
     @classmethod
-    def from_env(cls, env, **kwargs: Any) -> HardItemAttention:
-        """Sized for ``env`` (discrete action mode): its glimpses, classes and grid cells."""
+    def from_env(cls, env, gist: int = 0, **kwargs: Any) -> HardItemAttention:
+        """Sized for ``env`` (discrete action mode): its glimpses, classes and grid cells, and its gist (``gist=G``)."""
         if env.decision != "classify":
             raise ValueError("item-wise attention classifies; it does not play Catch")
-        return cls(_glimpse_shape(env), env.num_decisions, item_centers=env.item_centers().cpu(), **kwargs)
+        return cls(_glimpse_shape(env), env.num_decisions, item_centers=env.item_centers().cpu(),
+                   gist_shape=gist_shape_of(env, gist), **kwargs)
 
     def expected_context(self, env, probs: Tensor) -> Tensor:
         """``sum_k pi_k a_k`` ``(N, hidden)`` over every item of what ``env`` shows now; ``probs`` ``(N, K)``."""

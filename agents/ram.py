@@ -65,6 +65,7 @@ from agents.recurrent import (
     check_lockstep,
     episode_steps,
     evaluate_rollouts,
+    gist_shape_of,
     rollout,
 )
 from agents.recurrent import hybrid_losses as ram_losses
@@ -116,6 +117,9 @@ class RAMOptions:
     """hard agents: reward the looks by the final answer alone, or also each by its gain in log p(true class)"""
     final_reward: bool = True
     """hard agents: with --credit gain, keep the final 0/1 reward beside the gains"""
+    gist: Annotated[int, Range(0)] = 0
+    """hard agents: also read the whole canvas at this side (must divide it), as DRAM's context network: it sets the
+    initial state of a second recurrent layer that the where head reads (0: no gist)"""
 
 
 class RAM(HardRecurrentAgent):
@@ -146,6 +150,7 @@ class RAM(HardRecurrentAgent):
         location: ``"learned"`` (RAM) or ``"center"`` (the no-attention ablation: no location network).
         scale_gain: retina scale ``k`` times ``scale_gain**k`` into the glimpse network (1: the paper's means).
         step_ce, credit, final_reward: per-step prediction and credit (:class:`~agents.recurrent.HardRecurrentAgent`).
+        gist_shape: ``(C, G, G)`` of a coarse view of the canvas read by DRAM's context network (None: none).
 
     The scripts drive it through the contract of :mod:`agents.common`: :meth:`train_losses`,
     :meth:`evaluate`, :meth:`inference`; it steps the env with continuous actions.
@@ -157,19 +162,21 @@ class RAM(HardRecurrentAgent):
                  glimpse_hidden: int = 128, core: str = "rnn", std: float = 0.17, learn_std: bool = False,
                  decision: str = "classify", reinforce_into_core: bool = False, entropy_coef: float = 0.0,
                  location: str = "learned", scale_gain: float = 1.0, std_final: float | None = None,
-                 step_ce: float = 0.0, credit: str = "final", final_reward: bool = True) -> None:
+                 step_ce: float = 0.0, credit: str = "final", final_reward: bool = True,
+                 gist_shape: tuple[int, int, int] | None = None) -> None:
         if location not in LOCATIONS:
             raise ValueError(f"location must be one of {tuple(LOCATIONS)}; got {location!r}")
         where_kwargs = dict(std=std, learn_std=learn_std, std_final=std_final) if location == "learned" else {}
         super().__init__(glimpse_shape, num_classes, where=LOCATIONS[location], where_kwargs=where_kwargs,
                          decision=decision, hidden=hidden, glimpse_hidden=glimpse_hidden, core=core,
                          reinforce_into_core=reinforce_into_core, entropy_coef=entropy_coef, scale_gain=scale_gain,
-                         step_ce=step_ce, credit=credit, final_reward=final_reward)
+                         step_ce=step_ce, credit=credit, final_reward=final_reward, gist_shape=gist_shape)
         self.location = location
 
     @classmethod
-    def from_env(cls, env, **kwargs: Any) -> RAM:
-        """A RAM sized for ``env`` (a continuous-action :class:`envs.GlimpseVectorEnv`); Catch gets ``decision="catch"``."""
+    def from_env(cls, env, gist: int = 0, **kwargs: Any) -> RAM:
+        """A RAM sized for ``env`` (a continuous-action :class:`envs.GlimpseVectorEnv`); Catch gets ``decision="catch"``;
+        ``gist=G`` reads the env's ``G x G`` coarse view (an env made with ``gist=G``)."""
         glimpse_shape = tuple(int(s) for s in env.single_observation_space["glimpse"].shape)
         kwargs.setdefault("decision", "catch" if env.decision == "paddle" else "classify")
-        return cls(glimpse_shape, env.num_decisions, **kwargs)
+        return cls(glimpse_shape, env.num_decisions, gist_shape=gist_shape_of(env, gist), **kwargs)

@@ -55,7 +55,7 @@ __all__ = [
     "GlimpseNetwork", "CoreNetwork",
     "Look", "WhereHead", "Looking", "ExpectedContext", "GaussianLocationHead", "CategoricalItemHead", "FixedCentreHead",
     "Decision", "DecisionHead", "ClassifyHead", "PaddleHead",
-    "HardRecurrentAgent", "Rollout", "rollout", "hybrid_losses", "classifier_loss", "gain_rewards", "evaluate_rollouts",
+    "ContextNetwork", "HardRecurrentAgent", "Rollout", "rollout", "gist_shape_of", "hybrid_losses", "classifier_loss", "gain_rewards", "evaluate_rollouts",
     "episode_steps", "check_lockstep", "CREDITS",
 ]
 
@@ -137,12 +137,45 @@ class CoreNetwork(nn.Module):
         h = torch.zeros(batch_size, self.hidden_size, device=device)
         return h if self.core == "rnn" else (h, torch.zeros_like(h))
 
+    def state_from(self, h: Tensor) -> Any:
+        """The state whose output is ``h`` ``(N, hidden)``: ``h`` itself (``"rnn"``), or ``(h, 0)`` (``"lstm"``)."""
+        return h if self.core == "rnn" else (h, torch.zeros_like(h))
+
     def forward(self, g: Tensor, state: Any) -> tuple[Tensor, Any]:
         if self.core == "rnn":
             h = F.relu(self.from_hidden(state) + self.from_input(g))  # (N, hidden)
             return h, h
         h, c = self.cell(g, state)  # (N, hidden) each
         return h, (h, c)
+
+
+class ContextNetwork(nn.Module):
+    r"""DRAM's context network (Ba, Mnih & Kavukcuoglu 2015): three convolutions over a coarse view of the whole
+    canvas, the initial state of the where-path's own recurrent layer ``r^(2)``.
+
+    Convention:
+        ``gist`` is the env's ``(N, C, G, G)`` view (``obs["gist"]``, :func:`glimpse.coarse_view`) in ``[0, 1]``;
+        output ``(N, out_size)``. Layers: 3x3 convolutions of 16, 32 and 32 channels (the last two of stride 2),
+        ReLU after each, then ``ReLU(Linear(...))``.
+
+    Args:
+        gist_shape: ``(C, G, G)``.
+        out_size: width of the output (the where-path's state).
+    """
+
+    def __init__(self, gist_shape: tuple[int, int, int], out_size: int = 256, channels: tuple[int, ...] = (16, 32, 32)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width, side = gist_shape[0], gist_shape[-1]
+        for i, out in enumerate(channels):
+            stride = 1 if i == 0 else 2
+            layers += [nn.Conv2d(width, out, 3, stride=stride, padding=1), nn.ReLU()]
+            width, side = out, (side - 1) // stride + 1
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.out = nn.Linear(width * side * side, out_size)
+
+    def forward(self, gist: Tensor) -> Tensor:
+        return F.relu(self.out(self.features(gist)))  # (N, out_size)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -502,7 +535,8 @@ class HardRecurrentAgent(nn.Module):
 
     Built in this order (so that a seed gives the same initial weights): ``glimpse_net``, ``core``,
     ``locator = where(hidden, **where_kwargs)`` (a :class:`WhereHead`), ``decider`` (a :class:`DecisionHead`:
-    the classifier, or Catch's paddle), ``baseline``. Checkpoints written when the decision head was kept
+    the classifier, or Catch's paddle), ``baseline``, and with a gist ``context`` and ``where_core``. Checkpoints
+    written when the decision head was kept
     under ``classifier`` or ``paddle`` load as they are (their keys are renamed to ``decider``).
 
     Args:
@@ -524,6 +558,10 @@ class HardRecurrentAgent(nn.Module):
         credit: ``"final"`` (the env's reward) or ``"gain"``: every step's reward is also the gain in the log-probability
             of the true class that the classifier on ``h_t`` brought (:func:`gain_rewards`); see :data:`CREDITS`.
         final_reward: with ``credit="gain"``, keep the env's final reward (1 for a correct answer) beside the gains.
+        gist_shape: ``(C, G, G)``, the env's coarse view of the whole canvas (``obs["gist"]``), to read it as DRAM
+            does (Ba et al. 2015): a :class:`ContextNetwork` sets the initial state of a second recurrent layer,
+            ``r_t = f(r_{t-1}, h_t)`` (``where_core``, the core's kind), and the where head and the baseline read
+            ``r_t`` instead of ``h_t``; the classifier still reads only the glimpses' ``h_t``. None: no gist.
 
     Predicting at every step (``step_ce > 0`` or ``credit="gain"``) runs the classifier on every ``h_t``
     (:attr:`Rollout.step_logits`). The gains are computed without gradient from the logits the episode was played
@@ -539,7 +577,7 @@ class HardRecurrentAgent(nn.Module):
                  where_kwargs: dict[str, Any] | None = None, decision: str = "classify", hidden: int = 256,
                  glimpse_hidden: int = 128, core: str = "rnn", reinforce_into_core: bool = False,
                  entropy_coef: float = 0.0, scale_gain: float = 1.0, step_ce: float = 0.0, credit: str = "final",
-                 final_reward: bool = True) -> None:
+                 final_reward: bool = True, gist_shape: tuple[int, int, int] | None = None) -> None:
         super().__init__()
         if len(glimpse_shape) != 4 or any(not isinstance(s, int) or s < 1 for s in glimpse_shape):
             raise ValueError(f"glimpse_shape must be (S, C, g, g) positive ints; got {glimpse_shape!r}")
@@ -566,6 +604,11 @@ class HardRecurrentAgent(nn.Module):
         self.locator = where(hidden, **(where_kwargs or {}))
         self.decider = DECISION_HEADS[decision](hidden, num_classes)
         self.baseline = nn.Linear(hidden, 1)
+        self.gist_shape = None if gist_shape is None else tuple(int(s) for s in gist_shape)
+        self.context = self.where_core = None
+        if self.gist_shape is not None:  # built last: an agent without a gist draws the same initial weights as before
+            self.context = ContextNetwork(self.gist_shape, hidden)
+            self.where_core = CoreNetwork(hidden, hidden, core)
         for head, protocol in ((self.locator, WhereHead), (self.decider, DecisionHead)):
             if not isinstance(head, protocol):
                 raise TypeError(f"{type(head).__name__} is not a {protocol.__name__}: it lacks "
@@ -587,13 +630,14 @@ class HardRecurrentAgent(nn.Module):
         g = self.glimpse_net(glimpse.reshape(-1, *glimpse.shape[-4:]), location.reshape(-1, 2))
         return g.view(*lead, -1)
 
-    def recur(self, g: Tensor, state: Any) -> tuple[Tensor, Any]:
-        """The core over a stored episode: ``h_t = f_h(h_{t-1}, g_t)`` for ``g`` ``(N, T, hidden)``; returns
-        ``(h (N, T, hidden), the last state)``. (:func:`rollout` runs ``core`` one step at a time: ``g_{t+1}``
-        needs ``h_t``'s choice.)"""
+    def recur(self, g: Tensor, state: Any, core: CoreNetwork | None = None) -> tuple[Tensor, Any]:
+        """The core (or another recurrent layer, ``core``) over a stored episode: ``h_t = f_h(h_{t-1}, g_t)`` for ``g``
+        ``(N, T, hidden)``; returns ``(h (N, T, hidden), the last state)``. (:func:`rollout` runs ``core`` one step
+        at a time: ``g_{t+1}`` needs ``h_t``'s choice.)"""
+        core = self.core if core is None else core
         hs = []
         for t in range(g.shape[1]):
-            h, state = self.core(g[:, t], state)
+            h, state = core(g[:, t], state)
             hs.append(h)
         return torch.stack(hs, dim=1), state
 
@@ -616,8 +660,30 @@ class HardRecurrentAgent(nn.Module):
         return episode.with_rewards(gains + episode.rewards if self.final_reward else gains)
 
     def head_input(self, h: Tensor) -> Tensor:
-        """What the where head and the baseline read: ``h_t``, or ``h_t.detach()`` (the default)."""
+        """The core's state as the where-path reads it: ``h_t``, or ``h_t.detach()`` (the default)."""
         return h if self.reinforce_into_core else h.detach()
+
+    def where_state(self, obs: dict[str, Tensor]) -> Any:
+        """The where-path's initial state for episodes starting at ``obs``: DRAM's ``r_0 = context(gist)``, or None
+        for an agent without a gist (its where head reads the core's state)."""
+        if self.context is None:
+            return None
+        gist = obs.get("gist")
+        if gist is None:
+            raise ValueError(f"this agent reads a gist of {self.gist_shape}: build the env with gist="
+                             f"{self.gist_shape[-1]} (the agent's --gist)")
+        return self.where_core.state_from(self.context(gist))
+
+    def where_input(self, h: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """What the where head and the baseline read at a step, and the where-path's next state: ``head_input(h_t)``,
+        or with a gist ``r_t = f(r_{t-1}, head_input(h_t))`` (``h`` ``(N, hidden)``, or ``(N, T, hidden)`` a whole
+        stored episode from the initial ``state``)."""
+        x = self.head_input(h)
+        if self.where_core is None:
+            return x, state
+        if x.dim() == 3:
+            return self.recur(x, state, self.where_core)
+        return self.where_core(x, state)
 
     def check_env(self, env) -> None:
         """Refuse an env this agent cannot play, saying how to build the right one. Checked once per env: an
@@ -670,7 +736,7 @@ class HardRecurrentAgent(nn.Module):
             mask[:] = True
             log_probs += trajectory.decision_log_probs
         inputs = {"glimpses": trajectory.record["glimpses"], "locations": trajectory.locations[:, :steps]}
-        for name in ("looks", "decisions"):
+        for name in ("looks", "decisions", "gist"):
             if name in trajectory.record:
                 inputs[name] = trajectory.record[name]
         if trajectory.labels is not None:
@@ -686,7 +752,7 @@ class HardRecurrentAgent(nn.Module):
         glimpses, locations = inputs["glimpses"], inputs["locations"]  # (n, T, S, C, g, g), (n, T, 2)
         n, steps = glimpses.shape[:2]
         h, _ = self.recur(self.encode(glimpses, locations), self.initial_state(n, glimpses.device))  # (n, T, hidden)
-        head = self.head_input(h)
+        head, _ = self.where_input(h, self.where_state(inputs))
         values = self.baseline(head).squeeze(-1)  # (n, T)
         log_probs, entropy = torch.zeros_like(values), torch.zeros_like(values)
         entropies: dict[str, Tensor] = {}
@@ -723,12 +789,27 @@ class HardRecurrentAgent(nn.Module):
         (the classifier once at the end; Catch's paddle at every step). The baseline is not run."""
         steps = env_or_steps if isinstance(env_or_steps, int) else episode_steps(env_or_steps)
         obs = {"glimpse": torch.zeros(1, *self.glimpse_shape), "location": torch.zeros(1, 2)}
-        state = self.initial_state(1)
+        if self.gist_shape is not None:
+            obs["gist"] = torch.zeros(1, *self.gist_shape)
+        state, where = self.initial_state(1), self.where_state(obs)
         for t in range(1, steps + 1):
             h, state = self.core(self.encode(obs["glimpse"], obs["location"]), state)  # (1, hidden)
             if t < steps:
-                self.locator.inference(h)
+                h_where, where = self.where_input(h, where)
+                self.locator.inference(h_where)
             self.decider.inference(h, last=t == steps)
+
+
+def gist_shape_of(env, gist: int) -> tuple[int, int, int] | None:
+    """The ``(C, G, G)`` of ``env``'s coarse view for an agent built with ``gist=G`` (None for 0); the env must have been
+    made with the same ``gist`` (what :data:`agents.AGENTS`' ``env_kwargs`` pass it)."""
+    if not gist:
+        return None
+    space = env.single_observation_space.spaces.get("gist")
+    if space is None or space.shape[-1] != gist:
+        have = "none" if space is None else space.shape[-1]
+        raise ValueError(f"the agent reads a gist of {gist}x{gist}; the env has {have}: build it with gist={gist}")
+    return tuple(int(s) for s in space.shape)
 
 
 def _missing(head: nn.Module, protocol: type) -> set[str]:
@@ -784,7 +865,8 @@ def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, determini
 
     What carries gradient: the location sent to the env and fed back to the glimpse network is a
     constant (a sample drawn without gradient, or a detached mode); REINFORCE reaches the where head
-    only through ``log pi``; the where head and the baseline read ``agent.head_input(h)``; the decision
+    only through ``log pi``; the where head and the baseline read ``agent.where_input(h)`` (the state, detached by
+    default, or with a gist DRAM's where-layer over it); the decision
     head always reads the attached ``h_t``. In an expected-context episode (SAT) the where head reads
     ``h_t`` itself and its log-probabilities are zeros: backpropagation trains it through ``pi``.
 
@@ -800,13 +882,14 @@ def rollout(agent: HardRecurrentAgent, env, obs: dict[str, Tensor], *, determini
         raise ValueError(f"a {type(looking).__name__} episode has no sampled choices to replay: record=True needs "
                          f"one that samples (expected_context_prob=0)")
     state = agent.initial_state(obs["location"].shape[0], obs["location"].device)
+    where = agent.where_state(obs)
     buffer = EpisodeBuffer(steps, obs, record=record)
     every_step = agent.predicts_every_step
     logits = labels = None
     for t in range(1, steps + 1):
         g = looking.features(agent, env, obs)  # (N, hidden)
         h, state = agent.core(g, state)  # (N, hidden)
-        h_head = agent.head_input(h)
+        h_head, where = agent.where_input(h, where)
         # Where to look next: a constant, sampled without gradient (or a detached mode).
         look = looking.look(h, h_head, deterministic=deterministic)
         baseline = agent.baseline(h_head).squeeze(1)  # (N,)

@@ -110,12 +110,18 @@ def register_agent(spec: AgentSpec, *, replace: bool = False) -> AgentSpec:
 
 
 def _continuous(options: Any) -> dict:
-    return {"action_mode": "continuous", "start": "center" if options.location == "center" else "random"}
+    return {"action_mode": "continuous", "start": "center" if options.location == "center" else "random",
+            **_gist(options)}
+
+
+def _gist(options: Any) -> dict:
+    """A hard agent with a gist needs the env's coarse view of the same side."""
+    return {"gist": options.gist} if options.gist else {}
 
 
 register_agent(AgentSpec("ram", RAM, RAMOptions, family="hard", attends="location", title="RAM", env_kwargs=_continuous))
 register_agent(AgentSpec("item-hard", HardItemAttention, HardItemOptions, family="hard", attends="item",
-                         title="item-wise hard", env_kwargs=lambda options: {"action_mode": "discrete"}))
+                         title="item-wise hard", env_kwargs=lambda options: {"action_mode": "discrete", **_gist(options)}))
 register_agent(AgentSpec("item-soft", SoftItemAttention, SoftItemOptions, family="soft", attends="item",
                          title="item-wise soft", still_only=True))
 register_agent(AgentSpec("spatial-soft", SpatialSoftAttention, SpatialOptions, family="soft", attends="location",

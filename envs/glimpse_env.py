@@ -30,7 +30,9 @@ item-wise hard attention), and the third entry is the decision.
 ## Observation Space
 ``Dict(glimpse=Box(0, 1, (S, C, g, g), float32), location=Box(-1, 1, (2,), float32))``: the retina's
 ``S`` scales of ``g x g`` pixels (scale ``k`` covers ``g * factor**k`` canvas pixels, area-averaged) and
-the centre it was taken at.
+the centre it was taken at. With ``gist=G`` (still tasks) also ``gist=Box(0, 1, (C, G, G), float32)``: the
+whole canvas area-averaged to ``G x G`` (:func:`glimpse.coarse_view`), the same at every step of an episode --
+the low-resolution view of DRAM's context network (Ba et al. 2015).
 
 ## Rewards
 ``reward_mode="final"`` (default). Classification and video: 1 at the last step if the decision equals the
@@ -168,7 +170,7 @@ from torch import Tensor
 from envs import rng
 from envs.render import render_glimpse
 from envs.specs import TASKS, SceneContext, TaskSpec, task_of
-from glimpse import RetinaError, RetinaSpec, grid_cell_centers, retina_spec
+from glimpse import RetinaError, RetinaSpec, coarse_view, grid_cell_centers, retina_spec
 from glimpse.checks import ArgumentError, check_int
 from glimpse.modes import outside_inference_mode
 from glimpse.rewards import PREDICTION_REWARDS, label_log_prob, prediction_reward, uniform_log_prob
@@ -220,6 +222,8 @@ class GlimpseVectorEnv(VectorEnv):
         action_mode: ``"continuous"`` or ``"discrete"``.
         grid: cells per axis in discrete mode (default ``max(2, ceil(canvas / glimpse_size))``).
         start: ``"random"`` or ``"center"``: where the first glimpse is taken.
+        gist: also observe the whole canvas at ``gist x gist`` (``obs["gist"]``, :func:`glimpse.coarse_view`; still
+            tasks, ``gist`` dividing the canvas); 0 (default): no such view.
         split: ``"train"``, ``"val"`` (with ``val_size``) or ``"test"``.
         val_size: hold this many items of the training split out as a validation split (a fixed choice,
             the same for every seed: ``envs.data.hold_out``): ``split="train"`` then plays the others and
@@ -258,6 +262,7 @@ class GlimpseVectorEnv(VectorEnv):
         action_mode: str = "continuous",
         grid: int | None = None,
         start: str = "random",
+        gist: int = 0,
         split: str = "train",
         val_size: int = 0,
         dataset: str = "mnist",
@@ -282,6 +287,9 @@ class GlimpseVectorEnv(VectorEnv):
         _require(render_mode in (None, "rgb_array"), f"render_mode must be None or 'rgb_array'; got {render_mode!r}")
         _require(split in SPLITS, f"split must be one of {SPLITS}; got {split!r}")
         check_int(val_size, "val_size", minimum=0)
+        check_int(gist, "gist", minimum=0)
+        _require(not gist or spec.is_still, f"gist={gist}: a coarse view of the whole canvas is for still-image tasks; "
+                                            f"task {spec.name!r} is a {spec.kind}")
         _require(split != "val" or val_size > 0, "split='val' is held out of the training split: pass val_size > 0")
         check_int(num_envs, "num_envs")
         retina, retina_names = _retina_of(retina, glimpse_size, scales, factor)
@@ -293,6 +301,7 @@ class GlimpseVectorEnv(VectorEnv):
         side = getattr(self._options, "canvas", None)
         if side is not None:
             _check_fit(retina, retina_names, side, side)
+            _check_gist(gist, side, side)
 
         self.num_envs = num_envs
         self.split, self._start_mode, self._action_mode = split, start, action_mode
@@ -315,6 +324,8 @@ class GlimpseVectorEnv(VectorEnv):
         channels, height, width = self._scene.shape
         if (height, width) != (side, side):  # the frames' own size (user videos), or a task of another shape
             _check_fit(retina, retina_names, height, width)
+            _check_gist(gist, height, width)
+        self.gist = gist
         glimpse_size, scales = retina.size, retina.scales
         # Refuse now, in one line, what could not fit: the scene's buffers are made at the first reset. Beside
         # them, a copy of the observations (numpy, clones) and the batched observation space's bounds (float32
@@ -335,6 +346,7 @@ class GlimpseVectorEnv(VectorEnv):
         self.single_observation_space = spaces.Dict(
             glimpse=spaces.Box(0.0, 1.0, (scales, channels, glimpse_size, glimpse_size), np.float32),
             location=spaces.Box(-1.0, 1.0, (2,), np.float32),
+            **({"gist": spaces.Box(0.0, 1.0, (channels, gist, gist), np.float32)} if gist else {}),
         )
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -343,6 +355,7 @@ class GlimpseVectorEnv(VectorEnv):
         self._episodes = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._locations = torch.zeros(num_envs, 2, dtype=torch.float32, device=self.device)
+        self._gists = torch.zeros(num_envs, channels, gist, gist, dtype=torch.float32, device=self.device)
         # The envs whose episode has ended and not restarted yet (NEXT_STEP: restarted at the next step;
         # DISABLED: at reset), and whether there are any, known without another device sync.
         self._done = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
@@ -603,6 +616,8 @@ class GlimpseVectorEnv(VectorEnv):
             self._scene.start(rows, keys, episodes)
         self._steps[rows] = 0
         self._done[rows] = False
+        if self.gist:
+            self._gists[rows] = coarse_view(self._scene.contents()[0][rows], self.gist).to(torch.float32)
         if self.start_mode == "center":
             self._locations[rows] = 0.0
         else:
@@ -610,10 +625,12 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _observe(self, rows: Tensor | None = None) -> dict[str, Tensor]:
         glimpses = self._scene.glimpse(self._locations, self._steps)
+        obs = {"glimpse": glimpses, "location": self._locations.clone()}
+        if self.gist:
+            obs["gist"] = self._gists.clone()
         if rows is not None:
-            glimpses = glimpses[rows]
-            return {"glimpse": glimpses, "location": self._locations[rows].clone()}
-        return {"glimpse": glimpses, "location": self._locations.clone()}
+            return {key: value[rows] for key, value in obs.items()}
+        return obs
 
     def _parse_actions(self, actions) -> tuple[Tensor, Tensor]:
         shape = (self.num_envs, *self.single_action_space.shape)
@@ -766,6 +783,11 @@ def _check_fit(retina: RetinaSpec, names: dict[str, str], height: int, width: in
         retina.check_canvas(height, width)
     except RetinaError as error:
         raise error.renamed(names) from None
+
+
+def _check_gist(gist: int, height: int, width: int) -> None:
+    _require(height % gist == 0 and width % gist == 0 if gist else True,
+             f"gist={gist} must divide the canvas ({height}x{width}): the coarse view averages whole blocks of it")
 
 
 def _available_memory(device: torch.device) -> int | None:

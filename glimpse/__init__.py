@@ -28,8 +28,8 @@ project's frame" means exactly this.
   ``1`` spans from the centre to an edge.
 """
 
-from glimpse.retina import (GlimpseSensor, RetinaError, RetinaSpec, centers_from_corners_px, extract_glimpses,
-                            grid_cell_centers, retina_spec, scale_gains, window_corners_px)
+from glimpse.retina import (GlimpseSensor, RetinaError, RetinaSpec, centers_from_corners_px, coarse_view,
+                            extract_glimpses, grid_cell_centers, retina_spec, scale_gains, window_corners_px)
 from glimpse.samplers import ALIGN_CORNERS, affine_sample, box_theta, boxcar_mask, crop_boxes
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "box_theta",
     "boxcar_mask",
     "centers_from_corners_px",
+    "coarse_view",
     "crop_boxes",
     "extract_glimpses",
     "grid_cell_centers",

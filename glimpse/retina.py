@@ -46,7 +46,7 @@ from glimpse.checks import ArgumentError, check_finite, check_positive_int, chec
 from glimpse.modes import outside_inference_mode
 
 __all__ = ["RetinaSpec", "RetinaError", "retina_spec", "extract_glimpses", "GlimpseSensor", "window_corners_px",
-           "centers_from_corners_px", "grid_cell_centers", "scale_gains"]
+           "centers_from_corners_px", "grid_cell_centers", "scale_gains", "coarse_view"]
 
 # A corner this close below a half-pixel still rounds up: float32 centres cannot hold most ties exactly,
 # and a tie must not flip with the last bit of a centre. Integer corners are unaffected.
@@ -293,6 +293,35 @@ def scale_gains(scales: int, gain: float, *, device: torch.device | str | None =
                          f"got {gain!r}")
     exponents = torch.arange(scales, dtype=torch.float64, device=device)
     return (float(gain) ** exponents).to(torch.float32).view(scales, 1, 1, 1)
+
+
+def coarse_view(images: Tensor, size: int) -> Tensor:
+    r"""The whole image at ``size x size``: the mean of each of its ``size x size`` blocks (a "gist", Ba et al. 2015).
+
+    The same area average as the retina's coarse scales, over the whole image instead of a window around a
+    centre: with ``H = W = size * f`` it is exactly :func:`extract_glimpses`'s scale 1 at the centre with ``factor=f``.
+    Blocks are ``H / size`` by ``W / size`` pixels, so ``size`` must divide both sides (nothing is interpolated).
+
+    Args:
+        images: ``(B, C, H, W)``, uint8 or floating point.
+        size: the view's side in pixels; divides ``H`` and ``W``.
+
+    Returns:
+        ``(B, C, size, size)``: float32 in ``[0, 1]`` for uint8 images, else the images' dtype.
+
+    Example:
+        >>> coarse_view(torch.arange(16.0).view(1, 1, 4, 4), 2)[0, 0]
+        tensor([[ 2.5000,  4.5000],
+                [10.5000, 12.5000]])
+    """
+    _check_images(images)
+    size = check_positive_int(size, "size")
+    height, width = images.shape[-2:]
+    if height % size or width % size:
+        raise ArgumentError("size", f"{{name}}{{=}}{size} must divide the image's sides ({height}x{width}): a coarse view "
+                                    f"averages whole blocks of pixels")
+    blocks = F.avg_pool2d(images.to(_plane_dtype(images)), (height // size, width // size))  # (B, C, size, size)
+    return (blocks / _pixel_scale(images)).to(_output_dtype(images))
 
 
 def _output_dtype(images: Tensor) -> torch.dtype:

@@ -56,10 +56,14 @@ PLUGIN = textwrap.dedent('''
 
 @pytest.fixture()
 def plugin(tmp_path, monkeypatch):
+    from agents import AGENTS
+
     (tmp_path / "tiny_plugin.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "tiny_plugin"
     sys.modules.pop("tiny_plugin", None)
+    # The registry is the process's: a test that walks every agent (their recipes) must not meet this one.
+    AGENTS.pop("plugin-mlp", None)
 
 
 @pytest.mark.filterwarnings("ignore::envs.data.OfflineSubsetWarning")
