@@ -70,6 +70,8 @@ class HardItemOptions:
     """hard agents: reward the looks by the final answer alone, or also each by its gain in log p(true class)"""
     final_reward: bool = True
     """hard agents: with --credit gain, keep the final 0/1 reward beside the gains"""
+    glimpse_encoder: Literal["linear", "conv"] = "linear"
+    """hard agents: the glimpse network's reading of the pixels: linear (the paper's) or conv (two convolutions first)"""
     gist: Annotated[int, Range(0)] = 0
     """hard agents: also read the whole canvas at this side (must divide it), as DRAM's context network: it sets the
     initial state of a second recurrent layer that the where head reads (0: no gist)"""
@@ -119,7 +121,7 @@ class HardItemAttention(HardRecurrentAgent):
         expected_context_prob: chance per minibatch of training on the expected context (SAT: 0.5).
         **kwargs: :class:`~agents.recurrent.HardRecurrentAgent`'s (``hidden``, ``glimpse_hidden``,
             ``core``, ``entropy_coef``, ``reinforce_into_core``, ``step_ce``, ``credit``, ``final_reward``,
-            ``gist_shape``).
+            ``gist_shape``, ``glimpse_encoder``).
     """
 
     action_mode = "discrete"

@@ -117,6 +117,8 @@ class RAMOptions:
     """hard agents: reward the looks by the final answer alone, or also each by its gain in log p(true class)"""
     final_reward: bool = True
     """hard agents: with --credit gain, keep the final 0/1 reward beside the gains"""
+    glimpse_encoder: Literal["linear", "conv"] = "linear"
+    """hard agents: the glimpse network's reading of the pixels: linear (the paper's) or conv (two convolutions first)"""
     gist: Annotated[int, Range(0)] = 0
     """hard agents: also read the whole canvas at this side (must divide it), as DRAM's context network: it sets the
     initial state of a second recurrent layer that the where head reads (0: no gist)"""
@@ -151,6 +153,7 @@ class RAM(HardRecurrentAgent):
         scale_gain: retina scale ``k`` times ``scale_gain**k`` into the glimpse network (1: the paper's means).
         step_ce, credit, final_reward: per-step prediction and credit (:class:`~agents.recurrent.HardRecurrentAgent`).
         gist_shape: ``(C, G, G)`` of a coarse view of the canvas read by DRAM's context network (None: none).
+        glimpse_encoder: ``"linear"`` (the paper's glimpse network) or ``"conv"``.
 
     The scripts drive it through the contract of :mod:`agents.common`: :meth:`train_losses`,
     :meth:`evaluate`, :meth:`inference`; it steps the env with continuous actions.
@@ -163,14 +166,15 @@ class RAM(HardRecurrentAgent):
                  decision: str = "classify", reinforce_into_core: bool = False, entropy_coef: float = 0.0,
                  location: str = "learned", scale_gain: float = 1.0, std_final: float | None = None,
                  step_ce: float = 0.0, credit: str = "final", final_reward: bool = True,
-                 gist_shape: tuple[int, int, int] | None = None) -> None:
+                 gist_shape: tuple[int, int, int] | None = None, glimpse_encoder: str = "linear") -> None:
         if location not in LOCATIONS:
             raise ValueError(f"location must be one of {tuple(LOCATIONS)}; got {location!r}")
         where_kwargs = dict(std=std, learn_std=learn_std, std_final=std_final) if location == "learned" else {}
         super().__init__(glimpse_shape, num_classes, where=LOCATIONS[location], where_kwargs=where_kwargs,
                          decision=decision, hidden=hidden, glimpse_hidden=glimpse_hidden, core=core,
                          reinforce_into_core=reinforce_into_core, entropy_coef=entropy_coef, scale_gain=scale_gain,
-                         step_ce=step_ce, credit=credit, final_reward=final_reward, gist_shape=gist_shape)
+                         step_ce=step_ce, credit=credit, final_reward=final_reward, gist_shape=gist_shape,
+                         glimpse_encoder=glimpse_encoder)
         self.location = location
 
     @classmethod

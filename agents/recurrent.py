@@ -52,14 +52,15 @@ from glimpse.reinforce import reinforce_loss
 from glimpse.rewards import label_log_prob, prediction_reward, uniform_log_prob
 
 __all__ = [
-    "GlimpseNetwork", "CoreNetwork",
+    "GlimpseNetwork", "GlimpseConv", "CoreNetwork", "ContextNetwork",
     "Look", "WhereHead", "Looking", "ExpectedContext", "GaussianLocationHead", "CategoricalItemHead", "FixedCentreHead",
     "Decision", "DecisionHead", "ClassifyHead", "PaddleHead",
-    "ContextNetwork", "HardRecurrentAgent", "Rollout", "rollout", "gist_shape_of", "hybrid_losses", "classifier_loss", "gain_rewards", "evaluate_rollouts",
+    "HardRecurrentAgent", "Rollout", "rollout", "gist_shape_of", "hybrid_losses", "classifier_loss", "gain_rewards", "evaluate_rollouts",
     "episode_steps", "check_lockstep", "CREDITS",
 ]
 
 CORES = ("rnn", "lstm")
+ENCODERS = ("linear", "conv")
 CREDITS = ("final", "gain")
 """How the looks are credited: ``"final"``, the env's reward alone (1 for a correct final answer); ``"gain"``, each
 step also by the gain it brought in the log-probability of the true class (:func:`gain_rewards`)."""
@@ -87,14 +88,23 @@ class GlimpseNetwork(nn.Module):
         scale_gain: scale ``k`` is multiplied by ``scale_gain**k`` before ``rho`` is flattened
             (:func:`glimpse.retina.scale_gains`; 4 makes a factor-2 retina's means sums, so a 1-px object reads 1
             at every scale); 1, the paper's network, reads the means as they are.
+        encoder: ``"linear"`` (the paper's ``h_g = ReLU(Linear(rho))``) or ``"conv"`` (:class:`GlimpseConv`: two
+            convolutions over the scales stacked as channels before the linear layer, needs ``glimpse_shape``).
+        glimpse_shape: ``(S, C, g, g)``, for ``encoder="conv"``.
     """
 
     def __init__(self, glimpse_numel: int, glimpse_hidden: int = 128, location_hidden: int = 128,
-                 out_size: int = 256, *, scales: int = 1, scale_gain: float = 1.0) -> None:
+                 out_size: int = 256, *, scales: int = 1, scale_gain: float = 1.0, encoder: str = "linear",
+                 glimpse_shape: tuple[int, int, int, int] | None = None) -> None:
         super().__init__()
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}; got {encoder!r}")
         self.register_buffer("scale_gains", scale_gains(scales, scale_gain), persistent=False)  # (S, 1, 1, 1)
         self.amplify = float(scale_gain) != 1.0
-        self.what = nn.Linear(glimpse_numel, glimpse_hidden)  # theta_g^0
+        if encoder == "conv":
+            self.what = GlimpseConv(glimpse_shape, glimpse_hidden)  # theta_g^0, convolutional
+        else:
+            self.what = nn.Linear(glimpse_numel, glimpse_hidden)  # theta_g^0
         self.where = nn.Linear(2, location_hidden)  # theta_g^1
         self.what_out = nn.Linear(glimpse_hidden, out_size)  # theta_g^2, the h_g half
         self.where_out = nn.Linear(location_hidden, out_size, bias=False)  # theta_g^2, the h_l half
@@ -103,9 +113,29 @@ class GlimpseNetwork(nn.Module):
     def forward(self, glimpse: Tensor, location: Tensor) -> Tensor:
         if self.amplify:
             glimpse = glimpse * self.scale_gains  # (N, S, C, g, g)
-        h_g = F.relu(self.what(glimpse.flatten(1)))  # (N, glimpse_hidden)
+        h_g = F.relu(self.what(glimpse.flatten(1)))  # (N, glimpse_hidden); GlimpseConv unflattens
         h_l = F.relu(self.where(location))  # (N, location_hidden)
         return F.relu(self.what_out(h_g) + self.where_out(h_l))  # (N, out_size)
+
+
+class GlimpseConv(nn.Module):
+    r"""A convolutional ``theta_g^0``: the ``S`` scales of a glimpse stacked as ``S * C`` channels, a 3x3 convolution
+    of 32 channels and one of 64 with stride 2 (ReLU after each), then ``Linear`` to ``out_size``.
+
+    Convention: input ``(N, S * C * g * g)`` (the flattened glimpse, as the linear encoder reads it); output
+    ``(N, out_size)`` before the glimpse network's ReLU.
+    """
+
+    def __init__(self, glimpse_shape: tuple[int, int, int, int], out_size: int) -> None:
+        super().__init__()
+        scales, channels, side, _ = glimpse_shape
+        self.image_shape = (scales * channels, side, side)
+        self.features = nn.Sequential(nn.Conv2d(scales * channels, 32, 3, padding=1), nn.ReLU(),
+                                      nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten())
+        self.out = nn.Linear(64 * ((side + 1) // 2) ** 2, out_size)
+
+    def forward(self, flat: Tensor) -> Tensor:
+        return self.out(self.features(flat.view(-1, *self.image_shape)))
 
 
 class CoreNetwork(nn.Module):
@@ -558,6 +588,7 @@ class HardRecurrentAgent(nn.Module):
         credit: ``"final"`` (the env's reward) or ``"gain"``: every step's reward is also the gain in the log-probability
             of the true class that the classifier on ``h_t`` brought (:func:`gain_rewards`); see :data:`CREDITS`.
         final_reward: with ``credit="gain"``, keep the env's final reward (1 for a correct answer) beside the gains.
+        glimpse_encoder: ``"linear"`` (the paper's glimpse network) or ``"conv"`` (:class:`GlimpseConv`).
         gist_shape: ``(C, G, G)``, the env's coarse view of the whole canvas (``obs["gist"]``), to read it as DRAM
             does (Ba et al. 2015): a :class:`ContextNetwork` sets the initial state of a second recurrent layer,
             ``r_t = f(r_{t-1}, h_t)`` (``where_core``, the core's kind), and the where head and the baseline read
@@ -577,7 +608,8 @@ class HardRecurrentAgent(nn.Module):
                  where_kwargs: dict[str, Any] | None = None, decision: str = "classify", hidden: int = 256,
                  glimpse_hidden: int = 128, core: str = "rnn", reinforce_into_core: bool = False,
                  entropy_coef: float = 0.0, scale_gain: float = 1.0, step_ce: float = 0.0, credit: str = "final",
-                 final_reward: bool = True, gist_shape: tuple[int, int, int] | None = None) -> None:
+                 final_reward: bool = True, gist_shape: tuple[int, int, int] | None = None,
+                 glimpse_encoder: str = "linear") -> None:
         super().__init__()
         if len(glimpse_shape) != 4 or any(not isinstance(s, int) or s < 1 for s in glimpse_shape):
             raise ValueError(f"glimpse_shape must be (S, C, g, g) positive ints; got {glimpse_shape!r}")
@@ -599,7 +631,8 @@ class HardRecurrentAgent(nn.Module):
         self.glimpse_shape, self.num_classes = tuple(glimpse_shape), num_classes
         self.decision, self.reinforce_into_core = decision, bool(reinforce_into_core)
         self.glimpse_net = GlimpseNetwork(math.prod(glimpse_shape), glimpse_hidden, glimpse_hidden, hidden,
-                                          scales=glimpse_shape[0], scale_gain=scale_gain)
+                                          scales=glimpse_shape[0], scale_gain=scale_gain, encoder=glimpse_encoder,
+                                          glimpse_shape=tuple(glimpse_shape))
         self.core = CoreNetwork(hidden, hidden, core)
         self.locator = where(hidden, **(where_kwargs or {}))
         self.decider = DECISION_HEADS[decision](hidden, num_classes)
