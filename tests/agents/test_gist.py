@@ -169,3 +169,33 @@ def test_flops_count_the_context_network_and_the_where_layer():
     context = 2 * (9 * 1 * 16 * 36 + 9 * 16 * 32 * 9 + 9 * 32 * 32 * 4 + 128 * hidden)
     where = 2 * 2 * hidden * hidden * (steps - 1)
     assert flops_per_image(with_gist, steps) - flops_per_image(without, steps) == context + where
+
+
+# ------------------------------------------------------------------------------------------------ conv glimpse network
+
+
+def test_conv_glimpse_encoder_reads_the_scales_as_channels():
+    from agents.recurrent import GlimpseNetwork  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    net = GlimpseNetwork(2 * 1 * 6 * 6, 8, 8, 16, scales=2, encoder="conv", glimpse_shape=(2, 1, 6, 6))
+    glimpse, location = torch.rand(5, 2, 1, 6, 6), torch.rand(5, 2) * 2 - 1
+    c1, c2 = net.what.features[0], net.what.features[2]
+    x = torch.relu(torch.nn.functional.conv2d(glimpse.view(5, 2, 6, 6), c1.weight, c1.bias, padding=1))
+    x = torch.relu(torch.nn.functional.conv2d(x, c2.weight, c2.bias, stride=2, padding=1))  # (5, 64, 3, 3)
+    h_g = torch.relu(x.flatten(1) @ net.what.out.weight.T + net.what.out.bias)
+    h_l = torch.relu(location @ net.where.weight.T + net.where.bias)
+    expected = torch.relu(h_g @ net.what_out.weight.T + net.what_out.bias + h_l @ net.where_out.weight.T)
+    torch.testing.assert_close(net(glimpse, location), expected)
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        GlimpseNetwork(72, encoder="fourier")
+
+
+def test_flops_of_the_conv_glimpse_encoder():
+    env_kwargs, _ = ENVS["ram"]
+    env = GlimpseVectorEnv(2, glimpse_size=6, scales=2, autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs)
+    torch.manual_seed(0)
+    linear, conv = (RAM.from_env(env, glimpse_encoder=e, **SMALL) for e in ("linear", "conv"))
+    glimpse_hidden, steps = SMALL["glimpse_hidden"], 4
+    per_glimpse = 2 * (9 * 2 * 32 * 36 + 9 * 32 * 64 * 9 + 64 * 9 * glimpse_hidden) - 2 * 72 * glimpse_hidden
+    assert flops_per_image(conv, steps) - flops_per_image(linear, steps) == steps * per_glimpse
