@@ -54,9 +54,22 @@ def title(agent: str) -> str:
 
 
 @dataclass
+class CompareTask(TaskOptions):
+    """The task, its data, and one retina and glimpse count for every agent: by default the task's budget."""
+
+    env: str = "cluttered-60"
+    """the task, a name in envs.TASKS (train.py's --env)"""
+    glimpse_size: Annotated[int | None, Range(1)] = None
+    """retina side in pixels (none: the task's budget, agents.recipes.TASK_BUDGETS, through each agent's recipe)"""
+    scales: Annotated[int | None, Range(1)] = None
+    """retina scales (none: the task's budget)"""
+    glimpses: Annotated[int | None, Range(1)] = None
+    """glimpses per image (none: the task's budget)"""
+
+
+@dataclass
 class Config:
-    task: Annotated[TaskOptions, tyro.conf.OmitArgPrefixes] = field(
-        default_factory=lambda: TaskOptions(env="cluttered-60", glimpse_size=12, scales=3))
+    task: Annotated[CompareTask, tyro.conf.OmitArgPrefixes] = field(default_factory=CompareTask)
     """the task every agent trains on, its data and the same retina and glimpses for all (train.py's flags)"""
     agents: str = "ram,item-hard,item-soft,spatial-soft,stn,conv"
     """comma-separated train.py agents"""

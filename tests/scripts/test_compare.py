@@ -123,3 +123,23 @@ def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path, monkeypatc
     assert again.returncode == 0 and "start" not in again.stdout, again.stderr
     assert all(len(list((out / f"mean-{a}").glob("events.out.tfevents.*"))) == 1 for a in agents)  # rewritten, not added
     check_aggregate_runs(out, agents)
+
+
+def test_retina_and_glimpses_default_to_the_tasks_budget_through_each_agents_recipe():
+    """compare.py names no retina unless told: every agent's recipe gives the task's budget (the same for all)."""
+    import runpy  # noqa: PLC0415
+
+    from agents import training  # noqa: PLC0415
+    from agents.recipes import TASK_BUDGETS  # noqa: PLC0415
+
+    compare = runpy.run_path(str(Path(__file__).parents[2] / "scripts" / "compare.py"), run_name="compare_for_test")
+    config, task, train_command = compare["Config"], compare["CompareTask"], compare["train_command"]
+    budget = TASK_BUDGETS["cluttered-60"]
+    for agent in ("ram", "stn", "conv"):
+        command = train_command(config(task=task(env="cluttered-60")), agent, 1, threads=1)
+        assert not {"--glimpse-size", "--scales", "--glimpses"} & set(command)
+        parsed = training.parse_train_config(command[2:])
+        assert (parsed.glimpse_size, parsed.scales, parsed.glimpses) == (
+            budget["glimpse_size"], budget["scales"], budget["glimpses"])
+    told = train_command(config(task=task(env="cluttered-60", glimpses=4)), "ram", 1, threads=1)
+    assert training.parse_train_config(told[2:]).glimpses == 4  # a flag given is every agent's
