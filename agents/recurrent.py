@@ -118,6 +118,17 @@ class GlimpseNetwork(nn.Module):
         return F.relu(self.what_out(h_g) + self.where_out(h_l))  # (N, out_size)
 
 
+def conv_features(in_channels: int, side: int, channels: tuple[int, ...]) -> tuple[nn.Sequential, int]:
+    """3x3 convolutions of ``channels`` (padding 1; the first of stride 1, the others of stride 2), a ReLU after each,
+    flattened: the module, and its output width for a ``(N, in_channels, side, side)`` input."""
+    layers: list[nn.Module] = []
+    for i, out in enumerate(channels):
+        stride = 1 if i == 0 else 2
+        layers += [nn.Conv2d(in_channels, out, 3, stride=stride, padding=1), nn.ReLU()]
+        in_channels, side = out, (side - 1) // stride + 1
+    return nn.Sequential(*layers, nn.Flatten()), in_channels * side * side
+
+
 class GlimpseConv(nn.Module):
     r"""A convolutional ``theta_g^0``: the ``S`` scales of a glimpse stacked as ``S * C`` channels, a 3x3 convolution
     of 32 channels and one of 64 with stride 2 (ReLU after each), then ``Linear`` to ``out_size``.
@@ -130,9 +141,8 @@ class GlimpseConv(nn.Module):
         super().__init__()
         scales, channels, side, _ = glimpse_shape
         self.image_shape = (scales * channels, side, side)
-        self.features = nn.Sequential(nn.Conv2d(scales * channels, 32, 3, padding=1), nn.ReLU(),
-                                      nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten())
-        self.out = nn.Linear(64 * ((side + 1) // 2) ** 2, out_size)
+        self.features, width = conv_features(scales * channels, side, (32, 64))
+        self.out = nn.Linear(width, out_size)
 
     def forward(self, flat: Tensor) -> Tensor:
         return self.out(self.features(flat.view(-1, *self.image_shape)))
@@ -164,8 +174,7 @@ class CoreNetwork(nn.Module):
             self.cell = nn.LSTMCell(input_size, hidden_size)
 
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> Any:
-        h = torch.zeros(batch_size, self.hidden_size, device=device)
-        return h if self.core == "rnn" else (h, torch.zeros_like(h))
+        return self.state_from(torch.zeros(batch_size, self.hidden_size, device=device))
 
     def state_from(self, h: Tensor) -> Any:
         """The state whose output is ``h`` ``(N, hidden)``: ``h`` itself (``"rnn"``), or ``(h, 0)`` (``"lstm"``)."""
@@ -195,14 +204,8 @@ class ContextNetwork(nn.Module):
 
     def __init__(self, gist_shape: tuple[int, int, int], out_size: int = 256, channels: tuple[int, ...] = (16, 32, 32)) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width, side = gist_shape[0], gist_shape[-1]
-        for i, out in enumerate(channels):
-            stride = 1 if i == 0 else 2
-            layers += [nn.Conv2d(width, out, 3, stride=stride, padding=1), nn.ReLU()]
-            width, side = out, (side - 1) // stride + 1
-        self.features = nn.Sequential(*layers, nn.Flatten())
-        self.out = nn.Linear(width * side * side, out_size)
+        self.features, width = conv_features(gist_shape[0], gist_shape[-1], channels)
+        self.out = nn.Linear(width, out_size)
 
     def forward(self, gist: Tensor) -> Tensor:
         return F.relu(self.out(self.features(gist)))  # (N, out_size)
