@@ -50,31 +50,21 @@ import torch
 from torch import Tensor
 
 from agents.common import RecurrentSoftAttention, SceneClassifier, check_still_canvas, soft_attention_losses
-from agents.recurrent import CategoricalItemHead, GlimpseNetwork, HardRecurrentAgent, gist_shape_of
+from agents.recurrent import (CategoricalItemHead, GlimpseNetwork, HardRecurrentAgent, HardRecurrentOptions,
+                              gist_shape_of)
 from agents.ranges import Range
 
 __all__ = ["HardItemAttention", "HardItemOptions", "SoftItemAttention", "SoftItemOptions"]
 
 
 @dataclass
-class HardItemOptions:
+class HardItemOptions(HardRecurrentOptions):
     """Hard item-wise attention's options (``--agent item-hard`` flags), :meth:`HardItemAttention.from_env`'s keywords."""
 
     core: Literal["rnn", "lstm"] = "rnn"
     """the core network"""
     expected_context_prob: Annotated[float, Range(0, 1)] = 0.0
     """item-hard: chance per minibatch of training on the expected context instead of the sample (Show, Attend and Tell: 0.5)"""
-    step_ce: Annotated[float, Range(0)] = 0.0
-    """hard agents: weight of the classifier's cross-entropy at every glimpse, added to the last one's (0: last only)"""
-    credit: Literal["final", "gain"] = "final"
-    """hard agents: reward the looks by the final answer alone, or also each by its gain in log p(true class)"""
-    final_reward: bool = True
-    """hard agents: with --credit gain, keep the final 0/1 reward beside the gains"""
-    glimpse_encoder: Literal["linear", "conv"] = "linear"
-    """hard agents: the glimpse network's reading of the pixels: linear (the paper's) or conv (two convolutions first)"""
-    gist: Annotated[int, Range(0)] = 0
-    """hard agents: also read the whole canvas at this side (must divide it), as DRAM's context network: it sets the
-    initial state of a second recurrent layer that the where head reads (0: no gist)"""
 
 
 @dataclass

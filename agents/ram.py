@@ -62,6 +62,7 @@ from agents.recurrent import (
     GaussianLocationHead,
     GlimpseNetwork,
     HardRecurrentAgent,
+    HardRecurrentOptions,
     check_lockstep,
     episode_steps,
     evaluate_rollouts,
@@ -90,7 +91,7 @@ LOCATIONS = {"learned": GaussianLocationHead, "center": FixedCentreHead}
 
 
 @dataclass
-class RAMOptions:
+class RAMOptions(HardRecurrentOptions):
     """RAM's options (``scripts/train.py --agent ram`` flags); :meth:`RAM.from_env` takes them as keywords."""
 
     core: Literal["rnn", "lstm"] = "rnn"
@@ -111,17 +112,6 @@ class RAMOptions:
     reinforce_into_core: bool = False
     """ram: let the location REINFORCE and the baseline regression train the core and glimpse networks too,
     as in the paper (default: they read a detached state, as popular reimplementations do)"""
-    step_ce: Annotated[float, Range(0)] = 0.0
-    """hard agents: weight of the classifier's cross-entropy at every glimpse, added to the last one's (0: last only)"""
-    credit: Literal["final", "gain"] = "final"
-    """hard agents: reward the looks by the final answer alone, or also each by its gain in log p(true class)"""
-    final_reward: bool = True
-    """hard agents: with --credit gain, keep the final 0/1 reward beside the gains"""
-    glimpse_encoder: Literal["linear", "conv"] = "linear"
-    """hard agents: the glimpse network's reading of the pixels: linear (the paper's) or conv (two convolutions first)"""
-    gist: Annotated[int, Range(0)] = 0
-    """hard agents: also read the whole canvas at this side (must divide it), as DRAM's context network: it sets the
-    initial state of a second recurrent layer that the where head reads (0: no gist)"""
 
 
 class RAM(HardRecurrentAgent):

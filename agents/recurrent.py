@@ -37,7 +37,7 @@ import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Annotated, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
 from gymnasium.vector import AutoresetMode
@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents.episodes import EpisodeBuffer, Episodes, Replayed, Rollout
+from agents.ranges import Range
 from glimpse import scale_gains
 from glimpse.checks import check_finite, check_number, check_positive_int
 from glimpse.policies import CategoricalItemPolicy, GaussianLocationPolicy
@@ -55,7 +56,7 @@ __all__ = [
     "GlimpseNetwork", "GlimpseConv", "CoreNetwork", "ContextNetwork",
     "Look", "WhereHead", "Looking", "ExpectedContext", "GaussianLocationHead", "CategoricalItemHead", "FixedCentreHead",
     "Decision", "DecisionHead", "ClassifyHead", "PaddleHead",
-    "HardRecurrentAgent", "Rollout", "rollout", "gist_shape_of", "hybrid_losses", "classifier_loss", "gain_rewards", "evaluate_rollouts",
+    "HardRecurrentOptions", "HardRecurrentAgent", "Rollout", "rollout", "gist_shape_of", "hybrid_losses", "classifier_loss", "gain_rewards", "evaluate_rollouts",
     "episode_steps", "check_lockstep", "CREDITS",
 ]
 
@@ -64,6 +65,24 @@ ENCODERS = ("linear", "conv")
 CREDITS = ("final", "gain")
 """How the looks are credited: ``"final"``, the env's reward alone (1 for a correct final answer); ``"gain"``, each
 step also by the gain it brought in the log-probability of the true class (:func:`gain_rewards`)."""
+
+
+@dataclass
+class HardRecurrentOptions:
+    """The options every hard recurrent agent has (``--agent ram`` and ``item-hard`` flags; :class:`agents.ram.RAMOptions`
+    and :class:`agents.itemwise.HardItemOptions` add their own); :class:`HardRecurrentAgent`'s keywords of the same names."""
+
+    step_ce: Annotated[float, Range(0)] = 0.0
+    """hard agents: weight of the classifier's cross-entropy at every glimpse, added to the last one's (0: last only)"""
+    credit: Literal["final", "gain"] = "final"
+    """hard agents: reward the looks by the final answer alone, or also each by its gain in log p(true class)"""
+    final_reward: bool = True
+    """hard agents: with --credit gain, keep the final 0/1 reward beside the gains"""
+    glimpse_encoder: Literal["linear", "conv"] = "linear"
+    """hard agents: the glimpse network's reading of the pixels: linear (the paper's) or conv (two convolutions first)"""
+    gist: Annotated[int, Range(0)] = 0
+    """hard agents: also read the whole canvas at this side (must divide it), as DRAM's context network: it sets the
+    initial state of a second recurrent layer that the where head reads (0: no gist)"""
 
 
 # ------------------------------------------------------------------------------------------------
