@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -33,22 +35,46 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
     the way out). ``path`` itself may be a symbolic link: the link is replaced, never followed.
     """
     path = Path(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = file = None
     try:
-        with os.fdopen(handle, "wb") as file:
+        with _ctrl_c_deferred():  # a Ctrl-C between creating the file and naming it here would leave it behind
+            handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            file = os.fdopen(handle, "wb")
+        with file:
             os.fchmod(file.fileno(), 0o644)  # mkstemp makes 0600
             yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if file is not None:
+            file.close()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         interrupt = _interrupt_behind(error)
         if interrupt is not None and interrupt is not error:
             raise interrupt from None
         raise
     _sync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT with Python's default handler, in the main thread) until the block ends, then raise its
+    ``KeyboardInterrupt``: the block runs whole or not at all. Elsewhere the block runs as it is."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:

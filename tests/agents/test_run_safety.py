@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -175,6 +176,25 @@ def test_atomic_writes_replace_a_link_instead_of_writing_through_it(tmp_path):
     write_text_atomic(tmp_path / "config.json", "{}")
     assert victim.read_text() == "precious\n"
     assert not (tmp_path / "config.json").is_symlink() and (tmp_path / "config.json").read_text() == "{}"
+
+
+def test_a_ctrl_c_just_after_the_temporary_is_made_still_removes_it(tmp_path, monkeypatch):
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_then_ctrl_c(*args, **kwargs):  # the signal lands before atomic_file has the temporary's name
+        made = real_mkstemp(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # Python runs the handler at its next check, inside this function
+        return made
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_ctrl_c)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a script's Ctrl-C (a test worker's may differ)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            write_text_atomic(tmp_path / "config.json", "{}")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_or_interrupted_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
