@@ -162,12 +162,14 @@ def summarize(cfg: Config, agents: list[str]) -> list[dict]:
         dirs = [Path(cfg.out) / run_name(cfg, agent, s) for s in range(1, cfg.seeds + 1)]
         results = [json.loads((d / "results.json").read_text()) for d in dirs]
         curves = [read_curves(d) for d in dirs]
-        length = min(len(c["images"]) for c in curves)
+        # The evaluations every seed has, matched by step: a seed may lack one (a run resumed before train.py kept
+        # the evaluation at its checkpoint; one stopped early), and a mean over misaligned steps would be wrong.
+        images = np.array(sorted(set.intersection(*(set(c["images"].tolist()) for c in curves))), dtype=np.int64)
+        at = [np.searchsorted(c["images"], images) for c in curves]
         rows.append({
-            "agent": agent, "family": family(agent), "results": results,
-            "images": curves[0]["images"][:length],
-            "accuracy": np.stack([c["accuracy"][:length] for c in curves]),  # (seeds, evaluations)
-            "seconds": np.stack([c["seconds"][:length] for c in curves]),
+            "agent": agent, "family": family(agent), "results": results, "images": images,
+            "accuracy": np.stack([c["accuracy"][i] for c, i in zip(curves, at)]),  # (seeds, evaluations)
+            "seconds": np.stack([c["seconds"][i] for c, i in zip(curves, at)]),
         })
     return rows
 

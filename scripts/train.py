@@ -124,8 +124,9 @@ def main() -> None:
             write_json(config_path, {**flat_config(cfg), "data": data, "world_size": ctx.world_size})
         except OSError as error:
             raise ConfigError(f"cannot write {config_path} ({error.strerror})") from None
-    # A resumed run drops the events its killed predecessor logged after the point it resumes from.
-    writer = SummaryWriter(run_dir, purge_step=cfg.images_seen if started else None) if ctx.is_main else NullWriter()
+    # A resumed run drops the events its killed predecessor logged after the point it resumes from; those logged at
+    # that point (its evaluation) came before the checkpoint and stay.
+    writer = SummaryWriter(run_dir, purge_step=cfg.images_seen + 1 if started else None) if ctx.is_main else NullWriter()
     if state is None:
         table = "\n".join(f"|{k}|{v}{f' (recipe {cfg.recipe})' if k in recipe else ''}|"
                           for k, v in flat_config(cfg).items())

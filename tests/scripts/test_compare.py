@@ -143,3 +143,26 @@ def test_retina_and_glimpses_default_to_the_tasks_budget_through_each_agents_rec
             budget["glimpse_size"], budget["scales"], budget["glimpses"])
     told = train_command(config(task=task(env="cluttered-60", glimpses=4)), "ram", 1, threads=1)
     assert training.parse_train_config(told[2:]).glimpses == 4  # a flag given is every agent's
+
+
+def test_the_mean_over_seeds_matches_evaluations_by_step(tmp_path):
+    """A seed that lacks an evaluation (a run resumed by an older train.py, which dropped the one at its checkpoint)
+    leaves that step out of the mean; the others are averaged step by step, never by position."""
+    import runpy  # noqa: PLC0415
+
+    from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
+
+    compare = runpy.run_path(str(Path(__file__).parents[2] / "scripts" / "compare.py"), run_name="compare_for_test")
+    cfg = compare["Config"](task=compare["CompareTask"](env="mnist"), seeds=2, out=str(tmp_path))
+    curves = {1: {10: 0.1, 20: 0.2, 40: 0.4, 50: 0.5}, 2: {10: 0.3, 20: 0.4, 30: 0.5, 40: 0.6, 50: 0.7}}
+    for seed, curve in curves.items():
+        run = tmp_path / compare["run_name"](cfg, "conv", seed)
+        with SummaryWriter(str(run)) as writer:
+            for step, accuracy in curve.items():
+                writer.add_scalar("eval/accuracy", accuracy, step)
+                writer.add_scalar("charts/train_seconds", step / 10, step)
+        (run / "results.json").write_text(json.dumps({"test_accuracy": curve[50]}))
+    [row] = compare["summarize"](cfg, ["conv"])
+    assert row["images"].tolist() == [10, 20, 40, 50]
+    np.testing.assert_allclose(row["accuracy"], [[0.1, 0.2, 0.4, 0.5], [0.3, 0.4, 0.6, 0.7]], atol=1e-6)
+    np.testing.assert_allclose(row["seconds"][0], [1, 2, 4, 5], atol=1e-6)

@@ -174,7 +174,7 @@ def test_resume_after_a_kill_reaches_the_same_result(tmp_path):
 def test_resume_after_a_kill_in_process_reaches_the_same_result(tmp_path):
     """The same for item-hard with SAT's expected context, which also draws a coin per minibatch from torch's
     RNG: killed (in this process) right after its first checkpoint, then resumed."""
-    args = [*SAT_ITEM_HARD, "--train-images", "640", "--eval-every", "320", "--checkpoint-every", "160"]
+    args = [*SAT_ITEM_HARD, "--train-images", "640", "--eval-every", "160", "--checkpoint-every", "160"]
     train(tmp_path / "whole", *args)
     killed = tmp_path / "killed"
     with killed_after_checkpoint(1):
@@ -196,6 +196,17 @@ def assert_same_run(whole_run: Path, killed: Path, images: int) -> None:
     first = json.loads((whole_run / "results.json").read_text())
     second = json.loads((killed / "results.json").read_text())
     assert first["test_accuracy"] == second["test_accuracy"]
+    # TensorBoard shows the resumed run's curve whole: the evaluation logged just before the checkpoint it resumed
+    # from is kept (not purged with the killed run's later events), none is logged twice.
+    assert eval_curve(killed) == eval_curve(whole_run)
+
+
+def eval_curve(run: Path) -> list[tuple[int, float]]:
+    """``(step, test accuracy)`` of every evaluation, as TensorBoard reads the run (resumed runs' purges applied)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0}).Reload()
+    return [(e.step, e.value) for e in events.Scalars("eval/accuracy")]
 
 
 def test_folder_of_pictures_trains_racnn_and_needs_a_data_dir(tmp_path):
