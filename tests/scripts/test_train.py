@@ -203,8 +203,6 @@ def assert_same_run(whole_run: Path, killed: Path, images: int) -> None:
 
 def eval_curve(run: Path) -> list[tuple[int, float]]:
     """``(step, test accuracy)`` of every evaluation, as TensorBoard reads the run (resumed runs' purges applied)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     events = EventAccumulator(str(run), size_guidance={"scalars": 0}).Reload()
     return [(e.step, e.value) for e in events.Scalars("eval/accuracy")]
 
