@@ -72,7 +72,9 @@ Termination: after ``num_glimpses`` steps (classification: the observation after
 glimpse, so the agent has seen ``num_glimpses`` glimpses when it decides; the last step's location only
 produces the final observation), after ``frames`` steps (video), or when the ball reaches the bottom
 row (Catch, ``canvas - 1`` steps). Truncation: at ``max_episode_steps`` if given. The label (or
-``caught``) is in the step's info when an episode ends (``info["label"]``, ``info["caught"]``).
+``caught``) is in the step's info when an episode ends (``info["label"]``, ``info["caught"]``), and whether
+the episode succeeded (the right class, or the ball caught) as ``info["is_success"]``, in every reward mode:
+Stable-Baselines3 logs its mean as ``rollout/success_rate``.
 
 ## Autoreset (the vector env)
 ``gym.make_vec(id, num_envs=N, autoreset_mode=AutoresetMode.X)`` picks Gymnasium's mode, declared in
@@ -470,7 +472,7 @@ class GlimpseVectorEnv(VectorEnv):
             rewards, terminated = self._scene.advance(decisions, self._steps)
         else:
             rewards, terminated = self._scene.advance(decisions, self._steps, active=~resetting)
-        labels = None
+        outcome, labels = rewards, None  # outcome: the task's own reward, whether the episode succeeded
         if self.reward_mode != "final":  # this step's prediction, scored before a reset replaces the labels
             gains, labels = self._prediction_rewards(actions, decisions)
             rewards = rewards + gains
@@ -488,7 +490,8 @@ class GlimpseVectorEnv(VectorEnv):
         infos: dict[str, Any] = {}
         self._any_done = bool(done.any())
         if self._any_done:
-            info = self._scene.final_info(rewards)
+            # is_success: Stable-Baselines3's name (its rollout/success_rate), right in every reward mode.
+            info = {**self._scene.final_info(outcome), "is_success": outcome > 0}
             info.update({f"_{k}": done for k in list(info)})
             if mode == AutoresetMode.SAME_STEP:
                 infos = {"final_obs": {k: v.clone() for k, v in obs.items()}, "_final_obs": done,

@@ -19,7 +19,8 @@ and a rollout that cuts them (16 steps of Catch's 23) holds updates without any 
 advantages are value noise (docs/results.md, Catch with Stable-Baselines3).
 
 While it trains, a progress bar counts env steps (stderr) with the latest evaluation in its postfix, and
-each evaluation prints one line. Everything of a run lands in ``RUN_DIR/ENV__ALGO__SEED__TIME/``: SB3's
+each evaluation prints one line (the test score, and ``train``: the success rate of the last 100 training
+episodes, the env's ``is_success``, in every ``--reward-mode``). Everything of a run lands in ``RUN_DIR/ENV__ALGO__SEED__TIME/``: SB3's
 TensorBoard scalars (``train/``, ``rollout/``, ``time/``), ours (``eval/``, ``charts/``), the
 hyperparameters as a text table, and the final model (``model.zip``, reload with ``PPO.load``).
 """
@@ -152,7 +153,7 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
                  start=cfg.start, dataset=cfg.dataset, data_dir=cfg.data_dir)
     if task.is_still:
         flags["num_glimpses"] = cfg.num_glimpses
-    if split == "train":  # the test env keeps the final 0/1 reward, which success_rate() reads as accuracy
+    if split == "train":  # the test env keeps the final 0/1 reward (its episodes are scored by is_success)
         flags["reward_mode"] = cfg.reward_mode
     kwargs = dict(flags, split=split, device=device)
     try:  # to_sb3 makes the env with the same-step autoreset SB3 needs
@@ -165,22 +166,21 @@ def make_env(cfg: Config, num_envs: int, split: str, device: torch.device) -> Ve
 
 
 def success_rate(model, venv: VecEnv) -> float:
-    """Fraction of ``venv.num_envs`` test episodes (one per env, deterministic actions) that earn reward.
-
-    Classification and Catch pay 1 only at an episode's end and only for a right decision / a catch.
-    """
+    """Fraction of ``venv.num_envs`` test episodes (one per env, deterministic actions) that succeed: the env's
+    ``info["is_success"]`` when the episode ends (a right decision, a catch)."""
     n = venv.num_envs
     venv.seed(EVAL_SEED)
     obs = venv.reset()
     state, episode_start = None, np.ones(n, dtype=bool)  # the LSTM's memory (RecurrentPPO; PPO ignores it)
-    returns, finished = np.zeros(n), np.zeros(n, dtype=bool)
+    succeeded, finished = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     while not finished.all():
         actions, state = model.predict(obs, state=state, episode_start=episode_start, deterministic=True)
-        obs, rewards, dones, _ = venv.step(actions)
-        returns += np.where(finished, 0.0, rewards)
+        obs, _, dones, infos = venv.step(actions)
+        for i in np.flatnonzero(dones & ~finished):
+            succeeded[i] = bool(infos[i]["is_success"])
         finished |= dones
         episode_start = dones
-    return float(np.mean(returns > 0))
+    return float(np.mean(succeeded))
 
 
 class TestSetEval(BaseCallback):
@@ -222,9 +222,8 @@ class TestSetEval(BaseCallback):
         score = success_rate(self.model, self.venv)
         self.logger.record(self.tag, score)
         self.logger.record("charts/eval_seconds", time.perf_counter() - start)
-        train = self.model.ep_info_buffer  # rewards of the last 100 training episodes
-        final = self.training_env.get_attr("reward_mode")[0] == "final"  # else returns sum log-probs: no score
-        train_score = np.mean([ep["r"] > 0 for ep in train]) if train and final else float("nan")
+        train = self.model.ep_success_buffer  # info["is_success"] of the last 100 training episodes, any reward mode
+        train_score = float(np.mean(train)) if train else float("nan")
         self.bar.report({self.tag: f"{score:.3f}", "train": f"{train_score:.2f}"})
         line = (f"step {self.num_timesteps:>9,} | {self.tag} {score:.3f} | train {train_score:.3f} "
                 f"| {time.perf_counter() - self.start:6.0f} s")

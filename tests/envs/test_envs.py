@@ -225,11 +225,12 @@ def test_rollout(env_id, mode):
     assert terminated
     if task_of(env_id).name == "catch":
         # numpy scalars, as the vector env's infos hold them (libraries such as TorchRL stack them as arrays)
-        assert set(info) == {"caught"} and type(info["caught"]) is np.bool_
-        assert reward == float(info["caught"])
+        assert set(info) == {"caught", "is_success"} and type(info["caught"]) is np.bool_
+        assert reward == float(info["caught"]) and info["is_success"] == info["caught"]
     else:
-        assert set(info) == {"label"} and type(info["label"]) is np.int64 and info["label"] == int(label[0])
-        assert reward == float(decision_of(action, mode) == info["label"])
+        assert set(info) == {"label", "is_success"} and type(info["label"]) is np.int64
+        assert info["label"] == int(label[0]) and type(info["is_success"]) is np.bool_
+        assert reward == float(decision_of(action, mode) == info["label"]) == float(info["is_success"])
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -247,7 +248,16 @@ def test_reward_is_for_the_right_decision_at_the_last_step(env_id, mode):
             decision = label if (correct or t < length) else (label + 1) % classes
             _, reward, terminated, _, info = env.step(action_for((0, 0), decision, mode, classes))
             assert reward == (float(correct) if t == length else 0.0)
-        assert terminated and info == {"label": label}
+        assert terminated and info == {"label": label, "is_success": correct}
+    # Under per-step rewards the return is no longer 0/1; is_success still says whether the last decision was right.
+    env = GlimpseEnv(task=task_of(env_id).name, action_mode=mode, reward_mode="log_prob", **kwargs)
+    for correct in (True, False):
+        env.reset(seed=3)
+        label = int(env._vec._scene.labels[0])
+        for t in range(1, length + 1):
+            decision = label if correct else (label + 1) % classes
+            _, reward, terminated, _, info = env.step(action_for((0, 0), decision, mode, classes))
+        assert terminated and info["label"] == label and info["is_success"] == correct and reward != float(correct)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -563,7 +573,7 @@ def test_max_episode_steps_truncates_single_env():
     raw.reset(seed=0)
     raw.step(action)
     _, reward, terminated, truncated, info = raw.step(action)
-    assert (reward, terminated, truncated) == (0.0, False, True) and set(info) == {"label"}
+    assert (reward, terminated, truncated) == (0.0, False, True) and info == {"label": info["label"], "is_success": False}
     with pytest.raises(RuntimeError, match="reset"):
         raw.step(action)
 

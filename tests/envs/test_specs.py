@@ -161,7 +161,7 @@ def test_a_new_task_is_one_spec_and_one_call(dots):
     for t in range(1, 4):
         obs, rewards, terminated, truncated, infos = vec.step(vec.action_space.sample())
         assert bool(terminated.all()) == (t == 3) and not truncated.any()
-    assert set(infos["final_info"]) == {"label", "_label"} and rewards.shape == (4,)
+    assert set(infos["final_info"]) == {"label", "_label", "is_success", "_is_success"} and rewards.shape == (4,)
     # The single env of the same id passes gymnasium's checker.
     gym_check_env(gym.make("glimpse/Dots-v0", glimpse_size=4).unwrapped)
     with pytest.raises(ValueError, match="canvas must be an even integer"):

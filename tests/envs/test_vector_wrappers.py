@@ -118,7 +118,7 @@ def test_gymnasium_vector_wrappers_run_on_the_numpy_path(env_id, name, mode):
             assert isinstance(infos, list) and len(infos) == N
             for i in np.flatnonzero(terminated | truncated):
                 final = infos[i]["final_info"] if mode == SAME else infos[i]
-                assert set(final) == {"caught" if task_of(env_id).decision == "paddle" else "label"}
+                assert set(final) == {"caught" if task_of(env_id).decision == "paddle" else "label", "is_success"}
                 if mode == SAME:
                     assert set(infos[i]["final_obs"]) == {"glimpse", "location"}
     assert ended > 0
@@ -168,7 +168,7 @@ def test_torch_record_episode_statistics_keeps_gymnasiums_layout_on_the_env_devi
     actions = torch.zeros(N, *env.single_action_space.shape)
     for _ in range(3):
         _, _, _, _, infos = env.step(actions)
-    assert set(infos) == {"label", "_label", "stats", "_stats"}
+    assert set(infos) == {"label", "_label", "is_success", "_is_success", "stats", "_stats"}
     assert infos["_stats"].dtype == torch.bool and infos["_stats"].all()
     stats = infos["stats"]
     assert set(stats) == {"r", "l", "t"} and all(isinstance(v, torch.Tensor) and v.shape == (N,) for v in stats.values())

@@ -146,6 +146,21 @@ def test_reward_mode_reaches_the_training_env_only():
     assert result.stderr.strip().splitlines()[-1].startswith("error: --env catch: reward_mode='log_prob' scores")
 
 
+def test_training_accuracy_is_reported_under_per_step_rewards(tmp_path):
+    """The returns of --reward-mode log_prob are not 0/1: the training score is the env's is_success (SB3's
+    rollout/success_rate), a number in every reward mode, not nan."""
+    out = run_script("--reward-mode", "log_prob", "--num-glimpses", "3", "--total-timesteps", "96", "--num-envs", "8",
+                     "--n-steps", "6", "--batch-size", "24", "--n-epochs", "1", "--features-dim", "8", "--eval-every",
+                     "48", "--eval-episodes", "8", "--run-dir", str(tmp_path))
+    scores = [float(s) for s in re.findall(r"\| train (\S+) \|", out.stdout)]
+    assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores), out.stdout
+    (run,) = tmp_path.iterdir()
+    events = EventAccumulator(str(run))
+    events.Reload()
+    rates = [e.value for e in events.Scalars("rollout/success_rate")]
+    assert rates and all(0.0 <= r <= 1.0 for r in rates)
+
+
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
     new_run_folder = import_script().new_run_folder
     name = "catch__recurrent-ppo__1__1796102222"
