@@ -179,10 +179,12 @@ def test_single_env_per_step_passes_gymnasium_checker_with_label_at_every_step(a
     label = int(env.unwrapped._vec.scene()[1][0])
     for t in range(1, SMALL["num_glimpses"] + 1):
         action = env.action_space.sample()
-        _, reward, _, _, info = env.step(action)
-        assert info == {"label": label} and isinstance(reward, float)
+        _, reward, terminated, _, info = env.step(action)
+        decision = int(np.argmax(action[2:])) if action_mode == "continuous" else int(action[2])
+        # the label at every step; whether the last decision was right at the end
+        assert info == ({"label": label, "is_success": decision == label} if terminated else {"label": label})
+        assert isinstance(reward, float)
         if reward_mode == "log_prob":  # log p(y) < 0 (a gain may be 0: the same guess twice), + 1 if right at the end
-            decision = int(np.argmax(action[2:])) if action_mode == "continuous" else int(action[2])
             assert reward - (t == SMALL["num_glimpses"] and decision == label) < 0.0
 
 
