@@ -27,8 +27,8 @@ from agents.provenance import check_data, record_data
 from agents.scripting import ConfigError
 
 __all__ = ["LOCK_NAME", "RUN_FILES", "release_run_dir", "check_run_files", "lock_run_dir", "read_json",
-           "write_json", "CHECKPOINT_KEYS", "read_checkpoint", "checkpoint_payload", "save_checkpoint",
-           "restore_checkpoint", "NOT_COMPARED", "saved_config", "flag_differences", "open_run", "check_resume",
+           "write_json", "CHECKPOINT_KEYS", "read_checkpoint", "checkpoint_payload", "how_run_differs",
+           "save_checkpoint", "restore_checkpoint", "NOT_COMPARED", "saved_config", "flag_differences", "open_run", "check_resume",
            "processes", "check_processes", "load_run"]
 
 
@@ -175,6 +175,8 @@ _CHECKPOINT_ENTRIES: dict[str, Callable[[Any], bool]] = {
     "world_size": lambda v: _is_count(v) and v >= 1,
     "images_seen": _is_count,
     "elapsed": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
+    "torch_threads": lambda v: _is_count(v) and v >= 1,
+    "device": lambda v: isinstance(v, str),
 }
 
 
@@ -184,13 +186,29 @@ def checkpoint_payload(cfg: Config, data: dict[str, dict], model: torch.nn.Modul
     """What a checkpoint of ``scripts/train.py`` holds (the entries :func:`read_checkpoint` checks): the run's
     flags (:func:`saved_config`) and data record, the weights, the optimizer's state, the whole batch's env
     state ``env_state`` (the ranks' rows in order), every rank's random stream ``rngs`` (rank 0's also as
-    ``torch_rng``), the number of processes, ``cfg.images_seen`` and the training seconds ``elapsed``."""
+    ``torch_rng``), the number of processes, ``cfg.images_seen``, the training seconds ``elapsed``, and how it
+    ran (torch's CPU threads, the device: :func:`how_run_differs`)."""
     return {
         "config": saved_config(cfg), "data": data,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "env": env_state,
         "torch_rng": rngs[0], "torch_rng_ranks": rngs, "world_size": world_size,
         "images_seen": cfg.images_seen, "elapsed": elapsed,
+        "torch_threads": torch.get_num_threads(), "device": str(cfg.device),
     }
+
+
+def how_run_differs(state: dict, torch_threads: int, device: str) -> str | None:
+    """A one-line note if checkpoint ``state`` was trained with another number of torch CPU threads or on another
+    device than the resuming process's (``torch_threads``, ``device``), else None (also for a checkpoint that does
+    not say). Both are allowed (:data:`NOT_COMPARED`), but sums split over other threads or run on another device
+    round differently, so from there the run is no longer bit-identical to an uninterrupted one."""
+    was = (state.get("torch_threads"), state.get("device"))
+    now = (torch_threads, str(device))
+    if None in was or was == now:
+        return None
+    return (f"--resume: the run was trained so far with {was[0]} torch thread(s) on {was[1]} and goes on with {now[0]} "
+            f"on {now[1]}: sums round differently, so its numbers may differ in their last digits from an "
+            f"uninterrupted run's (--torch-threads {was[0]} --device {was[1]} would match)")
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:

@@ -26,8 +26,9 @@ Catch), so runs compare at equal data; 0 evaluates the untrained model.
 
 A run folder has one owner: the process holds ``run.lock`` for its life, and a second one is refused.
 ``--resume`` completes a run killed at any point (before its first checkpoint, between two, after the
-last) to the same ``results.json`` an uninterrupted run writes (same seed, CPU); it refuses other flags
-(naming them) or other data; on a finished run it does nothing. The data's provenance (kind, path,
+last) to the same ``results.json`` an uninterrupted run writes (same seed, CPU, as many torch threads: with
+another ``--torch-threads`` or ``--device`` it goes on and says so, as sums then round differently); it
+refuses other flags (naming them) or other data; on a finished run it does nothing. The data's provenance (kind, path,
 checksums, sizes) is printed at the start and recorded in ``config.json``, the checkpoint and
 ``results.json``. A non-finite loss or gradient stops training with a one-line message (exit status 1),
 keeping the last good checkpoint and writing no ``results.json``.
@@ -66,8 +67,8 @@ from agents.health import check_parameters, diverged
 from agents.pictures import eval_picture
 from agents.progress import Progress
 from agents.provenance import announcing_data, check_same_data, describe_data, record_data
-from agents.run_folder import (check_processes, check_resume, checkpoint_payload, open_run, restore_checkpoint,
-                               save_checkpoint, write_json)
+from agents.run_folder import (check_processes, check_resume, checkpoint_payload, how_run_differs, open_run,
+                               restore_checkpoint, save_checkpoint, write_json)
 from agents.scripting import ConfigError, NullWriter, TrainingStopped, run_script
 
 
@@ -119,6 +120,9 @@ def main() -> None:
     elapsed = 0.0
     if state is not None:
         obs, elapsed = restore_checkpoint(checkpoint_path, state, cfg, model, optimizer, env, ctx)
+        note = how_run_differs(state, torch.get_num_threads(), cfg.device)
+        if note and ctx.is_main:
+            print(note, file=sys.stderr)
     elif ctx.is_main:
         try:
             write_json(config_path, {**flat_config(cfg), "data": data, "world_size": ctx.world_size})

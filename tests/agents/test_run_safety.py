@@ -70,6 +70,7 @@ def test_a_checkpoint_holding_code_is_refused_without_running_it(finished, tmp_p
     ("images_seen", -64, "images_seen entry"), ("images_seen", "64", "images_seen entry"),
     ("elapsed", float("nan"), "elapsed entry"), ("torch_rng", torch.zeros(3), "torch_rng entry"),
     ("optimizer", {"state": 1}, "optimizer entry"), ("model", {"w": 1.0}, "model entry"),
+    ("torch_threads", 0, "torch_threads entry"), ("device", 0, "device entry"),
 ])
 def test_damaged_checkpoint_entries_are_named(finished, tmp_path, key, value, what):
     path = tmp_path / "checkpoint.pt"

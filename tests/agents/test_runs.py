@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from agents import training
+from agents.run_folder import how_run_differs
 from agents.training import ConfigError, TrainingStopped
 from envs.data import OfflineSubsetWarning
 from script_runs import in_process, in_subprocess
@@ -207,10 +208,22 @@ def test_resume_may_change_how_to_run_threads_and_device(finished, tmp_path):
     """--torch-threads and --device say how to run, not what the run is: compare.py re-launches with its
     own thread count."""
     run = copy_run(finished, tmp_path / "run", drop=("results.json",))
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["torch_threads"] == 1  # how it ran is recorded
+    same = train(run, *SMALL, "--resume")
+    assert same.returncode == 0 and "--resume: the run was trained" not in same.stderr, same.stderr
+    run = copy_run(finished, tmp_path / "again", drop=("results.json",))
     args = [a if a != "1" else "2" for a in SMALL]  # --torch-threads 2 (the run's: 1)
     done = train(run, *args, "--device", "cpu", "--resume")
     assert done.returncode == 0, done.stderr
     assert results_of(run) == results_of(finished)
+    # It goes on, and says that from here its sums may round otherwise than an uninterrupted run's.
+    assert "--resume: the run was trained so far with 1 torch thread(s) on cpu and goes on with 2 on cpu" in done.stderr
+
+
+def test_a_checkpoint_that_does_not_say_how_it_ran_resumes_without_a_note():
+    assert how_run_differs({}, 2, "cpu") is None  # written before checkpoints recorded it
+    assert how_run_differs({"torch_threads": 2, "device": "cpu"}, 2, "cpu") is None
+    assert "on cuda" in how_run_differs({"torch_threads": 2, "device": "cpu"}, 2, "cuda")
 
 
 def test_resume_with_other_flags_names_them(finished, tmp_path):
