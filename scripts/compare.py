@@ -8,7 +8,8 @@ so the runs log identical tags (``eval/accuracy``, ``train/loss_classifier``, ..
 them with ``tensorboard --logdir OUT``. Runs share nothing, so ``--jobs J`` runs J at once (each with
 ``cores / J`` torch threads), as separate processes: compare.py itself is not launched with ``torchrun``
 (to train each run data-parallel is to give it the machine: see the README). A run whose ``results.json``
-exists is reused; a killed one is resumed.
+exists is reused; a killed one is resumed (with the same ``--jobs`` on the same machine, so with as many torch
+threads, to the numbers an uninterrupted run reaches; with other threads ``train.py`` says so).
 
 Then, in ``OUT``:
 
