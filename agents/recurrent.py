@@ -829,11 +829,13 @@ class HardRecurrentAgent(nn.Module):
         return Replayed(log_probs, values, entropy, entropies, supervised)
 
     def evaluate(self, env, episodes: int, *, mc_samples: int = 1, seed: int = 0) -> dict[str, float]:
-        """:func:`evaluate_rollouts`: ``accuracy`` with the mean locations, ``accuracy_mc`` over ``mc_samples``."""
+        """:func:`evaluate_rollouts`: ``accuracy`` with the mean locations, ``accuracy_mc`` over ``mc_samples``, and
+        for an agent that predicts at every step ``accuracy_glimpse_t`` after each glimpse ``t``."""
         result = evaluate_rollouts(self, env, episodes, mc_samples=mc_samples, seed=seed)
         metrics = {"accuracy": result["accuracy_mode"], "reward": result["reward"], "examples": result["examples"]}
         if mc_samples > 1:
             metrics["accuracy_mc"] = result["accuracy_mc"]
+        metrics.update({name: value for name, value in result.items() if name.startswith("accuracy_glimpse_")})
         return metrics
 
     @torch.no_grad()
@@ -1066,7 +1068,10 @@ def evaluate_rollouts(model: nn.Module, env, episodes: int, *, mc_samples: int =
     Returns:
         ``accuracy`` (``accuracy_mc`` if ``K > 1``, else ``accuracy_mode``), ``accuracy_mode``, ``reward``
         (mean return with the mean locations), ``examples``, ``mc_samples``, and with ``K > 1`` also
-        ``accuracy_mc`` and ``reward_mc`` (mean return of the sampled replays).
+        ``accuracy_mc`` and ``reward_mc`` (mean return of the sampled replays). An agent that predicts at every
+        step (:attr:`HardRecurrentAgent.predicts_every_step`) also gets ``accuracy_glimpse_t`` for ``t = 1..T``:
+        its classifier's accuracy on ``h_t``, after ``t`` glimpses, with the mean locations (the last is
+        ``accuracy_mode``): where in the episode its accuracy is made.
     """
     check_positive_int(episodes, "episodes")
     check_positive_int(mc_samples, "mc_samples")
@@ -1074,12 +1079,16 @@ def evaluate_rollouts(model: nn.Module, env, episodes: int, *, mc_samples: int =
     model.eval()
     num_envs = env.num_envs
     hits_mode = hits_mc = return_mode = return_mc = 0.0
+    hits_by_glimpse: Tensor | None = None  # (T,): right answers of the classifier on each h_t
     for e in range(episodes):
         round_seed = seed + e * num_envs
         obs, _ = env.reset(seed=round_seed)
         mode, _ = model.rollout(env, obs, deterministic=True)
         return_mode += float(mode.rewards.sum())
         hits_mode += float(_hits(mode, mode.logits))
+        if mode.step_logits is not None and mode.labels is not None:
+            hits = (mode.step_logits.argmax(dim=-1) == mode.labels[:, None]).sum(dim=0)  # (T,)
+            hits_by_glimpse = hits if hits_by_glimpse is None else hits_by_glimpse + hits
         if mc_samples == 1:
             continue
         probs = 0.0
@@ -1103,6 +1112,8 @@ def evaluate_rollouts(model: nn.Module, env, episodes: int, *, mc_samples: int =
            "mc_samples": mc_samples}
     if mc_samples > 1:
         out.update(accuracy_mc=hits_mc / examples, reward_mc=return_mc / examples)
+    if hits_by_glimpse is not None:
+        out.update({f"accuracy_glimpse_{t}": float(hits) / examples for t, hits in enumerate(hits_by_glimpse, 1)})
     out["accuracy"] = out.get("accuracy_mc", out["accuracy_mode"])
     return out
 

@@ -288,6 +288,27 @@ def test_evaluate_mean_locations_and_monte_carlo(name):
         evaluate_rollouts(model, env, 1, mc_samples=0)
 
 
+def test_accuracy_after_each_glimpse_of_an_agent_that_predicts_at_every_step():
+    """accuracy_glimpse_t: the classifier on h_t over the same rounds, counted here from the states the rollouts
+    chose from; only agents that predict at every step report it (others' classifier reads h_T alone)."""
+    env = make_env("mnist", split="test")
+    model = RAM.from_env(env, step_ce=1.0)
+    result = evaluate_rollouts(model, env, 2, mc_samples=2)
+    steps = episode_steps(env)
+    hits = torch.zeros(steps)
+    with torch.no_grad():
+        for e in range(2):
+            obs, _ = env.reset(seed=e * env.num_envs)
+            episode, _ = rollout(model, env, obs, deterministic=True)
+            hits += (model.decider(episode.states).argmax(-1) == episode.labels[:, None]).sum(0)
+    assert [result[f"accuracy_glimpse_{t}"] for t in range(1, steps + 1)] == (hits / 16).tolist()
+    assert result[f"accuracy_glimpse_{steps}"] == result["accuracy_mode"] and f"accuracy_glimpse_{steps + 1}" not in result
+    assert set(model.evaluate(env, 2)) == {"accuracy", "reward", "examples", *(f"accuracy_glimpse_{t}" for t in
+                                                                               range(1, steps + 1))}
+    plain = evaluate_rollouts(RAM.from_env(env), env, 2)
+    assert not any(name.startswith("accuracy_glimpse_") for name in plain)
+
+
 # ------------------------------------------------------------------------------------------------ FLOPs
 
 
