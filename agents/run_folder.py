@@ -28,8 +28,8 @@ from agents.scripting import ConfigError
 
 __all__ = ["LOCK_NAME", "RUN_FILES", "release_run_dir", "check_run_files", "lock_run_dir", "read_json",
            "write_json", "CHECKPOINT_KEYS", "read_checkpoint", "checkpoint_payload", "how_run_differs",
-           "save_checkpoint", "restore_checkpoint", "NOT_COMPARED", "saved_config", "flag_differences", "open_run", "check_resume",
-           "processes", "check_processes", "load_run"]
+           "save_checkpoint", "restore_checkpoint", "NOT_COMPARED", "saved_config", "flag_differences", "open_run",
+           "check_resume", "processes", "check_processes", "load_run"]
 
 
 LOCK_NAME = "run.lock"

@@ -5,10 +5,10 @@
 Prints JSON: test accuracy with RAM's mean (deterministic) locations, and averaged over ``--mc-samples``
 stochastic rollouts of the same test images (RAM); full-image baselines have one number. A hard agent that
 predicts at every glimpse (``--step-ce`` or ``--credit gain``, as the cluttered-60 recipes do) also gets
-``test_accuracy_glimpse_t``: its accuracy after ``t`` glimpses. The model is
-built from the checkpoint's own configuration; test data other than those the run recorded (another
-``$GLIMPSE_DATA_DIR``, say) are refused unless ``--allow-other-data``. ``test_examples`` is the number of
-test examples evaluated, each once (``--eval-images`` above the test split is lowered to its size).
+``test_accuracy_glimpse_t``: its accuracy after ``t`` glimpses. The model is built from the checkpoint's own
+configuration; test data other than those the run recorded (another ``$GLIMPSE_DATA_DIR``, say) are refused
+unless ``--allow-other-data``. ``test_examples`` is the number of test examples evaluated, each once
+(``--eval-images`` above the test split is lowered to its size).
 """
 
 from __future__ import annotations

@@ -217,7 +217,8 @@ def test_resume_may_change_how_to_run_threads_and_device(finished, tmp_path):
     assert done.returncode == 0, done.stderr
     assert results_of(run) == results_of(finished)
     # It goes on, and says that from here its sums may round otherwise than an uninterrupted run's.
-    assert "--resume: the run was trained so far with 1 torch thread(s) on cpu and goes on with 2 on cpu" in done.stderr
+    note = "--resume: the run was trained so far with 1 torch thread(s) on cpu and goes on with 2 on cpu"
+    assert note in done.stderr
 
 
 def test_a_checkpoint_that_does_not_say_how_it_ran_resumes_without_a_note():

@@ -573,7 +573,8 @@ def test_max_episode_steps_truncates_single_env():
     raw.reset(seed=0)
     raw.step(action)
     _, reward, terminated, truncated, info = raw.step(action)
-    assert (reward, terminated, truncated) == (0.0, False, True) and info == {"label": info["label"], "is_success": False}
+    assert (reward, terminated, truncated) == (0.0, False, True)
+    assert info == {"label": info["label"], "is_success": False}  # truncated: no decision was made
     with pytest.raises(RuntimeError, match="reset"):
         raw.step(action)
 
