@@ -21,8 +21,9 @@ advantages are value noise (docs/results.md, Catch with Stable-Baselines3).
 While it trains, a progress bar counts env steps (stderr) with the latest evaluation in its postfix, and
 each evaluation prints one line (the test score, and ``train``: the success rate of the last 100 training
 episodes, the env's ``is_success``, in every ``--reward-mode``). Everything of a run lands in
-``RUN_DIR/ENV__ALGO__SEED__TIME/``: SB3's TensorBoard scalars (``train/``, ``rollout/``, ``time/``), ours (``eval/``, ``charts/``), the
-hyperparameters as a text table, and the final model (``model.zip``, reload with ``PPO.load``).
+``RUN_DIR/ENV__ALGO__SEED__TIME/``: SB3's TensorBoard scalars (``train/``, ``rollout/``, ``time/``), ours
+(``eval/``, ``charts/``), the hyperparameters as a text table, and the final model (``model.zip``, reload with
+``PPO.load``).
 """
 
 from __future__ import annotations

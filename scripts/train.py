@@ -28,8 +28,8 @@ A run folder has one owner: the process holds ``run.lock`` for its life, and a s
 ``--resume`` completes a run killed at any point (before its first checkpoint, between two, after the
 last) to the same ``results.json`` an uninterrupted run writes (same seed, CPU, as many torch threads: with
 another ``--torch-threads`` or ``--device`` it goes on and says so, as sums then round differently); it
-refuses other flags (naming them) or other data; on a finished run it does nothing. The data's provenance (kind, path,
-checksums, sizes) is printed at the start and recorded in ``config.json``, the checkpoint and
+refuses other flags (naming them) or other data; on a finished run it does nothing. The data's provenance
+(kind, path, checksums, sizes) is printed at the start and recorded in ``config.json``, the checkpoint and
 ``results.json``. A non-finite loss or gradient stops training with a one-line message (exit status 1),
 keeping the last good checkpoint and writing no ``results.json``.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import runpy
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,17 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.custom_scalar.custom_scalars_plugin import CustomScalarsPlugin
 from tensorboard.plugins.scalar.scalars_plugin import ScalarsPlugin
+from torch.utils.tensorboard import SummaryWriter
 
 from agents import sweep
 from script_runs import InProcessPopen, in_process
 
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+
+
+def compare_script() -> dict:
+    """scripts/compare.py's names (it is a script, not a module), run without its ``__main__`` block."""
+    return runpy.run_path(str(Path(__file__).parents[2] / "scripts" / "compare.py"), run_name="compare_for_test")
 
 
 def tensorboard_plugins(logdir: Path) -> tuple[CustomScalarsPlugin, list[str]]:
@@ -127,12 +134,10 @@ def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path, monkeypatc
 
 def test_retina_and_glimpses_default_to_the_tasks_budget_through_each_agents_recipe():
     """compare.py names no retina unless told: every agent's recipe gives the task's budget (the same for all)."""
-    import runpy  # noqa: PLC0415
-
     from agents import training  # noqa: PLC0415
     from agents.recipes import TASK_BUDGETS  # noqa: PLC0415
 
-    compare = runpy.run_path(str(Path(__file__).parents[2] / "scripts" / "compare.py"), run_name="compare_for_test")
+    compare = compare_script()
     config, task, train_command = compare["Config"], compare["CompareTask"], compare["train_command"]
     budget = TASK_BUDGETS["cluttered-60"]
     for agent in ("ram", "stn", "conv"):
@@ -148,11 +153,7 @@ def test_retina_and_glimpses_default_to_the_tasks_budget_through_each_agents_rec
 def test_the_mean_over_seeds_matches_evaluations_by_step(tmp_path):
     """A seed that lacks an evaluation (a run resumed by an older train.py, which dropped the one at its checkpoint)
     leaves that step out of the mean; the others are averaged step by step, never by position."""
-    import runpy  # noqa: PLC0415
-
-    from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
-
-    compare = runpy.run_path(str(Path(__file__).parents[2] / "scripts" / "compare.py"), run_name="compare_for_test")
+    compare = compare_script()
     cfg = compare["Config"](task=compare["CompareTask"](env="mnist"), seeds=2, out=str(tmp_path))
     curves = {1: {10: 0.1, 20: 0.2, 40: 0.4, 50: 0.5}, 2: {10: 0.3, 20: 0.4, 30: 0.5, 40: 0.6, 50: 0.7}}
     for seed, curve in curves.items():
