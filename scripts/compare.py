@@ -8,8 +8,10 @@ so the runs log identical tags (``eval/accuracy``, ``train/loss_classifier``, ..
 them with ``tensorboard --logdir OUT``. Runs share nothing, so ``--jobs J`` runs J at once (each with
 ``cores / J`` torch threads), as separate processes: compare.py itself is not launched with ``torchrun``
 (to train each run data-parallel is to give it the machine: see the README). A run whose ``results.json``
-exists is reused; a killed one is resumed (with the same ``--jobs`` on the same machine, so with as many torch
-threads, to the numbers an uninterrupted run reaches; with other threads ``train.py`` says so).
+exists is reused once ``train.py --resume`` has checked that this command made it (the same flags, recipe and
+data; else one line naming the difference); a killed one is resumed (with the same ``--jobs`` on the same
+machine, so with as many torch threads, to the numbers an uninterrupted run reaches; with other threads
+``train.py`` says so).
 
 Then, in ``OUT``:
 
@@ -90,6 +92,9 @@ class Config:
     """evaluate every this many training images"""
     eval_images: Annotated[int, Range(1)] = 1_000
     """test images per evaluation"""
+    val_images: Annotated[int, Range(0)] = 0
+    """training items every run holds out as its validation split (train.py's --val-images: the same items for
+    every agent and seed), evaluated whole at every evaluation; 0: none"""
     mc_samples: Annotated[int, Range(1)] = 10
     """hard agents' final Monte-Carlo evaluation"""
     device: str = "cpu"
@@ -102,7 +107,7 @@ class Config:
     """train.py's --algo for the hard agents (the others learn by backpropagation); None: each agent's recipe
     for the task, else train.py's default, reinforce"""
     target_kl: Annotated[float | None, Range(0, open_low=True)] = None
-    """--hard-algo ppo: train.py's --target-kl for the hard agents"""
+    """train.py's --target-kl for the hard agents (PPO's KL guard); None: each agent's recipe's"""
     recipe: Literal["default", "none"] = "default"
     """train.py's --recipe for every run: default, each agent's recipe for the task (agents.recipes; the flags
     above win); none, the plain defaults"""
@@ -123,14 +128,14 @@ def train_command(cfg: Config, agent: str, seed: int, threads: int) -> list[str]
     shared = dict(**dataclasses.asdict(cfg.task), recipe=cfg.recipe, train_images=cfg.train_images,
                   batch_size=cfg.batch_size,
                   learning_rate=cfg.learning_rate, eval_every=cfg.eval_every, eval_images=cfg.eval_images,
+                  val_images=cfg.val_images or None,
                   mc_samples=cfg.mc_samples, device=cfg.device, torch_threads=threads)
     own = {f.name for f in dataclasses.fields(AGENTS[agent].options)}
     if "racnn_input_size" in own:
         shared["racnn_input_size"] = cfg.racnn_input_size
     if family(agent) == "hard":  # what is not given here is the agent's recipe's (train.py --recipe default)
         shared["algo"] = cfg.hard_algo
-        if cfg.hard_algo == "ppo":
-            shared["target_kl"] = cfg.target_kl
+        shared["target_kl"] = cfg.target_kl
     args = [sys.executable, str(Path(__file__).with_name("train.py")), "--agent", agent, "--seed", str(seed),
             "--run-dir", str(Path(cfg.out) / run_name(cfg, agent, seed))]
     args += command_flags({name: value for name, value in shared.items() if value is not None})
@@ -270,9 +275,9 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
     lines = [
         f"# {cfg.task.env} ({cfg.task.dataset}): {cfg.seeds} seed(s), {cfg.train_images:,} training images per run",
         "",
-        "| agent | kind | test error % (mean +- std) | seeds' errors % | MC error % (K samples) | FLOPs/image | "
-        "parameters | train s (mean) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| agent | kind | test error % (mean +- std) | seeds' errors % | MC error % (K samples) | "
+        + ("val error % (mean +- std) | " if cfg.val_images else "") + "FLOPs/image | parameters | train s (mean) |",
+        "|---|---|---|---|---|---|---|---|" + ("---|" if cfg.val_images else ""),
     ]
     for row in rows:
         errors = np.array([100 * (1 - r["test_accuracy"]) for r in row["results"]])
@@ -280,8 +285,11 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
         wall = np.mean([r["wall_seconds"] for r in row["results"]])
         mc = [100 * (1 - r["test_accuracy_mc"]) for r in row["results"] if "test_accuracy_mc" in r]
         mc_text = f"{np.mean(mc):.2f} +- {np.std(mc):.2f}" if len(mc) == len(errors) else "–"
+        val = np.array([100 * (1 - r["val_accuracy"]) for r in row["results"]]) if cfg.val_images else None
+        val_text = f"{val.mean():.2f} +- {val.std():.2f} | " if val is not None else ""
         lines.append(f"| {title(row['agent'])} | {row['family']} | {errors.mean():.2f} +- {errors.std():.2f} | "
-                     f"{', '.join(f'{e:.1f}' for e in errors)} | {mc_text} | {first['flops_per_image'] / 1e6:.2f} M | "
+                     f"{', '.join(f'{e:.1f}' for e in errors)} | {mc_text} | {val_text}"
+                     f"{first['flops_per_image'] / 1e6:.2f} M | "
                      f"{first['parameters'] / 1e3:.0f} k | {wall:.0f} |")
     scaled = [row for row in rows if "test_accuracy_scale1" in row["results"][0]]
     if scaled:  # RA-CNN: does each scale improve on the last?
@@ -296,7 +304,10 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
                          + f" | {fused:.3f} |")
     lines += ["", "Test error on the fixed test split, hard agents with their mean locations (MC: the classifier's "
               f"softmax averaged over K = {cfg.mc_samples} sampled rollouts; std is over seeds). FLOPs count matmuls "
-              "and convolutions of one image's inference (agents/flops.py). Command: `python scripts/compare.py "
+              "and convolutions of one image's inference (agents/flops.py). "
+              + (f"Val: the {cfg.val_images:,} training items every run held out (--val-images), whole, mean locations: "
+                 "the split to choose on; the test split is the one to report. " if cfg.val_images else "")
+              + "Command: `python scripts/compare.py "
               + " ".join(command_flags({k: v for k, v in flags(cfg).items() if v is not None})) + "`."]
     path.write_text("\n".join(lines) + "\n")
 
@@ -313,6 +324,8 @@ def main() -> None:
         raise ConfigError(f"--agents must list train.py agents ({', '.join(AGENTS)}); got unknown {unknown or 'none'}")
     if cfg.seeds < 1 or cfg.jobs < 1:
         raise ConfigError("--seeds and --jobs must be >= 1")
+    if cfg.target_kl is not None and cfg.hard_algo == "reinforce":
+        raise ConfigError(f"--target-kl {cfg.target_kl} is PPO's KL guard; --hard-algo reinforce has none")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     run_all(cfg, agents)

@@ -8,8 +8,8 @@ Every run is a ``scripts/train.py`` subprocess in its own folder under ``--out``
 once, each with ``cores / J`` torch threads); its checkpoint is then evaluated on the whole fixed test
 split by ``scripts/evaluate.py`` (mean locations, and the average over 10 stochastic rollouts), and the
 table, with each run's command, is written to ``OUT/results.md``. Runs already finished
-(``results.json`` present) are reused and killed ones resumed, so an interrupted table is completed by
-running the same command again.
+(``results.json`` present) are reused once ``train.py --resume`` has checked that the same command made them, and
+killed ones resumed, so an interrupted table is completed by running the same command again.
 """
 
 from __future__ import annotations

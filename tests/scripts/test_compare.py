@@ -103,7 +103,7 @@ def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path, monkeypatc
     cmd = ["--env", "mnist", "--agents", "ram,item-soft,racnn-soft,conv",
            "--seeds", "2", "--train-images", "128", "--eval-every", "64", "--eval-images", "32", "--batch-size", "32",
            "--glimpse-size", "8", "--scales", "2", "--glimpses", "2", "--mc-samples", "2", "--jobs", "2",
-           "--out", str(out)]
+           "--val-images", "40", "--out", str(out)]
     first = in_process("compare.py", *cmd, env=ENV)
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("start ") == 8  # every seed of every agent trained
@@ -124,12 +124,39 @@ def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path, monkeypatc
     for name in ("| RAM | hard |", "| item-wise soft | soft |", "| RA-CNN soft | soft |", "| conv | baseline |"):
         assert name in table
     assert "| agent | scale 1 acc. | scale 2 acc. | scale 3 acc. | fused acc. |" in table  # RA-CNN's scales
+    for agent, name in (("ram", "RAM"), ("conv", "conv")):  # every run held out the same 40 items, reported
+        results = [json.loads((out / f"mnist__{agent}__{s}" / "results.json").read_text()) for s in (1, 2)]
+        assert all(r["val_images"] == 40 for r in results)
+        val = np.array([100 * (1 - r["val_accuracy"]) for r in results])
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        assert row.split(" | ")[5] == f"{val.mean():.2f} +- {val.std():.2f}", row
 
     # A second call reuses the finished runs instead of training them again.
     again = in_process("compare.py", *cmd, env=ENV)
     assert again.returncode == 0 and "start" not in again.stdout, again.stderr
     assert all(len(list((out / f"mean-{a}").glob("events.out.tfevents.*"))) == 1 for a in agents)  # rewritten, not added
     check_aggregate_runs(out, agents)
+
+    # A finished run is reused only for the command that made it: another flag is one line naming it.
+    other = in_process("compare.py", *cmd, "--learning-rate", "0.01", env=ENV)
+    assert other.returncode == 2 and "start" not in other.stdout, other.stderr
+    [line] = other.stderr.strip().splitlines()
+    assert "mnist__ram__1 holds a finished run that this command did not make" in line and "--learning-rate" in line
+
+
+def test_target_kl_goes_to_the_hard_agents_on_their_recipes_algo():
+    """--target-kl without --hard-algo reaches the hard agents (their recipes train by PPO); with --hard-algo
+    reinforce, which has no KL guard, it is refused."""
+    from agents import training  # noqa: PLC0415
+
+    compare = compare_script()
+    cfg = compare["Config"](task=compare["CompareTask"](env="cluttered-60"), target_kl=0.02)
+    for agent, expected in (("ram", 0.02), ("item-hard", 0.02), ("stn", None)):
+        parsed = training.parse_train_config(compare["train_command"](cfg, agent, 1, threads=1)[2:])
+        assert parsed.algorithm.target_kl == expected and parsed.algorithm.algo == ("reinforce" if expected is None
+                                                                                    else "ppo"), agent
+    refused = in_process("compare.py", "--target-kl", "0.02", "--hard-algo", "reinforce", env=ENV)
+    assert refused.returncode == 2 and "--target-kl 0.02 is PPO's KL guard" in refused.stderr, refused.stderr
 
 
 def test_retina_and_glimpses_default_to_the_tasks_budget_through_each_agents_recipe():
