@@ -159,6 +159,9 @@ class RAM(HardRecurrentAgent):
                  gist_shape: tuple[int, int, int] | None = None, glimpse_encoder: str = "linear") -> None:
         if location not in LOCATIONS:
             raise ValueError(f"location must be one of {tuple(LOCATIONS)}; got {location!r}")
+        if location != "learned" and (learn_std or std_final is not None):
+            raise ValueError(f"learn_std and std_final shape the learned location policy; location={location!r} "
+                             f"has none")
         where_kwargs = dict(std=std, learn_std=learn_std, std_final=std_final) if location == "learned" else {}
         super().__init__(glimpse_shape, num_classes, where=LOCATIONS[location], where_kwargs=where_kwargs,
                          decision=decision, hidden=hidden, glimpse_hidden=glimpse_hidden, core=core,

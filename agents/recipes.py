@@ -60,9 +60,13 @@ def _known() -> str:
 def resolve_recipe(name: str, agent: str, env: str) -> Recipe | None:
     """The recipe ``--recipe name`` gives ``--agent agent --env env``: ``default``, the pair's recipe if it
     has one; ``none``, none; else the recipe of that name, which must be for this pair. A :class:`ConfigError`
-    naming the recipes that exist otherwise."""
+    naming the recipes that exist otherwise. ``env`` may be a task's Gym id: its task's recipe."""
     if name == "none":
         return None
+    try:
+        env = envs.task_of(env).name
+    except ValueError:
+        pass  # an unknown --env has no recipe; the task's own check names it
     if name == "default":
         return next((r for r in RECIPES.values() if (r.agent, r.env) == (agent, env)), None)
     if name not in RECIPES:

@@ -307,8 +307,11 @@ def check_resume(cfg: Config, state: dict | None, recorded: dict | None, data: d
     # Where the data lie is no flag to compare once their contents are (identical files elsewhere).
     differ = flag_differences(recorded, saved_config(cfg), data_checked=recorded_data is not None)
     if differ:
+        recipe = recorded.get("recipe", cfg.recipe)  # flags the user never typed may be a recipe's: say whose
+        hint = (f" (the run's recipe is {recipe}, this command's {cfg.recipe}: --recipe {recipe})"
+                if recipe != cfg.recipe else "")
         raise ConfigError(f"--resume: the command's flags differ from the run's: {'; '.join(differ)}; "
-                          f"pass the run's flags")
+                          f"pass the run's flags{hint}")
 
 
 def processes(count: int) -> str:

@@ -169,6 +169,9 @@ def test_center_location_ablation_glimpses_only_the_centre_and_has_no_location_p
         rollout(model, make_env("catch"), make_env("catch").reset(seed=0)[0])
     with pytest.raises(ValueError, match="location must be one of"):
         RAM.from_env(env, location="edge")
+    for std_option in (dict(learn_std=True), dict(std_final=0.1)):  # no location policy to shape: refused, not ignored
+        with pytest.raises(ValueError, match="location='center' has none"):
+            RAM.from_env(env, location="center", **std_option)
 
 
 # ------------------------------------------------------------------------------------------------ detachment

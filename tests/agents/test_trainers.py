@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 import signal
 from pathlib import Path
 
@@ -515,6 +516,13 @@ def test_an_unknown_recipe_or_one_for_another_pair_is_one_line_naming_the_recipe
     one_line(stderr, "error:", *words)
 
 
+def test_a_task_named_by_its_gym_id_gets_the_tasks_recipe():
+    by_id = training.parse_train_config(["--agent", "ram", "--env", envs.task_of("cluttered-60").env_id])
+    by_name = training.parse_train_config(["--agent", "ram", "--env", "cluttered-60"])
+    assert by_id.recipe == "ram-cluttered-60" and training.recipe_in_use(by_id) == RECIPES["ram-cluttered-60"].values
+    assert {**training.flat_config(by_id), "env": "cluttered-60"} == training.flat_config(by_name)
+
+
 def test_a_recipe_is_one_entry_and_each_pair_has_at_most_one():
     from agents.recipes import Recipe, register_recipe
     with pytest.raises(ValueError, match="already has recipe 'ram-catch'"):
@@ -631,3 +639,15 @@ def test_a_ppo_run_killed_after_its_first_checkpoint_resumes_to_the_same_results
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     assert torch.equal(a["torch_rng"], b["torch_rng"])  # the same random stream consumed, minibatches included
+
+
+def test_resuming_without_the_runs_recipe_names_the_recipe(ppo_run, tmp_path):
+    """The flags a resume lists as different were never typed when they are a recipe's: the line says whose."""
+    whole, _ = ppo_run
+    run = tmp_path / "copy"
+    shutil.copytree(whole, run)
+    status, stderr = train(run, *CATCH_RUN, "--recipe", "none", "--resume")
+    assert status == 2
+    one_line(stderr, "error:", "--resume: the command's flags differ from the run's",
+             "--algo (run: ppo, command: reinforce)",
+             "(the run's recipe is ram-catch, this command's none: --recipe ram-catch)")
