@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import tyro
 
-from agents.ranges import MAX_SEED, Range
+from agents.ranges import MAX_SEED, Range, check_values
 from agents.registry import AGENTS, AgentSpec
 from agents.scripting import ConfigError
 from agents.trainers import AlgorithmOptions
@@ -174,9 +176,44 @@ def config_from_flat(saved: dict[str, Any], plugins: Sequence[str] = ()) -> Conf
 
     def known(cls: type) -> dict[str, Any]:
         names = {f.name for f in dataclasses.fields(cls) if f.init} - {"algorithm", "options"}
-        return {k: v for k, v in saved.items() if k in names}
+        values = {k: v for k, v in saved.items() if k in names}
+        try:
+            hints = typing.get_type_hints(cls)
+        except (NameError, TypeError):  # a plugin's options with unresolvable annotations: its own checks stand
+            hints = {}
+        for name, value in values.items():
+            if name in hints and not value_fits(value, hints[name]):
+                raise ConfigError(f"the run's recorded --{name.replace('_', '-')} is damaged: {value!r} is not of "
+                                  f"type {typing_name(hints[name])}")
+        return values
 
     cfg = Config(**known(Config), algorithm=AlgorithmOptions(**known(AlgorithmOptions)),
                  options=spec.options(**known(spec.options)))
     cfg.plugins = tuple(cfg.plugins)
+    for group in (cfg, cfg.algorithm, cfg.options):
+        check_values(group)  # the flags' ranges, as on a command line
     return cfg
+
+
+def value_fits(value: Any, hint: Any) -> bool:
+    """Whether a value read from JSON has type ``hint`` (a field's annotation: ``int``, ``float | None``,
+    ``Literal[...]``, ``tuple[str, ...]``; a bool is no number, an int is a float); other types pass."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(value_fits(value, arm) for arm in args)
+    if origin is Literal:
+        return any(value == arm and type(value) is type(arm) for arm in args)
+    if origin in (tuple, list):
+        return isinstance(value, (tuple, list)) and all(value_fits(item, args[0]) for item in value)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        return isinstance(value, (int, float) if hint is float else int) and not isinstance(value, bool)
+    return not isinstance(hint, type) or hint is Any or isinstance(value, hint)
+
+
+def typing_name(hint: Any) -> str:
+    """A field's annotation in words for an error: ``int``, ``float | None``, ``Literal['rnn', 'lstm']``."""
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -358,6 +358,10 @@ def load_run(run_dir: Path, allow_other_data: bool = False, plugins: Sequence[st
     cfg.images_seen = state["images_seen"]
     with envs_data.recording() as loaded:
         test_env = make_test_env(cfg)
+    recorded_data = state.get("data")
+    if recorded_data is not None and not (isinstance(recorded_data, dict)
+                                          and all(isinstance(v, dict) for v in recorded_data.values())):
+        raise ConfigError(f"{run_dir / 'checkpoint.pt'} is damaged: its data record is not one entry per split")
     if not allow_other_data:
         check_data({k: v for k, v in state["data"].items() if k == "test"} if "data" in state else None,
                    record_data(loaded), f"{run_dir}", "--allow-other-data")
@@ -367,4 +371,8 @@ def load_run(run_dir: Path, allow_other_data: bool = False, plugins: Sequence[st
     except RuntimeError as error:
         raise ConfigError(f"{run_dir / 'checkpoint.pt'}: its weights do not fit its own configuration "
                           f"({_first_line(error)})") from None
+    bad = [name for name, value in model.state_dict().items() if value.is_floating_point() and not value.isfinite().all()]
+    if bad:  # train.py stops before saving such weights
+        raise ConfigError(f"{run_dir / 'checkpoint.pt'} is damaged: non-finite weights {', '.join(bad[:3])}"
+                          f"{' ...' if len(bad) > 3 else ''}")
     return cfg, model, test_env

@@ -31,8 +31,10 @@ class Config:
     """test images to evaluate on; none: the run's own setting"""
     mc_samples: Annotated[int, Range(1)] = 10
     """also average RAM's classifier over this many stochastic rollouts (1: mean locations only)"""
-    device: str | None = None
-    """torch device; none: the run's own"""
+    device: str = "cpu"
+    """torch device to evaluate on"""
+    data_dir: str | None = None
+    """where the run's data are now, if they moved (train.py's --data-dir); none: where the run recorded them"""
     allow_other_data: bool = False
     """evaluate even if the test data differ from those the run recorded (refused by default)"""
     plugins: tuple[str, ...] = ()
@@ -42,10 +44,10 @@ class Config:
 
 def main() -> None:
     cfg = cli(Config, description=__doc__.split("\n\n")[0])
-    overrides = {k: v for k, v in (("eval_images", cfg.eval_images), ("device", cfg.device)) if v is not None}
+    overrides = {k: v for k, v in (("eval_images", cfg.eval_images), ("data_dir", cfg.data_dir)) if v is not None}
     with announcing_data() as loaded:
         train_cfg, model, test_env = load_run(Path(cfg.run_dir), allow_other_data=cfg.allow_other_data,
-                                             plugins=cfg.plugins, **overrides)
+                                             plugins=cfg.plugins, device=cfg.device, **overrides)
     data = record_data(loaded)
     for line in describe_data(data):
         print(line, file=sys.stderr)

@@ -34,10 +34,16 @@ class Config:
     """the run folder written by train.py"""
     out: str | None = None
     """output folder; none: RUN_DIR/viz"""
-    count: Annotated[int, Range(1)] = 8
-    """how many test images"""
-    frame_ms: Annotated[int, Range(1)] = 600
-    """GIF frame duration in milliseconds"""
+    count: Annotated[int, Range(1, 256)] = 8
+    """how many test images, side by side (at most the test split's)"""
+    frame_ms: Annotated[int, Range(10, 655_350)] = 600
+    """GIF frame duration in milliseconds (GIF keeps hundredths of a second, at most 655.35 s)"""
+    device: str = "cpu"
+    """torch device to replay the episodes on"""
+    data_dir: str | None = None
+    """where the run's data are now, if they moved (train.py's --data-dir); none: where the run recorded them"""
+    allow_other_data: bool = False
+    """draw even if the test data differ from those the run recorded (refused by default)"""
     plugins: tuple[str, ...] = ()
     """modules to import first, as the run's train.py --plugins: a run folder never imports code by itself,
     so a run trained with plugins needs them named here"""
@@ -47,20 +53,21 @@ class Config:
 
 def main() -> None:
     cfg = cli(Config, description=__doc__.split("\n\n")[0])
-    with announcing_data():
-        train_cfg, model, test_env = load_run(Path(cfg.run_dir), plugins=cfg.plugins, eval_images=cfg.count)
-    out = Path(cfg.out) if cfg.out else Path(cfg.run_dir) / "viz"
+    moved = {"data_dir": cfg.data_dir} if cfg.data_dir is not None else {}
+    with announcing_data():  # the test env exactly --count wide (capped to the test split): one episode each
+        train_cfg, model, test_env = load_run(Path(cfg.run_dir), allow_other_data=cfg.allow_other_data,
+                                              plugins=cfg.plugins, eval_images=cfg.count, batch_size=cfg.count,
+                                              device=cfg.device, **moved)
     if not isinstance(model, RolloutAgent):  # no glimpse path: its attention, if it has one
         drawn = eval_picture(train_cfg, model, test_env, cfg.count)
         if drawn is None:
             raise ConfigError(f"{cfg.run_dir} trained --agent {train_cfg.agent}, which reads the whole picture "
                               f"with no attention to draw")
-        out.mkdir(parents=True, exist_ok=True)
+        out = output_folder(cfg)
         save_image(Image.fromarray(drawn[1]), out / "attention.png")
         print(f"wrote {out / 'attention.png'}")
         return
-    out.mkdir(parents=True, exist_ok=True)
-
+    out = output_folder(cfg)
     pictures, labels, trajectory = replay_test_paths(model, test_env)
     count = min(cfg.count, test_env.num_envs)
     steps = trajectory.rewards.shape[1]  # the looks read; the last location only produced the final observation
@@ -73,6 +80,16 @@ def main() -> None:
     decided = trajectory.logits[:count].argmax(1).tolist() if trajectory.logits is not None else None
     print(f"wrote {out / 'glimpses.gif'} ({steps} frames) and {out / 'paths.png'}; "
           f"labels {labels[:count].tolist() if labels is not None else None}, decisions {decided}")
+
+
+def output_folder(cfg: Config) -> Path:
+    """``--out`` (default ``RUN_DIR/viz``), made if missing; a one-line error if it cannot be."""
+    out = Path(cfg.out) if cfg.out else Path(cfg.run_dir) / "viz"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file where the folder goes, a read-only place
+        raise ConfigError(f"--out {out}: cannot make the folder there ({error.strerror})") from None
+    return out
 
 
 def save_image(image: Image.Image, path: Path, **options) -> None:

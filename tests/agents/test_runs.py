@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from agents import training
 from agents.run_folder import how_run_differs
@@ -325,6 +327,8 @@ def test_idx_data_are_announced_recorded_and_counts_capped_to_the_test_split(tmp
     assert json.loads(other.stdout.strip().splitlines()[-1])["test_examples"] == 10  # the run's own count
     same = script("evaluate.py", "--run-dir", str(run), "--eval-images", "500", "--mc-samples", "1", env=env)
     assert json.loads(same.stdout.strip().splitlines()[-1])["test_examples"] == 10  # never an example twice
+    moved = script("evaluate.py", "--run-dir", str(run), "--data-dir", str(data_dir), "--mc-samples", "1")
+    assert moved.returncode == 0, moved.stderr  # the data named where they are now, not through the environment
     # Resuming it on other data is refused too.
     (run / "results.json").unlink()
     one_line_error(train(run, *BASE, "--train-images", "32", "--resume"), 2, "--resume: the data differ")
@@ -416,6 +420,68 @@ def test_damaged_run_folders_are_one_line_errors_naming_the_file(finished, tmp_p
     (run / "events.out.tfevents.0").write_text("")
     with pytest.raises(ConfigError, match="is missing"):
         training.read_json(config)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("batch_size", "32", ["--batch-size is damaged", "'32' is not of type int"]),
+    ("seed", True, ["--seed is damaged", "True is not of type int"]),
+    ("eval_images", 64.5, ["--eval-images is damaged"]),
+    ("core", "gru", ["--core is damaged", "'gru'"]),
+    ("batch_size", 0, ["--batch-size must be >= 1; got 0"]),
+    ("seed", -1, ["--seed must be >= 0"]),
+    ("learning_rate", 1, None),  # an int is a float: loads
+])
+def test_a_checkpoint_with_damaged_config_values_is_one_line_not_a_traceback(finished, tmp_path, field, value, words):
+    """The checkpoint's own configuration builds the model: each value is checked as the command line checks it."""
+    run = copy_run(finished, tmp_path / "run")
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["config"][field] = value
+    torch.save(state, run / "checkpoint.pt")
+    done = script("evaluate.py", "--run-dir", str(run), "--mc-samples", "1")
+    if words is None:
+        assert done.returncode == 0, done.stderr
+        return
+    line = one_line_error(done, 2, str(run), *words)
+    assert "damaged" in line or "must be" in line
+
+
+def test_visualize_draws_exactly_count_images_and_refuses_what_it_cannot_write(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    drawn = script("visualize.py", "--run-dir", str(run), "--count", "37")  # prime, above the run's batch of 32
+    assert drawn.returncode == 0, drawn.stderr
+    labels = re.search(r"labels \[([^]]*)\]", drawn.stdout).group(1).split(", ")
+    assert len(labels) == 37
+    with Image.open(run / "viz" / "glimpses.gif") as gif:
+        assert gif.n_frames == 2  # one frame per glimpse
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for out in (a_file, a_file / "sub"):
+        one_line_error(script("visualize.py", "--run-dir", str(run), "--out", str(out)), 2, f"--out {out}")
+    one_line_error(script("visualize.py", "--run-dir", str(run), "--frame-ms", str(10**9)), 2, "--frame-ms")
+    one_line_error(script("visualize.py", "--run-dir", str(run), "--count", "257"), 2, "--count")
+
+
+def test_visualize_refuses_other_data_unless_allowed(finished, tmp_path):
+    env = {**ENV, "GLIMPSE_DATA_DIR": str(idx_folder(tmp_path / "idx", train=64, test=10))}
+    refused = script("visualize.py", "--run-dir", str(finished), "--out", str(tmp_path / "viz"), env=env)
+    one_line_error(refused, 2, "data differ", "--allow-other-data")
+    allowed = script("visualize.py", "--run-dir", str(finished), "--out", str(tmp_path / "viz"), "--count", "4",
+                     "--allow-other-data", env=env)
+    assert allowed.returncode == 0 and (tmp_path / "viz" / "paths.png").exists(), allowed.stderr
+
+
+def test_a_checkpoint_with_non_finite_weights_or_a_damaged_data_record_is_one_line(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    name = next(iter(state["model"]))
+    state["model"][name] = torch.full_like(state["model"][name], float("nan"))
+    torch.save(state, run / "checkpoint.pt")
+    for name_ in ("evaluate.py", "visualize.py"):
+        one_line_error(script(name_, "--run-dir", str(run)), 2, "checkpoint.pt is damaged", f"non-finite weights {name}")
+    state = torch.load(finished / "checkpoint.pt", weights_only=True)
+    state["data"] = {"test": 5}
+    torch.save(state, run / "checkpoint.pt")
+    one_line_error(script("evaluate.py", "--run-dir", str(run)), 2, "is damaged: its data record")
 
 
 # ------------------------------------------------------------------------------------------------
