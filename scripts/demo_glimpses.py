@@ -10,29 +10,41 @@ receives it (``size x size`` pixels, enlarged).
 
 from __future__ import annotations
 
-import argparse
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
 from PIL import Image
 
+from agents.ranges import MAX_SEED, Range
+from agents.training import ConfigError, cli, run_script
 from envs import GlimpseVectorEnv
+from envs.files import atomic_write
 from envs.render import render_glimpse
 from glimpse import extract_glimpses
 
 ROW_PX = 240  # height of each row of the picture
 
 
+@dataclass
+class Config:
+    out: str = "runs/demo"
+    """folder for glimpses.png"""
+    canvases: Annotated[int, Range(1, 64)] = 3
+    """how many canvases (rows)"""
+    glimpse_size: Annotated[int, Range(1, 60)] = 12
+    """retina side in pixels"""
+    scales: Annotated[int, Range(1, 6)] = 3
+    """retina scales"""
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
+    """which test canvases and glimpse places"""
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="runs/demo", help="folder for glimpses.png")
-    parser.add_argument("--canvases", type=int, default=3, help="how many canvases")
-    parser.add_argument("--glimpse-size", type=int, default=12, help="retina side in pixels")
-    parser.add_argument("--scales", type=int, default=3, help="retina scales")
-    parser.add_argument("--seed", type=int, default=0, help="which test canvases and glimpse places")
-    args = parser.parse_args()
+    args = cli(Config, description=__doc__.split("\n\n")[0])
 
     with warnings.catch_warnings(record=True) as caught:  # the data source is reported once, below
         warnings.simplefilter("always")
@@ -60,8 +72,12 @@ def main() -> None:
     picture = np.concatenate(rows[:-1], axis=0)
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(picture).save(out / "glimpses.png")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file where the folder goes, a read-only place
+        raise ConfigError(f"--out {out}: cannot make the folder there ({error.strerror})") from None
+    # Atomically, as every picture the project writes: a link at the path is replaced, never written through.
+    atomic_write(out / "glimpses.png", lambda file: Image.fromarray(picture).save(file, format="PNG"))
     print("data: " + ("; ".join(str(w.message) for w in caught) or "full dataset"))
     print(f"labels of the {args.canvases} canvases: {labels}")
     print(f"wrote {out / 'glimpses.png'}: cluttered 60x60 test canvases, {retina.scales} scales of "
@@ -69,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -248,6 +248,8 @@ def new_run_folder(run_dir: Path, name: str) -> Path:
         except FileExistsError:
             k += 1
             path = run_dir / f"{name}-{k}"
+        except OSError as error:  # a file where a folder goes, a read-only place
+            raise ConfigError(f"--run-dir {run_dir}: cannot make the run's folder there ({error.strerror})") from None
 
 
 def hparams_table(cfg: Config) -> str:
@@ -257,8 +259,6 @@ def hparams_table(cfg: Config) -> str:
 
 def main() -> None:
     cfg = parse_config()
-    run_path = new_run_folder(Path(cfg.run_dir), f"{cfg.env}__{cfg.algo}__{cfg.seed}__{int(time.time())}")
-    cfg.run_name = run_path.name
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     device = torch.device(cfg.device)
@@ -302,6 +302,9 @@ def main() -> None:
         device=device,
     )
 
+    # The folder last, once the flags, data and model are known good: a refused run leaves nothing behind.
+    run_path = new_run_folder(Path(cfg.run_dir), f"{cfg.env}__{cfg.algo}__{cfg.seed}__{int(time.time())}")
+    cfg.run_name = run_path.name
     # One logger for SB3's scalars and ours: TensorBoard events straight in run_path (no PPO_1 sub-folder).
     model.set_logger(configure(str(run_path), ["tensorboard"]))
     writer = next(f.writer for f in model.logger.output_formats if isinstance(f, TensorBoardOutputFormat))

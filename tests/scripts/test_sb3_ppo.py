@@ -18,7 +18,7 @@ import torch
 import tyro
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from agents.training import cli
+from agents.training import ConfigError, cli
 from script_runs import in_process, in_subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,6 +167,16 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
     first, second, third = (new_run_folder(tmp_path / "runs", name) for _ in range(3))
     assert [p.name for p in (first, second, third)] == [name, f"{name}-2", f"{name}-3"]
     assert all(p.is_dir() and not any(p.iterdir()) for p in (first, second, third))
+
+
+def test_a_refused_run_leaves_no_folder_and_a_run_dir_it_cannot_make_is_one_line(tmp_path):
+    refused = run_script("--env", "folder", "--run-dir", str(tmp_path / "runs"), status=2)  # no --data-dir
+    assert "--data-dir" in refused.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "runs").exists()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    with pytest.raises(ConfigError, match=f"--run-dir {a_file}: cannot make the run's folder there"):
+        import_script().new_run_folder(a_file, "mnist__ppo__1__0")
 
 
 def test_rollouts_default_to_whole_episodes():
