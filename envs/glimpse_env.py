@@ -50,7 +50,8 @@ label ``y``:
 - ``reward_mode="log_prob_gain"``: ``log p_t(y) - log p_{t-1}(y)``, with ``log p_0(y) = -log D``: each step is
   credited with what it added; the undiscounted return telescopes to ``log p_T(y) + log D``.
 
-The box bounds the logits: its corner on the right class and its corner on a wrong one differ by 2 nats
+The box bounds the logits (scores outside it are clipped to it, as locations are; the decision is still the
+argmax of the scores given): its corner on the right class and its corner on a wrong one differ by 2 nats
 (10 classes: ``log p_t(y)`` -0.80 and -2.80; the uniform guess -2.30), the same order as the final 1. Scores
 scaled up to near-sure predictions (logits ``5 * scores``: -0.0004 and -10.0) made SB3's PPO learn far more
 slowly on MNIST, its value loss (on features shared with the policy) hundreds of times the final mode's
@@ -75,6 +76,11 @@ row (Catch, ``canvas - 1`` steps). Truncation: at ``max_episode_steps`` if given
 ``caught``) is in the step's info when an episode ends (``info["label"]``, ``info["caught"]``), and whether
 the episode succeeded (the right class, or the ball caught) as ``info["is_success"]``, in every reward mode:
 Stable-Baselines3 logs its mean as ``rollout/success_rate``.
+
+``gym.make(id, max_episode_steps=T)`` is not the env's argument: Gymnasium keeps it for its ``TimeLimit``
+wrapper, outside the env, so the env never sees that truncation and the step's info has no ``label`` or
+``is_success`` (SB3's success rate, through ``DummyVecEnv``, then leaves those episodes out, where the vector
+env counts them as failures). ``GlimpseEnv(task=..., max_episode_steps=T)`` truncates in the env and writes both.
 
 ## Autoreset (the vector env)
 ``gym.make_vec(id, num_envs=N, autoreset_mode=AutoresetMode.X)`` picks Gymnasium's mode, declared in
@@ -152,6 +158,8 @@ refusal is a one-line ``ValueError`` that says what it would take.
   ``"log_prob"``, ``"log_prob_gain"``: per-step prediction rewards with the label in every step's info).
 - v0 (same episodes): the retina is a :class:`glimpse.RetinaSpec`, ``env.retina`` (a dict before), and the env
   takes it as ``retina=`` beside the keywords; its fit to the canvas is checked before the data are loaded.
+- v0 (fixes): per-step rewards clip the decision scores to the box (a score beyond it counted in full); the
+  fixed splits show example ``seed mod M`` also for seeds from ``2**63`` (another example before).
 """
 
 from __future__ import annotations
@@ -173,7 +181,7 @@ from envs import rng
 from envs.render import render_glimpse
 from envs.specs import TASKS, SceneContext, TaskSpec, task_of
 from glimpse import RetinaError, RetinaSpec, coarse_view, grid_cell_centers, retina_spec
-from glimpse.checks import ArgumentError, check_int
+from glimpse.checks import ArgumentError, check_device, check_int
 from glimpse.modes import outside_inference_mode
 from glimpse.rewards import PREDICTION_REWARDS, label_log_prob, prediction_reward, uniform_log_prob
 
@@ -233,7 +241,7 @@ class GlimpseVectorEnv(VectorEnv):
         dataset: ``"mnist"`` or ``"fashion-mnist"`` (see ``envs.data.load_digits``), for the digit tasks.
         data_dir: folder with IDX files (else ``$GLIMPSE_DATA_DIR`` and the default sources); for
             ``task="folder"`` (required) the root of the image folder (see ``envs.data.load_image_folder``).
-        device: torch device of every tensor.
+        device: torch device of every tensor: ``cpu``, ``cuda[:N]`` or ``mps``, present on this machine.
         render_mode: ``None`` or ``"rgb_array"``.
         max_episode_steps: truncate episodes at this many steps.
         autoreset_mode: Gymnasium's ``AutoresetMode`` (or its value, e.g. ``"SameStep"``): ``NEXT_STEP``
@@ -307,7 +315,7 @@ class GlimpseVectorEnv(VectorEnv):
 
         self.num_envs = num_envs
         self.split, self._start_mode, self._action_mode = split, start, action_mode
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps
         self.autoreset_mode = autoreset_mode
@@ -568,11 +576,19 @@ class GlimpseVectorEnv(VectorEnv):
     def load_state_dict(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
         """Restore :meth:`state_dict` and start those episodes again; returns their first observations."""
         keys, episodes = state["keys"], state["episodes"]
+        for name, value in (("keys", keys), ("episodes", episodes)):
+            # A cast would silently turn float keys into other episodes (and the 64-bit keys lose bits as floats).
+            _require(isinstance(value, Tensor) and value.dtype == torch.int64,
+                     f"state[{name!r}] must be an int64 tensor, as state_dict() gives; got "
+                     f"{value.dtype if isinstance(value, Tensor) else type(value).__name__}")
         _require(tuple(keys.shape) == (self.num_envs,) and tuple(episodes.shape) == (self.num_envs,),
                  f"state is for {tuple(keys.shape)} envs; this env has {self.num_envs}")
-        self._keys = keys.to(self.device, torch.int64).clone()
-        self._episodes = episodes.to(self.device, torch.int64).clone()
+        _require(bool((episodes >= 0).all()), "state['episodes'] must be >= 0 (episode counts); got negative values")
+        self._keys = keys.to(self.device).clone()
+        self._episodes = episodes.to(self.device).clone()
         self._start(torch.arange(self.num_envs, device=self.device))
+        # The saved state is between episodes: none has ended, whatever this env played since.
+        self._any_done = False
         return self._observe()
 
     def render(self) -> np.ndarray | None:
@@ -612,7 +628,9 @@ class GlimpseVectorEnv(VectorEnv):
         keys, episodes = self._keys[rows], self._episodes[rows]
         if self._scene.test_set_size is not None and self.split != "train":
             # Fixed test (validation) set: example j is drawn from (TEST_KEY (VAL_KEY), j) whatever the seed.
-            example = torch.remainder(keys + episodes * self.num_envs, self._scene.test_set_size)
+            size = self._scene.test_set_size
+            example = torch.remainder(_unsigned_remainder(keys, size) + torch.remainder(episodes * self.num_envs, size),
+                                      size)
             key = TEST_KEY if self.split == "test" else VAL_KEY
             self._scene.start(rows, torch.full_like(keys, key), example, target=example)
         else:
@@ -660,7 +678,10 @@ class GlimpseVectorEnv(VectorEnv):
         labels = self._scene.labels.clone()
         if self.action_mode == "continuous":
             actions = actions if isinstance(actions, Tensor) else torch.as_tensor(np.asarray(actions))
-            scores = actions.to(self.device)[:, 2:].to(torch.float32)
+            # Clipped to the box, as the locations are: the box bounds the logits (see the module's Rewards).
+            box = self.single_action_space
+            low, high = (torch.as_tensor(bound[2:], device=self.device) for bound in (box.low, box.high))
+            scores = torch.clamp(actions.to(self.device)[:, 2:].to(torch.float32), low, high)
         else:  # the decision d stands for the box's corner whose argmax it is: +1 at d, -1 elsewhere
             scores = 2.0 * torch.nn.functional.one_hot(decisions, self.num_decisions).to(torch.float32) - 1.0
         log_prob = label_log_prob(scores, labels)  # the scores are the logits: see the module's Rewards
@@ -741,6 +762,12 @@ class GlimpseEnv(gym.Env):
 
 def _unbatch(obs: dict[str, Tensor]) -> dict[str, np.ndarray]:
     return {k: v[0].detach().cpu().numpy().astype(np.float32, copy=True) for k, v in obs.items()}
+
+
+def _unsigned_remainder(keys: Tensor, modulus: int) -> Tensor:
+    """``keys mod modulus`` of the seeds the int64 ``keys`` hold: seeds from ``2**63`` are stored negative."""
+    wrapped = torch.where(keys < 0, 2**64 % modulus, 0)
+    return torch.remainder(torch.remainder(keys, modulus) + wrapped, modulus)
 
 
 def _numpy(x: Any) -> Any:

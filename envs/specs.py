@@ -391,7 +391,8 @@ def build_video(options: VideoOptions, ctx: SceneContext) -> PictureScene:
     clips = source.frames.to(ctx.device)
     if clips.is_floating_point():  # observations are float32 whatever the frames' float dtype
         clips = clips.to(torch.float32)
-    source = tasks.VideoSource(clips, source.labels.to(ctx.device))
+    # Labels are int64 whatever the user's integer dtype: the env's infos and TorchRL's label spec say so.
+    source = tasks.VideoSource(clips, source.labels.to(ctx.device, torch.int64))
     # The validated (M, T, C, H, W) source itself: raw 5-D frames would be read as channels-last again.
     generate = lambda k, e, t: tasks.video_frames(source, None, k, e, target=t)  # noqa: E731
     classes = int(source.labels.max()) + 1

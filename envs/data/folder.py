@@ -32,6 +32,8 @@ __all__ = [
 
 #: File name endings read as images (case-insensitive); other files in a class folder are ignored.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# The Pillow formats decoded, whatever a file's name says; a file in any other format is refused.
+_DECODED_FORMATS = ("JPEG", "PNG")
 #: Without train/ and test/ folders, file ``i`` (0-based, by sorted name) of each class is a test image
 #: when ``i % TEST_EVERY == TEST_EVERY - 1``: the 5th, 10th, ... file, 20% of each class of 5 or more.
 TEST_EVERY = 5
@@ -131,8 +133,8 @@ def load_image_folder(
         FileNotFoundError: ``root`` is missing or not a directory, ``root/train`` has no ``test``/``val``
             partner, or there are no class folders.
         ValueError: fewer than two classes, a class folder without images, train and test with different
-            class folders, a file that Pillow cannot read (the message names it), an empty split, or a bad
-            argument.
+            class folders, a file that is not a JPEG or PNG image or that Pillow cannot read (the message names
+            it), an empty split, or a bad argument.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
@@ -253,17 +255,23 @@ def _class_files(folder: Path) -> dict[str, list[Path]]:
 @functools.lru_cache(maxsize=4)
 def decode_images(stamps: tuple[tuple[str, int, int], ...], size: int, channels: int) -> torch.Tensor:
     """Decode, orient, convert and resize every file of ``stamps`` (path, mtime, bytes): ``(M, C, size, size)``."""
-    from PIL import Image, ImageOps  # Pillow is a dependency; imported here so the digit loaders need none of it
+    # Pillow is a dependency; imported here so the digit loaders need none of it.
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     lanczos = getattr(Image, "Resampling", Image).LANCZOS
     mode = "RGB" if channels == 3 else "L"
     out = np.empty((len(stamps), size, size, channels), dtype=np.uint8)
     for i, (path, _, _) in enumerate(stamps):
         try:
-            with Image.open(path) as opened:
+            # Only the documented formats: Pillow otherwise picks the decoder from the contents, and some (EPS:
+            # Ghostscript) run external programs on a user's file.
+            with Image.open(path, formats=_DECODED_FORMATS) as opened:
                 picture = ImageOps.exif_transpose(opened).convert(mode)
                 picture = ImageOps.fit(picture, (size, size), method=lanczos, centering=(0.5, 0.5))
                 out[i] = np.asarray(picture, dtype=np.uint8).reshape(size, size, channels)
+        except UnidentifiedImageError as exc:
+            raise ValueError(f"{path}: cannot be read as an image (not a {' or '.join(_DECODED_FORMATS)} file; "
+                             f"other formats are not allowed, whatever the file's name)") from exc
         except Exception as exc:  # any failure to decode a user's file must name the file
             raise ValueError(f"{path}: cannot be read as an image ({type(exc).__name__}: {exc})") from exc
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()

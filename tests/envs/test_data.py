@@ -886,6 +886,22 @@ def test_image_folder_errors_name_the_problem(tmp_path):
         data.load_image_folder(small, "test", size=4)
 
 
+def test_image_folder_refuses_other_formats_whatever_the_name(tmp_path, monkeypatch):
+    """An EPS file named .png is refused, never handed to Ghostscript (loading data never runs a program)."""
+    from PIL import EpsImagePlugin, Image
+
+    def ghostscript(*args, **kwargs):
+        pytest.fail("Ghostscript was invoked on a user's file")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", ghostscript)
+    write_folder(tmp_path, {"ant": 5, "bee": 5})
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "ant" / "disguised.png", "EPS")  # a train file
+    with pytest.raises(ValueError, match=r"disguised\.png: cannot be read as an image \(not a JPEG or PNG file; other "
+                                         r"formats are not allowed") as error:
+        data.load_image_folder(tmp_path, size=4)
+    assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize("explicit", [False, True])
 def test_image_folder_needs_two_classes(tmp_path, explicit):
     if explicit:

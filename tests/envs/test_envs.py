@@ -960,6 +960,52 @@ def test_stepping_after_the_end_needs_reset():
     env.step(env.action_space.sample())  # fine again
 
 
+@pytest.mark.parametrize("mode", [AutoresetMode.DISABLED, AutoresetMode.NEXT_STEP, SAME_STEP])
+def test_load_state_dict_after_the_end_plays_the_saved_episodes_again(mode):
+    """Restoring a state saved between episodes starts them afresh, even after the episodes have ended."""
+    kwargs = dict(task="mnist", num_glimpses=2, glimpse_size=4, autoreset_mode=mode)
+    actions = fixed_actions(gym.spaces.Box(-1, 1, (2, 12), np.float32), 2, seed=0)
+    fresh = GlimpseVectorEnv(2, **kwargs)
+    expected = [fresh.reset(seed=7)[0]] + [fresh.step(a) for a in actions]
+    vec = GlimpseVectorEnv(2, **kwargs)
+    vec.reset(seed=7)
+    state = vec.state_dict()
+    for a in actions:
+        *_, terminated, _, _ = vec.step(a)
+    assert terminated.all()  # both episodes have ended
+    obs = vec.load_state_dict(state)
+    torch.testing.assert_close(obs, expected[0], rtol=0, atol=0)
+    for a, (obs, rewards, terminated, truncated, infos) in zip(actions, expected[1:], strict=True):
+        got = vec.step(a)
+        torch.testing.assert_close(got[:4], (obs, rewards, terminated, truncated), rtol=0, atol=0)
+        torch.testing.assert_close(got[4], infos, rtol=0, atol=0)
+
+
+def test_load_state_dict_refuses_non_integer_state():
+    vec = GlimpseVectorEnv(2, task="mnist", num_glimpses=2, glimpse_size=4)
+    vec.reset(seed=0)
+    state = vec.state_dict()
+    bad = [
+        (dict(state, keys=state["keys"].double()), r"state\['keys'\] must be an int64 tensor.*; got torch.float64"),
+        (dict(state, episodes=state["episodes"].float()), r"state\['episodes'\] must be an int64 .*torch.float32"),
+        (dict(state, keys=state["keys"].numpy()), r"state\['keys'\] must be an int64 tensor.*; got ndarray"),
+        (dict(state, episodes=state["episodes"] - 1), r"state\['episodes'\] must be >= 0"),
+    ]
+    for given, match in bad:
+        with pytest.raises(ValueError, match=match) as error:
+            vec.load_state_dict(given)
+        assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("device", ["meta", "gpu"] + ([] if torch.cuda.is_available() else ["cuda", "cuda:0"]))
+def test_devices_this_machine_cannot_hold_are_refused_in_one_line(device):
+    with pytest.raises(ValueError, match=f"device (must be .*; got )?'{device}'") as error:
+        GlimpseVectorEnv(1, task="mnist", device=device)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match=f"'{device}'"):
+        gym.make("glimpse/MNIST-v0", device=device)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Rendering
 # ------------------------------------------------------------------------------------------------------------
@@ -1026,6 +1072,20 @@ def test_video_task_with_user_frames(layout):
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", ".*Not able to test alternative render modes", UserWarning)  # no spec
         gym_check_env(GlimpseEnv(task="video", video=(frames, labels), glimpse_size=4))
+
+
+def test_video_labels_are_int64_whatever_the_users_dtype():
+    frames = torch.zeros(3, 2, 8, 8, dtype=torch.uint8)
+    labels = torch.tensor([2, 0, 1], dtype=torch.uint8)
+    vec = GlimpseVectorEnv(3, task="video", video=(frames, labels), glimpse_size=4, reward_mode="log_prob")
+    vec.reset(seed=0)
+    assert vec.scene()[1].dtype == torch.int64
+    *_, infos = vec.step(np.zeros(vec.action_space.shape, np.float32))
+    assert infos["label"].dtype == torch.int64
+    env = GlimpseEnv(task="video", video=(frames, labels), glimpse_size=4)
+    env.reset(seed=0)
+    env.step(np.zeros(env.action_space.shape, np.float32))
+    assert type(env.step(np.zeros(env.action_space.shape, np.float32))[4]["label"]) is np.int64
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -1164,6 +1224,44 @@ def test_folder_test_split_shows_every_picture_once_in_order(image_folder):
         vec.step(np.zeros(vec.action_space.shape, np.float32))
     order = torch.cat(seen)[: len(test)]  # episode e of env i shows example i + 2 e: 0, 1, then 2, 3 = 0
     torch.testing.assert_close(order, test.images, rtol=0, atol=0)
+
+
+def test_fixed_split_index_is_the_seed_mod_m_for_seeds_from_2_63():
+    """Seeds in [2**63, 2**64) (stored as negative int64 keys) show example (s + i + e * N) mod M, too."""
+    test = envs.data.load_digits("mnist", "test")
+    size, num_envs = len(test.labels), 200
+    seed = 2**64 - num_envs  # env i's seed s + i: from 2**64 - 200 to 2**64 - 1
+    vec = GlimpseVectorEnv(num_envs, task="mnist", split="test", num_glimpses=1, glimpse_size=4,
+                           autoreset_mode=SAME_STEP)
+    vec.reset(seed=seed)
+    seen = []
+    for e in range(math.ceil(size / num_envs)):
+        shown = [(seed + i + e * num_envs) % size for i in range(num_envs)]
+        torch.testing.assert_close(vec.scene()[0][:, 0], test.images[shown], rtol=0, atol=0)
+        seen += shown
+        vec.step(np.zeros(vec.action_space.shape, np.float32))
+    assert sorted(set(seen)) == list(range(size))  # every test digit
+    single = GlimpseVectorEnv(1, task="mnist", split="test", num_glimpses=1, glimpse_size=4)
+    single.reset(seed=2**63)
+    torch.testing.assert_close(single.scene()[0][0, 0], test.images[2**63 % size], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("reward_mode", ["log_prob", "log_prob_gain"])
+def test_per_step_rewards_clip_the_scores_to_the_box(reward_mode):
+    """The scores are the logits only within the box [-1, 1], as the locations are clipped to it."""
+    env = GlimpseEnv(task="mnist", reward_mode=reward_mode, num_glimpses=3, glimpse_size=4)
+    env.reset(seed=0)
+    label = int(env._vec._scene.labels[0])
+    wrong = (label + 1) % 10
+    scores = np.full(10, 0.5, np.float32)
+    scores[wrong], scores[label] = 1000.0, -3.0  # seen as 1 and -1
+    clipped = np.full(10, 0.5)
+    clipped[wrong], clipped[label] = 1.0, -1.0
+    log_p = -1.0 - math.log(np.exp(clipped).sum())
+    _, reward, terminated, _, info = env.step(np.concatenate([[0.0, 0.0], scores]).astype(np.float32))
+    expected = log_p if reward_mode == "log_prob" else log_p + math.log(10)  # the gain over the uniform guess
+    assert not terminated and info["label"] == label
+    assert reward == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.parametrize("env_id", ["glimpse/SmallMNIST-v0", FOLDER])

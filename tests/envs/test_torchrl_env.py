@@ -68,6 +68,15 @@ def test_catch_by_task_name_passes_the_check_without_a_label():
     assert set(env.observation_spec.keys()) == {"glimpse", "location"}
 
 
+def test_user_videos_with_uint8_labels_pass_the_check_with_per_step_rewards():
+    """The label spec is int64: so are the labels of a user's videos, whatever their dtype."""
+    frames = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 1], dtype=torch.uint8)
+    env = GlimpseTorchRLEnv("video", num_envs=2, video=(frames, labels), glimpse_size=4, reward_mode="log_prob")
+    check_env_specs(env, seed=0)
+    assert env.rollout(3)["next", "label"].dtype == torch.int64
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_collector_and_reward_sum_score_each_episode(device):
     env = TransformedEnv(GlimpseTorchRLEnv(ID, num_envs=4, device=device, **SMALL), RewardSum())
