@@ -54,7 +54,7 @@ def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
 
 def masked_standardize(x: Tensor, mask: Tensor | None, eps: float = 1e-8) -> Tensor:
     """``(x - mean) / (std + eps)`` with the mean and the population std (divide by ``n``) of the valid
-    entries. Invalid entries are returned unchanged; callers zero them."""
+    entries. Invalid entries are standardised alike (so may be anything, NaN included); callers zero them."""
     mean = masked_mean(x, mask)
     var = masked_mean((x - mean) ** 2, mask)
     return (x - mean) / (var.sqrt() + eps)

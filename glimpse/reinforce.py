@@ -12,7 +12,7 @@ The score-function estimator of :math:`\\nabla_\\theta E[G]` is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +35,8 @@ def discounted_returns(rewards: Tensor, gamma: float = 1.0, mask: Tensor | None 
         ``rewards`` is ``(B, T)``, time last. ``mask`` is an optional bool ``(B, T)``, ``True`` for
         steps that happened; invalid steps add no reward and get return 0. For the usual prefix
         mask (an episode that ended early) this is the return of the truncated episode. Computed
-        with one loop over ``T`` (never over ``B``); the output is ``(B, T)``, same dtype.
+        with one loop over ``T`` (never over ``B``); the output is ``(B, T)``, the rewards' floating dtype
+        (integer rewards: the default float dtype).
 
     Args:
         rewards: per-step rewards, ``(B, T)``.
@@ -54,8 +55,12 @@ def discounted_returns(rewards: Tensor, gamma: float = 1.0, mask: Tensor | None 
     check_shape(rewards, "rewards", "(B, T)")
     gamma = check_unit_interval(gamma, "gamma")
     check_mask(mask, rewards, "rewards")
-    if mask is not None:
-        rewards = rewards * mask
+    if not rewards.is_floating_point():  # integer rewards (0/1 hits): returns discount into fractions
+        rewards = rewards.to(torch.get_default_dtype())
+    if rewards.shape[1] == 0:
+        return rewards.clone()
+    if mask is not None:  # where(), not multiply: a NaN or inf on an invalid step must add nothing
+        rewards = torch.where(mask, rewards, 0.0)
     running = torch.zeros_like(rewards[:, 0])  # (B,)
     out = []
     for t in range(rewards.shape[1] - 1, -1, -1):
@@ -63,7 +68,7 @@ def discounted_returns(rewards: Tensor, gamma: float = 1.0, mask: Tensor | None 
         out.append(running)
     returns = torch.stack(out[::-1], dim=1)  # (B, T)
     if mask is not None:
-        returns = returns * mask
+        returns = torch.where(mask, returns, 0.0)
     return returns
 
 
@@ -74,8 +79,8 @@ class MovingAverageBaseline(nn.Module):
         The average lives in the buffer ``value`` of shape ``shape``: ``()`` for one scalar shared by
         all steps, or ``(T,)`` for one value per glimpse step. It is part of ``state_dict`` and moves
         with ``.to(device)``. Each :meth:`update` does
-        ``value <- momentum * value + (1 - momentum) * batch_mean(returns)``, except the first, which
-        sets ``value`` to the batch mean (so it does not start biased towards 0).
+        ``value <- momentum * value + (1 - momentum) * batch_mean(returns)``, except the first that has
+        valid entries for it, which sets it to the batch mean (so no entry starts biased towards 0).
 
     Order of use (keeps the advantage unbiased): call :meth:`forward` to read the baseline, compute
     the advantages/loss with it, then :meth:`update` with this batch's returns. Updating first would
@@ -107,7 +112,7 @@ class MovingAverageBaseline(nn.Module):
         self.momentum = float(momentum)
         self.shape = shape
         self.register_buffer("value", torch.zeros(shape))
-        self.register_buffer("initialized", torch.tensor(False))
+        self.register_buffer("initialized", torch.zeros(shape, dtype=torch.bool))  # per entry: set by data
 
     def forward(self) -> Tensor:
         """The current baseline, shape ``shape``, without gradient (a copy of the buffer).
@@ -138,7 +143,13 @@ class MovingAverageBaseline(nn.Module):
         batch_mean = (returns * weight).sum(dim=dims) / count.clamp(min=1)
         blended = torch.where(self.initialized, self.momentum * self.value + (1 - self.momentum) * batch_mean, batch_mean)
         self.value.copy_(torch.where(count > 0, blended, self.value))
-        self.initialized.fill_(True)
+        self.initialized |= count > 0
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        key = prefix + "initialized"
+        if self.shape and key in state_dict and state_dict[key].dim() == 0:  # saved when one flag served all steps
+            state_dict[key] = state_dict[key].expand(self.shape).clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"momentum={self.momentum}, shape={self.shape}"
@@ -230,8 +241,8 @@ def reinforce_loss(
     if normalize_advantages:
         advantages = masked_standardize(advantages, mask, eps=1e-8)
     if mask is not None:
-        advantages = advantages * mask
-        # where(), not multiply: a -inf log-prob on a padded step must not become NaN.
+        # where(), not multiply: a -inf log-prob or a NaN baseline on a padded step must not become NaN.
+        advantages = torch.where(mask, advantages, zero)
         log_probs = torch.where(mask, log_probs, zero)
 
     loss_policy = -(log_probs * advantages).sum(dim=1).mean()

@@ -48,6 +48,9 @@ def label_log_prob(logits: Tensor, labels: Tensor) -> Tensor:
         raise TypeError(f"logits must be a floating-point tensor; got {logits.dtype}")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f"labels must be an integer tensor; got {labels.dtype}")
+    if labels.numel() and not bool(((labels >= 0) & (labels < logits.shape[-1])).all()):  # gather would fail on it
+        raise ValueError(f"labels must lie in [0, {logits.shape[-1]}) for {logits.shape[-1]} classes; got values "
+                         f"from {int(labels.min())} to {int(labels.max())}")
     return logits.log_softmax(dim=-1).gather(-1, labels.long().unsqueeze(-1)).squeeze(-1)
 
 

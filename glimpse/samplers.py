@@ -12,6 +12,7 @@ site falls back to a default.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -271,8 +272,8 @@ def boxcar_mask(boxes: Tensor, height: int, width: int, steepness: float = 10.0)
     check_finite(boxes, "boxes")
     height = check_positive_int(height, "height")
     width = check_positive_int(width, "width")
-    if isinstance(steepness, bool) or not isinstance(steepness, (int, float)) or not steepness > 0:
-        raise ValueError(f"steepness must be a number > 0; got {steepness!r}")
+    if isinstance(steepness, bool) or not isinstance(steepness, (int, float)) or not 0 < steepness < math.inf:
+        raise ValueError(f"steepness must be a finite number > 0; got {steepness!r}")
     tx, ty, tl = boxes.unbind(-1)  # (B,) each
     if not bool((tl > 0).all()):
         raise ValueError(

@@ -47,6 +47,15 @@ def test_discounted_returns_matches_double_loop(gamma, mask_kind):
     torch.testing.assert_close(discounted_returns(rewards, gamma, mask), expected)
 
 
+def test_discounted_returns_ignore_non_finite_rewards_on_invalid_steps_and_take_integers():
+    mask = torch.tensor([[True, True, False]])
+    for garbage in (float("inf"), float("nan")):
+        torch.testing.assert_close(discounted_returns(torch.tensor([[1.0, 1.0, garbage]]), mask=mask),
+                                   torch.tensor([[2.0, 1.0, 0.0]]))
+    torch.testing.assert_close(discounted_returns(torch.tensor([[0, 1]]), gamma=0.5), torch.tensor([[0.5, 1.0]]))
+    assert discounted_returns(torch.zeros(2, 0)).shape == (2, 0)
+
+
 def test_discounted_returns_checks():
     with pytest.raises(ValueError, match="gamma"):
         discounted_returns(torch.zeros(2, 3), gamma=1.5)
@@ -84,9 +93,24 @@ def test_moving_average_per_step_with_mask():
     baseline.update(torch.tensor([[1.0, 2.0, 99.0], [3.0, 99.0, 99.0]]), mask)
     torch.testing.assert_close(baseline(), torch.tensor([2.0, 2.0, 0.0]))  # step 2: never seen, stays 0
     baseline.update(torch.tensor([[4.0, 4.0, 6.0], [6.0, 6.0, 8.0]]))
-    torch.testing.assert_close(baseline(), torch.tensor([3.5, 3.5, 3.5]))
+    torch.testing.assert_close(baseline(), torch.tensor([3.5, 3.5, 7.0]))  # step 2's first data set it, unbiased
     with pytest.raises(ValueError, match=r"\(B, 3\)"):
         baseline.update(torch.zeros(2, 4))
+
+
+def test_moving_average_starts_at_the_first_batch_with_data_not_at_zero():
+    """A batch with no valid entry changes nothing, not even whether the average has started."""
+    baseline = MovingAverageBaseline(momentum=0.9)
+    baseline.update(torch.tensor([[3.0]]), mask=torch.tensor([[False]]))
+    baseline.update(torch.tensor([[10.0]]))
+    torch.testing.assert_close(baseline(), torch.tensor(10.0))
+
+
+def test_moving_average_loads_a_state_saved_with_one_flag_for_all_steps():
+    restored = MovingAverageBaseline(momentum=0.5, shape=(2,))
+    restored.load_state_dict({"value": torch.tensor([1.0, 2.0]), "initialized": torch.tensor(True)})
+    restored.update(torch.tensor([[3.0, 4.0]]))
+    torch.testing.assert_close(restored(), torch.tensor([2.0, 3.0]))  # blended: both steps had started
 
 
 def test_moving_average_state_dict_and_copy_semantics():
@@ -173,6 +197,19 @@ def test_mask_drops_padded_steps_even_with_inf_log_probs():
     (out.loss_policy + out.loss_baseline).backward()
     assert bool(torch.isfinite(log_probs.grad).all()) and bool(torch.isfinite(baseline.grad).all())
     assert not log_probs.grad[~mask].any()
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_a_non_finite_baseline_on_a_padded_step_changes_nothing(normalize):
+    log_probs = torch.tensor([[-0.5, -1.0]], requires_grad=True)
+    mask = torch.tensor([[True, False]])
+    clean = reinforce_loss(log_probs, torch.tensor([[1.0, 0.0]]), torch.tensor([[0.5, 0.0]]), mask=mask,
+                           normalize_advantages=normalize)
+    for garbage in (float("nan"), float("inf")):
+        out = reinforce_loss(log_probs, torch.tensor([[1.0, 0.0]]), torch.tensor([[0.5, garbage]]), mask=mask,
+                             normalize_advantages=normalize)
+        torch.testing.assert_close(out.loss_policy, clean.loss_policy)
+        torch.testing.assert_close(out.advantages, clean.advantages)
 
 
 def test_normalize_advantages():

@@ -63,6 +63,10 @@ def test_gain_telescopes_to_the_last_log_prob_over_the_uniform_one():
      "log_prob and previous_log_prob must have equal shapes; got (3,) and (1,)"),
     (lambda: label_log_prob(torch.zeros(4, 10), torch.zeros(5, dtype=torch.long)),
      "logits must be (*, D) for labels (*); got (4, 10) and (5,)"),
+    (lambda: label_log_prob(torch.zeros(2, 3), torch.tensor([0, 3])),
+     "labels must lie in [0, 3) for 3 classes; got values from 0 to 3"),
+    (lambda: label_log_prob(torch.zeros(2, 3), torch.tensor([-1, 2])),
+     "labels must lie in [0, 3) for 3 classes; got values from -1 to 2"),
 ])
 def test_bad_reward_input_is_one_line(call, message):
     with pytest.raises(ValueError) as error:

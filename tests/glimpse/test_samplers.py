@@ -303,6 +303,8 @@ def test_boxcar_errors():
         boxcar_mask(torch.tensor([[0.0, 0.0, 0.5]]), 0, 4)
     with pytest.raises(ValueError, match="steepness"):
         boxcar_mask(torch.tensor([[0.0, 0.0, 0.5]]), 4, 4, steepness=0.0)
+    with pytest.raises(ValueError, match="steepness must be a finite number > 0; got inf"):  # a NaN mask otherwise
+        boxcar_mask(torch.tensor([[0.0, 0.0, 0.5]]), 4, 4, steepness=float("inf"))
     with pytest.raises(TypeError, match="boxes must be a floating-point"):
         boxcar_mask(torch.tensor([[0, 0, 1]]), 4, 4)
 
