@@ -156,9 +156,11 @@ def check_algo(cfg: Config) -> None:
     if not issubclass(spec.cls, trainers.PolicyAgent):  # a (plugin's) hard agent without collect/replay
         raise ConfigError(f"--algo {algorithm.algo}: --agent {cfg.agent} cannot replay its episodes (it has no "
                           f"collect/replay for the actor-critic trainers); use --algo reinforce")
-    if algorithm.algo == "ppo" and algorithm.minibatches > cfg.batch_size:
+    world = distributed.current().world_size  # under torchrun each process splits its share of the batch
+    if algorithm.algo == "ppo" and algorithm.minibatches > cfg.batch_size // world:
+        share = f" ({cfg.batch_size // world} per process of {world})" if world > 1 else ""
         raise ConfigError(f"--minibatches {algorithm.minibatches} is more than the --batch-size {cfg.batch_size} "
-                          f"episodes it splits")
+                          f"episodes it splits{share}")
     if getattr(cfg.options, "expected_context_prob", 0.0) > 0:
         raise ConfigError(f"--expected-context-prob trains by backpropagation through the expected context, which "
                           f"--algo {algorithm.algo} cannot replay; use it with --algo reinforce")

@@ -767,7 +767,8 @@ class HardRecurrentAgent(nn.Module):
         trajectory, obs = self.rollout(env, obs)
         losses = hybrid_losses(trajectory, entropy_coef=self.entropy_coef, step_ce=self.step_ce)
         losses.update(self.locator.stats())
-        losses["policy_entropy"] = trajectory.entropies.mean().detach()
+        if trajectory.entropies.numel():  # one glimpse: no look chosen, no entropy (a mean of nothing is NaN)
+            losses["policy_entropy"] = trajectory.entropies.mean().detach()
         if trajectory.decision_entropies is not None:  # a per-step decision policy's (Catch's paddle: max ln 3)
             losses[f"{self.decider.policy}_entropy"] = trajectory.decision_entropies.mean().detach()
         return losses, obs
@@ -1059,7 +1060,8 @@ def evaluate_rollouts(model: nn.Module, env, episodes: int, *, mc_samples: int =
     Convention:
         Round ``e`` resets ``env`` with seed ``seed + e * N``. In ``split="test"`` that shows test examples
         ``(seed + e * N + i) mod M`` in row ``i`` -- exactly episode ``e`` of a single reset with ``seed`` --
-        so ``episodes = ceil(M / N)`` covers the ``M`` test examples once. Every round is first played
+        so with ``N`` dividing ``M`` (the width :func:`agents.build.make_test_env` picks), ``episodes = M / N``
+        covers the ``M`` test examples once (other widths count some twice). Every round is first played
         with the mean locations (``deterministic=True``); with ``mc_samples = K > 1`` it is replayed ``K``
         times with sampled locations by resetting with the same seed, which shows the same canvases (and
         start locations) again, and the classifier's softmax is averaged over the ``K`` replays (Catch:

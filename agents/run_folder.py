@@ -172,6 +172,7 @@ _CHECKPOINT_ENTRIES: dict[str, Callable[[Any], bool]] = {
     "env": lambda v: isinstance(v, dict),
     "torch_rng": _is_rng_state,
     "torch_rng_ranks": lambda v: isinstance(v, list) and len(v) > 0 and all(map(_is_rng_state, v)),
+    "cuda_rng_ranks": lambda v: isinstance(v, list) and len(v) > 0 and all(map(_is_rng_state, v)),
     "world_size": lambda v: _is_count(v) and v >= 1,
     "images_seen": _is_count,
     "elapsed": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
@@ -182,13 +183,14 @@ _CHECKPOINT_ENTRIES: dict[str, Callable[[Any], bool]] = {
 
 def checkpoint_payload(cfg: Config, data: dict[str, dict], model: torch.nn.Module,
                        optimizer: torch.optim.Optimizer, env_state: dict, rngs: list[torch.Tensor],
-                       world_size: int, elapsed: float) -> dict:
+                       world_size: int, elapsed: float, cuda_rngs: list[torch.Tensor] | None = None) -> dict:
     """What a checkpoint of ``scripts/train.py`` holds (the entries :func:`read_checkpoint` checks): the run's
     flags (:func:`saved_config`) and data record, the weights, the optimizer's state, the whole batch's env
     state ``env_state`` (the ranks' rows in order), every rank's random stream ``rngs`` (rank 0's also as
-    ``torch_rng``), the number of processes, ``cfg.images_seen``, the training seconds ``elapsed``, and how it
-    ran (torch's CPU threads, the device: :func:`how_run_differs`)."""
-    return {
+    ``torch_rng``) and, training on CUDA, every rank's CUDA stream ``cuda_rngs`` (where its sampling draws),
+    the number of processes, ``cfg.images_seen``, the training seconds ``elapsed``, and how it ran (torch's CPU
+    threads, the device: :func:`how_run_differs`)."""
+    return {**({"cuda_rng_ranks": cuda_rngs} if cuda_rngs is not None else {}),
         "config": saved_config(cfg), "data": data,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "env": env_state,
         "torch_rng": rngs[0], "torch_rng_ranks": rngs, "world_size": world_size,
@@ -235,6 +237,13 @@ def restore_checkpoint(path: Path, state: dict, cfg: Config, model: torch.nn.Mod
              ("optimizer", "optimizer state does", lambda: optimizer.load_state_dict(state["optimizer"])),
              ("env", "env state does", lambda: env.load_state_dict(ctx.take_rows(state["env"], cfg.batch_size))),
              ("torch_rng", "random stream does", lambda: torch.set_rng_state(ranks[ctx.rank])))
+    cuda_ranks = state.get("cuda_rng_ranks")
+    if cuda_ranks is not None and ctx.device.type == "cuda":  # on another device the run goes on, noted
+        if len(cuda_ranks) <= ctx.rank:
+            raise ConfigError(f"{path} is damaged: it holds the CUDA random streams of {len(cuda_ranks)} "
+                              f"process(es), not of rank {ctx.rank}")
+        steps += (("cuda_rng", "CUDA random stream does",
+                   lambda: torch.cuda.set_rng_state(cuda_ranks[ctx.rank], ctx.device)),)
     results = {}
     for key, what, load in steps:
         try:

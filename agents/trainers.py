@@ -163,7 +163,7 @@ class PPOTrainer:
     last minibatch looked at (how far the policy got from the one that played the batch);
     ``explained_variance`` of the collected values, ``advantage_std`` (before normalisation),
     ``entropy_coef``, the batch's ``accuracy`` and ``reward``, and ``optimizer_steps`` (fewer than
-    ``E x M`` when the KL target stopped the update early).
+    ``E x M`` when the KL target stopped the update early). Under torchrun each is the mean over the processes.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, check: Check, options: PPOOptions,
@@ -231,10 +231,13 @@ class PPOTrainer:
         # Means over the steps made; approx_kl and clip_fraction of the last minibatch looked at: how far the
         # policy got from the one that played the batch.
         logged = {name: value / steps for name, value in sums.items()}
-        logged.update(last, optimizer_steps=float(steps))
-        logged.update(explained_variance=float(explained_variance(episodes.values, returns)),
-                      advantage_std=float(advantages.std()), entropy_coef=entropy_coef,
-                      **{name: float(value) for name, value in episodes.stats.items()})
+        logged.update(last, optimizer_steps=float(steps), entropy_coef=entropy_coef)
+        batch = {"explained_variance": float(explained_variance(episodes.values, returns)),
+                 "advantage_std": float(advantages.std()),
+                 **{name: float(value) for name, value in episodes.stats.items()}}
+        # Each process played its own rows: the mean over the processes, as self.check gives for the losses.
+        averaged = all_reduce_mean(torch.tensor(list(batch.values()), dtype=torch.float64))
+        logged.update(zip(batch, averaged.tolist()))
         return logged, obs
 
 

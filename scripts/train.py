@@ -144,12 +144,15 @@ def main() -> None:
         try:
             env_state = distributed.gather_rows(env.state_dict())
             rngs = distributed.all_gather_object(torch.get_rng_state())
+            # On CUDA the sampling draws from the device's generator: a resume must continue it too.
+            cuda_rngs = (distributed.all_gather_object(torch.cuda.get_rng_state(ctx.device))
+                         if ctx.device.type == "cuda" else None)
         except PeerFailure as error:
             raise stopped(f"checkpoint at {cfg.images_seen} images: {error}") from error
         if ctx.is_main:
             try:
                 save_checkpoint(checkpoint_path, checkpoint_payload(cfg, data, model, optimizer, env_state, rngs,
-                                                                    ctx.world_size, elapsed))
+                                                                    ctx.world_size, elapsed, cuda_rngs))
             except OSError as error:  # a full disk, a folder made read-only: the last checkpoint is intact
                 raise stopped(f"checkpoint at {cfg.images_seen} images: cannot write {checkpoint_path} "
                               f"({error.strerror or error})") from None

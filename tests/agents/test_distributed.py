@@ -182,9 +182,10 @@ UPDATES = 3
 DETERMINISTIC = ("item-soft", "spatial-soft", "stn", "racnn-soft", "fc")  # conv: through torchrun, below
 
 
-def train_updates(agent: str, ctx: Context, **trainer: Any) -> tuple[dict, list[str]]:
+def train_updates(agent: str, ctx: Context, **trainer: Any) -> tuple[dict, list[str], dict]:
     """``UPDATES`` updates as scripts/train.py makes them (its ``--algo`` trainer, ``trainer`` its flags), on
-    this rank's rows: the final parameters and a digest of the parameters after every update."""
+    this rank's rows: the final parameters, a digest of the parameters after every update, and what the last
+    update logged."""
     cfg = training.Config(agent=agent, **AGENT_SETTINGS, algorithm=AlgorithmOptions(**trainer))
     first, rows = ctx.share(cfg.batch_size, "--batch-size")
     torch.manual_seed(cfg.seed)
@@ -197,9 +198,9 @@ def train_updates(agent: str, ctx: Context, **trainer: Any) -> tuple[dict, list[
     obs, _ = env.reset(seed=cfg.seed + first)
     digests = []
     for update in range(1, UPDATES + 1):
-        _, obs = steps.update(env, obs, update)
+        logged, obs = steps.update(env, obs, update)
         digests.append(torch.cat([p.detach().flatten() for p in model.parameters()]).double().sum().item())
-    return {k: v.clone() for k, v in model.state_dict().items()}, digests
+    return {k: v.clone() for k, v in model.state_dict().items()}, digests, logged
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
@@ -292,7 +293,7 @@ def test_collectives_in_two_processes(ranks):
 @pytest.mark.e2e  # processes
 @pytest.mark.parametrize("agent", DETERMINISTIC)
 def test_two_ranks_train_a_deterministic_agent_as_one_process_does(ranks, agent):
-    single, _ = train_updates(agent, Context())
+    single, *_ = train_updates(agent, Context())
     for found in ranks:
         for name, value in single.items():
             torch.testing.assert_close(found[agent][0][name], value, rtol=0, atol=1e-6)
@@ -309,6 +310,9 @@ def test_ram_ranks_hold_identical_parameters_after_every_update(ranks, run):
     assert digests[0] == digests[1] and len(set(digests[0])) == UPDATES  # identical, and changing
     for name, value in ranks[0][run][0].items():
         assert torch.equal(value, ranks[1][run][0][name]), name
+    # What each logs is the whole batch's, the same on both ranks, though each played its own episodes.
+    assert ranks[0][run][2] == ranks[1][run][2]
+    assert {"accuracy", "reward"} <= set(ranks[0][run][2])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -185,6 +185,34 @@ def test_compare_relaunches_a_run_killed_before_its_first_checkpoint_to_the_same
     assert [e.step for e in events.Scalars("eval/accuracy")] == [64, 128]  # the killed run's events purged
 
 
+def test_a_cuda_checkpoint_carries_each_ranks_cuda_stream_and_a_cuda_resume_restores_its_own(finished, monkeypatch):
+    """On CUDA a hard agent samples from the device's generator, which torch.manual_seed resets at start: the
+    checkpoint keeps every rank's, and a resume on CUDA sets its rank's (the CUDA calls recorded here)."""
+    from agents import distributed  # noqa: PLC0415
+    from agents.run_folder import checkpoint_payload, read_checkpoint, restore_checkpoint  # noqa: PLC0415
+
+    state = read_checkpoint(finished / "checkpoint.pt")
+    cfg, model, _ = training.load_run(finished)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    streams = [torch.arange(16, dtype=torch.uint8) + r for r in range(2)]
+    payload = checkpoint_payload(cfg, state["data"], model, optimizer, state["env"], state["torch_rng_ranks"] * 2,
+                                 2, state["elapsed"], cuda_rngs=streams)
+    assert "cuda_rng_ranks" not in checkpoint_payload(cfg, state["data"], model, optimizer, state["env"],
+                                                      state["torch_rng_ranks"], 1, 0.0)  # a CPU run has none
+    set_calls = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda rng, device: set_calls.append((rng, device)))
+    cfg.images_seen = 0
+    env = training.make_env(cfg, "train", cfg.batch_size // 2)
+    rank1 = distributed.Context(1, 2, 1, 2, device=torch.device("cuda:1"))
+    restore_checkpoint(finished / "checkpoint.pt", payload, cfg, model, optimizer, env, rank1)
+    [(rng, device)] = set_calls
+    assert torch.equal(rng, streams[1]) and device == torch.device("cuda:1")
+    set_calls.clear()
+    restore_checkpoint(finished / "checkpoint.pt", payload, cfg, model, optimizer, env,
+                       distributed.Context(1, 2, 1, 2))  # resumed on the CPU: no CUDA stream to set
+    assert set_calls == []
+
+
 def test_a_finished_run_resumed_does_nothing_and_exits_0(finished, tmp_path):
     run = copy_run(finished, tmp_path / "run")
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}

@@ -23,7 +23,8 @@ from gymnasium.vector import AutoresetMode
 from torch.distributions import Normal
 
 import envs
-from agents import AGENTS, build, training
+from agents import AGENTS, build, distributed, training
+from agents.training import ConfigError
 from agents.itemwise import HardItemAttention
 from agents.ram import RAM
 from agents.recurrent import rollout
@@ -346,6 +347,26 @@ def test_ppo_steps_epochs_times_minibatches_on_disjoint_whole_episodes(num_envs,
                        training.check_update)
     a2c.update(env, obs, 3)
     assert len(steps) == 1
+
+
+def test_minibatches_are_checked_against_each_processes_share_of_the_batch(monkeypatch):
+    """Under torchrun every process splits its own rows: 8 minibatches of a global 8 on 2 processes would
+    silently make 4 steps each."""
+    args = ["--agent", "ram", "--env", "catch", "--batch-size", "8", "--minibatches", "8"]
+    assert training.parse_train_config(args).algorithm.minibatches == 8  # one process: 8 rows, 8 minibatches
+    monkeypatch.setattr(distributed, "current", lambda: distributed.Context(0, 2, 0, 2))
+    with pytest.raises(ConfigError, match=r"--minibatches 8 is more than the --batch-size 8 episodes it splits "
+                                          r"\(4 per process of 2\)"):
+        training.parse_train_config(args)
+
+
+def test_one_glimpse_logs_no_look_entropy_rather_than_nan():
+    env = GlimpseVectorEnv(4, **RETINA, task="mnist", num_glimpses=1)
+    model = RAM.from_env(env, **SMALL)
+    losses, _ = model.train_losses(env, env.reset(seed=0)[0])
+    assert "policy_entropy" not in losses and all(torch.isfinite(v).all() for v in losses.values())
+    several = setup("ram-mnist")
+    assert torch.isfinite(several[1].train_losses(several[0], several[2])[0]["policy_entropy"])
 
 
 def test_the_entropy_bonus_anneals_linearly_with_progress():
