@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import sys
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
@@ -307,8 +308,8 @@ def write_table(cfg: Config, rows: list[dict], path: Path) -> None:
               "and convolutions of one image's inference (agents/flops.py). "
               + (f"Val: the {cfg.val_images:,} training items every run held out (--val-images), whole, mean locations: "
                  "the split to choose on; the test split is the one to report. " if cfg.val_images else "")
-              + "Command: `python scripts/compare.py "
-              + " ".join(command_flags({k: v for k, v in flags(cfg).items() if v is not None})) + "`."]
+              + "Command: `" + shlex.join(["python", "scripts/compare.py", *command_flags(
+                  {k: v for k, v in flags(cfg).items() if v not in (None, "")})]) + "`."]
     path.write_text("\n".join(lines) + "\n")
 
 

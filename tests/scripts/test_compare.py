@@ -7,6 +7,7 @@ import json
 import os
 import re
 import runpy
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,8 @@ def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path, monkeypatc
     for name in ("| RAM | hard |", "| item-wise soft | soft |", "| RA-CNN soft | soft |", "| conv | baseline |"):
         assert name in table
     assert "| agent | scale 1 acc. | scale 2 acc. | scale 3 acc. | fused acc. |" in table  # RA-CNN's scales
+    written = shlex.split(re.search(r"Command: `([^`]*)`", table).group(1))
+    assert written[:2] == ["python", "scripts/compare.py"]
     for agent, name in (("ram", "RAM"), ("conv", "conv")):  # every run held out the same 40 items, reported
         results = [json.loads((out / f"mnist__{agent}__{s}" / "results.json").read_text()) for s in (1, 2)]
         assert all(r["val_images"] == 40 for r in results)
@@ -131,8 +134,8 @@ def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path, monkeypatc
         row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
         assert row.split(" | ")[5] == f"{val.mean():.2f} +- {val.std():.2f}", row
 
-    # A second call reuses the finished runs instead of training them again.
-    again = in_process("compare.py", *cmd, env=ENV)
+    # The command the table names, run again, reuses the finished runs instead of training them again.
+    again = in_process("compare.py", *written[2:], env=ENV)
     assert again.returncode == 0 and "start" not in again.stdout, again.stderr
     assert all(len(list((out / f"mean-{a}").glob("events.out.tfevents.*"))) == 1 for a in agents)  # rewritten, not added
     check_aggregate_runs(out, agents)
