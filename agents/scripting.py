@@ -1,19 +1,20 @@
 """What every script of ``scripts/`` runs inside: the two errors that end a run, with their exit statuses
 (:class:`ConfigError`: 2, :class:`TrainingStopped`: 1), :func:`run_script`, which turns them (and Ctrl-C)
 into one line on stderr and that status, also under ``torchrun``, :func:`in_flag_words`, an env's refusal
-in the command line's words, and :class:`NullWriter`, the TensorBoard writer of the ranks that write
-nothing."""
+in the command line's words, :func:`output_folder`, a folder a script writes into, and :class:`NullWriter`, the
+TensorBoard writer of the ranks that write nothing."""
 
 from __future__ import annotations
 
 import sys
 import traceback
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from agents import distributed
 from glimpse.checks import ArgumentError
 
-__all__ = ["ConfigError", "TrainingStopped", "run_script", "in_flag_words", "NullWriter"]
+__all__ = ["ConfigError", "TrainingStopped", "run_script", "in_flag_words", "output_folder", "NullWriter"]
 
 
 class ConfigError(ValueError):
@@ -25,6 +26,17 @@ class ConfigError(ValueError):
 class TrainingStopped(RuntimeError):
     """Training cannot go on (a non-finite loss, gradient or parameter); the scripts print its message as
     one line and exit with status 1. The run folder keeps its last good checkpoint and gets no results."""
+
+
+def output_folder(path: str | Path, flag: str) -> Path:
+    """``path`` as a folder to write into, made (with its parents) if missing; a :class:`ConfigError` naming
+    ``flag`` if it cannot be (a file there, a read-only place)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"{flag} {path}: cannot make the folder there ({error.strerror or error})") from None
+    return path
 
 
 def in_flag_words(error: Exception, flags: Mapping[str, str]) -> str:

@@ -65,9 +65,14 @@ def run_parallel(runs: list[tuple[Path, list[str]]], jobs: int) -> None:
                 print(f"done  {run_dir.name}", flush=True)
 
 
+#: The frame tyro draws around a command-line error: not words of the message.
+BOX_DRAWING = "│╭╮╰╯─┃━┏┓┗┛ \t"
+
+
 def last_line(path: Path) -> str:
-    """The last non-empty line of text file ``path`` (a run's log), at most its last 4 KiB read."""
+    """The last line of text file ``path`` (a run's log) with words in it, out of the frame a command-line
+    error is drawn in; at most its last 4 KiB read."""
     with os.fdopen(open_no_follow(path, os.O_RDONLY), "rb") as file:
         file.seek(max(0, file.seek(0, os.SEEK_END) - 4096))
         lines = file.read().decode("utf-8", "replace").splitlines()
-    return next((line.strip() for line in reversed(lines) if line.strip()), "(empty log)")
+    return next((line.strip(BOX_DRAWING) for line in reversed(lines) if line.strip(BOX_DRAWING)), "(empty log)")

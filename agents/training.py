@@ -60,12 +60,12 @@ from agents.run_folder import (CHECKPOINT_KEYS, LOCK_NAME, NOT_COMPARED, RUN_FIL
                                check_run_files, checkpoint_payload, flag_differences, load_run, lock_run_dir,
                                open_run, processes, read_checkpoint, read_json, release_run_dir, restore_checkpoint,
                                save_checkpoint, saved_config, write_json)
-from agents.scripting import ConfigError, NullWriter, TrainingStopped, run_script
+from agents.scripting import ConfigError, NullWriter, TrainingStopped, output_folder, run_script
 from agents.sweep import run_parallel, threads_per_job
 
 __all__ = [
     # agents.scripting
-    "ConfigError", "TrainingStopped", "run_script", "NullWriter",
+    "ConfigError", "TrainingStopped", "run_script", "output_folder", "NullWriter",
     # agents.config
     "Retina", "TaskOptions", "OptimiserOptions", "RunOptions", "Config", "agent_spec", "import_plugins",
     "flat_config", "config_from_flat",

@@ -41,10 +41,11 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 
 from agents import AGENTS, distributed
-from agents.training import ConfigError, cli, command_flags, import_plugins, run_parallel, run_script, threads_per_job
+from agents.training import (ConfigError, cli, command_flags, import_plugins, output_folder, run_parallel, run_script,
+                             threads_per_job)
 from agents.config import TaskOptions
 from agents.ranges import Range
-from agents.trainers import Algo
+from agents.trainers import OPTIONS_USED, Algo
 
 
 def family(agent: str) -> str:
@@ -225,10 +226,10 @@ def write_tensorboard_layout(cfg: Config, rows: list[dict]) -> None:
     TensorBoard colours and names lines by run, so each agent's mean is one line of its own colour both in
     the Scalars tab (tags ``compare/accuracy_{mean,min,max}``; also ``compare/<family>/accuracy_…``, shared
     by the agents of one family) and in the Custom Scalars tab. Every aggregate run holds the same layout
-    (TensorBoard merges identical charts into one). All ``OUT/mean-*`` runs, and the run ``.`` that
-    earlier versions wrote, are rewritten whole on every call, so a re-run leaves one summary, not two."""
+    (TensorBoard merges identical charts into one). All ``OUT/mean-*`` runs are rewritten whole on every call,
+    so a re-run leaves one summary, not two; nothing else in ``OUT`` is touched."""
     out = Path(cfg.out)
-    for old in [*out.glob("events.out.tfevents.*"), *out.glob(f"{MEAN_PREFIX}*/events.out.tfevents.*")]:
+    for old in out.glob(f"{MEAN_PREFIX}*/events.out.tfevents.*"):
         old.unlink()
     families = [k for k in FAMILY_CHARTS if any(row["family"] == k for row in rows)]
     layout = tensorboard_layout(families)
@@ -323,12 +324,17 @@ def main() -> None:
     unknown = [a for a in agents if a not in AGENTS]
     if not agents or unknown:
         raise ConfigError(f"--agents must list train.py agents ({', '.join(AGENTS)}); got unknown {unknown or 'none'}")
+    if twice := sorted({a for a in agents if agents.count(a) > 1}):  # one run folder per (agent, seed)
+        raise ConfigError(f"--agents lists {', '.join(twice)} more than once")
     if cfg.seeds < 1 or cfg.jobs < 1:
         raise ConfigError("--seeds and --jobs must be >= 1")
-    if cfg.target_kl is not None and cfg.hard_algo == "reinforce":
-        raise ConfigError(f"--target-kl {cfg.target_kl} is PPO's KL guard; --hard-algo reinforce has none")
+    if cfg.target_kl is not None and cfg.hard_algo is not None and "target_kl" not in OPTIONS_USED[cfg.hard_algo]:
+        raise ConfigError(f"--target-kl {cfg.target_kl} is PPO's KL guard; --hard-algo {cfg.hard_algo} has none")
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if any((out / name).exists() for name in ("config.json", "checkpoint.pt", "results.json")):
+        raise ConfigError(f"--out {out} is a train.py run folder; compare.py makes one run folder per agent and seed "
+                          f"inside its own --out: choose another")
+    output_folder(out, "--out")
     run_all(cfg, agents)
     rows = summarize(cfg, agents)
     write_tensorboard_layout(cfg, rows)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 from PIL import Image
 
 from agents.ranges import MAX_SEED, Range
-from agents.training import ConfigError, cli, run_script
+from agents.training import cli, output_folder, run_script
 from envs import GlimpseVectorEnv
 from envs.files import atomic_write
 from envs.render import render_glimpse
@@ -71,11 +70,7 @@ def main() -> None:
             rows.append(np.full((8, rows[-1].shape[1], 3), 255, np.uint8))
     picture = np.concatenate(rows[:-1], axis=0)
 
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:  # a file where the folder goes, a read-only place
-        raise ConfigError(f"--out {out}: cannot make the folder there ({error.strerror})") from None
+    out = output_folder(args.out, "--out")
     # Atomically, as every picture the project writes: a link at the path is replaced, never written through.
     atomic_write(out / "glimpses.png", lambda file: Image.fromarray(picture).save(file, format="PNG"))
     print("data: " + ("; ".join(str(w.message) for w in caught) or "full dataset"))

@@ -21,10 +21,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from agents.recipes import TASK_BUDGETS
-from agents.training import ConfigError, cli, command_flags, run_parallel, run_script, threads_per_job
+from agents.training import ConfigError, cli, command_flags, output_folder, run_parallel, run_script, threads_per_job
 from agents.ranges import MAX_SEED, Range
 
 # Each setting's retina: its task's glimpse budget (agents.recipes.TASK_BUDGETS: the paper's, 8 px x 1 on 28x28,
@@ -42,8 +42,8 @@ class Config:
     """seed of every run"""
     out: str = "runs/ram-table"
     """folder holding one run folder per row and results.md"""
-    dataset: str = "mnist"
-    """mnist or fashion-mnist"""
+    dataset: Literal["mnist", "fashion-mnist"] = "mnist"
+    """which digits/items (train.py's --dataset)"""
     envs: str = "mnist,translated-60,cluttered-60,moving-mnist,catch"
     """comma-separated settings to run (a table can be built in parts with different budgets)"""
     quick: bool = False
@@ -72,8 +72,7 @@ def rows(cfg: Config) -> list[tuple[str, list[str]]]:
 
 def main() -> None:
     cfg = cli(Config, description=__doc__.split("\n\n")[0])
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(cfg.out, "--out")
     lines = ["| run | agent | env | glimpses | test accuracy (mean loc.) | MC accuracy (K=10) | test images | train images | wall s | FLOPs/image | params | command |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     threads = threads_per_job(cfg.jobs)
@@ -82,14 +81,20 @@ def main() -> None:
                        "--run-dir", str(out / name)]
                 for name, args in rows(cfg)}
     started = time.perf_counter()
-    run_parallel([(out / name, [sys.executable, *command[1:]]) for name, command in commands.items()], cfg.jobs)
+    # The scripts beside this one, wherever it is run from (the table shows the commands as run from the repository).
+    script = {name: str(Path(__file__).with_name(name)) for name in ("train.py", "evaluate.py")}
+    run_parallel([(out / name, [sys.executable, script["train.py"], *command[2:]]) for name, command in commands.items()],
+                 cfg.jobs)
     print(f"training: {time.perf_counter() - started:.0f} s", flush=True)
     for name, command in commands.items():
         run_dir, args = out / name, command[2:]
         r = json.loads((run_dir / "results.json").read_text())
         # The table's accuracies: the checkpoint evaluated on the whole fixed test split (evaluate.py).
-        evaluated = subprocess.run([sys.executable, "scripts/evaluate.py", "--run-dir", str(run_dir), "--mc-samples", "10"],
-                                   check=True, capture_output=True, text=True)
+        evaluated = subprocess.run([sys.executable, script["evaluate.py"], "--run-dir", str(run_dir), "--mc-samples", "10"],
+                                   capture_output=True, text=True)
+        if evaluated.returncode != 0:  # its own one-line error, not a traceback of this script
+            last = next((line for line in reversed(evaluated.stderr.splitlines()) if line.strip()), "no message")
+            raise ConfigError(f"{run_dir}: evaluate.py failed (exit {evaluated.returncode}): {last}")
         r.update(json.loads(evaluated.stdout.strip().splitlines()[-1]))
         glimpses = next((args[i + 1] for i, a in enumerate(args) if a == "--glimpses"), "per frame" if "ram" in name else "-")
         mc = f"{r['test_accuracy_mc']:.3f}" if "test_accuracy_mc" in r else "-"

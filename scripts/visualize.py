@@ -21,8 +21,8 @@ from typing import Annotated
 from PIL import Image
 
 from agents.contract import RolloutAgent
-from agents.training import (ConfigError, announcing_data, cli, eval_picture, load_run, paths_picture, picture_at,
-                             replay_test_paths, run_script)
+from agents.training import (ConfigError, announcing_data, cli, eval_picture, load_run, output_folder,
+                             paths_picture, picture_at, replay_test_paths, run_script)
 from envs.files import atomic_write
 from envs.render import render_glimpses
 from agents.ranges import Range
@@ -63,11 +63,11 @@ def main() -> None:
         if drawn is None:
             raise ConfigError(f"{cfg.run_dir} trained --agent {train_cfg.agent}, which reads the whole picture "
                               f"with no attention to draw")
-        out = output_folder(cfg)
+        out = output_folder(cfg.out or Path(cfg.run_dir) / "viz", "--out")
         save_image(Image.fromarray(drawn[1]), out / "attention.png")
         print(f"wrote {out / 'attention.png'}")
         return
-    out = output_folder(cfg)
+    out = output_folder(cfg.out or Path(cfg.run_dir) / "viz", "--out")
     pictures, labels, trajectory = replay_test_paths(model, test_env)
     count = min(cfg.count, test_env.num_envs)
     steps = trajectory.rewards.shape[1]  # the looks read; the last location only produced the final observation
@@ -80,16 +80,6 @@ def main() -> None:
     decided = trajectory.logits[:count].argmax(1).tolist() if trajectory.logits is not None else None
     print(f"wrote {out / 'glimpses.gif'} ({steps} frames) and {out / 'paths.png'}; "
           f"labels {labels[:count].tolist() if labels is not None else None}, decisions {decided}")
-
-
-def output_folder(cfg: Config) -> Path:
-    """``--out`` (default ``RUN_DIR/viz``), made if missing; a one-line error if it cannot be."""
-    out = Path(cfg.out) if cfg.out else Path(cfg.run_dir) / "viz"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:  # a file where the folder goes, a read-only place
-        raise ConfigError(f"--out {out}: cannot make the folder there ({error.strerror})") from None
-    return out
 
 
 def save_image(image: Image.Image, path: Path, **options) -> None:

@@ -147,6 +147,29 @@ def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path, monkeypatc
     assert "mnist__ram__1 holds a finished run that this command did not make" in line and "--learning-rate" in line
 
 
+def test_an_agent_twice_or_an_out_that_is_a_run_folder_or_a_file_is_one_line_and_touches_nothing(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text("{}")
+    (run / "events.out.tfevents.1.host").write_text("a run's history")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for args, words in ((["--agents", "fc, conv,fc"], "--agents lists fc more than once"),
+                        (["--out", str(run)], f"--out {run} is a train.py run folder"),
+                        (["--out", str(a_file)], f"--out {a_file}: cannot make the folder there")):
+        done = in_process("compare.py", "--env", "mnist", "--train-images", "0", *args, env=ENV)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert words in line, line
+    assert sorted(p.name for p in run.iterdir()) == ["events.out.tfevents.1.host", "results.json"]
+
+
+def test_a_failed_runs_message_is_its_logs_last_words_not_the_frame_around_them(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("data: ...\n╭─ Parsing error ─╮\n│ Invalid choice: 'foo' for --dataset │\n╰─────────╯\n\n")
+    assert sweep.last_line(log) == "Invalid choice: 'foo' for --dataset"
+
+
 def test_target_kl_goes_to_the_hard_agents_on_their_recipes_algo():
     """--target-kl without --hard-algo reaches the hard agents (their recipes train by PPO); with --hard-algo
     reinforce, which has no KL guard, it is refused."""
