@@ -26,7 +26,7 @@ from agents.ranges import MAX_SEED, Range, check_values
 from agents.recipes import RECIPES, resolve_recipe
 from agents.registry import AGENTS
 from agents.scripting import ConfigError
-from agents.trainers import AlgorithmOptions
+from agents.trainers import OPTIONS_USED, AlgorithmOptions
 
 __all__ = ["Range", "MAX_SEED", "check_values", "cli", "check_text", "check_device", "parse_train_config",
            "recipe_in_use", "command_flags"]
@@ -139,8 +139,11 @@ def parse_train_config(argv: Sequence[str] | None = None, description: str | Non
     spec = agent_spec(early.agent)
     own = {f.name for f in dataclasses.fields(spec.options)}
     shared = {f.name for f in dataclasses.fields(Config)} | {f.name for f in dataclasses.fields(AlgorithmOptions)}
+    given = set()
     for arg in argv:
         name = arg.split("=", 1)[0].removeprefix("--").removeprefix("no-").replace("-", "_")
+        if arg.startswith("--"):
+            given.add(name)
         if not arg.startswith("--") or name in own or name in shared:
             continue
         owners = [other for other in AGENTS.values() if name in {f.name for f in dataclasses.fields(other.options)}]
@@ -170,6 +173,12 @@ def parse_train_config(argv: Sequence[str] | None = None, description: str | Non
     cfg.plugins = tuple(cfg.plugins)
     cfg.options = getattr(parsed, group)
     cfg.recipe = recipe.name if recipe is not None else "none"
+    algo = cfg.algorithm.algo
+    unused = sorted(given & set(OPTIONS_USED["ppo"]) - OPTIONS_USED[algo])  # given, so meant: never silently inert
+    if unused:
+        users = [a for a in OPTIONS_USED if unused[0] in OPTIONS_USED[a]]
+        raise ConfigError(f"--{unused[0].replace('_', '-')} is an option of --algo {'/'.join(users)}; --algo {algo} "
+                          f"does not use it")
     check_algo(cfg)
     return cfg
 

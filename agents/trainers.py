@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import typing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Annotated, Any, Literal
 
 import torch
@@ -43,7 +43,7 @@ from glimpse.policy_gradient import (
 )
 
 __all__ = ["Algo", "ALGOS", "Episodes", "Replayed", "PolicyAgent", "ReinforceOptions", "PPOOptions",
-           "AlgorithmOptions", "ReinforceTrainer", "PPOTrainer", "trainer_for"]
+           "AlgorithmOptions", "OPTIONS_USED", "ReinforceTrainer", "PPOTrainer", "trainer_for"]
 
 #: The trainers by name (``--algo``): declared once, here.
 Algo = Literal["reinforce", "a2c", "ppo"]
@@ -109,6 +109,15 @@ class AlgorithmOptions(PPOOptions):
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:  # the one check of --algo (the command line's choices are the same names)
             raise ValueError(f"--algo must be one of {', '.join(ALGOS)}; got {self.algo!r}")
+
+
+#: The trainer options each ``--algo`` reads (A2C is PPO with one epoch of one minibatch); it ignores the others.
+OPTIONS_USED: dict[str, frozenset[str]] = {
+    "reinforce": frozenset({"entropy_coef"}),
+    "a2c": frozenset({"entropy_coef", "entropy_coef_final", "gamma", "gae_lambda", "value_coef", "max_grad_norm",
+                      "normalize_advantages"}),
+    "ppo": frozenset(f.name for f in fields(PPOOptions)),
+}
 
 
 Check = Callable[[dict[str, Tensor], nn.Module, int], dict[str, float]]

@@ -104,6 +104,11 @@ def main() -> None:
         flags = " ".join(command_flags(recipe))
         print(f"recipe {cfg.recipe} (--agent {cfg.agent} --env {cfg.env}; --recipe none: without it): {flags}",
               file=sys.stderr)
+    if cfg.train_images % cfg.batch_size and ctx.is_main:  # runs compare at equal data: say what this one sees
+        batches = -(-cfg.train_images // cfg.batch_size)
+        print(f"note: --train-images {cfg.train_images:,} is not a whole number of --batch-size {cfg.batch_size} "
+              f"batches: the run trains {batches * cfg.batch_size:,} images ({batches:,} x {cfg.batch_size})",
+              file=sys.stderr)
     check_resume(cfg, state, recorded, data)  # --resume: the same data and flags as the run's
     if has_results:  # finished: its results stand, with or without the checkpoint
         if ctx.is_main:

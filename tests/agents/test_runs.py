@@ -213,6 +213,14 @@ def test_a_cuda_checkpoint_carries_each_ranks_cuda_stream_and_a_cuda_resume_rest
     assert set_calls == []
 
 
+def test_a_budget_that_is_not_whole_batches_says_what_the_run_trains(tmp_path):
+    done = train(tmp_path / "run", *BASE, "--train-images", "40", "--eval-every", "64")  # batches of 32
+    assert done.returncode == 0, done.stderr
+    assert ("note: --train-images 40 is not a whole number of --batch-size 32 batches: the run trains 64 images "
+            "(2 x 32)") in done.stderr.splitlines()
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["train_images"] == 64
+
+
 def test_a_finished_run_resumed_does_nothing_and_exits_0(finished, tmp_path):
     run = copy_run(finished, tmp_path / "run")
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}

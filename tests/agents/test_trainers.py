@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -358,6 +359,18 @@ def test_minibatches_are_checked_against_each_processes_share_of_the_batch(monke
     with pytest.raises(ConfigError, match=r"--minibatches 8 is more than the --batch-size 8 episodes it splits "
                                           r"\(4 per process of 2\)"):
         training.parse_train_config(args)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--algo", "reinforce", "--target-kl", "0.02"], "--target-kl is an option of --algo ppo; --algo reinforce"),
+    (["--algo", "a2c", "--minibatches", "2"], "--minibatches is an option of --algo ppo; --algo a2c does not use it"),
+    (["--algo", "reinforce", "--no-normalize-advantages"], "--normalize-advantages is an option of --algo a2c/ppo"),
+])
+def test_a_trainer_option_the_algo_does_not_use_is_refused_when_given(args, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        training.parse_train_config(["--agent", "ram", "--env", "mnist", *args])
+    # A recipe's value for it stays (the cluttered-60 recipe's --target-kl under --algo reinforce): not given.
+    assert training.parse_train_config(["--agent", "ram", "--env", "cluttered-60", "--algo", "reinforce"]).recipe
 
 
 def test_one_glimpse_logs_no_look_entropy_rather_than_nan():
