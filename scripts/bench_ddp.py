@@ -25,6 +25,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import statistics
 import time
@@ -71,7 +72,11 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, batch: int, port: int, cfg: Config, conn) -> None:
-    """One process of a group: build, warm up, then time ``updates`` updates whenever asked."""
+    """One process of a group: build, warm up, then time ``updates`` updates whenever asked.
+
+    Ctrl-C reaches every process of the terminal's group: here it is ignored (the parent, which got it too,
+    prints the one ``interrupted`` line and ends its workers), so that no worker prints a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
     torch.set_num_threads(cfg.threads)
@@ -125,8 +130,10 @@ def main() -> None:
         raise ConfigError(f"--device must be cpu or cuda; got {cfg.device!r}")
     gpus = torch.cuda.device_count() if cfg.device == "cuda" else 0
     ranks = cfg.ranks or ((1, 2) if cfg.device == "cpu" else tuple(range(1, gpus + 1)))
-    if not cfg.batch_size or min(cfg.batch_size) < 1:
-        raise ConfigError(f"--batch-size must be one or more sizes >= 1; got {list(cfg.batch_size)}")
+    if not cfg.batch_size or min(cfg.batch_size) < 1 or len(set(cfg.batch_size)) < len(cfg.batch_size):
+        raise ConfigError(f"--batch-size must be one or more different sizes >= 1; got {list(cfg.batch_size)}")
+    if len(set(ranks)) < len(ranks):  # one group per (batch, world size): a size twice would pool their rounds
+        raise ConfigError(f"--ranks must be different world sizes; got {list(ranks)}")
     for world in ranks:
         for batch in cfg.batch_size:
             if world < 1 or batch % world:
@@ -139,14 +146,20 @@ def main() -> None:
     if cfg.device == "cpu":
         torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     groups = []
-    for batch in cfg.batch_size:
-        for world in ranks:
-            port, pipes = _free_port(), []
-            for rank in range(world):
-                parent, child = context.Pipe()
-                context.Process(target=_worker, args=(rank, world, batch, port, cfg, child), daemon=True).start()
-                pipes.append(parent)
-            groups.append(((batch, world), pipes))
+    # Started with Ctrl-C ignored, which a worker inherits (through exec too), so that one spawned for CUDA
+    # ignores it while it imports this script, before _worker says so; this process then takes it again.
+    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for batch in cfg.batch_size:
+            for world in ranks:
+                port, pipes = _free_port(), []
+                for rank in range(world):
+                    parent, child = context.Pipe()
+                    context.Process(target=_worker, args=(rank, world, batch, port, cfg, child), daemon=True).start()
+                    pipes.append(parent)
+                groups.append(((batch, world), pipes))
+    finally:
+        signal.signal(signal.SIGINT, sigint)
 
     def answers(pipes) -> list:
         replies = [pipe.recv() for pipe in pipes]

@@ -35,6 +35,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 import envs  # importing envs registers glimpse/...
 from agents.benchmarking import interleaved_medians
+from agents.scripting import in_flag_words
 from agents.training import ConfigError, cli, run_script
 from agents.config import Retina
 from agents.ranges import MAX_SEED, Range
@@ -85,7 +86,8 @@ def env_kwargs(cfg: Config) -> dict:
     like MNIST's 28x28, keeps it)."""
     spec = envs.task_of(cfg.env_id)
     takes = {f.name for f in dataclasses.fields(spec.options)}
-    wanted = dict(canvas=cfg.canvas, distractors=cfg.distractors, num_glimpses=cfg.num_glimpses if spec.is_still else None)
+    wanted = dict(canvas=cfg.canvas, distractors=cfg.distractors,
+                  num_glimpses=cfg.num_glimpses if spec.is_still else None)
     task = {name: value for name, value in wanted.items() if value is not None and name in takes}
     if "canvas" in task:
         try:
@@ -93,6 +95,31 @@ def env_kwargs(cfg: Config) -> dict:
         except ValueError:
             del task["canvas"]
     return dict(**asdict(cfg.retina), action_mode=cfg.action_mode, **task)
+
+
+def parse_sizes(text: str, flag: str) -> list[int]:
+    """``"16,256"`` -> ``[16, 256]``: comma-separated different integers >= 1, else a :class:`ConfigError`
+    naming ``flag`` (a size twice would print its row twice)."""
+    parts = text.split(",")
+    if not all(p.strip().isdecimal() and int(p) >= 1 for p in parts) or len(set(map(int, parts))) < len(parts):
+        raise ConfigError(f"{flag} takes comma-separated different integers >= 1 (e.g. 16,256); got {text!r}")
+    return [int(p) for p in parts]
+
+
+def make_envs(cfg: Config, n: int, device: torch.device) -> tuple[VectorEnv, VectorEnv | None]:
+    """The batched env and (on the CPU) the sync one at N = ``n``; what the task refuses (a retina larger
+    than the canvas, more envs than memory holds, ...) is a :class:`ConfigError` in the flags' words."""
+    kwargs = env_kwargs(cfg)
+    try:
+        batched = gym.make_vec(cfg.env_id, num_envs=n, device=device, autoreset_mode=AutoresetMode.SAME_STEP,
+                               **kwargs)
+        if device.type != "cpu":
+            return batched, None
+        return batched, gym.make_vec(cfg.env_id, num_envs=n, vectorization_mode="sync",
+                                     vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **kwargs)
+    except ValueError as error:  # the env's own checks (glimpse.RetinaError among them): its message, flag-worded
+        flags = {name: "--" + name.replace("_", "-") for name in [*kwargs, "num_envs"]}
+        raise ConfigError(f"--env-id {cfg.env_id} --num-envs {n}: {in_flag_words(error, flags)}") from None
 
 
 def random_actions(space: gym.Space, count: int, seed: int) -> np.ndarray:
@@ -130,15 +157,10 @@ def check_same_episodes(batched: VectorEnv, sync: VectorEnv, seed: int) -> None:
 
 
 def measure(cfg: Config, n: int, device: torch.device) -> Row:
-    kwargs = env_kwargs(cfg)
-    batched = gym.make_vec(cfg.env_id, num_envs=n, device=device, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
+    batched, sync = make_envs(cfg, n, device)
     actions = random_actions(batched.action_space, cfg.steps, cfg.seed)
     runners = {}
-    if device.type == "cpu":
-        sync = gym.make_vec(
-            cfg.env_id, num_envs=n, vectorization_mode="sync",
-            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **kwargs,
-        )
+    if sync is not None:
         check_same_episodes(batched, sync, cfg.seed)
         runners["batched"] = block_runner(batched, actions, device)
         runners["sync"] = block_runner(sync, actions, device)
@@ -166,7 +188,7 @@ def main() -> None:
     if cfg.num_envs is None:
         sizes = [1, 16, 256] + ([4096, 65536] if device.type == "cuda" else [])
     else:
-        sizes = [int(v) for v in cfg.num_envs.split(",")]
+        sizes = parse_sizes(cfg.num_envs, "--num-envs")
     rows = [measure(cfg, n, device) for n in sizes]
 
     header = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,

@@ -1,8 +1,9 @@
 """Benchmark the retina: ``glimpse.extract_glimpses`` and ``GlimpseSensor`` against a per-sample loop.
 
 The loop is the retina of popular RAM implementations: for each sample, zero-pad the image, slice each
-scale's window, then ``avg_pool2d`` each scale's stack (``glimpse.baselines.loop_glimpses``). Both run on identical inputs in one process and
-the ratios come from the same run (these machines are noisy; compare ratios, not absolute times).
+scale's window, then ``avg_pool2d`` each scale's stack (``glimpse.baselines.loop_glimpses``). Both run on
+identical inputs in one process and the ratios come from the same run (these machines are noisy; compare
+ratios, not absolute times).
 
 Two settings:
 - ``call``: one stateless ``extract_glimpses`` call vs one loop call;
@@ -29,17 +30,66 @@ loop is a per-sample Python loop, linear in B); such rows say so (``loop_batch``
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Annotated, Literal
 
 import torch
 
+from agents.ranges import Range
+from agents.training import ConfigError, cli, run_script
 from glimpse import GlimpseSensor, extract_glimpses
 from glimpse.baselines import has_roi_align, loop_glimpses, roi_align_glimpses
+
+
+@dataclass
+class Config:
+    batch: tuple[int, ...] = (32, 256, 4096)
+    """batch sizes B"""
+    image: tuple[str, ...] = ("1x60x60", "1x100x100", "3x224x224")
+    """image shapes, each CxHxW"""
+    size: Annotated[int, Range(1)] = 12
+    """glimpse side in pixels"""
+    scales: Annotated[int, Range(1)] = 3
+    """retina scales"""
+    factor: Annotated[int, Range(1)] = 2
+    """window growth per scale"""
+    glimpses: Annotated[int, Range(1)] = 8
+    """glimpses per episode in the episode setting"""
+    device: str = "cpu"
+    """cpu or cuda"""
+    dtype: Literal["float32", "uint8"] = "float32"
+    """image dtype"""
+    budget: Annotated[float, Range(0, open_low=True)] = 2.0
+    """seconds of loop time per measurement"""
+    threads: Annotated[int | None, Range(1)] = None
+    """torch CPU threads ('none': torch's choice)"""
+    loop_max_batch: Annotated[int | None, Range(1)] = None
+    """time the loop on at most this many samples and scale its time to B ('none': all)"""
+    roi: bool = True
+    """torchvision's roi_align column (it runs only where torchvision imports; --no-roi skips it)"""
+    json: bool = False
+    """print JSON rows instead of the table"""
+
+
+def positive_sizes(values: tuple[int, ...], flag: str) -> tuple[int, ...]:
+    """``values``, a list flag's integers, each >= 1 and none twice (it would print its rows twice); else a
+    :class:`ConfigError` naming ``flag``."""
+    if not values or min(values) < 1 or len(set(values)) < len(values):
+        raise ConfigError(f"{flag} must be one or more different integers >= 1; got {' '.join(map(str, values))!r}")
+    return values
+
+
+def parse_image(text: str) -> tuple[int, int, int]:
+    """``"CxHxW"`` -> ``(C, H, W)``; a :class:`ConfigError` naming ``--image`` and the text otherwise."""
+    parts = text.split("x")
+    if len(parts) != 3 or not all(p.isdecimal() and int(p) >= 1 for p in parts):
+        raise ConfigError(f"--image takes CxHxW with three integers >= 1 (e.g. 1x60x60); got {text!r}")
+    c, h, w = map(int, parts)
+    return c, h, w
 
 
 @dataclass
@@ -156,8 +206,8 @@ def run_case(batch: int, image: tuple[int, int, int], args, device: torch.device
         fns["roi"] = episode_roi
     t = compare(fns, device, args.budget)
     for method, sensor in sensors.items():
-        sensor_err = max(float((sensor(cs)[:loop_batch] - loop_glimpses(loop_images, cs[:loop_batch], **retina)).abs().max())
-                         for cs in centers)
+        sensor_err = max(float((sensor(cs)[:loop_batch] - loop_glimpses(loop_images, cs[:loop_batch], **retina))
+                               .abs().max()) for cs in centers)
         seconds = {"loop": t["loop"], "fast": t[method], **({"roi": t["roi"]} if roi else {})}
         rows.append(make_row(f"episode x{args.glimpses} ({method})", batch, name, seconds, loop_scale, args.glimpses,
                              sensor_err, loop_batch, roi_err, episode_bytes))
@@ -177,48 +227,35 @@ def device_name(device: torch.device) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, nargs="+", default=[32, 256, 4096], help="batch sizes B")
-    parser.add_argument("--image", nargs="+", default=["1x60x60", "1x100x100", "3x224x224"], help="CxHxW")
-    parser.add_argument("--size", type=int, default=12, help="glimpse side in pixels")
-    parser.add_argument("--scales", type=int, default=3, help="retina scales")
-    parser.add_argument("--factor", type=int, default=2, help="window growth per scale")
-    parser.add_argument("--glimpses", type=int, default=8, help="glimpses per episode in the episode setting")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "uint8"], help="image dtype")
-    parser.add_argument("--budget", type=float, default=2.0, help="seconds of loop time per measurement")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--loop-max-batch", type=int, default=None,
-                        help="time the loop on at most this many samples and scale its time to B (default: all)")
-    parser.add_argument("--no-roi", dest="roi", action="store_false",
-                        help="skip torchvision's roi_align column (it runs only where torchvision imports)")
-    parser.add_argument("--json", action="store_true", help="print JSON rows instead of the table")
-    args = parser.parse_args()
+    args = cli(Config, description=__doc__.split("\n\n")[0])  # the device is checked there
+    positive_sizes(args.batch, "--batch")
+    shapes = [parse_image(image) for image in args.image]
+    if not shapes or len(set(shapes)) < len(shapes):  # a shape twice would print its rows twice
+        raise ConfigError(f"--image must be one or more different shapes; got {' '.join(args.image)!r}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    if args.loop_max_batch is not None and args.loop_max_batch < 1:
-        parser.error(f"--loop-max-batch must be >= 1; got {args.loop_max_batch}")
     copy_gb_s = copy_bandwidth_gb_s(device) if device.type == "cuda" else None
     rows: list[Row] = []
-    for image in args.image:
-        shape = tuple(int(v) for v in image.split("x"))
+    for shape in shapes:
         for batch in args.batch:
             rows += run_case(batch, shape, args, device)
 
     if args.json:
         print(json.dumps({"device": device_name(device), "dtype": args.dtype, "threads": torch.get_num_threads(),
-                          "torch": torch.__version__, "copy_gb_s": copy_gb_s, "rows": [asdict(r) for r in rows]}, indent=1))
+                          "torch": torch.__version__, "copy_gb_s": copy_gb_s, "rows": [asdict(r) for r in rows]},
+                         indent=1))
         return
-    print(f"device={device_name(device)} dtype={args.dtype} threads={torch.get_num_threads()} torch={torch.__version__} "
-          f"retina={args.scales} scales of {args.size}px, factor {args.factor}"
+    print(f"device={device_name(device)} dtype={args.dtype} threads={torch.get_num_threads()} "
+          f"torch={torch.__version__} retina={args.scales} scales of {args.size}px, factor {args.factor}"
           + (f" copy={copy_gb_s:.0f} GB/s" if copy_gb_s else ""))
     print(f"{'setting':<22} {'B':>6} {'image':>10} {'loop ms':>9} {'glimpse ms':>10} {'ratio':>7} {'glimpses/s':>11} "
           f"{'max err':>8} {'GB/s':>7} {'roi ms':>8} {'vs roi':>7} {'roi err':>8}")
     for r in rows:
         loop = f"{r.loop_ms:>9.2f}" + ("*" if r.loop_batch < r.batch else " ")
-        roi = (f"{r.roi_ms:>8.3f} {r.roi_ratio:>6.1f}x {r.roi_err:>8.1e}" if r.roi_ms is not None else f"{'-':>8} {'-':>7} {'-':>8}")
+        roi = (f"{r.roi_ms:>8.3f} {r.roi_ratio:>6.1f}x {r.roi_err:>8.1e}" if r.roi_ms is not None
+               else f"{'-':>8} {'-':>7} {'-':>8}")
         print(f"{r.setting:<22} {r.batch:>6} {r.image:>10} {loop}{r.glimpse_ms:>10.3f} {r.ratio:>6.1f}x "
               f"{r.glimpses_per_s:>11.3g} {r.max_abs_err:>8.1e} {r.gb_per_s:>7.1f} {roi}")
     if any(r.loop_batch < r.batch for r in rows):
@@ -226,4 +263,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

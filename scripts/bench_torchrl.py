@@ -34,6 +34,7 @@ from gymnasium.vector import AutoresetMode
 
 import envs  # importing envs registers glimpse/...
 from agents.benchmarking import interleaved_medians
+from agents.scripting import in_flag_words
 from agents.training import ConfigError, cli, run_script
 from agents.config import Retina
 from agents.ranges import MAX_SEED, Range
@@ -55,7 +56,7 @@ class Config:
         default_factory=lambda: Retina(glimpse_size=8, scales=3))
     """the retina (8 px at 3 scales)"""
     num_glimpses: Annotated[int, Range(1)] = 6
-    """glimpses per episode (still tasks)"""
+    """glimpses per episode (still tasks; ignored by moving-mnist and catch: one per frame)"""
     action_mode: Literal["continuous", "discrete"] = "continuous"
     """action space of every side"""
     num_envs: str = "4,64,256"
@@ -83,15 +84,31 @@ class Row:
 
 
 def env_kwargs(cfg: Config) -> dict:
-    return dict(**asdict(cfg.retina), action_mode=cfg.action_mode,
-                num_glimpses=cfg.num_glimpses)
+    """The env options of every side: ``num_glimpses`` only for a still-image task (a video or a game takes
+    one glimpse per frame and refuses it)."""
+    still = envs.task_of(cfg.env_id).is_still
+    glimpses = {"num_glimpses": cfg.num_glimpses} if still else {}
+    return dict(**asdict(cfg.retina), action_mode=cfg.action_mode, **glimpses)
+
+
+def parse_sizes(text: str, flag: str) -> list[int]:
+    """``"4,64"`` -> ``[4, 64]``: comma-separated different integers >= 1, else a :class:`ConfigError`
+    naming ``flag`` (a size twice would print its row twice)."""
+    parts = text.split(",")
+    if not all(p.strip().isdecimal() and int(p) >= 1 for p in parts) or len(set(map(int, parts))) < len(parts):
+        raise ConfigError(f"{flag} takes comma-separated different integers >= 1 (e.g. 4,64); got {text!r}")
+    return [int(p) for p in parts]
 
 
 def make_sides(cfg: Config, n: int) -> dict[str, EnvBase]:
     """The TorchRL envs to compare at N = ``n``, all on the same id and configuration."""
     kwargs = env_kwargs(cfg)
     spec = envs.task_of(cfg.env_id)
-    sides = {"native": GlimpseTorchRLEnv(spec.env_id, num_envs=n, **kwargs)}
+    try:  # the first env built refuses what the task does not allow; the others are built alike
+        sides = {"native": GlimpseTorchRLEnv(spec.env_id, num_envs=n, **kwargs)}
+    except ValueError as error:  # the env's own checks (glimpse.RetinaError among them): its message, flag-worded
+        flags = {name: "--" + name.replace("_", "-") for name in [*kwargs, "num_envs"]}
+        raise ConfigError(f"--env-id {cfg.env_id} --num-envs {n}: {in_flag_words(error, flags)}") from None
     for arrays in ("torch", "numpy"):
         vec = gym.make_vec(spec.env_id, num_envs=n, autoreset_mode=AutoresetMode.DISABLED, arrays=arrays, **kwargs)
         sides[f"wrap-{arrays}"] = GymWrapper(vec)
@@ -137,9 +154,9 @@ def main() -> None:
         raise ConfigError("TorchRL is not installed: pip install -e '.[torchrl]'")
     try:
         envs.task_of(cfg.env_id)
-        sizes = [int(v) for v in cfg.num_envs.split(",")]
     except ValueError as error:
-        raise ConfigError(f"--env-id / --num-envs: {error}") from None
+        raise ConfigError(f"--env-id: {error}") from None
+    sizes = parse_sizes(cfg.num_envs, "--num-envs")
     torch.set_num_threads(cfg.threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the offline-data notice, TorchRL's deprecation notices

@@ -6,7 +6,8 @@
 
 Each setting builds the batched env, RAM and the ``--algo`` trainer exactly as ``scripts/train.py`` does,
 warms up, then times ``--updates`` updates of ``--batch-size`` images and reports the median of
-``--repeats`` timings; the algorithms' timings alternate, so their ratio is measured under the same load.
+``--repeats`` timings; the algorithms' timings alternate, so their ratio is measured under the same load:
+each row's ``ratio`` is its images/s over the first ``--algos``' in the same setting.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Annotated
 import torch
 
 from agents.training import Config as TrainConfig
-from agents.training import cli, make_agent, make_env, make_trainer, run_script
+from agents.training import ConfigError, cli, make_agent, make_env, make_trainer, run_script
 from agents.trainers import Algo, AlgorithmOptions
 from agents.ranges import Range
 
@@ -53,6 +54,8 @@ class Config:
 
 def main() -> None:
     cfg = cli(Config, description=__doc__.split("\n\n")[0])
+    if not cfg.algos or len(set(cfg.algos)) < len(cfg.algos):  # none: nothing to time; one twice: its rows twice
+        raise ConfigError(f"--algos must be one or more different trainers; got {' '.join(cfg.algos)!r}")
     rows = []
     for name, setting in SETTINGS.items():
         runs = {}
@@ -85,18 +88,19 @@ def main() -> None:
                 if cfg.device.startswith("cuda"):
                     torch.cuda.synchronize()
                 timings[algo].append(time.perf_counter() - start)
+        first = statistics.median(timings[cfg.algos[0]])
         for algo in cfg.algos:
             seconds = statistics.median(timings[algo])
             epochs = f"{cfg.ppo_epochs}x{cfg.minibatches}" if algo == "ppo" else "1x1"
             rows.append({"setting": name, "algo": algo, "epochs_x_minibatches": epochs, "batch": cfg.batch_size,
-                         "images_per_s": cfg.updates * cfg.batch_size / seconds})
+                         "images_per_s": cfg.updates * cfg.batch_size / seconds, "ratio": first / seconds})
     if cfg.json:
         print(json.dumps({"device": cfg.device, "threads": torch.get_num_threads(), "rows": rows}, indent=1))
         return
     print(f"device={cfg.device} threads={torch.get_num_threads()} torch={torch.__version__}")
     for row in rows:
         print(f"{row['setting']:<46} {row['algo']:<9} {row['epochs_x_minibatches']:>5} B={row['batch']:<5} "
-              f"{row['images_per_s']:>9.0f} images/s")
+              f"{row['images_per_s']:>9.0f} images/s {row['ratio']:>5.2f}x {cfg.algos[0]}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ import gymnasium as gym
 import torch
 
 import envs  # noqa: F401  (registers glimpse/Catch-v0)
-from agents.training import cli, run_script
+from agents.scripting import in_flag_words
+from agents.training import ConfigError, cli, run_script
 from agents.ranges import MAX_SEED, Range
 from envs.catch_reference import (follow_ball_policy, play_catch, predict_landing_policy, random_policy,
                                   still_policy)
@@ -47,7 +48,11 @@ class Config:
 def main() -> None:
     cfg = cli(Config, description=__doc__.split("\n\n")[0])
     torch.set_num_threads(cfg.torch_threads)
-    env = gym.make_vec("glimpse/Catch-v0", num_envs=cfg.games, split="test", device=cfg.device)
+    try:
+        env = gym.make_vec("glimpse/Catch-v0", num_envs=cfg.games, split="test", device=cfg.device)
+    except ValueError as error:  # the env's own checks (more games than memory holds): its message, flag-worded
+        flags = {"num_envs": "--games", "device": "--device"}
+        raise ConfigError(f"--games {cfg.games}: {in_flag_words(error, flags)}") from None
     policies = {"predict": predict_landing_policy, "follow": follow_ball_policy,
                 "random": random_policy(torch.Generator().manual_seed(cfg.seed)), "still": still_policy}
     rates = {}
