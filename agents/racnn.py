@@ -499,7 +499,7 @@ class RACNN(SceneClassifier):
                 box = boxes_from_unit(unit, self.min_half_side, self.max_half_side)
             else:
                 box = means[-1]
-            if self.attention == "hard":
+            if self.attention == "hard" and (sample or self.training):  # training only: not inference's cost
                 baselines.append(self.baselines[s](hidden.detach()).squeeze(1))  # (N,)
             if detach_boxes:
                 box = box.detach()

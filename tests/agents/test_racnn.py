@@ -505,3 +505,7 @@ def test_evaluate_and_flops_on_the_env():
     one_cnn = flops_per_image(model.cnns[0], (1, 60, 60))
     apn = 2 * (model.apns[0].trunk[0].in_features * 16 + 16 * 3)
     assert flops == 3 * one_cnn + 2 * apn + 2 * (3 * 16 * 10)
+    # The hard twin's baselines serve training only: its inference costs what the soft one's does.
+    hard = RACNN(env.canvas_shape, env.num_decisions, attention="hard", **SMALL)
+    env.reset(seed=0)
+    assert flops_per_image(hard, env) == flops
