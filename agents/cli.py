@@ -185,11 +185,13 @@ def parse_train_config(argv: Sequence[str] | None = None, description: str | Non
 
 def recipe_in_use(cfg: Config) -> dict[str, Any]:
     """The flags of ``cfg`` whose value is its recipe's (``cfg.recipe``, :data:`agents.recipes.RECIPES`): the
-    recipe's values the command line left in place."""
+    recipe's values the command line left in place, but for trainer options its ``--algo`` does not read (the
+    cluttered-60 recipe's ``--target-kl`` under ``--algo reinforce``: shown, it would look in force)."""
     if cfg.recipe not in RECIPES:
         return {}
     flat = flat_config(cfg)
-    return {k: v for k, v in RECIPES[cfg.recipe].values.items() if k in flat and flat[k] == v}
+    ignored = OPTIONS_USED["ppo"] - OPTIONS_USED[cfg.algorithm.algo]
+    return {k: v for k, v in RECIPES[cfg.recipe].values.items() if k in flat and flat[k] == v and k not in ignored}
 
 
 def command_flags(values: dict[str, Any]) -> list[str]:

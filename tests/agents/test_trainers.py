@@ -369,8 +369,11 @@ def test_minibatches_are_checked_against_each_processes_share_of_the_batch(monke
 def test_a_trainer_option_the_algo_does_not_use_is_refused_when_given(args, words):
     with pytest.raises(ConfigError, match=re.escape(words)):
         training.parse_train_config(["--agent", "ram", "--env", "mnist", *args])
-    # A recipe's value for it stays (the cluttered-60 recipe's --target-kl under --algo reinforce): not given.
-    assert training.parse_train_config(["--agent", "ram", "--env", "cluttered-60", "--algo", "reinforce"]).recipe
+    # A recipe's value for it stays (the cluttered-60 recipe's --target-kl under --algo reinforce): not given; but
+    # it is not shown as the recipe's in use, which it is not.
+    reinforce = training.parse_train_config(["--agent", "ram", "--env", "cluttered-60", "--algo", "reinforce"])
+    assert reinforce.algorithm.target_kl == 0.05 and "target_kl" not in training.recipe_in_use(reinforce)
+    assert "credit" in training.recipe_in_use(reinforce)
 
 
 def test_one_glimpse_logs_no_look_entropy_rather_than_nan():
