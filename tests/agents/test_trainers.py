@@ -395,6 +395,210 @@ def test_the_entropy_bonus_anneals_linearly_with_progress():
 
 
 # ------------------------------------------------------------------------------------------------
+# 5b. PPO's update: the entropy bonus, the KL stop, gradient clipping and the clipped value loss
+# ------------------------------------------------------------------------------------------------
+
+
+def grads_of(m) -> dict[str, torch.Tensor]:
+    return {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("name", ["ram-catch", "item-hard"])
+def test_the_entropy_bonus_adds_minus_coef_times_the_gradient_of_the_mean_entropy(name):
+    """A2C (one minibatch: the whole batch, ratio 1) with ``entropy_coef`` c and with 0 on the same episodes: the
+    gradients differ by the gradient of ``-c * mean_valid(H)``, H the entropy of every policy that chose at a step,
+    computed by hand from a rollout with gradient of the same episodes (not from replay)."""
+    coef = 0.05
+
+    def gradient(entropy_coef: float) -> dict[str, torch.Tensor]:
+        env, model, obs = setup(name, seed=3)
+        captured: dict[str, torch.Tensor] = {}
+
+        def check(losses, m, update):  # after backward(), before clipping and the step
+            assert not captured, "a2c steps once per batch"
+            captured.update(grads_of(m))
+            return training.check_update(losses, m, update)
+
+        options = PPOOptions(entropy_coef=entropy_coef, max_grad_norm=None).a2c()
+        trainer = PPOTrainer(model, torch.optim.SGD(model.parameters(), lr=0.1), check, options)
+        torch.manual_seed(11)
+        logged, _ = trainer.update(env, obs, 1)
+        assert logged["entropy_coef"] == entropy_coef and logged["optimizer_steps"] == 1.0
+        return captured
+
+    with_bonus, without = gradient(coef), gradient(0.0)
+
+    env, hand, obs = setup(name, seed=3)
+    torch.manual_seed(11)
+    ro, _ = rollout(hand, env, obs)  # the same episodes, with gradient
+    n, steps = ro.rewards.shape
+    entropy = torch.zeros(n, steps)
+    valid = torch.zeros(n, steps, dtype=torch.bool)
+    if ro.log_probs.shape[1] > 0 and hand.locator.policy is not None:
+        entropy = entropy + F.pad(ro.entropies, (0, 1))  # the looks l_1..l_{T-1}
+        valid[:, :-1] = True
+    if ro.decision_entropies is not None:
+        entropy = entropy + ro.decision_entropies
+        valid[:] = True
+    (-coef * entropy[valid].sum() / valid.sum()).backward()
+
+    reached = 0
+    for key, p in hand.named_parameters():
+        want = p.grad if p.grad is not None else torch.zeros_like(p)
+        got = with_bonus.get(key, torch.zeros_like(p)) - without.get(key, torch.zeros_like(p))
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-4, msg=lambda m, k=key: f"{k}: {m}")
+        reached += int(want.abs().max() > 1e-5)
+    assert reached >= 2  # the bonus does move the policy's parameters (a test that can fail)
+
+
+def kl_by_hand(replayed_log_probs: torch.Tensor, old_log_probs: torch.Tensor, mask: torch.Tensor) -> float:
+    """Schulman's k3 estimate of KL(old || new), ``mean_valid((r - 1) - log r)``, in float64."""
+    log_ratio = (replayed_log_probs.detach().double() - old_log_probs.double())[mask]
+    return float(((log_ratio.exp() - 1.0) - log_ratio).mean())
+
+
+@pytest.mark.parametrize("lr, target_kl, stops_after_an_epoch", [(0.05, 1e-4, False), (3e-3, 3e-3, True),
+                                                                  (0.05, None, False)])
+def test_the_kl_target_stops_the_update_at_the_first_minibatch_past_one_and_a_half_times_it(lr, target_kl,
+                                                                                            stops_after_an_epoch):
+    """The KL of every minibatch looked at is computed by hand from its replay; the update must make exactly the
+    steps before the first minibatch (after the first step) whose KL exceeds ``1.5 * target_kl`` -- in a later
+    epoch too -- and every ``E x M`` step without a target."""
+    env, model, obs = setup("ram-catch", seed=4)
+    looked: list[float] = []  # the KL of every minibatch replayed, by hand
+    replay = model.replay
+
+    def replay_and_measure(batch):
+        replayed = replay(batch)
+        looked.append(kl_by_hand(replayed.log_probs, batch.log_probs, batch.mask))
+        return replayed
+
+    model.replay = replay_and_measure
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = []
+    optimizer_step = optimizer.step
+
+    def counted_step(*args, **kwargs):
+        steps.append(1)
+        return optimizer_step(*args, **kwargs)
+
+    optimizer.step = counted_step
+    epochs, minibatches = 4, 4
+    options = PPOOptions(ppo_epochs=epochs, minibatches=minibatches, target_kl=target_kl)
+    trainer = PPOTrainer(model, optimizer, training.check_update, options)
+    torch.manual_seed(5)
+    logged, _ = trainer.update(env, obs, 1)
+    assert logged["optimizer_steps"] == float(len(steps))
+    assert looked[0] == pytest.approx(0.0, abs=1e-9)  # the first minibatch is the policy that played: ratio 1
+    if target_kl is None:
+        assert len(steps) == len(looked) == epochs * minibatches
+        assert max(looked) > 1.5 * 1e-4  # the same run goes past the KL target above: it is not what stops it
+        return
+    threshold = 1.5 * target_kl
+    # The stop: the first minibatch after the first step whose KL exceeds 1.5 x target_kl, before its step.
+    first = next(i for i, kl in enumerate(looked) if i >= 1 and kl > threshold)
+    assert 1 <= len(steps) == first < epochs * minibatches
+    assert len(looked) == first + 1  # nothing is replayed after the stop
+    assert all(kl <= threshold for kl in looked[1:first])
+    assert logged["approx_kl"] == pytest.approx(looked[first], rel=1e-4, abs=1e-7)
+    assert logged["approx_kl"] > threshold
+    if stops_after_an_epoch:  # the stop leaves the epochs' loop as well as the minibatches'
+        assert minibatches < first
+
+
+@pytest.mark.parametrize("max_grad_norm", [1e-3, None])
+def test_gradients_are_clipped_to_max_grad_norm_before_the_step(max_grad_norm):
+    env, model, obs = setup("ram-catch", seed=6)
+    before_clip: list[dict[str, torch.Tensor]] = []
+    at_step: list[dict[str, torch.Tensor]] = []
+
+    def check(losses, m, update):  # after backward(), before the clipping
+        before_clip.append(grads_of(m))
+        return training.check_update(losses, m, update)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    optimizer_step = optimizer.step
+
+    def recorded_step(*args, **kwargs):
+        at_step.append(grads_of(model))
+        return optimizer_step(*args, **kwargs)
+
+    optimizer.step = recorded_step
+    options = PPOOptions(ppo_epochs=2, minibatches=2, max_grad_norm=max_grad_norm)
+    trainer = PPOTrainer(model, optimizer, check, options)
+    torch.manual_seed(7)
+    trainer.update(env, obs, 1)
+    assert len(before_clip) == len(at_step) == 4
+
+    def norm(grads: dict[str, torch.Tensor]) -> float:
+        return math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads.values()))
+
+    for raw, stepped in zip(before_clip, at_step):
+        assert raw.keys() == stepped.keys()
+        assert norm(raw) > 1e-2  # well above 1e-3: the clip has work to do
+        # clip_grad_norm_: every gradient scaled by max_norm / (total norm + 1e-6) when that is below 1.
+        scale = 1.0 if max_grad_norm is None else min(1.0, max_grad_norm / (norm(raw) + 1e-6))
+        for key in raw:
+            torch.testing.assert_close(stepped[key], raw[key] * scale, atol=1e-9, rtol=1e-5)
+        if max_grad_norm is not None:
+            assert norm(stepped) <= max_grad_norm + 1e-6
+            assert norm(stepped) == pytest.approx(max_grad_norm, rel=1e-3)
+        else:
+            assert norm(stepped) > 1e-3
+
+
+@pytest.mark.parametrize("value_clip", [0.01, None])
+def test_the_value_loss_is_clipped_around_the_collected_values_by_value_clip(value_clip):
+    """Three epochs of the whole batch: after the first step the critic has moved more than ``value_clip`` on some
+    steps. At each step, the logged value loss and the critic head's gradient (it reaches nothing else: RAM's
+    baseline reads a detached state) are PPO2's pessimistic clipped regression, computed by hand:
+    ``0.5 * mean(max((V - R)^2, (V_old + clamp(V - V_old, -eps, eps) - R)^2))`` with ``R`` GAE's returns."""
+    env, model, obs = setup("ram-catch", seed=2)
+    with torch.no_grad():
+        model.baseline.bias.fill_(0.3)  # a critic whose GAE is non-trivial at every step
+    batches = []
+    replay = model.replay
+
+    def replay_and_record(batch):
+        batches.append(batch)
+        return replay(batch)
+
+    model.replay = replay_and_record
+    compared = {"clipped_differs": 0}
+
+    def check(losses, m, update):  # after backward(), before the step: the parameters the replay used
+        batch = batches[-1]
+        twin = copy.deepcopy(m)
+        twin.zero_grad(set_to_none=True)
+        values = type(m).replay(twin, batch).values  # the current critic, with its graph
+        old = batch.values
+        returns = torch.tensor(gae_by_hand(batch.rewards.tolist(), old.tolist())) + old
+        plain = (values - returns) ** 2
+        squared = plain
+        if value_clip is not None:
+            clipped = old + (values - old).clamp(-value_clip, value_clip)
+            squared = torch.maximum(plain, (clipped - returns) ** 2)
+            if float((squared.mean() - plain.mean()).detach().abs()) > 2e-4:
+                compared["clipped_differs"] += 1
+        want = 0.5 * squared.mean()
+        assert float(losses["value_loss"].detach()) == pytest.approx(float(want.detach()), rel=1e-5, abs=1e-7)
+        (VALUE_COEF * want).backward()
+        for key in ("baseline.weight", "baseline.bias"):
+            got = dict(m.named_parameters())[key].grad
+            torch.testing.assert_close(got, dict(twin.named_parameters())[key].grad, atol=1e-6, rtol=1e-4)
+        return training.check_update(losses, m, update)
+
+    options = PPOOptions(ppo_epochs=3, minibatches=1, value_clip=value_clip, gamma=GAMMA, gae_lambda=LAMBDA,
+                         value_coef=VALUE_COEF, max_grad_norm=None, entropy_coef=0.0)
+    trainer = PPOTrainer(model, torch.optim.Adam(model.parameters(), lr=0.05), check, options)
+    torch.manual_seed(9)
+    logged, _ = trainer.update(env, obs, 1)
+    assert logged["optimizer_steps"] == 3.0 and len(batches) == 3
+    if value_clip is not None:
+        assert compared["clipped_differs"] >= 1  # the clip was active: a plain loss would fail above
+
+
+# ------------------------------------------------------------------------------------------------
 # 6. Non-finite values stop training
 # ------------------------------------------------------------------------------------------------
 

@@ -102,12 +102,21 @@ def test_never_moving_paddle_catches_the_balls_landing_on_its_two_columns():
 
 
 def test_catch_rates_on_2048_test_games():
-    # Measured (docs/results.md, Catch: reference policies) and the order they must keep.
     torch.manual_seed(0)
     env = gym.make_vec("glimpse/Catch-v0", num_envs=2048, split="test")
-    rates = {name: float(play_catch(env, policy).float().mean()) for name, policy in
-             (("predict", predict_landing_policy), ("follow", follow_ball_policy), ("still", still_policy))}
-    assert abs(rates["predict"] - 0.944) < 0.01 and abs(rates["follow"] - 0.520) < 0.01
+    caught = {name: play_catch(env, policy) for name, policy in
+              (("predict", predict_landing_policy), ("follow", follow_ball_policy), ("still", still_policy))}
+    rates = {name: float(games.float().mean()) for name, games in caught.items()}
+    # No policy catches a ball the paddle cannot reach from its start in the rows there are (game i: seed i).
+    start = catch_reset(rng.keys_from_seed(0, 2048), torch.zeros(2048, dtype=torch.long))
+    landing = landing_by_stepping(start)
+    needed = (landing - (START_PADDLE + 1)).clamp(min=0) + (START_PADDLE - landing).clamp(min=0)
+    reachable = needed <= SCREEN - 1
+    for name, games in caught.items():
+        assert not (games & ~reachable).any(), name
+    # The predictor reads the speed off two screens, exact for whole columns per row (the test above); with
+    # fractional speeds it can land a column off, so it catches most, not all, of the reachable balls.
+    assert 0.9 * float(reachable.float().mean()) < rates["predict"] <= float(reachable.float().mean())
     assert rates["predict"] > rates["follow"] > 4 * rates["still"]
     # The same games through the other action mode and in several envs' seeds' order give the same catches.
     discrete = gym.make_vec("glimpse/Catch-v0", num_envs=1024, split="test", action_mode="discrete")

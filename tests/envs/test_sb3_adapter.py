@@ -512,6 +512,15 @@ def test_extractor_concatenates_other_keys():
     assert extractor.project[0].in_features == 4 + 4 + 6
     batch = {k: torch.rand(3, *s.shape) for k, s in space.spaces.items()}
     assert extractor(batch).shape == (3, 8)
+    # By hand: the projection of [glimpse branch, location branch, the extra key flattened], in that order.
+    g = extractor.glimpse_fc(extractor.glimpse_cnn(batch["glimpse"] * extractor.scale_gains))
+    loc = extractor.location_fc(batch["location"])
+    expected = extractor.project(torch.cat([g, loc, batch["step"].reshape(3, 6)], dim=1))
+    torch.testing.assert_close(extractor(batch), expected)
+    with torch.no_grad():
+        extractor.project[0].bias.fill_(5.0)  # ReLU open everywhere: every input reaches the output
+    other = {**batch, "step": batch["step"] + 1.0}
+    assert not torch.allclose(extractor(other), extractor(batch))  # the extra key is read, not dropped
 
 
 def test_extractor_rejects_wrong_spaces_with_a_fix():

@@ -127,12 +127,20 @@ def test_short_comparison_writes_runs_layout_plot_and_table(tmp_path, monkeypatc
     assert "| agent | scale 1 acc. | scale 2 acc. | scale 3 acc. | fused acc. |" in table  # RA-CNN's scales
     written = shlex.split(re.search(r"Command: `([^`]*)`", table).group(1))
     assert written[:2] == ["python", "scripts/compare.py"]
-    for agent, name in (("ram", "RAM"), ("conv", "conv")):  # every run held out the same 40 items, reported
+    titles = {"ram": "RAM", "item-soft": "item-wise soft", "racnn-soft": "RA-CNN soft", "conv": "conv"}
+    for agent, name in titles.items():  # each row from its seeds' results.json, rebuilt here
         results = [json.loads((out / f"mnist__{agent}__{s}" / "results.json").read_text()) for s in (1, 2)]
-        assert all(r["val_images"] == 40 for r in results)
-        val = np.array([100 * (1 - r["val_accuracy"]) for r in results])
-        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
-        assert row.split(" | ")[5] == f"{val.mean():.2f} +- {val.std():.2f}", row
+        assert all(r["val_images"] == 40 for r in results)  # every run held out the same 40 items, reported
+        test, val = (np.array([100 * (1 - r[f"{split}_accuracy"]) for r in results]) for split in ("test", "val"))
+        mc = [100 * (1 - r["test_accuracy_mc"]) for r in results if "test_accuracy_mc" in r]
+        cells = next(line for line in table.splitlines() if line.startswith(f"| {name} |")).split(" | ")
+        assert cells[2:6] == [f"{test.mean():.2f} +- {test.std():.2f}", ", ".join(f"{e:.1f}" for e in test),
+                              f"{np.mean(mc):.2f} +- {np.std(mc):.2f}" if agent == "ram" else "–",
+                              f"{val.mean():.2f} +- {val.std():.2f}"], cells
+        if agent == "racnn-soft":  # its accuracy per scale, then fused, means over the seeds
+            scales = [np.mean([r[f"test_accuracy_scale{k}"] for r in results]) for k in (1, 2, 3)]
+            fused = np.mean([r["test_accuracy"] for r in results])
+            assert f"| RA-CNN soft | {' | '.join(f'{a:.3f}' for a in scales)} | {fused:.3f} |" in table
 
     # The command the table names, run again, reuses the finished runs instead of training them again.
     again = in_process("compare.py", *written[2:], env=ENV)
