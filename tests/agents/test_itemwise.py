@@ -104,8 +104,27 @@ def test_expected_context_minibatch_trains_the_policy_by_backprop():
 
 def test_hard_evaluate_and_flops():
     env, model, _ = hard_setup()
+    torch.manual_seed(9)
     result = model.evaluate(env, 2, mc_samples=2)
     assert {"accuracy", "accuracy_mc", "reward", "examples"} <= set(result) and result["examples"] == 16
+    # rebuilt by hand: round e resets with e * N, played with the most likely cells, then twice with sampled
+    # cells from the same reset (the same torch RNG state and call order draw the same cells); softmax averaged
+    torch.manual_seed(9)
+    model.eval()
+    hits_mode = hits_mc = 0
+    with torch.no_grad():
+        for e in range(2):
+            obs, _ = env.reset(seed=e * 8)
+            mode, _ = model.rollout(env, obs, deterministic=True)
+            hits_mode += int((mode.logits.argmax(dim=1) == mode.labels).sum())
+            probs = 0
+            for _ in range(2):
+                obs, _ = env.reset(seed=e * 8)
+                probs = probs + model.rollout(env, obs)[0].logits.softmax(dim=1)
+            hits_mc += int((probs.argmax(dim=1) == mode.labels).sum())
+    model.train()
+    assert result["accuracy"] == pytest.approx(hits_mode / 16)
+    assert result["accuracy_mc"] == pytest.approx(hits_mc / 16)
     # a RAM step with a K-way linear head instead of a 2-d one: count the difference by hand
     from agents.ram import RAM
     ram = RAM.from_env(GlimpseVectorEnv(2, autoreset_mode=SAME_STEP, **RETINA))
@@ -181,6 +200,27 @@ def test_doubly_stochastic_regulariser_matches_the_formula():
     out = soft_attention_losses(logits, stuck, labels, 0.5)
     assert float(out["loss_attention"]) == pytest.approx(0.5 * 3.0)
     assert float(out["loss"]) == pytest.approx(float(out["loss_classifier"]) + 1.5)
+
+
+def test_soft_evaluate_counts_the_argmax_over_every_seeded_round():
+    """evaluate(): round e resets with seed + e * N and scores argmax(model(items)) against the labels; the
+    accuracy is the hits of every round over all of them, rebuilt here from the env's own item glimpses."""
+    env, model = soft_setup()
+    model.train()
+    result = model.evaluate(env, 3, seed=0)
+    assert model.training  # put back in its mode
+    model.eval()
+    hits, hits_argmin = [], 0
+    with torch.no_grad():
+        for e in range(3):
+            env.reset(seed=e * 8)
+            labels = env.scene()[1]
+            logits = model(env.item_glimpses())
+            hits.append(int((logits.argmax(dim=1) == labels).sum()))
+            hits_argmin += int((logits.argmin(dim=1) == labels).sum())
+    assert result == {"accuracy": pytest.approx(sum(hits) / 24), "examples": 24}
+    # the check discriminates: the least likely class, or the last round alone, would score otherwise
+    assert hits_argmin != sum(hits) and hits[-1] != sum(hits)
 
 
 def test_soft_evaluate_and_flops_grow_with_the_items():

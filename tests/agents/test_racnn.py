@@ -391,15 +391,65 @@ def test_hard_reinforce_credits_each_box_with_the_later_probability_gain():
     torch.testing.assert_close(terms["prob_gain"], (p[:, 2] - p[:, 0]).mean())
 
 
+def _spread_apns(model: RACNN, std: float = 1.0) -> None:
+    """Give the APNs' mean heads large weights, so that each image gets a box of its own (the initial ones are
+    near zero: every box the centred square)."""
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for apn in model.apns:
+            head = apn.policy.mean_head
+            head.weight.copy_(torch.randn(head.weight.shape, generator=g) * std)
+            head.bias.copy_(torch.randn(head.bias.shape, generator=g) * 0.3)
+
+
+def _mean_box_pass(model: RACNN, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """RA-CNN's inference rebuilt by hand (canvas = input size): scale 1 sees the canvas; each APN's box is the
+    mode tanh(mean_head(trunk(features))) of its Gaussian, mapped by boxes_from_unit and composed into the
+    canvas frame; the next scale sees that zoom (masked when soft); the fusion reads the L2-normalised
+    descriptors. Returns the fused logits and each scale's."""
+    x, outer, descriptors, logits = images, None, [], []
+    for s in range(model.scales):
+        _, pooled, descriptor, y = model.cnns[s](x)
+        logits.append(y)
+        descriptors.append(descriptor / descriptor.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        if s == model.scales - 1:
+            break
+        hidden = model.apns[s].trunk(pooled.flatten(1))
+        unit = torch.tanh(model.apns[s].policy.mean_head(hidden))  # the mode: no draw
+        box = boxes_from_unit(unit, model.min_half_side, model.max_half_side)
+        outer = box if outer is None else compose_boxes(outer, box)
+        x = attend(images, outer, model.input_hw, steepness=model.steepness if model.attention == "soft" else None)
+    return model.fusion(torch.cat(descriptors, dim=1)), logits
+
+
 def test_hard_evaluation_uses_the_mean_box():
+    """forward and eval_logits (what evaluate() scores) use the APNs' mean boxes, in training mode too: the same
+    logits under two different torch seeds, and those of the mean-box pass rebuilt by hand."""
     model = _model(attention="hard")
+    _spread_apns(model)
     images, _ = _batch()
     model.train()
-    torch.testing.assert_close(model(images), model(images), rtol=0, atol=0)
+    seen = []
+    with torch.no_grad():
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            seen.append((model(images), model.eval_logits(images)))
+        fused, scales = _mean_box_pass(model, images)
+    expected = {"accuracy": fused, **{f"accuracy_scale{s}": y for s, y in enumerate(scales, start=1)}}
+    for forward, logits in seen:
+        torch.testing.assert_close(forward, fused, rtol=0, atol=1e-6)
+        assert set(logits) == set(expected)
+        for name, y in expected.items():
+            torch.testing.assert_close(logits[name], y, rtol=0, atol=1e-6, msg=name)
+    for name in expected:
+        assert torch.equal(seen[0][1][name], seen[1][1][name]), name
     result = model.run(images)
     torch.testing.assert_close(result.boxes, result.means)
+    assert float(result.boxes[..., :2].abs().max()) > 5e-2  # off-centre boxes: the APNs' heads matter
     sampled = model.run(images, sample=True)
     assert float((sampled.boxes - sampled.means).detach().abs().max()) > 1e-3
+    with torch.no_grad():  # and a sampled pass scores differently: the checks above can tell them apart
+        assert float((sampled.fused - fused).abs().max()) > 1e-4
 
 
 # ----------------------------------------------------------------------------------------- schedule
@@ -488,6 +538,40 @@ def test_a_few_dozen_updates_reduce_the_loss(attention):
         after = model.loss_terms(inputs, labels, "pretrain")
     assert float(after["loss_classifier"]) < 0.6 * first  # the sum of 4 cross-entropies, from 4 ln 3
     assert float(after["accuracy"]) > 0.8
+
+
+@pytest.mark.parametrize("attention", ["soft", "hard"])
+def test_evaluate_scores_the_argmax_of_the_mean_box_pass_over_every_seeded_round(attention):
+    """evaluate(): round e resets with seed + e * N, and each metric counts argmax == label of its logits from the
+    mean-box pass (rebuilt by hand) on canvases / 255, over every round; the same under any torch seed."""
+    from envs import GlimpseVectorEnv
+
+    env = GlimpseVectorEnv(16, autoreset_mode=SAME_STEP, task="translated", canvas=60, glimpse_size=12,
+                           num_glimpses=6, split="test")
+    torch.manual_seed(0)
+    model = RACNN(env.canvas_shape, env.num_decisions, attention=attention, **SMALL)
+    _spread_apns(model)
+    model.train()
+    results = []
+    for torch_seed in (0, 1):
+        torch.manual_seed(torch_seed)
+        results.append(model.evaluate(env, 3, seed=2))
+        assert model.training  # put back in its mode
+    assert results[0] == results[1]
+    hits = {name: [] for name in ("accuracy", "accuracy_scale1", "accuracy_scale2", "accuracy_scale3")}
+    argmin_hits = 0
+    model.eval()
+    with torch.no_grad():
+        for e in range(3):
+            env.reset(seed=2 + e * 16)
+            canvases, labels = env.scene()
+            fused, scales = _mean_box_pass(model, canvases.float() / 255)
+            for name, y in zip(hits, [fused, *scales]):
+                hits[name].append(int((y.argmax(dim=1) == labels).sum()))
+            argmin_hits += int((fused.argmin(dim=1) == labels).sum())
+    assert results[0] == {"examples": 48, **{name: pytest.approx(sum(h) / 48) for name, h in hits.items()}}
+    # the check discriminates: the least likely class, or the last round alone, would score otherwise
+    assert argmin_hits != sum(hits["accuracy"]) and hits["accuracy"][-1] != sum(hits["accuracy"])
 
 
 def test_evaluate_and_flops_on_the_env():

@@ -5,6 +5,7 @@ Small envs (6 px glimpses, 2 scales, short episodes) keep every test but the tra
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -289,6 +290,94 @@ def test_evaluate_mean_locations_and_monte_carlo(name):
     assert three["accuracy_mode"] == one["accuracy_mode"]  # the mean-location pass replays exactly
     with pytest.raises(ValueError, match="mc_samples"):
         evaluate_rollouts(model, env, 1, mc_samples=0)
+
+
+def _hand_replay(model, env, episodes: int, mc_samples: int, seed: int = 0):
+    """evaluate_rollouts() rebuilt from its docstring: round e resets with seed + e * N and is played with the mean
+    locations, then replayed K times from the same reset with sampled locations; softmaxes averaged over the K."""
+    n = env.num_envs
+    hits_mode = hits_mc = hits_last = return_mode = return_mc = 0.0
+    with torch.no_grad():
+        for e in range(episodes):
+            obs, _ = env.reset(seed=seed + e * n)
+            mode, _ = rollout(model, env, obs, deterministic=True)
+            hits_mode += float((mode.logits.argmax(1) == mode.labels).sum())
+            return_mode += float(mode.rewards.sum())
+            probs = torch.zeros_like(mode.logits)
+            for _ in range(mc_samples):
+                obs, _ = env.reset(seed=seed + e * n)
+                sampled, _ = rollout(model, env, obs)
+                assert torch.equal(sampled.labels, mode.labels)  # the same examples again
+                probs += sampled.logits.softmax(dim=1)
+                return_mc += float(sampled.rewards.sum())
+            hits_mc += float((probs.argmax(1) == mode.labels).sum())
+            hits_last += float((sampled.logits.argmax(1) == mode.labels).sum())
+    examples = episodes * n
+    return dict(accuracy_mode=hits_mode / examples, reward=return_mode / examples, accuracy_mc=hits_mc / examples,
+                reward_mc=return_mc / mc_samples / examples, last_only=hits_last / examples)
+
+
+def test_evaluate_equals_a_hand_replay_of_the_seeded_rounds():
+    """The numbers evaluate_rollouts() reports, rebuilt by hand on a real RAM: the same resets and the same call
+    order from the same torch RNG state draw the same sampled locations, so every metric must match exactly."""
+    env = make_env("mnist", split="test")
+    torch.manual_seed(4)
+    model = RAM.from_env(env, std=1.0)  # a wide location policy: the K replays look at different places
+    model.train()
+    torch.manual_seed(11)
+    result = evaluate_rollouts(model, env, 2, mc_samples=3, seed=5)
+    assert model.training
+    torch.manual_seed(11)
+    model.eval()
+    expected = _hand_replay(model, env, 2, 3, seed=5)
+    assert result["examples"] == 16 and result["mc_samples"] == 3
+    for key in ("accuracy_mode", "reward", "accuracy_mc", "reward_mc"):
+        assert result[key] == pytest.approx(expected[key], abs=1e-9), key
+    assert result["accuracy"] == result["accuracy_mc"]
+    assert expected["reward_mc"] > 0  # so that a sum of the K replays' returns (not their mean) would differ
+    assert expected["last_only"] != expected["accuracy_mc"]  # and scoring the last replay alone would too
+
+
+def test_monte_carlo_accuracy_averages_the_softmax_over_the_replays():
+    """The K sampled replays' logits are replaced by hand-made ones whose averaged softmax, last replay and mean
+    of logits disagree: accuracy_mc must be the averaged softmax's (hand-counted), reward_mc the mean return."""
+    env = make_env("mnist", split="test")
+    torch.manual_seed(0)
+    model = RAM.from_env(env)
+    original = model.rollout
+    calls = []
+
+    def crafted(env_, obs, *, deterministic=False):
+        episode, obs = original(env_, obs, deterministic=deterministic)
+        if deterministic:
+            calls.append("mode")
+            return episode, obs
+        replay = len(calls) - 1 - max(i for i, c in enumerate(calls) if c == "mode")  # 0, 1, 2 in each round
+        calls.append("mc")
+        y = episode.labels
+        wrong = (y + 1) % 10
+        # Replay 0 is sure of one class, replays 1 and 2 lean to another; softmax probabilities, by hand:
+        # rows 0-4: label 10 then wrong 2 -> label (0.9996 + 2 * 0.061) / 3 = 0.374 > wrong 2 * 0.451 / 3 = 0.301:
+        #   right (the last replay and a vote: wrong)
+        # rows 5-6: label 30 then wrong 5 -> label (1 + 2 * 0.006) / 3 = 0.338 < wrong 2 * 0.943 / 3 = 0.629:
+        #   wrong (a mean of the logits, 10 against 3.3: right)
+        # row 7: wrong 10 then label 2 -> wrong (the last replay: right)
+        first = torch.tensor([10.0] * 5 + [30.0] * 2 + [10.0])
+        later = torch.tensor([2.0] * 5 + [5.0] * 2 + [2.0])
+        label_first = torch.arange(8) < 7
+        target = torch.where((replay == 0) == label_first, y, wrong)
+        logits = torch.zeros(8, 10)
+        logits[torch.arange(8), target] = first if replay == 0 else later
+        rewards = torch.zeros_like(episode.rewards)
+        rewards[:, -1] = float(replay + 1)  # returns 1, 2, 3: their mean is 2
+        return dataclasses.replace(episode, logits=logits, rewards=rewards), obs
+
+    model.rollout = crafted
+    result = evaluate_rollouts(model, env, 2, mc_samples=3)
+    assert calls == ["mode", "mc", "mc", "mc"] * 2
+    assert result["accuracy_mc"] == pytest.approx(5 / 8)  # hand count: rows 0-4 of each round
+    assert result["accuracy"] == result["accuracy_mc"]
+    assert result["reward_mc"] == pytest.approx(2.0)  # (1 + 2 + 3) / 3 per example
 
 
 def test_accuracy_after_each_glimpse_of_an_agent_that_predicts_at_every_step():

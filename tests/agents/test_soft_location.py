@@ -133,6 +133,31 @@ def test_soft_location_models_on_the_env():
         SpatialSoftAttention(video.canvas_shape, 10).train_losses(video, None)
 
 
+def test_spatial_evaluate_counts_the_argmax_over_every_seeded_round():
+    """SceneClassifier.evaluate(): round e resets with seed + e * N and scores argmax(model(canvases / 255))
+    against the labels; the accuracy is the hits of every round over all of them, rebuilt here by hand."""
+    torch.manual_seed(2)
+    env = GlimpseVectorEnv(8, autoreset_mode=SAME_STEP, task="mnist", glimpse_size=8, scales=2, num_glimpses=3)
+    model = SpatialSoftAttention.from_env(env)
+    model.train()
+    seed = 3
+    result = model.evaluate(env, 3, seed=seed)
+    assert model.training  # put back in its mode
+    model.eval()
+    hits, hits_argmin = [], 0
+    with torch.no_grad():
+        for e in range(3):
+            env.reset(seed=seed + e * 8)
+            canvases, labels = env.scene()
+            assert canvases.dtype == torch.uint8
+            logits = model(canvases.float() / 255)
+            hits.append(int((logits.argmax(dim=1) == labels).sum()))
+            hits_argmin += int((logits.argmin(dim=1) == labels).sum())
+    assert result == {"accuracy": pytest.approx(sum(hits) / 24), "examples": 24}
+    # the check discriminates: the least likely class, or the last round alone, would score otherwise
+    assert hits_argmin != sum(hits) and hits[-1] != sum(hits)
+
+
 def test_attention_pictures_show_where_the_soft_agents_look():
     from agents.common import box_corners
     from envs.render import render_attention
