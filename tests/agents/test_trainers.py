@@ -229,6 +229,21 @@ def gae_by_hand(rewards: list[list[float]], values: list[list[float]]) -> list[l
     return advantages
 
 
+def per_step_of_the_joint_choice(agent, ro, looks: torch.Tensor, decisions: torch.Tensor | None):
+    """By hand, a rollout's quantity (log-probability, entropy) of each step's joint choice ``(N, T)``: the looks
+    ``l_1..l_{T-1}`` (``looks`` ``(N, T - 1)``, none at the last step) plus a per-step decision policy's
+    (``decisions`` ``(N, T)``, Catch's paddle), and which steps make a choice at all."""
+    n, steps = ro.rewards.shape
+    joint, valid = torch.zeros(n, steps), torch.zeros(n, steps, dtype=torch.bool)
+    if looks.shape[1] > 0 and agent.locator.policy is not None:
+        joint = joint + F.pad(looks, (0, 1))
+        valid[:, :-1] = True
+    if decisions is not None:
+        joint = joint + decisions
+        valid[:] = True
+    return joint, valid
+
+
 @pytest.mark.parametrize("name, normalize", [("ram-mnist", False), ("ram-catch", False), ("item-hard", False),
                                              ("ram-mnist", True), ("ram-catch", True)])
 def test_a2c_gradient_is_the_actor_critic_gradient_computed_by_hand(name, normalize):
@@ -254,18 +269,10 @@ def test_a2c_gradient_is_the_actor_critic_gradient_computed_by_hand(name, normal
 
     torch.manual_seed(11)
     ro, _ = rollout(hand, twin_env, twin_obs)  # the same episodes, with gradient
-    n, steps = ro.rewards.shape
     values = ro.baselines  # (N, T), V(s_t) with its graph
     advantages = torch.tensor(gae_by_hand(ro.rewards.tolist(), values.detach().tolist()))
     returns = advantages + values.detach()
-    joint = torch.zeros(n, steps)
-    valid = torch.zeros(n, steps, dtype=torch.bool)
-    if ro.log_probs.shape[1] > 0 and hand.locator.policy is not None:
-        joint = joint + F.pad(ro.log_probs, (0, 1))  # the looks l_1..l_{T-1}
-        valid[:, :-1] = True
-    if ro.decision_log_probs is not None:
-        joint = joint + ro.decision_log_probs
-        valid[:] = True
+    joint, valid = per_step_of_the_joint_choice(hand, ro, ro.log_probs, ro.decision_log_probs)
     weights = advantages[valid]
     if normalize:  # standardised over the valid steps, with the population std
         weights = (weights - weights.mean()) / (weights.std(unbiased=False) + 1e-8)
@@ -431,15 +438,7 @@ def test_the_entropy_bonus_adds_minus_coef_times_the_gradient_of_the_mean_entrop
     env, hand, obs = setup(name, seed=3)
     torch.manual_seed(11)
     ro, _ = rollout(hand, env, obs)  # the same episodes, with gradient
-    n, steps = ro.rewards.shape
-    entropy = torch.zeros(n, steps)
-    valid = torch.zeros(n, steps, dtype=torch.bool)
-    if ro.log_probs.shape[1] > 0 and hand.locator.policy is not None:
-        entropy = entropy + F.pad(ro.entropies, (0, 1))  # the looks l_1..l_{T-1}
-        valid[:, :-1] = True
-    if ro.decision_entropies is not None:
-        entropy = entropy + ro.decision_entropies
-        valid[:] = True
+    entropy, valid = per_step_of_the_joint_choice(hand, ro, ro.entropies, ro.decision_entropies)
     (-coef * entropy[valid].sum() / valid.sum()).backward()
 
     reached = 0
