@@ -3,7 +3,7 @@
 These machines are noisy (shared cores, drifting clocks): timing A for a minute, then B, compares two
 machines. :func:`interleaved_medians` times one block of each contender in turn, many rounds over, and
 reports each one's median, so that the noise of any moment hits every contender alike and the ratios
-printed from one run mean something.
+printed from one run mean something. :func:`parse_sizes` reads a flag's list of sizes (``--num-envs 16,256``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,18 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-__all__ = ["interleaved_medians"]
+from agents.scripting import ConfigError
+
+__all__ = ["interleaved_medians", "parse_sizes"]
+
+
+def parse_sizes(text: str, flag: str, example: str) -> list[int]:
+    """``"16,256"`` -> ``[16, 256]``: comma-separated different integers >= 1, else a :class:`ConfigError`
+    naming ``flag`` with ``example`` (a size twice would print its row twice)."""
+    parts = text.split(",")
+    if not all(p.strip().isdecimal() and int(p) >= 1 for p in parts) or len(set(map(int, parts))) < len(parts):
+        raise ConfigError(f"{flag} takes comma-separated different integers >= 1 (e.g. {example}); got {text!r}")
+    return [int(p) for p in parts]
 
 
 def interleaved_medians(runners: dict[str, Callable[[], float]], budget: float, min_blocks: int = 3,

@@ -34,7 +34,7 @@ import tyro
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 import envs  # importing envs registers glimpse/...
-from agents.benchmarking import interleaved_medians
+from agents.benchmarking import interleaved_medians, parse_sizes
 from agents.scripting import in_flag_words
 from agents.training import ConfigError, cli, run_script
 from agents.config import Retina
@@ -95,15 +95,6 @@ def env_kwargs(cfg: Config) -> dict:
         except ValueError:
             del task["canvas"]
     return dict(**asdict(cfg.retina), action_mode=cfg.action_mode, **task)
-
-
-def parse_sizes(text: str, flag: str) -> list[int]:
-    """``"16,256"`` -> ``[16, 256]``: comma-separated different integers >= 1, else a :class:`ConfigError`
-    naming ``flag`` (a size twice would print its row twice)."""
-    parts = text.split(",")
-    if not all(p.strip().isdecimal() and int(p) >= 1 for p in parts) or len(set(map(int, parts))) < len(parts):
-        raise ConfigError(f"{flag} takes comma-separated different integers >= 1 (e.g. 16,256); got {text!r}")
-    return [int(p) for p in parts]
 
 
 def make_envs(cfg: Config, n: int, device: torch.device) -> tuple[VectorEnv, VectorEnv | None]:
@@ -188,7 +179,7 @@ def main() -> None:
     if cfg.num_envs is None:
         sizes = [1, 16, 256] + ([4096, 65536] if device.type == "cuda" else [])
     else:
-        sizes = parse_sizes(cfg.num_envs, "--num-envs")
+        sizes = parse_sizes(cfg.num_envs, "--num-envs", "16,256")
     rows = [measure(cfg, n, device) for n in sizes]
 
     header = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,

@@ -33,7 +33,7 @@ import tyro
 from gymnasium.vector import AutoresetMode
 
 import envs  # importing envs registers glimpse/...
-from agents.benchmarking import interleaved_medians
+from agents.benchmarking import interleaved_medians, parse_sizes
 from agents.scripting import in_flag_words
 from agents.training import ConfigError, cli, run_script
 from agents.config import Retina
@@ -89,15 +89,6 @@ def env_kwargs(cfg: Config) -> dict:
     still = envs.task_of(cfg.env_id).is_still
     glimpses = {"num_glimpses": cfg.num_glimpses} if still else {}
     return dict(**asdict(cfg.retina), action_mode=cfg.action_mode, **glimpses)
-
-
-def parse_sizes(text: str, flag: str) -> list[int]:
-    """``"4,64"`` -> ``[4, 64]``: comma-separated different integers >= 1, else a :class:`ConfigError`
-    naming ``flag`` (a size twice would print its row twice)."""
-    parts = text.split(",")
-    if not all(p.strip().isdecimal() and int(p) >= 1 for p in parts) or len(set(map(int, parts))) < len(parts):
-        raise ConfigError(f"{flag} takes comma-separated different integers >= 1 (e.g. 4,64); got {text!r}")
-    return [int(p) for p in parts]
 
 
 def make_sides(cfg: Config, n: int) -> dict[str, EnvBase]:
@@ -156,7 +147,7 @@ def main() -> None:
         envs.task_of(cfg.env_id)
     except ValueError as error:
         raise ConfigError(f"--env-id: {error}") from None
-    sizes = parse_sizes(cfg.num_envs, "--num-envs")
+    sizes = parse_sizes(cfg.num_envs, "--num-envs", "4,64")
     torch.set_num_threads(cfg.threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the offline-data notice, TorchRL's deprecation notices
