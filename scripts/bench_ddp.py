@@ -51,7 +51,7 @@ class Config:
     """the task, its data, retina and glimpses (scripts/train.py's flags)"""
     batch_size: tuple[int, ...] = (128, 1024)
     """the global batches to time (images per update, shared out over the processes)"""
-    ranks: tuple[int, ...] = ()
+    ranks: tuple[int, ...] | None = None
     """the world sizes to time (default: 1 2 on the CPU, 1 .. the GPUs here with --device cuda)"""
     updates: Annotated[int, Range(1)] = 20
     """updates per timing"""
@@ -129,6 +129,8 @@ def main() -> None:
     if cfg.device not in ("cpu", "cuda"):
         raise ConfigError(f"--device must be cpu or cuda; got {cfg.device!r}")
     gpus = torch.cuda.device_count() if cfg.device == "cuda" else 0
+    if cfg.ranks == ():  # given, but with nothing to time
+        raise ConfigError("--ranks must be one or more world sizes; got none")
     ranks = cfg.ranks or ((1, 2) if cfg.device == "cpu" else tuple(range(1, gpus + 1)))
     if not cfg.batch_size or min(cfg.batch_size) < 1 or len(set(cfg.batch_size)) < len(cfg.batch_size):
         raise ConfigError(f"--batch-size must be one or more different sizes >= 1; got {list(cfg.batch_size)}")

@@ -61,7 +61,7 @@ class Config:
     """action space of every side"""
     num_envs: str = "4,64,256"
     """comma-separated N to measure"""
-    async_max_envs: int = 4
+    async_max_envs: Annotated[int, Range(0)] = 4
     """also time GymEnv's subprocess AsyncVectorEnv at N up to this (0: never; one process per env)"""
     steps: Annotated[int, Range(1)] = 32
     """env steps per timed block"""

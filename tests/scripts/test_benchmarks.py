@@ -103,6 +103,10 @@ def test_bench_torchrl_refuses_in_one_line(args, starts):
                        "--budget", "0.01"), starts)
 
 
+def test_bench_torchrl_refuses_a_negative_async_limit():
+    assert_refused(run("bench_torchrl.py", "--async-max-envs", "-1", "--steps", "1"), "--async-max-envs must be >= 0")
+
+
 @pytest.mark.skipif(not HAS_TORCHRL, reason="needs TorchRL (pip install -e '.[torchrl]')")
 @pytest.mark.parametrize("env_id", ["catch", "moving-mnist"])
 def test_bench_torchrl_runs_a_task_of_one_glimpse_per_frame(env_id):
@@ -137,8 +141,9 @@ def test_bench_train_prints_each_algos_ratio_to_the_first():
 @pytest.mark.parametrize("args, starts", [
     ("--ranks 1 1", "--ranks must be different world sizes; got [1, 1]"),
     ("--batch-size 8 8", "--batch-size must be one or more different sizes >= 1; got [8, 8]"),
+    ("--ranks", "--ranks must be one or more world sizes; got none"),
 ])
-def test_bench_ddp_refuses_repeated_sizes(args, starts):
+def test_bench_ddp_refuses_repeated_or_no_sizes(args, starts):
     assert_refused(run("bench_ddp.py", *args.split()), starts)
 
 
