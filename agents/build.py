@@ -62,11 +62,11 @@ def make_env(cfg: Config, split: str, num_envs: int):
 
 def eval_share(cfg: Config, ctx: distributed.Context | None = None, split: str = "test") -> tuple[int, int]:
     """``(first, count)``: the examples ``first .. first + count - 1`` of those an evaluation of ``split``
-    covers (``test``: ``eval_images``; ``val``: the ``val_images`` held out) that this process evaluates (all
-    of them in one process; under torchrun each rank a contiguous share,
+    covers (``test``, and ``train``'s fresh canvases: ``eval_images``; ``val``: the ``val_images`` held out) that
+    this process evaluates (all of them in one process; under torchrun each rank a contiguous share,
     :meth:`agents.distributed.Context.split`, so each example is evaluated once)."""
     ctx = ctx or distributed.Context()
-    total, flag = (cfg.eval_images, "--eval-images") if split == "test" else (cfg.val_images, "--val-images")
+    total, flag = (cfg.val_images, "--val-images") if split == "val" else (cfg.eval_images, "--eval-images")
     if total < ctx.world_size:
         raise ConfigError(f"{flag} {total} is fewer than the {ctx.world_size} processes; each "
                           f"evaluates a share of them: pass at least {ctx.world_size}")
@@ -93,6 +93,23 @@ def make_val_env(cfg: Config, ctx: distributed.Context | None = None):
     laid out as :func:`make_test_env` lays out the test split, so that an evaluation covers each of its
     items once; ``None`` for a run without one."""
     return _fixed_set_env(cfg, "val", ctx) if cfg.val_images else None
+
+
+def make_split_env(cfg: Config, split: str, ctx: distributed.Context | None = None):
+    """The env an evaluation of ``split`` plays: ``"test"`` (:func:`make_test_env`), ``"val"``
+    (:func:`make_val_env`; a :class:`ConfigError` for a run without one) or ``"train"``: ``eval_images`` fresh
+    canvases of the items the run trains on (seeded like the others), which measure how well an agent fits its
+    own training items, beside the test split's how well it generalises."""
+    if split == "test":
+        return make_test_env(cfg, ctx)
+    if split == "val":
+        if not cfg.val_images:
+            raise ConfigError("--split val: this run holds out no validation split (it was trained without "
+                              "--val-images)")
+        return make_val_env(cfg, ctx)
+    if split == "train":
+        return _fixed_set_env(cfg, "train", ctx)
+    raise ConfigError(f"--split must be test, val or train; got {split!r}")
 
 
 def _fixed_set_env(cfg: Config, split: str, ctx: distributed.Context | None):

@@ -21,7 +21,7 @@ import torch
 from envs import data as envs_data
 from envs.files import atomic_write, open_no_follow, write_text_atomic
 from agents import distributed
-from agents.build import make_agent, make_test_env
+from agents.build import make_agent, make_split_env
 from agents.config import Config, config_from_flat, flat_config
 from agents.provenance import check_data, record_data
 from agents.scripting import ConfigError
@@ -337,12 +337,13 @@ def check_processes(run_dir: Path, state: dict | None, world_size: int) -> None:
                           f"stream continue from the checkpoint)")
 
 
-def load_run(run_dir: Path, allow_other_data: bool = False, plugins: Sequence[str] = (),
+def load_run(run_dir: Path, allow_other_data: bool = False, plugins: Sequence[str] = (), split: str = "test",
              **overrides: Any) -> tuple[Config, torch.nn.Module, Any]:
-    """The config, trained model and test env of a run written by ``scripts/train.py``.
+    """The config, trained model and test env of a run written by ``scripts/train.py`` (or the env of another
+    ``split``: :func:`agents.build.make_split_env`).
 
     The model is built from the checkpoint's own configuration (not the loose ``config.json``), and the
-    test data must be those the run recorded unless ``allow_other_data``. Loading runs no code from the
+    split's data must be those the run recorded unless ``allow_other_data``. Loading runs no code from the
     folder: the checkpoint holds tensors and plain values only (:func:`read_checkpoint`), and the plugins
     the run recorded must be among ``plugins``, the ones the user named (:func:`config_from_flat`).
     ``overrides`` set fields of the config (``eval_images``, ``device``); ``eval_images`` above the test
@@ -366,15 +367,15 @@ def load_run(run_dir: Path, allow_other_data: bool = False, plugins: Sequence[st
         setattr(cfg, name, value)
     cfg.images_seen = state["images_seen"]
     with envs_data.recording() as loaded:
-        test_env = make_test_env(cfg)
+        split_env = make_split_env(cfg, split)
     recorded_data = state.get("data")
     if recorded_data is not None and not (isinstance(recorded_data, dict)
                                           and all(isinstance(v, dict) for v in recorded_data.values())):
         raise ConfigError(f"{run_dir / 'checkpoint.pt'} is damaged: its data record is not one entry per split")
     if not allow_other_data:
-        check_data({k: v for k, v in state["data"].items() if k == "test"} if "data" in state else None,
+        check_data({k: v for k, v in state["data"].items() if k == split} if "data" in state else None,
                    record_data(loaded), f"{run_dir}", "--allow-other-data")
-    model = make_agent(cfg, test_env)
+    model = make_agent(cfg, split_env)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as error:
@@ -384,4 +385,4 @@ def load_run(run_dir: Path, allow_other_data: bool = False, plugins: Sequence[st
     if bad:  # train.py stops before saving such weights
         raise ConfigError(f"{run_dir / 'checkpoint.pt'} is damaged: non-finite weights {', '.join(bad[:3])}"
                           f"{' ...' if len(bad) > 3 else ''}")
-    return cfg, model, test_env
+    return cfg, model, split_env

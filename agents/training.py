@@ -45,8 +45,8 @@ modules to import first, which may register more of either.
 
 from __future__ import annotations
 
-from agents.build import (capped_to_test_split, check_algo, eval_share, make_agent, make_env, make_test_env,
-                          make_trainer, make_val_env, takes_entropy_bonus, task_spec)
+from agents.build import (capped_to_test_split, check_algo, eval_share, make_agent, make_env, make_split_env,
+                          make_test_env, make_trainer, make_val_env, takes_entropy_bonus, task_spec)
 from agents.cli import check_device, check_text, cli, command_flags, parse_train_config, recipe_in_use
 from agents.config import (Config, OptimiserOptions, Retina, RunOptions, TaskOptions, agent_spec, config_from_flat,
                            flat_config, import_plugins)
@@ -76,7 +76,8 @@ __all__ = [
     # agents.cli
     "cli", "check_text", "check_device", "parse_train_config", "recipe_in_use", "command_flags",
     # agents.build
-    "task_spec", "make_env", "eval_share", "make_test_env", "make_val_env", "capped_to_test_split", "make_agent",
+    "task_spec", "make_env", "eval_share", "make_test_env", "make_val_env", "make_split_env", "capped_to_test_split",
+    "make_agent",
     "takes_entropy_bonus", "check_algo", "make_trainer",
     # agents.provenance
     "announcing_data", "record_data", "describe_data", "check_data", "check_same_data",

@@ -72,3 +72,41 @@ def test_train_refuses_a_val_split_it_cannot_hold_out_in_one_line(tmp_path, args
     status, err = train(*SMALL, *args, "--run-dir", str(tmp_path / "run"))
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert status == 2 and len(lines) == 1 and lines[0].startswith(message), err
+
+
+def test_evaluate_scores_the_validation_split_and_fresh_canvases_of_the_training_items(tmp_path):
+    run = tmp_path / "run"
+    assert train(*SMALL, "--val-images", "30", "--run-dir", str(run))[0] == 0
+    results = json.loads((run / "results.json").read_text())
+    # --split val: the numbers train.py's last evaluation wrote (the same items, seed and MC rollouts).
+    done = in_process("evaluate.py", "--run-dir", str(run), "--split", "val", "--mc-samples", "2")
+    assert done.returncode == 0, done.stderr
+    val = json.loads(done.stdout)
+    assert (val["val_accuracy"], val["val_accuracy_mc"], val["val_examples"]) == (
+        results["val_accuracy"], results["val_accuracy_mc"], 30)
+    assert not [k for k in val if k.startswith("test_")]
+    # --split train: 20 fresh canvases of the training items (not the held-out ones), by hand: episodes of 10
+    # (the largest divisor of 20 up to the batch of 16), reset with seeds 0 and 10, mean locations.
+    done = in_process("evaluate.py", "--run-dir", str(run), "--split", "train", "--eval-images", "20",
+                      "--mc-samples", "1")
+    assert done.returncode == 0, done.stderr
+    fit = json.loads(done.stdout)
+    cfg, model, _ = training.load_run(run)
+    env, hits = training.make_env(cfg, "train", 10), 0
+    model.eval()
+    with torch.no_grad():
+        for episode in range(2):
+            obs, _ = env.reset(seed=episode * 10)
+            labels = env.scene()[1].clone()
+            hits += int((model.rollout(env, obs, deterministic=True)[0].logits.argmax(1) == labels).sum())
+    assert fit["train_examples"] == 20 and fit["train_accuracy"] == hits / 20
+    assert "data train: offline, 3970 examples" in done.stderr
+
+
+def test_evaluate_refuses_a_validation_split_the_run_does_not_have(tmp_path):
+    run = tmp_path / "run"
+    assert train(*SMALL, "--run-dir", str(run))[0] == 0
+    done = in_process("evaluate.py", "--run-dir", str(run), "--split", "val")
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and lines == [
+        "error: --split val: this run holds out no validation split (it was trained without --val-images)"], done.stderr
