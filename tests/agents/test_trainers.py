@@ -15,7 +15,9 @@ import math
 import re
 import shutil
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -49,6 +51,19 @@ SETUPS = {
     "item-hard": (dict(task="cluttered", canvas=36, distractors=2, num_glimpses=3, action_mode="discrete"),
                   HardItemAttention, {}),
 }
+
+
+def before_each_step(optimizer: torch.optim.Optimizer, record: Callable[[], Any]) -> list:
+    """Make ``optimizer`` call ``record()`` just before each of its steps; returns the list of what it returned."""
+    seen: list = []
+    step = optimizer.step
+
+    def recorded_step(*args, **kwargs):
+        seen.append(record())
+        return step(*args, **kwargs)
+
+    optimizer.step = recorded_step
+    return seen
 
 
 def setup(name: str, seed: int = 0, num_envs: int = 8):
@@ -320,14 +335,7 @@ def test_ppo_steps_epochs_times_minibatches_on_disjoint_whole_episodes(num_envs,
 
     model.collect, model.replay = collect_with_ids, replay_and_record
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    steps = []
-    optimizer_step = optimizer.step
-
-    def counted_step(*args, **kwargs):
-        steps.append(1)
-        return optimizer_step(*args, **kwargs)
-
-    optimizer.step = counted_step
+    steps = before_each_step(optimizer, lambda: 1)  # one entry per optimizer step
     options = PPOOptions(ppo_epochs=epochs, minibatches=minibatches)
     trainer = PPOTrainer(model, optimizer, training.check_update, options)
     for update in (1, 2):
@@ -474,14 +482,7 @@ def test_the_kl_target_stops_the_update_at_the_first_minibatch_past_one_and_a_ha
 
     model.replay = replay_and_measure
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = []
-    optimizer_step = optimizer.step
-
-    def counted_step(*args, **kwargs):
-        steps.append(1)
-        return optimizer_step(*args, **kwargs)
-
-    optimizer.step = counted_step
+    steps = before_each_step(optimizer, lambda: 1)  # one entry per optimizer step
     epochs, minibatches = 4, 4
     options = PPOOptions(ppo_epochs=epochs, minibatches=minibatches, target_kl=target_kl)
     trainer = PPOTrainer(model, optimizer, training.check_update, options)
@@ -509,20 +510,13 @@ def test_the_kl_target_stops_the_update_at_the_first_minibatch_past_one_and_a_ha
 def test_gradients_are_clipped_to_max_grad_norm_before_the_step(max_grad_norm):
     env, model, obs = setup("ram-catch", seed=6)
     before_clip: list[dict[str, torch.Tensor]] = []
-    at_step: list[dict[str, torch.Tensor]] = []
 
     def check(losses, m, update):  # after backward(), before the clipping
         before_clip.append(grads_of(m))
         return training.check_update(losses, m, update)
 
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    optimizer_step = optimizer.step
-
-    def recorded_step(*args, **kwargs):
-        at_step.append(grads_of(model))
-        return optimizer_step(*args, **kwargs)
-
-    optimizer.step = recorded_step
+    at_step = before_each_step(optimizer, lambda: grads_of(model))  # the gradients each step applies
     options = PPOOptions(ppo_epochs=2, minibatches=2, max_grad_norm=max_grad_norm)
     trainer = PPOTrainer(model, optimizer, check, options)
     torch.manual_seed(7)
