@@ -15,9 +15,9 @@ __all__ = ["evaluate_split"]
 
 def evaluate_split(cfg: Config, model: torch.nn.Module, split_env, mc_samples: int = 1,
                    ctx: distributed.Context | None = None) -> dict:
-    """The agent's metrics on the fixed split ``split_env`` plays: the test split (:func:`agents.build.make_test_env`) or
-    the validation split (:func:`agents.build.make_val_env`) (hard agents: mean locations, and the MC average
-    when ``mc_samples > 1``).
+    """The agent's metrics on the split ``split_env`` plays: the test split (:func:`agents.build.make_test_env`), the
+    validation split (:func:`agents.build.make_val_env`) or fresh canvases of the training items
+    (:func:`agents.build.make_split_env`) (hard agents: mean locations, and the MC average when ``mc_samples > 1``).
 
     Under torchrun (``ctx``, with ``split_env`` made with the same ``ctx``) each rank
     evaluates its share of the examples (:func:`eval_share`), and the metrics, means over examples, are
