@@ -22,8 +22,10 @@ from envs import data as envs_data
 from envs.files import atomic_write, open_no_follow, write_text_atomic
 from agents import distributed
 from agents.build import make_agent, make_split_env
+from agents.cli import command_flags
 from agents.config import Config, config_from_flat, flat_config
 from agents.provenance import check_data, record_data
+from agents.recipes import RECIPES
 from agents.scripting import ConfigError
 
 __all__ = ["LOCK_NAME", "RUN_FILES", "release_run_dir", "check_run_files", "lock_run_dir", "read_json",
@@ -265,7 +267,13 @@ def saved_config(cfg: Config) -> dict:
 
 def flag_differences(recorded: dict, current: dict, data_checked: bool = False) -> list[str]:
     """The flags whose values differ between a run's recorded configuration and ``current`` (both as
-    :func:`flat_config` gives them), each as ``--flag (run: X, command: Y)``. Where the folder is
+    :func:`flat_config` gives them), each as ``--flag (run: X, command: Y)``: :func:`differing_fields` named."""
+    return [f"--{k.replace('_', '-')} (run: {recorded.get(k, 'unset')}, command: {current.get(k, 'unset')})"
+            for k in differing_fields(recorded, current, data_checked)]
+
+
+def differing_fields(recorded: dict, current: dict, data_checked: bool = False) -> list[str]:
+    """The fields whose values differ between a run's recorded configuration and ``current``. Where the folder is
     (``run_dir``: a moved run is the same run), the recipe's name (its values are flags, compared) and its
     number of processes (``world_size``, checked on its own by ``scripts/train.py``) are not compared; nor, when ``data_checked`` (the data's contents were
     compared with the run's record by :func:`check_data`), where the data are (``data_dir``: identical
@@ -273,8 +281,7 @@ def flag_differences(recorded: dict, current: dict, data_checked: bool = False) 
     missing = object()
     skipped = (*NOT_COMPARED, "run_dir", "recipe", "data", "world_size", *(("data_dir",) if data_checked else ()))
     names = [k for k in dict.fromkeys([*current, *recorded]) if k not in skipped]
-    return [f"--{k.replace('_', '-')} (run: {recorded.get(k, 'unset')}, command: {current.get(k, 'unset')})"
-            for k in names if recorded.get(k, missing) != current.get(k, missing)
+    return [k for k in names if recorded.get(k, missing) != current.get(k, missing)
             and not (k == "plugins" and list(recorded.get(k, [])) == list(current.get(k, [])))]
 
 
@@ -314,11 +321,20 @@ def check_resume(cfg: Config, state: dict | None, recorded: dict | None, data: d
     except (ValueError, TypeError):  # ConfigError is a ValueError
         pass  # damaged or from unnamed plugins: compared as recorded, each difference named below
     # Where the data lie is no flag to compare once their contents are (identical files elsewhere).
-    differ = flag_differences(recorded, saved_config(cfg), data_checked=recorded_data is not None)
-    if differ:
+    current = saved_config(cfg)
+    fields = differing_fields(recorded, current, data_checked=recorded_data is not None)
+    if fields:
+        differ = flag_differences(recorded, current, data_checked=recorded_data is not None)
         recipe = recorded.get("recipe", cfg.recipe)  # flags the user never typed may be a recipe's: say whose
-        hint = (f" (the run's recipe is {recipe}, this command's {cfg.recipe}: --recipe {recipe})"
-                if recipe != cfg.recipe else "")
+        if recipe != cfg.recipe:
+            hint = f" (the run's recipe is {recipe}, this command's {cfg.recipe}: --recipe {recipe})"
+        else:  # the run's values, word for word; where the recipe gives the command's, say so
+            runs = command_flags({k: recorded[k] for k in fields if k in recorded and k != "plugins"})
+            values = RECIPES[cfg.recipe].values if cfg.recipe in RECIPES else {}
+            given = {k: current[k] for k in fields if k in values and values[k] == current.get(k)}
+            hint = (f": {' '.join(runs)}" if runs else "") + (
+                f" (recipe {cfg.recipe} gives {' '.join(command_flags(given))}; the run's were typed or its recipe "
+                f"has changed since)" if given else "")
         raise ConfigError(f"--resume: the command's flags differ from the run's: {'; '.join(differ)}; "
                           f"pass the run's flags{hint}")
 

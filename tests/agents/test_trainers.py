@@ -10,6 +10,7 @@ code, without a second interpreter's start, which is most of a short run's time 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import re
@@ -885,3 +886,24 @@ def test_resuming_without_the_runs_recipe_names_the_recipe(ppo_run, tmp_path):
     one_line(stderr, "error:", "--resume: the command's flags differ from the run's",
              "--algo (run: ppo, command: reinforce)",
              "(the run's recipe is ram-catch, this command's none: --recipe ram-catch)")
+
+
+def test_resuming_after_the_recipe_changed_gives_the_runs_flags_to_pass(ppo_run, tmp_path, monkeypatch):
+    """A recipe changed after its run was made (as RAM's cluttered-60 recipe took --anneal-lr): the resume names the
+    run's values as the flags to pass, and that the command's came from the recipe; passing them resumes."""
+    whole, _ = ppo_run
+    run = tmp_path / "copy"
+    shutil.copytree(whole, run)
+    recipe = RECIPES["ram-catch"]
+    changed = {**recipe.values, "anneal_lr": False, "entropy_coef": 0.02}
+    monkeypatch.setitem(RECIPES, "ram-catch", dataclasses.replace(recipe, values=changed))
+    status, stderr = train(run, *CATCH_RUN, "--resume")
+    assert status == 2
+    line = one_line(stderr, "error:", "--anneal-lr (run: True, command: False)",
+                    "--entropy-coef (run: 0.01, command: 0.02)", "the run's were typed or its recipe has changed since")
+    to_pass, given = re.fullmatch(r".*; pass the run's flags: (.*) \(recipe ram-catch gives (.*); the run's.*",
+                                  line).groups()
+    assert sorted(to_pass.split(" --")) == sorted("--anneal-lr --entropy-coef 0.01".split(" --"))
+    assert sorted(given.split(" --")) == sorted("--no-anneal-lr --entropy-coef 0.02".split(" --"))
+    status, stderr = train(run, *CATCH_RUN, "--resume", *to_pass.split())
+    assert status == 0, stderr
