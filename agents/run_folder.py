@@ -22,10 +22,9 @@ from envs import data as envs_data
 from envs.files import atomic_write, open_no_follow, write_text_atomic
 from agents import distributed
 from agents.build import make_agent, make_split_env
-from agents.cli import command_flags
+from agents.cli import command_flags, recipe_in_use
 from agents.config import Config, config_from_flat, flat_config
 from agents.provenance import check_data, record_data
-from agents.recipes import RECIPES
 from agents.scripting import ConfigError
 
 __all__ = ["LOCK_NAME", "RUN_FILES", "release_run_dir", "check_run_files", "lock_run_dir", "read_json",
@@ -267,9 +266,13 @@ def saved_config(cfg: Config) -> dict:
 
 def flag_differences(recorded: dict, current: dict, data_checked: bool = False) -> list[str]:
     """The flags whose values differ between a run's recorded configuration and ``current`` (both as
-    :func:`flat_config` gives them), each as ``--flag (run: X, command: Y)``: :func:`differing_fields` named."""
-    return [f"--{k.replace('_', '-')} (run: {recorded.get(k, 'unset')}, command: {current.get(k, 'unset')})"
-            for k in differing_fields(recorded, current, data_checked)]
+    :func:`flat_config` gives them), each as :func:`flag_difference` names it (:func:`differing_fields`)."""
+    return [flag_difference(k, recorded, current) for k in differing_fields(recorded, current, data_checked)]
+
+
+def flag_difference(name: str, recorded: dict, current: dict) -> str:
+    """Field ``name``'s values in the run and in the command: ``--flag (run: X, command: Y)``."""
+    return f"--{name.replace('_', '-')} (run: {recorded.get(name, 'unset')}, command: {current.get(name, 'unset')})"
 
 
 def differing_fields(recorded: dict, current: dict, data_checked: bool = False) -> list[str]:
@@ -324,14 +327,13 @@ def check_resume(cfg: Config, state: dict | None, recorded: dict | None, data: d
     current = saved_config(cfg)
     fields = differing_fields(recorded, current, data_checked=recorded_data is not None)
     if fields:
-        differ = flag_differences(recorded, current, data_checked=recorded_data is not None)
+        differ = [flag_difference(k, recorded, current) for k in fields]
         recipe = recorded.get("recipe", cfg.recipe)  # flags the user never typed may be a recipe's: say whose
         if recipe != cfg.recipe:
             hint = f" (the run's recipe is {recipe}, this command's {cfg.recipe}: --recipe {recipe})"
         else:  # the run's values, word for word; where the recipe gives the command's, say so
             runs = command_flags({k: recorded[k] for k in fields if k in recorded and k != "plugins"})
-            values = RECIPES[cfg.recipe].values if cfg.recipe in RECIPES else {}
-            given = {k: current[k] for k in fields if k in values and values[k] == current.get(k)}
+            given = {k: v for k, v in recipe_in_use(cfg).items() if k in fields}
             hint = (f": {' '.join(runs)}" if runs else "") + (
                 f" (recipe {cfg.recipe} gives {' '.join(command_flags(given))}; the run's were typed or its recipe "
                 f"has changed since)" if given else "")
